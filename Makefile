@@ -1,0 +1,62 @@
+# Regime Lab. `make help` lists the targets.
+# A virtual environment is created in .venv unless one is already active ($VIRTUAL_ENV, or a
+# conda env other than base in $CONDA_PREFIX), in which case that one is used.
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+
+ifneq ($(strip $(VIRTUAL_ENV)),)
+VENV := $(VIRTUAL_ENV)
+else ifneq ($(filter-out base,$(strip $(CONDA_DEFAULT_ENV))),)
+VENV := $(CONDA_PREFIX)
+else
+VENV := .venv
+endif
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.regime-lab-installed
+NBVAL_DIR := build/nbval
+EXTRAS ?= dev,lab
+
+## Create the virtual environment (if none is active), install the package and register the kernel
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || { echo "creating virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m research.pipeline.kernel
+	@touch $@
+
+## Run every notebook with default parameters and render reports/_site/index.html (ARGS="--force" etc.)
+report: install
+	$(BIN)/research run $(ARGS)
+
+## Run the whole test suite: pytest, plus nbval over the notebooks with small parameters
+test: install
+	rm -rf $(NBVAL_DIR)
+	$(BIN)/research notebooks prepare --params notebooks/params/small.yaml --out $(NBVAL_DIR)
+	$(BIN)/python -m pytest tests $(NBVAL_DIR) --nbval-lax --nbval-kernel-name regime-lab -p no:cacheprovider $(PYTEST_ARGS)
+
+## Open JupyterLab in the project's environment (kernel "Python (Regime Lab)")
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+## Lint and type-check (ruff, mypy)
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+## Print benchmark figures (benchmarks/*.py)
+bench: install
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+## Remove generated outputs (executed notebooks, site, build folders)
+clean:
+	rm -rf reports/executed reports/_site reports/.site-build-* reports/.quarto build
+
+## List the targets
+help:
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[36m%-10s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
+
+.PHONY: install report test lab lint bench clean help

@@ -1,0 +1,250 @@
+"""Render the executed notebooks into the HTML site ``reports/_site``.
+
+With Quarto on PATH, ``quarto render reports`` renders the website project (``reports/
+_quarto.yml``; execution disabled, so the executed notebooks are rendered as they are). Without
+it, an nbconvert fallback writes the same pages: ``executed/NAME.html`` per notebook (no input
+cells, no injected-parameters cell) and ``index.html`` from ``index.qmd``, with a navigation bar.
+
+Either way the site is built in a temporary folder under ``reports/`` and swapped in only when
+complete, so a failed render leaves the published site intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from research.config import Paths
+from research.pipeline.manifest import code_digest, tree_digest
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE_NAME = "regime_lab"
+REMOVED_TAGS = ("injected-parameters", "remove-cell")
+_SHORTCODE = re.compile(r"\{\{<.*?>\}\}")
+_FENCED_DIV = re.compile(r"^:::.*$", flags=re.M)
+_LOCAL_LINK = re.compile(r"\]\(((?!https?:)[^)#\s]+)\.(ipynb|qmd)(#[^)]*)?\)")
+
+
+def site_sources(paths: Paths) -> list[Path]:
+    """Files the site is rendered from: the Quarto project files and executed notebooks."""
+    files = [p for p in paths.reports.glob("*.qmd")] + [p for p in paths.reports.glob("*.yml")]
+    files += list((paths.reports / "findings").glob("*.qmd"))
+    files += published_notebooks(paths)
+    return [f for f in files if f.is_file()]
+
+
+def site_digest(paths: Paths) -> str:
+    """Digest of the site's inputs and of the renderer code (re-render when it changes)."""
+    engine = "quarto" if shutil.which("quarto") else "nbconvert"
+    text = tree_digest(site_sources(paths), paths.reports) + engine + code_digest()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def published_notebooks(paths: Paths) -> list[Path]:
+    """Executed notebooks whose source notebook still exists, in name order."""
+    sources = {p.name for p in paths.notebooks.glob("[0-9][0-9]_*.ipynb")}
+    return sorted(p for p in paths.executed.glob("*.ipynb") if p.name in sources)
+
+
+def render_site(paths: Paths, *, renderer: str = "auto", log: Callable[[str], None] = print) -> str:
+    """Render ``reports/`` into ``reports/_site`` (atomically swapped in).
+
+    Parameters
+    ----------
+    renderer
+        ``auto`` (Quarto when ``quarto`` is on PATH, else nbconvert), ``quarto`` or
+        ``nbconvert``.
+
+    Returns
+    -------
+    str
+        The renderer used.
+    """
+    if renderer not in ("auto", "quarto", "nbconvert"):
+        raise ValueError(f"unknown renderer {renderer!r}; use auto, quarto or nbconvert")
+    quarto = shutil.which("quarto")
+    use = "quarto" if renderer == "quarto" or (renderer == "auto" and quarto) else "nbconvert"
+    if use == "quarto" and quarto is None:
+        raise RuntimeError("renderer 'quarto' requested but quarto is not on PATH")
+    build = Path(tempfile.mkdtemp(prefix=".site-build-", dir=paths.reports))
+    build.chmod(0o755)  # mkdtemp makes it owner-only; the published site is world-readable
+    try:
+        if use == "quarto":
+            assert quarto is not None
+            render_quarto(paths, build, quarto)
+        else:
+            render_nbconvert(paths, build, log)
+        if not (build / "index.html").is_file():
+            raise RuntimeError(f"{use} render produced no index.html in {build}")
+        publish(build, paths.site)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return use
+
+
+def publish(build: Path, site: Path) -> None:
+    """Swap a finished build folder in place of the published site."""
+    old = None
+    if site.exists():
+        old = site.with_name(f"{site.name}.old-{build.name}")
+        site.rename(old)
+    try:
+        build.rename(site)
+    except BaseException:
+        if old is not None:
+            old.rename(site)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def render_quarto(paths: Paths, out: Path, quarto: str) -> None:
+    """``quarto render reports --output-dir OUT`` (execution is disabled in ``_quarto.yml``)."""
+    cmd = [quarto, "render", str(paths.reports), "--output-dir", str(out), "--no-execute"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"quarto render failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the fallback site."""
+
+    href: str
+    title: str
+    subtitle: str | None
+
+
+def notebook_front_matter(nb: object) -> dict[str, object]:
+    """YAML front matter from a notebook's first raw cell (Quarto's convention), or {}."""
+    import yaml
+
+    cells = getattr(nb, "cells", [])
+    if cells and cells[0].cell_type == "raw":
+        text = cells[0].source.strip()
+        if text.startswith("---"):
+            body = text.strip("-\n ")
+            try:
+                data = yaml.safe_load(body)
+            except yaml.YAMLError:
+                return {}
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _title(nb: object, fallback: str) -> tuple[str, str | None]:
+    meta = notebook_front_matter(nb)
+    title = str(meta.get("title") or fallback)
+    subtitle = meta.get("subtitle")
+    return title, str(subtitle) if subtitle else None
+
+
+def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print) -> None:
+    """The fallback renderer: nbconvert pages for the executed notebooks plus an index page."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
+
+    notebooks = published_notebooks(paths)
+    loaded = {p: nbformat.read(str(p), as_version=4) for p in notebooks}
+    pages = [Page(f"executed/{p.stem}.html", *_title(loaded[p], p.stem)) for p in notebooks]
+    nav = [{"href": pg.href, "title": pg.title} for pg in pages]
+
+    config = Config()
+    config.TagRemovePreprocessor.remove_cell_tags = set(REMOVED_TAGS)
+    config.TagRemovePreprocessor.enabled = True
+    exporter = HTMLExporter(
+        config=config,
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[str(TEMPLATE_DIR)],
+        exclude_input=True,
+        exclude_raw=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
+    (out / "executed").mkdir(parents=True, exist_ok=True)
+    for path, page in zip(notebooks, pages, strict=True):
+        resources = {
+            "metadata": {"name": page.title},
+            "regime_lab": {
+                "root": "../",
+                "nav": nav,
+                "href": page.href,
+                "title": page.title,
+                "subtitle": page.subtitle,
+                "site_title": "Regime Lab",
+            },
+        }
+        body, _ = exporter.from_notebook_node(loaded[path], resources=resources)
+        (out / page.href).write_text(body, encoding="utf-8")
+        log(f"    page {page.href}")
+    (out / "index.html").write_text(index_page(paths, pages), encoding="utf-8")
+
+
+def qmd_to_html(text: str) -> tuple[dict[str, object], str]:
+    """Front matter and HTML body of a ``.qmd`` page (shortcodes dropped, links to .ipynb/.qmd
+    pointed at the rendered .html, as Quarto does)."""
+    import mistune
+    import yaml
+
+    meta: dict[str, object] = {}
+    match = re.match(r"^---\s*\n(.*?)\n---\s*\n", text, flags=re.S)
+    if match:
+        loaded = yaml.safe_load(match.group(1))
+        meta = loaded if isinstance(loaded, dict) else {}
+        text = text[match.end() :]
+    text = _FENCED_DIV.sub("", _SHORTCODE.sub("", text))
+    text = _LOCAL_LINK.sub(lambda m: f"]({m.group(1)}.html{m.group(3) or ''})", text)
+    body = mistune.html(text)
+    return meta, str(body)
+
+
+def index_page(paths: Paths, pages: list[Page]) -> str:
+    """The fallback index: ``reports/index.qmd`` plus links to every rendered notebook."""
+    index_qmd = paths.reports / "index.qmd"
+    meta, body = (
+        qmd_to_html(index_qmd.read_text(encoding="utf-8")) if index_qmd.exists() else ({}, "")
+    )
+    title = html.escape(str(meta.get("title", "Regime Lab")))
+    links = "\n".join(
+        f'<li><a href="{pg.href}">{html.escape(pg.title)}</a>'
+        + (f" — {html.escape(pg.subtitle)}" if pg.subtitle else "")
+        + "</li>"
+        for pg in pages
+    )
+    nav = "".join(f'<a href="{pg.href}">{html.escape(pg.title)}</a>' for pg in pages)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>{title}</title>
+<style>
+ body {{ font-family: system-ui, sans-serif; margin: 0; color: #222; }}
+ nav.rl-nav {{ padding: 0.6rem 1.2rem; background: #1f3b5a; }}
+ nav.rl-nav a {{ color: #fff; margin-right: 1.2rem; text-decoration: none; }}
+ main {{ max-width: 960px; margin: 0 auto; padding: 1rem; line-height: 1.5; }}
+ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
+ code {{ background: #f3f3f3; padding: 1px 3px; }}
+</style></head>
+<body>
+<nav class="rl-nav"><a href="index.html"><b>Regime Lab</b></a>{nav}</nav>
+<main>
+<h1>{title}</h1>
+{body}
+<h2>Notebooks</h2>
+<ul>
+{links}
+</ul>
+<p><small>Rendered with the nbconvert fallback (Quarto was not found on PATH).</small></p>
+</main>
+</body></html>
+"""

@@ -1,0 +1,85 @@
+"""Tests for research.data.cli_validate.validate_command (the `research data validate` body)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from research.data.cli_validate import validate_command
+
+
+def bars() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": ["2020-01-02", "2020-01-03", "2020-01-06"] * 2,
+            "symbol": ["SPX"] * 3 + ["NDX"] * 3,
+            "open": [3244.67, 3226.36, 3217.55, 8872.1, 8834.7, 8788.9],
+            "high": [3258.14, 3246.15, 3246.84, 8946.3, 8903.2, 8960.1],
+            "low": [3235.53, 3222.34, 3214.64, 8853.4, 8827.1, 8781.0],
+            "close": [3257.85, 3234.85, 3246.28, 8945.0, 8876.7, 8910.7],
+            "volume": [None] * 6,
+        }
+    )
+
+
+def test_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bars.csv"
+    bars().to_csv(path, index=False)
+    assert validate_command("bars", path, None) == 0
+    out, err = capsys.readouterr()
+    assert out == f"OK: {path} satisfies the 'bars' contract (6 rows, 2020-01-02..2020-01-06)\n"
+    assert err == ""
+
+
+def test_ok_database_table_without_dates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import duckdb
+
+    path = tmp_path / "lab.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE llm AS SELECT 'T1' AS trade_id, 'm' AS model, 'base' AS prompt_variant, "
+        "'approve' AS decision, 0.7 AS confidence, 1 AS contracts, 'ok' AS reason, "
+        "NULL::VARCHAR AS error, 0.5 AS latency_s, 100 AS tokens"
+    )
+    con.execute("CREATE TABLE other AS SELECT 1 AS x")
+    con.close()
+    assert validate_command("llm_decisions", path, "llm") == 0
+    out, _ = capsys.readouterr()
+    assert out == f"OK: {path} satisfies the 'llm_decisions' contract (1 row)\n"
+
+
+def test_contract_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    df = bars()
+    df.loc[[3, 5], "close"] = [-1.0, -3.2]
+    path = tmp_path / "bars.csv"
+    df.to_csv(path, index=False)
+    assert validate_command("bars", path, None) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"{path}: does not satisfy the 'bars' contract (1 problem)\n"
+        "  - column 'close': negative price in 2 rows (rows 4, 6; values -1.0, -3.2): "
+        "must be > 0 (zero also fails)\n"
+    )
+
+
+def test_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "missing.parquet"
+    assert validate_command("bars", path, None) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert (
+        err == f"{path}: cannot load 'bars' data (1 problem)\n  - unreadable file: no such file\n"
+    )
+
+
+def test_unknown_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bars.csv"
+    bars().to_csv(path, index=False)
+    assert validate_command("candles", path, None) == 1
+    _, err = capsys.readouterr()
+    assert "unknown contract" in err and "bars, iv_index, signals" in err

@@ -1,0 +1,197 @@
+"""The papermill → site pipeline on a small temporary project (real kernels, real papermill)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
+
+from research.config import KERNEL_NAME, Paths
+from research.pipeline.runner import run_pipeline, select
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def write_notebook(path: Path, body: str, params: str = "x = 1", title: str = "T") -> None:
+    cells = [
+        new_raw_cell(f'---\ntitle: "{title}"\n---'),
+        new_markdown_cell(f"Intro of {title}"),
+        new_code_cell(params, metadata={"tags": ["parameters"]}),
+        new_code_cell(body),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "RL", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Paths:
+    for sub in ("notebooks/params", "reports", "data/sample"):
+        (tmp_path / sub).mkdir(parents=True)
+    (tmp_path / "reports/index.qmd").write_text(
+        '---\ntitle: "Test site"\n---\n\nSee [A](executed/01_a.ipynb).\n\n::: {.callout-note}\n'
+        "note\n:::\n"
+    )
+    write_notebook(tmp_path / "notebooks/01_a.ipynb", "print('value of x:', x * 10)", title="Alpha")
+    write_notebook(tmp_path / "notebooks/02_b.ipynb", "print('b says', x + 100)", title="Beta")
+    return Paths.from_root(tmp_path)
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def _statuses(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {o.name: o.status for o in result.notebooks}
+
+
+def test_run_executes_renders_then_skips_and_force_reruns(project: Paths) -> None:
+    lines: list[str] = []
+    first = run_pipeline(project, log=lines.append, renderer="nbconvert")
+    assert first.ok and first.rendered and first.renderer == "nbconvert"
+    assert _statuses(first) == {"01_a": "executed", "02_b": "executed"}
+    executed = nbformat.read(str(project.executed / "01_a.ipynb"), as_version=4)
+    outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "value of x: 10" in outputs
+    page = (project.site / "executed/01_a.html").read_text()
+    assert "value of x: 10" in page and "Alpha" in page
+    # no input cells and no injected parameters cell in the rendered page
+    assert "print(" not in page and "injected-parameters" not in page
+    index = (project.site / "index.html").read_text()
+    assert 'href="executed/01_a.html"' in index and "Beta" in index and ":::" not in index
+    assert not list(project.reports.glob(".site-build-*"))
+    assert any("executing" in ln for ln in lines)
+
+    lines.clear()
+    second = run_pipeline(project, log=lines.append, renderer="nbconvert")
+    assert _statuses(second) == {"01_a": "skipped", "02_b": "skipped"}
+    assert not second.rendered and "unchanged" in second.render_note
+    assert sum("not re-executed" in ln for ln in lines) == 2
+
+    third = run_pipeline(project, force=True, log=_quiet, renderer="nbconvert")
+    assert _statuses(third) == {"01_a": "executed", "02_b": "executed"}
+    assert third.rendered
+
+
+def test_changed_params_or_source_reexecute_only_that_notebook(project: Paths) -> None:
+    run_pipeline(project, log=_quiet, renderer="nbconvert")
+    params = project.params / "other.yaml"
+    params.write_text("01_a:\n  x: 7\n")
+    result = run_pipeline(project, params_file=params, log=_quiet, renderer="nbconvert")
+    assert _statuses(result) == {"01_a": "executed", "02_b": "skipped"}
+    assert result.notebooks[0].reason == "changed: params"
+    assert "value of x: 70" in (project.site / "executed/01_a.html").read_text()
+
+    write_notebook(project.notebooks / "02_b.ipynb", "print('b now says', x)", title="Beta")
+    result = run_pipeline(project, params_file=params, log=_quiet, renderer="nbconvert")
+    assert _statuses(result) == {"01_a": "skipped", "02_b": "executed"}
+    assert result.notebooks[1].reason == "changed: source"
+
+    (project.sample / "input.csv").write_text("a,b\n1,2\n")
+    result = run_pipeline(project, params_file=params, log=_quiet, renderer="nbconvert")
+    assert {o.reason for o in result.notebooks} == {"changed: data"}
+
+
+def test_failing_notebook_is_named_others_run_and_old_site_stays(project: Paths) -> None:
+    run_pipeline(project, log=_quiet, renderer="nbconvert")
+    index = project.site / "index.html"
+    before = index.read_text()
+    before_page = (project.site / "executed/02_b.html").read_text()
+
+    write_notebook(
+        project.notebooks / "01_a.ipynb",
+        "y = 2\nraise ValueError('boom in alpha')",
+        title="Alpha v2",
+    )
+    write_notebook(project.notebooks / "02_b.ipynb", "print('b changed', x)", title="Beta v2")
+    lines: list[str] = []
+    result = run_pipeline(project, log=lines.append, renderer="nbconvert")
+    assert not result.ok and not result.rendered
+    failed, ok = result.notebooks
+    assert (failed.status, ok.status) == ("failed", "executed")
+    assert failed.error == "ValueError: boom in alpha"
+    # cell #4 of the source notebook: raw, markdown, parameters, body
+    assert failed.cell_number == 4 and failed.cell_source == "y = 2"
+    assert "01_a: failed in cell #4 (In [2]): 'y = 2'" in "\n".join(lines)
+    assert (project.executed / "failed/01_a.ipynb").exists()
+    # previous site untouched (same pages), no half-built folder left
+    assert index.read_text() == before
+    assert (project.site / "executed/02_b.html").read_text() == before_page
+    assert not list(project.reports.glob(".site-build-*"))
+    assert "unchanged" in result.render_note
+
+    # fixing the notebook: only it re-runs, and the site is published again
+    write_notebook(project.notebooks / "01_a.ipynb", "print('fixed')", title="Alpha v3")
+    result = run_pipeline(project, log=_quiet, renderer="nbconvert")
+    assert _statuses(result) == {"01_a": "executed", "02_b": "skipped"} and result.rendered
+    assert "Alpha v3" in index.read_text()
+    assert not (project.executed / "failed/01_a.ipynb").exists()
+
+
+def test_cell_timeout_is_reported_with_its_cell(project: Paths) -> None:
+    write_notebook(project.notebooks / "02_b.ipynb", "import time\ntime.sleep(60)")
+    result = run_pipeline(project, only=["02"], timeout=3, log=_quiet, renderer="nbconvert")
+    (outcome,) = result.notebooks
+    assert outcome.status == "timeout"
+    assert outcome.cell_number == 4 and outcome.cell_source == "import time"
+    assert outcome.seconds < 40
+    assert not result.rendered and not (project.site / "index.html").exists()
+
+
+def test_cli_exit_codes(project: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from research.cli import app
+
+    monkeypatch.setenv("REGIME_LAB_ROOT", str(project.root))
+    runner = CliRunner()
+    ok = runner.invoke(app, ["run", "--renderer", "nbconvert", "--only", "01_a"])
+    assert ok.exit_code == 0, ok.output
+    write_notebook(project.notebooks / "01_a.ipynb", "1/0")
+    bad = runner.invoke(app, ["run", "--renderer", "nbconvert", "--only", "01_a"])
+    assert bad.exit_code == 1
+    assert "ZeroDivisionError" in bad.output and "01_a: failed in cell #4" in bad.output
+    params = project.params / "bad.yaml"
+    params.write_text("01_a:\n  nope: 3\n")
+    err = runner.invoke(app, ["run", "--params", str(params)])
+    assert err.exit_code == 2
+    assert "bad.yaml" in err.output and "nope" in err.output and "['x']" in err.output
+
+
+def test_quarto_is_used_when_on_path(
+    project: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in `quarto` that records its arguments and writes the index into --output-dir:
+    # this checks the wiring (arguments, temp build folder, swap), not Quarto itself.
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    fake = bindir / "quarto"
+    log = tmp_path / "quarto-args.txt"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$@" > {log}\n'
+        'while [ $# -gt 0 ]; do if [ "$1" = --output-dir ]; then out=$2; fi; shift; done\n'
+        'echo "<html>quarto site</html>" > "$out/index.html"\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    result = run_pipeline(project, only=["01"], log=_quiet)
+    assert result.renderer == "quarto"
+    args = log.read_text().split()
+    assert args[:2] == ["render", str(project.reports)]
+    assert "--output-dir" in args and "--no-execute" in args
+    assert (project.site / "index.html").read_text().strip() == "<html>quarto site</html>"
+
+
+def test_select_matches_prefixes_and_rejects_ambiguous(project: Paths) -> None:
+    nbs = sorted(project.notebooks.glob("*.ipynb"))
+    assert [p.stem for p in select(nbs, ["02"])] == ["02_b"]
+    assert [p.stem for p in select(nbs, ["01_a.ipynb", "02_b"])] == ["01_a", "02_b"]
+    with pytest.raises(ValueError, match="matches several"):
+        select(nbs, ["0"])
+    with pytest.raises(ValueError, match="matches no notebook"):
+        select(nbs, ["99"])
