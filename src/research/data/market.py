@@ -270,7 +270,7 @@ def garch_forecast_vol(
     warm[: RV_WINDOW - 1] = np.nan
     out[1 : min(min_train, n) + 1] = warm[: min(min_train, n)]
     params = None
-    for start in range(min_train, n, refit_every):
+    for start in range(min_train, n + 1, refit_every):
         stop = min(start + refit_every, n)
         fitted = arch_model(ret[:start], mean="Constant", vol="GARCH", p=1, q=1).fit(
             disp="off", show_warning=False
