@@ -83,3 +83,31 @@ def test_unknown_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert validate_command("candles", path, None) == 1
     _, err = capsys.readouterr()
     assert "unknown contract" in err and "bars, iv_index, signals" in err
+
+
+def test_research_data_validate_entry_point(tmp_path: Path) -> None:
+    """The installed `research` console script: exit 0 on good input, 1 with the message."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("research")
+    good = tmp_path / "bars.csv"
+    good.write_text(
+        "date,symbol,open,high,low,close,volume\n"
+        "2020-01-02,SPY,100,101,99,100.5,1000\n2020-01-03,SPY,100.5,102,100,101,1200\n"
+    )
+    ok = subprocess.run(
+        [exe, "data", "validate", "bars", str(good)], capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "satisfies the 'bars' contract (2 rows, 2020-01-02..2020-01-03)" in ok.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "date,symbol,open,high,low,close,volume\n"
+        "2020-01-02,SPY,100,101,99,100.5,1000\n2020-01-03,SPY,100.5,99,100,101,1200\n"
+    )
+    res = subprocess.run(
+        [exe, "data", "validate", "bars", str(bad)], capture_output=True, text=True
+    )
+    assert res.returncode == 1
+    assert str(bad) in res.stderr and "high < low in 1 row (row 2" in res.stderr
