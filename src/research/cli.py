@@ -95,3 +95,76 @@ def notebooks_prepare(
 
     for path in prepare_notebooks(out, params_file=params):
         typer.echo(str(path))
+
+
+regimes_app = typer.Typer(
+    help="Market regimes: classify bars with any model.", no_args_is_help=True
+)
+app.add_typer(regimes_app, name="regimes")
+
+
+@regimes_app.command("classify")
+def regimes_classify(
+    model: Annotated[str, typer.Option(help="vix_trend, vol_ratio, bull_bear_vol, tags, markov.")],
+    bars: Annotated[Path, typer.Option(help="A file in the bars contract.")],
+    out: Annotated[Path, typer.Option(help="Output table (.csv, .parquet, .json, .jsonl).")],
+    iv: Annotated[
+        Path | None, typer.Option(help="A file in the iv_index contract (IV models).")
+    ] = None,
+    iv_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--iv-proxy",
+            help="Fill dates without IV with the GARCH proxy fitted on "
+            "the embedded SPX/VIX (labelled source=proxy).",
+        ),
+    ] = False,
+    ruleset: Annotated[
+        Path | None, typer.Option(help="Ruleset YAML/JSON (default: the seeds' defaults).")
+    ] = None,
+    table: Annotated[str | None, typer.Option(help="Table name for SQLite/DuckDB.")] = None,
+) -> None:
+    """Classify every (date, symbol) of BARS and write the long regime table to OUT."""
+    from research.data.errors import ContractError
+    from research.data.writers import write_table
+    from research.regimes.ruleset import RulesetError
+    from research.regimes.service import classify_files
+
+    try:
+        labels = classify_files(model, bars, iv=iv, iv_proxy=iv_proxy, ruleset=ruleset, table=table)
+        write_table(labels, out)
+    except (ContractError, RulesetError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    from research.regimes.service import summarize
+
+    typer.echo(summarize(labels))
+    typer.echo(f"wrote {len(labels)} rows to {out}")
+
+
+@regimes_app.command("snapshot")
+def regimes_snapshot(
+    bars: Annotated[Path, typer.Option(help="A file in the bars contract.")],
+    out: Annotated[Path, typer.Option(help="JSON file to write.")],
+    asof: Annotated[str | None, typer.Option(help="Date (default: the last bar).")] = None,
+    ruleset: Annotated[Path | None, typer.Option(help="Ruleset YAML/JSON.")] = None,
+    table: Annotated[str | None, typer.Option(help="Table name for SQLite/DuckDB.")] = None,
+) -> None:
+    """Write the seed-003 volatility-regime snapshot (vol_regime, vol.short/long/ratio per symbol
+    and vol_regime_summary) as JSON."""
+    import json
+
+    from research.data.errors import ContractError
+    from research.regimes import sizing
+    from research.regimes.ruleset import RulesetError
+    from research.regimes.service import classify_files
+
+    try:
+        labels = classify_files("vol_ratio", bars, ruleset=ruleset, table=table)
+        snap = sizing.regime_snapshot(labels, asof=asof)
+        sizing.write_snapshot(snap, out)
+    except (ContractError, RulesetError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(snap["vol_regime_summary"]))
+    typer.echo(f"wrote {out}")

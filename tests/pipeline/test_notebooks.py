@@ -14,7 +14,9 @@ from research.config import Paths
 from research.pipeline.runner import discover, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURES = {"01_market_data": 3}  # figures each notebook must draw
+# figures each notebook must draw (02: two symbols' regime strips, agreement, transitions,
+# share of time, snapshot counts)
+FIGURES = {"01_market_data": 3, "02_market_regimes": 6}
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +57,13 @@ def test_market_data_page_reports_the_proxy_fit_and_coverage(rendered: Paths) ->
     assert "2013-01-02" in page  # small parameters: bars start in 2013
     index = (rendered.site / "index.html").read_text()
     assert 'href="executed/01_market_data.html"' in index
+
+
+def test_market_regimes_page_shows_every_model_and_the_snapshot(rendered: Paths) -> None:
+    page = (rendered.site / "executed" / "02_market_regimes.html").read_text()
+    for model in ("vix_trend", "vol_ratio", "bull_bear_vol", "tags", "markov"):
+        assert model in page
+    assert "vol_regime_summary" not in page  # shown as a chart and badges, not raw JSON
+    assert re.search(r">\s*[LNHC]\s*</td>", page)  # an L/N/H/C badge cell
+    assert "kappa_ci_low" in page and "expected_duration" in page
+    assert "CORE" in page and "ALT-EXT" in page  # the sizing table

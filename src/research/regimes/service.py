@@ -1,0 +1,244 @@
+"""File-level entry points for regimes (what the CLI and notebooks call)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from research.data.loaders import load
+from research.regimes.registry import classify, get_model
+from research.regimes.ruleset import Ruleset, load_ruleset
+
+if TYPE_CHECKING:
+    from research.regimes.sizing import VolRegimesConfig
+
+
+def classify_files(
+    model: str,
+    bars_path: str | Path,
+    *,
+    iv: str | Path | None = None,
+    iv_proxy: bool = False,
+    ruleset: str | Path | None = None,
+    table: str | None = None,
+) -> pd.DataFrame:
+    """Load bars (and IV) through the contracts, then ``classify``.
+
+    ``iv_proxy`` fills every (date, symbol) without a published IV with the labelled GARCH
+    proxy, its map fitted on the embedded SPX/VIX overlap (``research.data.market``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        As ``research.regimes.classify``.
+    """
+    spec = get_model(model)  # unknown model: fail before reading anything
+    rules = load_ruleset(ruleset)
+    bars = load("bars", bars_path, table=table)
+    iv_frame = load("iv_index", iv) if iv is not None else None
+    if spec.uses_iv and iv_frame is None and not iv_proxy:
+        raise ValueError(f"model {model!r} needs an IV index: pass --iv PATH or --iv-proxy")
+    if spec.uses_iv and iv_proxy:
+        from research.data import market
+
+        fit = market.fit_iv_proxy(market.embedded_bars(["SPX"]), market.embedded_vix())
+        published = iv_frame if iv_frame is not None else pd.DataFrame(
+            {"date": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=str),
+             "iv": pd.Series(dtype=float)}
+        )
+        iv_frame = market.iv_with_proxy(bars, published, fit)
+    return classify(model, bars, iv_frame, rules, source=str(bars_path))
+
+
+def summarize(labels: pd.DataFrame) -> str:
+    """A few lines: per symbol the date range, the latest label and label counts; flags."""
+    lines = []
+    for symbol, part in labels.groupby("symbol", sort=True):
+        counts = part["regime"].value_counts()
+        last = part.iloc[-1]
+        lines.append(
+            f"{symbol}: {part['date'].min().date()}..{part['date'].max().date()}, "
+            f"latest {last['regime']} ({last['date'].date()}); "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
+    exploded = labels["flag"].str.split(";").explode()
+    flag_counts = exploded[exploded != ""].value_counts()
+    if len(flag_counts):
+        lines.append("flags: " + ", ".join(f"{k} {v}" for k, v in flag_counts.items()))
+    return "\n".join(lines)
+
+
+def iv_for(
+    bars: pd.DataFrame, iv_path: str | Path | None = None, *, table: str | None = None
+) -> pd.DataFrame:
+    """IV for every bar: the published index (``iv_path``, default the embedded VIX for SPX)
+    where it exists, else the labelled GARCH proxy fitted on the embedded SPX/VIX overlap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``date, symbol, iv, source`` (``index`` | ``proxy``).
+    """
+    from research.data import market
+
+    published = market.load_iv_index(iv_path, table=table)
+    fit = market.fit_iv_proxy(market.embedded_bars(["SPX"]), market.embedded_vix())
+    return market.iv_with_proxy(bars, published, fit)
+
+
+def classify_all(
+    bars: pd.DataFrame,
+    iv: pd.DataFrame | None,
+    ruleset: Ruleset | None = None,
+    models: tuple[str, ...] | list[str] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Run several models on the same bars.
+
+    Returns
+    -------
+    dict
+        Model name → the ``classify`` table (IV models are skipped when ``iv`` is None).
+    """
+    from research.regimes.registry import models as registry
+
+    names = list(models) if models is not None else list(registry())
+    return {
+        name: classify(name, bars, iv, ruleset)
+        for name in names
+        if iv is not None or not get_model(name).uses_iv
+    }
+
+
+def label_order(model: str, labels: pd.DataFrame, column: str = "regime") -> list[str]:
+    """The model's labels that occur in ``labels``, in the model's display order."""
+    seen = set(labels[column].dropna())
+    order = [lab for lab in get_model(model).labels if lab in seen]
+    return order + sorted(seen - set(order))
+
+
+def latest(labels_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The last label of every model for every symbol.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``symbol, model, date, regime, trend_dim, vol_dim, flag``.
+    """
+    rows = [
+        frame.groupby("symbol", sort=True).tail(1)[
+            ["symbol", "model", "date", "regime", "trend_dim", "vol_dim", "flag"]
+        ]
+        for frame in labels_by_model.values()
+    ]
+    return pd.concat(rows, ignore_index=True).sort_values(["symbol", "model"],
+                                                          ignore_index=True)
+
+
+def duration_table(labels_by_model: dict[str, pd.DataFrame], min_dwell: int = 1) -> pd.DataFrame:
+    """Share of time and durations per model and regime (labels smoothed by ``min_dwell``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model`` then the columns of ``transitions.durations`` (regime, share_of_time,
+        mean_observed_duration, expected_duration, …).
+    """
+    from research.regimes import transitions
+
+    parts = []
+    for name, frame in labels_by_model.items():
+        col = "regime"
+        if min_dwell > 1:
+            frame = transitions.apply_min_dwell(frame, min_dwell)
+            col = "regime_smoothed"
+        table = transitions.durations(frame, column=col, states=label_order(name, frame, col))
+        parts.append(table.assign(model=name))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["model", *[c for c in out.columns if c != "model"]]]
+
+
+def transition_matrices(
+    labels_by_model: dict[str, pd.DataFrame], min_dwell: int = 1
+) -> dict[str, pd.DataFrame]:
+    """Row-normalised day-to-day transition matrix per model (pooled over symbols)."""
+    from research.regimes import transitions
+
+    out = {}
+    for name, frame in labels_by_model.items():
+        col = "regime"
+        if min_dwell > 1:
+            frame = transitions.apply_min_dwell(frame, min_dwell)
+            col = "regime_smoothed"
+        out[name] = transitions.transition_matrix(
+            frame, column=col, states=label_order(name, frame, col)
+        )
+    return out
+
+
+def agreement_table(labels_by_model: dict[str, pd.DataFrame], column: str) -> pd.DataFrame:
+    """Pairwise agreement of models on a common dimension, with uncertainty.
+
+    Models without the dimension (all NaN) are left out. Kappa's 95% interval is the normal
+    approximation with statsmodels' asymptotic standard error; daily labels are autocorrelated,
+    so the interval is narrower than an honest block-bootstrap one would be (read it as a lower
+    bound on uncertainty).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model_a, model_b, n, agreement_rate, kappa, kappa_ci_low, kappa_ci_high,
+        cramers_v``.
+    """
+    from research.regimes import transitions
+
+    usable = {m: f for m, f in labels_by_model.items() if f[column].notna().any()}
+    names = list(usable)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            res = transitions.agreement(usable[a], usable[b], column)
+            rows.append({
+                "model_a": a, "model_b": b, "n": res.n, "agreement_rate": res.agreement_rate,
+                "kappa": res.kappa, "kappa_ci_low": res.kappa_ci_low,
+                "kappa_ci_high": res.kappa_ci_high, "cramers_v": res.cramers_v,
+            })
+    return pd.DataFrame(rows)
+
+
+def snapshot_sizing(
+    snapshot: Mapping[str, Any], config: VolRegimesConfig | None = None
+) -> pd.DataFrame:
+    """What the seed-003 sizing layer does with the snapshot's regimes, per symbol and tier.
+
+    Parameters
+    ----------
+    snapshot
+        ``sizing.regime_snapshot`` output.
+    config
+        A ``VolRegimesConfig`` (default: the seed's defaults).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``symbol, vol_regime, tier, sizing_multiplier, w_trend, w_carry, w_expectancy,
+        w_router`` (hybrid weights after the regime's modifiers, renormalised).
+    """
+    from research.regimes import sizing
+
+    cfg = config if config is not None else sizing.DEFAULT_VOL_REGIMES
+    rows = []
+    for symbol, entry in snapshot["symbols"].items():
+        regime = entry.get("vol_regime")
+        if regime is None:
+            continue
+        weights = sizing.hybrid_weights(regime, cfg)
+        for tier in sizing.TIERS:
+            rows.append({
+                "symbol": symbol, "vol_regime": regime, "tier": tier,
+                "sizing_multiplier": sizing.sizing_multiplier(cfg, tier, regime),
+                **{f"w_{k}": v for k, v in weights.as_dict().items()},
+            })
+    return pd.DataFrame(rows)
