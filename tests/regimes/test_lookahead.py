@@ -58,12 +58,13 @@ def test_rule_models_have_no_look_ahead(model: str, cut: int, data) -> None:  # 
 
 
 @settings(
-    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(cut=st.integers(min_value=100, max_value=420))
+@given(cut=st.integers(min_value=100, max_value=370))
 def test_markov_has_no_look_ahead(cut: int, data) -> None:  # type: ignore[no-untyped-def]
+    # one symbol keeps it fast; tests/regimes/test_markov.py checks exact cuts at refit points
     bars, iv = data
-    bars = bars.loc[bars["date"] <= "2008-12-31"]
+    bars = bars.loc[(bars["date"] <= "2008-06-30") & (bars["symbol"] == "SPX")]
     _assert_prefix_invariant("markov", bars, iv, cut, FAST_MARKOV)
 
 
