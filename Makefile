@@ -16,7 +16,7 @@ endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.regime-lab-installed
 NBVAL_DIR := build/nbval
-EXTRAS ?= dev,lab
+EXTRAS ?= dev,lab,bench
 
 ## Create the virtual environment (if none is active), install the package and register the kernel
 install: $(STAMP)

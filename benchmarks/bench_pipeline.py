@@ -50,10 +50,14 @@ def main() -> None:
         size_mb = sum(p.stat().st_size for p in site.rglob("*") if p.is_file()) / 1e6
     median = statistics.median(warm)
     print(f"cpus: {os.cpu_count()}  python: {sys.version.split()[0]}")
-    print(f"cold research run : {cold:6.2f} s  ({executed} notebooks executed, {pages} pages, "
-          f"{size_mb:.1f} MB site)")
-    print(f"warm no-op re-run : {median:6.2f} s  median of 5 (min {min(warm):.2f}, "
-          f"max {max(warm):.2f})")
+    print(
+        f"cold research run : {cold:6.2f} s  ({executed} notebooks executed, {pages} pages, "
+        f"{size_mb:.1f} MB site)"
+    )
+    print(
+        f"warm no-op re-run : {median:6.2f} s  median of 5 (min {min(warm):.2f}, "
+        f"max {max(warm):.2f})"
+    )
     print(f"cold / warm       : {cold / median:6.1f}x")
     print(f"goal warm < 3 s   : {'met' if median < 3 else 'NOT met'}")
 

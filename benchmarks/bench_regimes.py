@@ -40,16 +40,22 @@ def main() -> None:
         total += seconds
         print(f"{model:14s}: {seconds * 1000:7.1f} ms  ({len(bars) / seconds / 1e6:.2f} M rows/s)")
     together = best_of(lambda: [classify(m, bars, iv) for m in RULE_MODELS])
-    print(f"rule-based, together: {together * 1000:7.1f} ms  (goal < 1000 ms: "
-          f"{'met' if together < 1 else 'NOT met'})")
+    print(
+        f"rule-based, together: {together * 1000:7.1f} ms  (goal < 1000 ms: "
+        f"{'met' if together < 1 else 'NOT met'})"
+    )
     m = DEFAULT_RULESET.markov
-    fits = sum(len(refit_points(len(g), m.min_train_bars, m.refit_every_bars))
-               for _, g in bars.groupby("symbol"))
+    fits = sum(
+        len(refit_points(len(g), m.min_train_bars, m.refit_every_bars))
+        for _, g in bars.groupby("symbol")
+    )
     start = time.perf_counter()
     classify("markov", bars)
     markov = time.perf_counter() - start
-    print(f"markov        : {markov:7.2f} s  ({fits} refits, {markov / fits:.2f} s per refit, "
-          f"k={m.k_regimes}, refit every {m.refit_every_bars} bars)")
+    print(
+        f"markov        : {markov:7.2f} s  ({fits} refits, {markov / fits:.2f} s per refit, "
+        f"k={m.k_regimes}, refit every {m.refit_every_bars} bars)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def _parse(spec: str) -> tuple[str, str]:
 def _pyproject() -> dict[str, str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     specs = list(data["project"]["dependencies"])
-    for extra in ("dev", "lab"):
+    for extra in ("dev", "lab", "bench"):
         specs += data["project"]["optional-dependencies"][extra]
     out = {}
     for spec in specs:

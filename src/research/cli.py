@@ -168,3 +168,116 @@ def regimes_snapshot(
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(snap["vol_regime_summary"]))
     typer.echo(f"wrote {out}")
+
+
+backtest_app = typer.Typer(help="Credit-spread backtests.", no_args_is_help=True)
+app.add_typer(backtest_app, name="backtest")
+
+
+@backtest_app.command("run")
+def backtest_run(
+    tickers: Annotated[str, typer.Option(help="Comma-separated, e.g. SPX,NDX.")] = "SPX",
+    bars: Annotated[Path | None, typer.Option(help="Bars file (default: embedded).")] = None,
+    iv: Annotated[Path | None, typer.Option(help="IV index file (default: VIX).")] = None,
+    start: Annotated[str | None, typer.Option()] = None,
+    end: Annotated[str | None, typer.Option()] = None,
+    strategy: Annotated[str, typer.Option(help="bear_call or bull_put.")] = "bear_call",
+    min_delta: Annotated[float, typer.Option()] = 0.05,
+    max_delta: Annotated[float, typer.Option()] = 0.15,
+    dte: Annotated[int, typer.Option(help="Target days to expiry.")] = 30,
+    width_pct: Annotated[float, typer.Option(help="Spread width, % of spot.")] = 1.5,
+    min_iv_percentile: Annotated[float, typer.Option()] = 0.0,
+    profit_target: Annotated[float, typer.Option(help="% of credit.")] = 65.0,
+    stop_loss: Annotated[float, typer.Option(help="% of credit.")] = 125.0,
+    sizing: Annotated[str, typer.Option(help="fixed or scaled.")] = "fixed",
+    contracts: Annotated[int, typer.Option(help="Contracts (fixed sizing).")] = 1,
+    risk_pct: Annotated[float, typer.Option(help="% of equity at risk (scaled).")] = 2.0,
+    regime_model: Annotated[str | None, typer.Option(help="Regime model for sizing.")] = None,
+    regime_multipliers: Annotated[
+        str | None, typer.Option(help="e.g. 1.0,0.75,0.5,0.4 (model's label order) or a=1,b=0.5")
+    ] = None,
+    max_positions: Annotated[int, typer.Option()] = 5,
+    max_portfolio_heat: Annotated[float, typer.Option(help="% of equity.")] = 20.0,
+    max_per_underlying: Annotated[float, typer.Option(help="% of equity.")] = 15.0,
+    half_spread_pct: Annotated[float, typer.Option(help="% of each leg's mid.")] = 5.0,
+    fee: Annotated[float, typer.Option(help="$ per contract per leg.")] = 0.65,
+    initial_equity: Annotated[float, typer.Option()] = 1_000_000.0,
+    export_trades: Annotated[Path | None, typer.Option(help="Seed-004 trades JSON.")] = None,
+    equity_out: Annotated[Path | None, typer.Option(help="Equity curve (.csv/.parquet).")] = None,
+) -> None:
+    """Backtest bear call (or bull put) spreads with regime sizing and portfolio limits."""
+    import pandas as pd
+
+    from research.backtest.run import run_backtest
+    from research.backtest.service import load_panel, multipliers_for, regime_labels
+    from research.backtest.spreads import ConfigError, config_from_dict
+    from research.data.errors import ContractError
+
+    names = [t.strip() for t in tickers.split(",") if t.strip()]
+    try:
+        mults: tuple[tuple[str, float], ...] = ()
+        if regime_multipliers and not regime_model:
+            raise ConfigError("--regime-multipliers needs --regime-model")
+        if regime_model:
+            from research.regimes import get_model
+
+            get_model(regime_model)
+            mults = (
+                multipliers_for(regime_model, regime_multipliers or "")
+                if regime_multipliers
+                else ()
+            )
+        cfg = config_from_dict(
+            {
+                "spread": {
+                    "strategy": strategy,
+                    "min_delta": min_delta,
+                    "max_delta": max_delta,
+                    "target_dte": dte,
+                    "width_pct": width_pct,
+                    "min_iv_percentile": min_iv_percentile,
+                    "profit_target_pct": profit_target,
+                    "stop_loss_pct": stop_loss,
+                },
+                "sizing": {
+                    "mode": sizing,
+                    "contracts": contracts,
+                    "risk_pct": risk_pct,
+                    "regime_multipliers": mults,
+                },
+                "limits": {
+                    "max_positions": max_positions,
+                    "max_portfolio_heat_pct": max_portfolio_heat,
+                    "max_per_underlying_pct": max_per_underlying,
+                },
+                "fills": {"half_spread_pct": half_spread_pct, "fee_per_contract": fee},
+                "initial_equity": initial_equity,
+            }
+        )
+        panel, bars_frame, iv_frame = load_panel(
+            names, bars_path=bars, iv_path=iv, start=start, end=end
+        )
+        labels = regime_labels(regime_model, bars_frame, iv_frame) if regime_model else None
+        result = run_backtest(panel, cfg, labels)
+    except (ConfigError, ContractError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    with pd.option_context("display.width", 140, "display.max_columns", 20):
+        typer.echo(
+            f"{', '.join(panel.tickers)}  {panel.dates[0].date()}..{panel.dates[-1].date()}"
+            f"  ({len(panel.dates)} days traded, {panel.dropped_days} dropped)"
+        )
+        typer.echo(pd.Series(result.metrics.to_dict()).to_string())
+        typer.echo(
+            "\nskipped entries: " + ", ".join(f"{k} {v}" for k, v in result.counters.items())
+        )
+        typer.echo("\nstress windows:\n" + result.stress().to_string(index=False))
+        typer.echo("\nper year:\n" + result.yearly().to_string(index=False))
+    if export_trades is not None:
+        result.export_trades(export_trades)
+        typer.echo(f"wrote {len(result.trades)} trades to {export_trades}")
+    if equity_out is not None:
+        from research.data.writers import write_table
+
+        write_table(result.equity.rename_axis("date").reset_index(), equity_out)
+        typer.echo(f"wrote equity curve to {equity_out}")

@@ -281,8 +281,9 @@ def garch_forecast_vol(
             out[start + 1 : stop + 1] = warm[start:stop]
             continue
         model = arch_model(ret[:stop], mean="Constant", vol="GARCH", p=1, q=1)
-        fc = model.forecast(params, horizon=horizon, start=start - 1, reindex=False,
-                            method="analytic")
+        fc = model.forecast(
+            params, horizon=horizon, start=start - 1, reindex=False, method="analytic"
+        )
         # the forecast from origin i uses returns 0..i, i.e. closes 0..i+1
         mean_var = fc.variance.to_numpy().mean(axis=1)
         out[start : stop + 1] = np.sqrt(mean_var * TRADING_DAYS) / 100

@@ -64,8 +64,14 @@ def price_with_iv(bars: pd.DataFrame, iv: pd.DataFrame) -> go.Figure:
                 secondary_y=True,
             )
         fig.update_yaxes(title_text="close", type="log", row=row, col=1, secondary_y=False)
-        fig.update_yaxes(title_text="IV (vol points)", row=row, col=1, secondary_y=True,
-                         tickmode="auto", showgrid=False)
+        fig.update_yaxes(
+            title_text="IV (vol points)",
+            row=row,
+            col=1,
+            secondary_y=True,
+            tickmode="auto",
+            showgrid=False,
+        )
     fig.update_layout(
         height=330 * len(symbols),
         legend={"orientation": "h", "y": -0.08},

@@ -15,8 +15,13 @@ from plotly.subplots import make_subplots
 from research.regimes.sizing import BADGE_COLORS, badge
 
 NAMED_COLORS = {
-    "low": "#1f77b4", "normal": "#9aa79a", "high": "#ff7f0e", "crisis": "#d62728",
-    "bull_low_vol": "#2ca02c", "bull_high_vol": "#bcbd22", "bear_low_vol": "#ff7f0e",
+    "low": "#1f77b4",
+    "normal": "#9aa79a",
+    "high": "#ff7f0e",
+    "crisis": "#d62728",
+    "bull_low_vol": "#2ca02c",
+    "bull_high_vol": "#bcbd22",
+    "bear_low_vol": "#ff7f0e",
     "bear_high_vol": "#d62728",
 }
 
@@ -56,14 +61,25 @@ def regime_strips(
     models = list(labels_by_model)
     rows = 1 + len(models)
     fig = make_subplots(
-        rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.025,
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.025,
         row_heights=[0.42] + [0.58 / max(len(models), 1)] * len(models),
         subplot_titles=[f"{symbol} close"] + models,
     )
     b = bars.loc[bars["symbol"] == symbol]
-    fig.add_trace(go.Scatter(x=b["date"], y=b["close"], name=f"{symbol} close",
-                             line={"color": "#1f3b5a", "width": 1.1}, showlegend=False),
-                  row=1, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=b["date"],
+            y=b["close"],
+            name=f"{symbol} close",
+            line={"color": "#1f3b5a", "width": 1.1},
+            showlegend=False,
+        ),
+        row=1,
+        col=1,
+    )
     fig.update_yaxes(type="log", row=1, col=1)
     for i, model in enumerate(models, start=2):
         frame = labels_by_model[model]
@@ -79,46 +95,76 @@ def regime_strips(
             scale += [[k / n, colors[lab]], [(k + 1) / n, colors[lab]]]
         fig.add_trace(
             go.Heatmap(
-                x=part["date"], y=[model], z=[codes], zmin=-0.5, zmax=n - 0.5,
-                colorscale=scale or [[0, "#ccc"], [1, "#ccc"]], showscale=False,
-                text=[part[column].fillna("—").to_numpy()], hovertemplate="%{x|%Y-%m-%d}: "
-                "%{text}<extra>" + model + "</extra>",
+                x=part["date"],
+                y=[model],
+                z=[codes],
+                zmin=-0.5,
+                zmax=n - 0.5,
+                colorscale=scale or [[0, "#ccc"], [1, "#ccc"]],
+                showscale=False,
+                text=[part[column].fillna("—").to_numpy()],
+                hovertemplate="%{x|%Y-%m-%d}: %{text}<extra>" + model + "</extra>",
             ),
-            row=i, col=1,
+            row=i,
+            col=1,
         )
         fig.update_yaxes(showticklabels=False, row=i, col=1)
         for lab in order:  # legend entries, grouped per model
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=lab,
-                                     marker={"color": colors[lab], "size": 10, "symbol": "square"},
-                                     legendgroup=model, legendgrouptitle_text=model),
-                          row=i, col=1)
-    fig.update_layout(height=260 + 70 * len(models), margin={"t": 40, "b": 30},
-                      legend={"groupclick": "toggleitem", "font": {"size": 10}})
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="markers",
+                    name=lab,
+                    marker={"color": colors[lab], "size": 10, "symbol": "square"},
+                    legendgroup=model,
+                    legendgrouptitle_text=model,
+                ),
+                row=i,
+                col=1,
+            )
+    fig.update_layout(
+        height=260 + 70 * len(models),
+        margin={"t": 40, "b": 30},
+        legend={"groupclick": "toggleitem", "font": {"size": 10}},
+    )
     return fig
 
 
 def matrix_heatmaps(
-    matrices: Mapping[str, pd.DataFrame], title: str, *, zmin: float = 0.0, zmax: float = 1.0,
-    fmt: str = ".2f", cols: int = 2,
+    matrices: Mapping[str, pd.DataFrame],
+    title: str,
+    *,
+    zmin: float = 0.0,
+    zmax: float = 1.0,
+    fmt: str = ".2f",
+    cols: int = 2,
 ) -> go.Figure:
     """A grid of heatmaps (transition matrices, agreement matrices); values are written in the
     cells of matrices up to 8 x 8 and shown on hover for larger ones."""
     names = list(matrices)
     nrows = int(np.ceil(len(names) / cols))
-    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=names,
-                        horizontal_spacing=0.12, vertical_spacing=0.16)
+    fig = make_subplots(
+        rows=nrows, cols=cols, subplot_titles=names, horizontal_spacing=0.12, vertical_spacing=0.16
+    )
     for i, name in enumerate(names):
         m = matrices[name]
         r, c = divmod(i, cols)
         fig.add_trace(
             go.Heatmap(
-                z=m.to_numpy(float), x=[str(v) for v in m.columns], y=[str(v) for v in m.index],
-                zmin=zmin, zmax=zmax, colorscale="Blues", showscale=i == 0,
+                z=m.to_numpy(float),
+                x=[str(v) for v in m.columns],
+                y=[str(v) for v in m.index],
+                zmin=zmin,
+                zmax=zmax,
+                colorscale="Blues",
+                showscale=i == 0,
                 texttemplate="%{z:" + fmt + "}" if len(m) <= 8 else None,
                 textfont={"size": 9},
                 hovertemplate="%{y} → %{x}: %{z:" + fmt + "}<extra>" + name + "</extra>",
             ),
-            row=r + 1, col=c + 1,
+            row=r + 1,
+            col=c + 1,
         )
         fig.update_yaxes(autorange="reversed", tickfont={"size": 9}, row=r + 1, col=c + 1)
         fig.update_xaxes(tickfont={"size": 9}, tickangle=45, row=r + 1, col=c + 1)
@@ -132,8 +178,7 @@ def share_over_time(shares: pd.DataFrame, order: Sequence[str], title: str) -> g
     fig = go.Figure()
     for lab in order:
         part = shares.loc[shares["regime"] == lab]
-        fig.add_trace(go.Bar(x=part["period"], y=part["share"], name=lab,
-                             marker_color=colors[lab]))
+        fig.add_trace(go.Bar(x=part["period"], y=part["share"], name=lab, marker_color=colors[lab]))
     fig.update_layout(barmode="stack", title=title, yaxis={"tickformat": ".0%"}, height=340)
     return fig
 
@@ -149,17 +194,24 @@ def snapshot_badges(snapshot: Mapping[str, Any]) -> Styler:
     rows = []
     for symbol, entry in snapshot["symbols"].items():
         vol = entry.get("vol", {})
-        rows.append({
-            "symbol": symbol, "badge": badge(entry.get("vol_regime")),
-            "vol_regime": entry.get("vol_regime"), "short vol": vol.get("short"),
-            "long vol": vol.get("long"), "ratio": vol.get("ratio"),
-            "as of": entry.get("date", snapshot.get("asof")),
-        })
+        rows.append(
+            {
+                "symbol": symbol,
+                "badge": badge(entry.get("vol_regime")),
+                "vol_regime": entry.get("vol_regime"),
+                "short vol": vol.get("short"),
+                "long vol": vol.get("long"),
+                "ratio": vol.get("ratio"),
+                "as of": entry.get("date", snapshot.get("asof")),
+            }
+        )
     table = pd.DataFrame(rows)
 
     def _color(value: Any) -> str:
-        return (f"background-color: {BADGE_COLORS.get(value, '#ddd')}; color: white; "
-                "font-weight: bold; text-align: center; border-radius: 4px")
+        return (
+            f"background-color: {BADGE_COLORS.get(value, '#ddd')}; color: white; "
+            "font-weight: bold; text-align: center; border-radius: 4px"
+        )
 
     return (
         table.style.hide(axis="index")
@@ -172,11 +224,18 @@ def summary_counts(snapshot: Mapping[str, Any]) -> go.Figure:
     """Bar chart of ``vol_regime_summary`` (symbols per regime)."""
     summary = snapshot["vol_regime_summary"]
     labels = list(summary)
-    fig = go.Figure(go.Bar(
-        x=[f"{badge(lab)} · {lab}" for lab in labels], y=[summary[k] for k in labels],
-        marker_color=[BADGE_COLORS.get(badge(lab), "#ccc") for lab in labels],
-        text=[summary[k] for k in labels], textposition="outside",
-    ))
-    fig.update_layout(title=f"Symbols per volatility regime ({snapshot['asof']})",
-                      yaxis_title="symbols", height=300)
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{badge(lab)} · {lab}" for lab in labels],
+            y=[summary[k] for k in labels],
+            marker_color=[BADGE_COLORS.get(badge(lab), "#ccc") for lab in labels],
+            text=[summary[k] for k in labels],
+            textposition="outside",
+        )
+    )
+    fig.update_layout(
+        title=f"Symbols per volatility regime ({snapshot['asof']})",
+        yaxis_title="symbols",
+        height=300,
+    )
     return fig

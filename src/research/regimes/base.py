@@ -25,7 +25,13 @@ import pandas as pd
 from research.regimes.ruleset import Ruleset
 
 COMMON_COLUMNS: tuple[str, ...] = (
-    "date", "symbol", "model", "regime", "trend_dim", "vol_dim", "flag",
+    "date",
+    "symbol",
+    "model",
+    "regime",
+    "trend_dim",
+    "vol_dim",
+    "flag",
 )
 TREND_DIM: tuple[str, ...] = ("up", "flat", "down")
 VOL_DIM: tuple[str, ...] = ("low", "normal", "high")

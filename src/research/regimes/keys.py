@@ -53,8 +53,11 @@ def compute_regime_fingerprint(regime_key: str) -> str:
 
 
 def regime_keys(
-    trend: pd.Series, vol: pd.Series, efficiency: pd.Series,
-    schema_version: str = SCHEMA_VERSION, ruleset_id: str = DEFAULT_RULESET_ID,
+    trend: pd.Series,
+    vol: pd.Series,
+    efficiency: pd.Series,
+    schema_version: str = SCHEMA_VERSION,
+    ruleset_id: str = DEFAULT_RULESET_ID,
 ) -> tuple[pd.Series, pd.Series]:
     """Vectorised keys and fingerprints from three tag columns (None/NaN → ``_``).
 
@@ -63,10 +66,10 @@ def regime_keys(
     tuple of pandas.Series
         ``(regime_key, regime_fingerprint)`` aligned with the inputs.
     """
+
     def part(s: pd.Series) -> pd.Series:
         return s.astype(object).where(s.notna(), MISSING).astype(str)
 
-    key = (f"{schema_version}|{ruleset_id}|" + part(trend) + "|" + part(vol) + "|"
-           + part(efficiency))
+    key = f"{schema_version}|{ruleset_id}|" + part(trend) + "|" + part(vol) + "|" + part(efficiency)
     digests = {k: compute_regime_fingerprint(k) for k in key.unique()}
     return key, key.map(digests)

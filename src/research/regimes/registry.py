@@ -91,4 +91,3 @@ def classify(
     result = pd.concat(parts, ignore_index=True)
     ordered = list(COMMON_COLUMNS) + [c for c in result.columns if c not in COMMON_COLUMNS]
     return result[ordered]
-

@@ -244,8 +244,10 @@ def check_ruleset(r: Ruleset, source: str = "<ruleset>") -> None:
     problems = []
     v = r.vix_trend
     if list(v.iv_edges) != sorted(v.iv_edges) or len(v.bucket_names) != len(v.iv_edges) + 1:
-        problems.append("vix_trend: iv_edges must increase and there must be one more "
-                        "bucket_names than iv_edges")
+        problems.append(
+            "vix_trend: iv_edges must increase and there must be one more "
+            "bucket_names than iv_edges"
+        )
     q = r.vol_ratio
     if not 0 < q.ratio_low < q.ratio_normal < q.ratio_high:
         problems.append("vol_ratio: need 0 < ratio_low < ratio_normal < ratio_high")
@@ -260,8 +262,11 @@ def check_ruleset(r: Ruleset, source: str = "<ruleset>") -> None:
     for block in (v, q, r.bull_bear_vol, r.tags, r.markov):
         for f in dataclasses.fields(block):
             val = getattr(block, f.name)
-            if (f.name.endswith(("window", "_bars", "halflife_bars"))
-                    and isinstance(val, int) and val < 1):
+            if (
+                f.name.endswith(("window", "_bars", "halflife_bars"))
+                and isinstance(val, int)
+                and val < 1
+            ):
                 problems.append(f"{type(block).__name__}.{f.name} must be >= 1")
     if problems:
         raise RulesetError(f"{source}: " + "; ".join(problems))

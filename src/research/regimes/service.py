@@ -45,9 +45,16 @@ def classify_files(
         from research.data import market
 
         fit = market.fit_iv_proxy(market.embedded_bars(["SPX"]), market.embedded_vix())
-        published = iv_frame if iv_frame is not None else pd.DataFrame(
-            {"date": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=str),
-             "iv": pd.Series(dtype=float)}
+        published = (
+            iv_frame
+            if iv_frame is not None
+            else pd.DataFrame(
+                {
+                    "date": pd.Series(dtype="datetime64[ns]"),
+                    "symbol": pd.Series(dtype=str),
+                    "iv": pd.Series(dtype=float),
+                }
+            )
         )
         iv_frame = market.iv_with_proxy(bars, published, fit)
     return classify(model, bars, iv_frame, rules, source=str(bars_path))
@@ -133,8 +140,7 @@ def latest(labels_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ]
         for frame in labels_by_model.values()
     ]
-    return pd.concat(rows, ignore_index=True).sort_values(["symbol", "model"],
-                                                          ignore_index=True)
+    return pd.concat(rows, ignore_index=True).sort_values(["symbol", "model"], ignore_index=True)
 
 
 def duration_table(labels_by_model: dict[str, pd.DataFrame], min_dwell: int = 1) -> pd.DataFrame:
@@ -198,13 +204,20 @@ def agreement_table(labels_by_model: dict[str, pd.DataFrame], column: str) -> pd
     names = list(usable)
     rows = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             res = transitions.agreement(usable[a], usable[b], column)
-            rows.append({
-                "model_a": a, "model_b": b, "n": res.n, "agreement_rate": res.agreement_rate,
-                "kappa": res.kappa, "kappa_ci_low": res.kappa_ci_low,
-                "kappa_ci_high": res.kappa_ci_high, "cramers_v": res.cramers_v,
-            })
+            rows.append(
+                {
+                    "model_a": a,
+                    "model_b": b,
+                    "n": res.n,
+                    "agreement_rate": res.agreement_rate,
+                    "kappa": res.kappa,
+                    "kappa_ci_low": res.kappa_ci_low,
+                    "kappa_ci_high": res.kappa_ci_high,
+                    "cramers_v": res.cramers_v,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -236,9 +249,13 @@ def snapshot_sizing(
             continue
         weights = sizing.hybrid_weights(regime, cfg)
         for tier in sizing.TIERS:
-            rows.append({
-                "symbol": symbol, "vol_regime": regime, "tier": tier,
-                "sizing_multiplier": sizing.sizing_multiplier(cfg, tier, regime),
-                **{f"w_{k}": v for k, v in weights.as_dict().items()},
-            })
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "vol_regime": regime,
+                    "tier": tier,
+                    "sizing_multiplier": sizing.sizing_multiplier(cfg, tier, regime),
+                    **{f"w_{k}": v for k, v in weights.as_dict().items()},
+                }
+            )
     return pd.DataFrame(rows)

@@ -58,8 +58,9 @@ def compute(bars: pd.DataFrame, iv: pd.Series | None, rules: Ruleset) -> pd.Data
         dtype=object,
     ).where(rv.notna())
     er = efficiency_ratio(close, r.efficiency_window)
-    eff = pd.Series(np.where(er >= r.efficient_min, "efficient", "noisy"), dtype=object) \
-        .where(er.notna())
+    eff = pd.Series(np.where(er >= r.efficient_min, "efficient", "noisy"), dtype=object).where(
+        er.notna()
+    )
     known = (trend.notna() & vol.notna() & eff.notna()).to_numpy()
     vol_tag = vol.replace("", None)
     key, fingerprint = regime_keys(trend, vol_tag, eff, rules.schema_version, rules.ruleset_id)

@@ -15,8 +15,14 @@ from research.regimes.ruleset import Ruleset, VixTrendRules
 
 TRENDS: tuple[str, ...] = ("BULLISH", "NEUTRAL", "BEARISH")
 _TREND_DIM = {"BULLISH": "up", "NEUTRAL": "flat", "BEARISH": "down"}
-_VOL_DIM = {"ULTRA_LOW": "low", "LOW": "low", "NORMAL": "normal", "ELEVATED": "high",
-            "HIGH": "high", "EXTREME": "high"}
+_VOL_DIM = {
+    "ULTRA_LOW": "low",
+    "LOW": "low",
+    "NORMAL": "normal",
+    "ELEVATED": "high",
+    "HIGH": "high",
+    "EXTREME": "high",
+}
 
 
 def labels_for(rules: VixTrendRules) -> tuple[str, ...]:
@@ -48,8 +54,9 @@ def compute(bars: pd.DataFrame, iv: pd.Series | None, rules: Ruleset) -> pd.Data
     average = sma(close, r.trend_window)
     distance = close / average - 1
     trend = pd.Series(
-        np.select([distance > r.trend_band, distance < -r.trend_band], ["BULLISH", "BEARISH"],
-                  "NEUTRAL"),
+        np.select(
+            [distance > r.trend_band, distance < -r.trend_band], ["BULLISH", "BEARISH"], "NEUTRAL"
+        ),
         dtype=object,
     ).where(distance.notna())
     if r.buckets_only:

@@ -42,7 +42,7 @@ def ewma_window_vol(returns: np.ndarray, window: int, halflife: int) -> np.ndarr
     lam = 0.5 ** (1.0 / halflife)
     weights = lam ** np.arange(window - 1, -1, -1)  # oldest … newest (newest weight 1)
     windows = sliding_window_view(returns**2, window)
-    out[window - 1:] = np.sqrt(windows @ weights / weights.sum())
+    out[window - 1 :] = np.sqrt(windows @ weights / weights.sum())
     return out
 
 

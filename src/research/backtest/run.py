@@ -1,0 +1,412 @@
+"""Run credit-spread backtests: align the market data, call the kernel, shape the results.
+
+>>> panel = market_panel(bars, iv_table, tickers=["SPX", "NDX"])          # doctest: +SKIP
+>>> result = run_backtest(panel, BacktestConfig(), regimes=labels)        # doctest: +SKIP
+>>> result.metrics.cagr, result.export_frame()                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from research.backtest import engine
+from research.backtest.metrics import Metrics, compute_metrics, stress_table, yearly_returns
+from research.backtest.pricing import SkewModel
+from research.backtest.spreads import CONTRACT_MULTIPLIER, EXIT_REASONS, BacktestConfig
+
+_NICE_STEPS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
+
+
+def strike_step(price: float) -> float:
+    """Strike grid spacing for an underlying around ``price``: the largest of 0.5, 1, 2.5, 5,
+    10, 25, 50, 100 not above 0.25% of the price (SPX at 1,400 → 2.5; NDX at 7,000 → 10)."""
+    target = 0.0025 * price
+    fitting = [s for s in _NICE_STEPS if s <= target]
+    return fitting[-1] if fitting else _NICE_STEPS[0]
+
+
+@dataclass(frozen=True)
+class MarketPanel:
+    """Bars and IV aligned on the days every ticker trades (arrays are days x tickers)."""
+
+    dates: pd.DatetimeIndex
+    tickers: tuple[str, ...]
+    close: np.ndarray
+    atm_iv: np.ndarray
+    """IV for entries (NaN: no entry that day)."""
+    mark_iv: np.ndarray
+    """IV for marking open spreads (``atm_iv`` carried forward over gaps)."""
+    iv_percentile: np.ndarray
+    vix: np.ndarray
+    iv_source: np.ndarray
+    strike_steps: np.ndarray
+    dropped_days: int
+    """Days on which some ticker had no bar (not traded)."""
+
+    @property
+    def day_ordinals(self) -> np.ndarray:
+        return self.dates.values.astype("datetime64[D]").astype(np.int64)
+
+
+def market_panel(
+    bars: pd.DataFrame,
+    iv_table: pd.DataFrame,
+    *,
+    tickers: Sequence[str] | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+) -> MarketPanel:
+    """Align bars and the per-underlying IV (``backtest.iv.underlying_iv``) for the engine.
+
+    Raises
+    ------
+    ValueError
+        Unknown tickers, tickers without overlapping dates, an empty date range, or no IV at all.
+    """
+    wanted = list(tickers) if tickers is not None else sorted(bars["symbol"].unique())
+    missing = sorted(set(wanted) - set(bars["symbol"]))
+    if missing:
+        raise ValueError(
+            f"tickers {missing} have no bars; available: {sorted(bars['symbol'].unique())}"
+        )
+    frame = bars.loc[bars["symbol"].isin(wanted)]
+    if start is not None:
+        frame = frame.loc[frame["date"] >= pd.Timestamp(start)]
+    if end is not None:
+        frame = frame.loc[frame["date"] <= pd.Timestamp(end)]
+    if frame.empty:
+        raise ValueError(f"no bars for {wanted} between {start} and {end}")
+    close = frame.pivot(index="date", columns="symbol", values="close")[wanted]
+    all_days = len(close)
+    close = close.dropna()
+    if close.empty:
+        raise ValueError(f"tickers {wanted} have no date in common between {start} and {end}")
+    iv = iv_table.loc[iv_table["symbol"].isin(wanted)]
+
+    def grid(column: str) -> pd.DataFrame:
+        return iv.pivot(index="date", columns="symbol", values=column).reindex(
+            index=close.index, columns=wanted
+        )
+
+    atm = grid("atm_iv")
+    if atm.isna().all().all():
+        raise ValueError(f"no implied volatility for {wanted} between {start} and {end}")
+    return MarketPanel(
+        dates=pd.DatetimeIndex(close.index),
+        tickers=tuple(wanted),
+        close=close.to_numpy(float),
+        atm_iv=atm.to_numpy(float),
+        mark_iv=atm.ffill().bfill().to_numpy(float),
+        iv_percentile=grid("iv_percentile").to_numpy(float),
+        vix=grid("vix").to_numpy(float),
+        iv_source=grid("iv_source").to_numpy(object),
+        strike_steps=np.array([strike_step(float(close[t].median())) for t in wanted]),
+        dropped_days=all_days - len(close),
+    )
+
+
+def regime_codes(
+    panel: MarketPanel, labels: pd.DataFrame | None, column: str = "regime"
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Regime label of each (day, ticker) as integer codes (−1: no label).
+
+    Returns
+    -------
+    tuple
+        ``(codes, labels)`` with codes indexing ``labels``.
+    """
+    shape = panel.close.shape
+    if labels is None:
+        return np.full(shape, -1, np.int64), ()
+    grid = labels.pivot(index="date", columns="symbol", values=column).reindex(
+        index=panel.dates, columns=list(panel.tickers)
+    )
+    names = tuple(sorted(pd.unique(grid.to_numpy().ravel()[pd.notna(grid.to_numpy().ravel())])))
+    lookup = {name: i for i, name in enumerate(names)}
+    codes = np.vectorize(lambda v: lookup.get(v, -1), otypes=[np.int64])(grid.to_numpy(object))
+    return codes, names
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """One configuration's backtest: equity, trades and diagnostics."""
+
+    config: BacktestConfig
+    tickers: tuple[str, ...]
+    equity: pd.Series
+    trades: pd.DataFrame
+    counters: dict[str, int]
+    panel: MarketPanel = field(repr=False)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """CAGR, Sharpe, Sortino, max drawdown, win rate, … (``backtest.metrics``)."""
+        return compute_metrics(self.equity, self.trades)
+
+    def yearly(self) -> pd.DataFrame:
+        """Per-year returns (``metrics.yearly_returns``)."""
+        return yearly_returns(self.equity)
+
+    def stress(self) -> pd.DataFrame:
+        """The stress windows (``metrics.stress_table``)."""
+        return stress_table(self.equity, self.trades)
+
+    def export_frame(self) -> pd.DataFrame:
+        """Trades in the seed-004 export format, validated by the ``trades`` contract.
+
+        ``credit`` and ``max_loss`` are per share after fills (x100 per contract); ``pnl`` is per
+        contract in $ (fees included); ``hold_days`` are calendar days; ``vix`` is the anchor IV
+        index (or its proxy) in points on the entry day; ``delta`` the short leg's |delta|.
+        """
+        from research.data.contracts import validate
+
+        t = self.trades
+        pnl_pc = t["pnl"] / t["contracts"]
+        frame = pd.DataFrame(
+            {
+                "date": t["entry_date"],
+                "ticker": t["ticker"],
+                "short_strike": t["short_strike"],
+                "long_strike": t["long_strike"],
+                "expiration": t["expiration"],
+                "credit": t["credit"].round(4),
+                "max_loss": t["max_loss"].round(4),
+                "delta": t["delta"].round(4),
+                "dte": t["dte"].astype(int),
+                "iv_percentile": t["iv_percentile"].fillna(0.0).round(2),
+                "vix": t["vix"].round(2),
+                "underlying_price": t["underlying_price"],
+                "outcome": np.select([pnl_pc > 0, pnl_pc < 0], ["profit", "loss"], "breakeven"),
+                "pnl": pnl_pc.round(2),
+                "exit_reason": t["exit_reason"],
+                "hold_days": (t["exit_date"] - t["entry_date"]).dt.days,
+                "contracts": t["contracts"],
+                "regime": t["regime"],
+            }
+        )
+        return validate("trades", frame, source="backtest export")
+
+    def export_trades(self, path: str | Path) -> Path:
+        """Write ``export_frame()`` as a JSON array (the seed's ``--export-trades``), atomically."""
+        from research.pipeline.manifest import write_text_atomic
+
+        frame = self.export_frame()
+        text = frame.assign(
+            date=frame["date"].dt.strftime("%Y-%m-%d"),
+            expiration=frame["expiration"].dt.strftime("%Y-%m-%d"),
+        ).to_json(orient="records", indent=2)
+        path = Path(path)
+        write_text_atomic(path, text)
+        return path
+
+
+def _config_arrays(configs: Sequence[BacktestConfig], labels: tuple[str, ...]) -> dict:
+    skew_default = SkewModel()
+
+    def arr(fn, dtype=float):  # type: ignore[no-untyped-def]
+        return np.array([fn(c) for c in configs], dtype=dtype)
+
+    mult = np.ones((len(configs), max(len(labels), 1)))
+    for i, c in enumerate(configs):
+        table = dict(c.sizing.regime_multipliers)
+        for k, name in enumerate(labels):
+            mult[i, k] = table.get(name, c.sizing.unknown_multiplier)
+    return dict(
+        is_call=arr(lambda c: c.spread.strategy == "bear_call", np.int64),
+        min_d=arr(lambda c: c.spread.min_delta),
+        max_d=arr(lambda c: c.spread.max_delta),
+        dte=arr(lambda c: c.spread.target_dte, np.int64),
+        width_pct=arr(lambda c: c.spread.width_pct / 100),
+        min_ivp=arr(lambda c: c.spread.min_iv_percentile),
+        pt=arr(lambda c: c.spread.profit_target_pct / 100),
+        sl=arr(lambda c: c.spread.stop_loss_pct / 100),
+        hs_pct=arr(lambda c: c.fills.half_spread_pct / 100),
+        hs_min=arr(lambda c: c.fills.min_half_spread),
+        fee=arr(lambda c: c.fills.fee_per_contract),
+        scaled=arr(lambda c: c.sizing.mode == "scaled", np.int64),
+        n_fixed=arr(lambda c: c.sizing.contracts),
+        risk_pct=arr(lambda c: c.sizing.risk_pct / 100),
+        mult_table=mult,
+        unknown_mult=arr(lambda c: c.sizing.unknown_multiplier),
+        max_pos=arr(lambda c: c.limits.max_positions, np.int64),
+        max_heat=arr(lambda c: c.limits.max_portfolio_heat_pct / 100),
+        max_und=arr(lambda c: c.limits.max_per_underlying_pct / 100),
+        init_eq=arr(lambda c: c.initial_equity),
+        rate=arr(lambda c: c.rate),
+        slope=arr(lambda c: skew_default.slope if c.skew_slope is None else c.skew_slope),
+        floor=arr(lambda c: skew_default.floor_ratio),
+        cap=arr(lambda c: skew_default.cap_ratio),
+    )
+
+
+@dataclass(frozen=True)
+class GridOutput:
+    """Raw kernel output for many configs (``record_trades=False`` keeps only equity)."""
+
+    equity: np.ndarray
+    n_trades: np.ndarray
+    counters: np.ndarray
+    trades: np.ndarray | None
+
+
+def run_kernel(
+    panel: MarketPanel,
+    configs: Sequence[BacktestConfig],
+    regimes: pd.DataFrame | None = None,
+    *,
+    record_trades: bool = True,
+    regime_column: str = "regime",
+) -> GridOutput:
+    """Evaluate every config in one compiled call (parallel over configs)."""
+    for cfg in configs:
+        cfg.check()
+    codes, labels = regime_codes(panel, regimes, regime_column)
+    a = _config_arrays(configs, labels)
+    n_cfg, (n_days, n_tk) = len(configs), panel.close.shape
+    max_trades = n_days * n_tk if record_trades else 1
+    equity = np.zeros((n_cfg, n_days))
+    trades = np.full((n_cfg, max_trades, engine.N_FIELDS), np.nan)
+    n_trades = np.zeros(n_cfg, np.int64)
+    counters = np.zeros((n_cfg, engine.N_STATS), np.int64)
+    engine._run(
+        panel.day_ordinals,
+        panel.close,
+        panel.atm_iv,
+        panel.mark_iv,
+        np.nan_to_num(panel.iv_percentile, nan=-1.0),
+        codes,
+        panel.strike_steps,
+        a["is_call"],
+        a["min_d"],
+        a["max_d"],
+        a["dte"],
+        a["width_pct"],
+        a["min_ivp"],
+        a["pt"],
+        a["sl"],
+        a["hs_pct"],
+        a["hs_min"],
+        a["fee"],
+        a["scaled"],
+        a["n_fixed"],
+        a["risk_pct"],
+        a["mult_table"],
+        a["unknown_mult"],
+        a["max_pos"],
+        a["max_heat"],
+        a["max_und"],
+        a["init_eq"],
+        a["rate"],
+        a["slope"],
+        a["floor"],
+        a["cap"],
+        record_trades,
+        equity,
+        trades,
+        n_trades,
+        counters,
+    )
+    return GridOutput(equity, n_trades, counters, trades if record_trades else None)
+
+
+def _trades_frame(panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...]) -> pd.DataFrame:
+    if len(raw) == 0:
+        raw = np.empty((0, engine.N_FIELDS))
+    entry = raw[:, engine.F_ENTRY].astype(int)
+    exit_ = raw[:, engine.F_EXIT].astype(int)
+    expiry = raw[:, engine.F_EXPIRY].astype(int)
+    tk = raw[:, engine.F_TICKER].astype(int)
+    codes = raw[:, engine.F_REGIME].astype(int)
+    names = np.array([*labels, None], dtype=object)
+    frame = pd.DataFrame(
+        {
+            "entry_date": panel.dates[entry],
+            "exit_date": panel.dates[exit_],
+            "ticker": np.array(panel.tickers, dtype=object)[tk],
+            "expiration": panel.dates[expiry],
+            "short_strike": raw[:, engine.F_KS],
+            "long_strike": raw[:, engine.F_KL],
+            "credit": raw[:, engine.F_CREDIT],
+            "max_loss": raw[:, engine.F_MAXLOSS],
+            "delta": raw[:, engine.F_DELTA],
+            "dte": raw[:, engine.F_DTE],
+            "iv_percentile": raw[:, engine.F_IVP],
+            "iv": raw[:, engine.F_IV],
+            "vix": panel.vix[entry, tk] if len(raw) else np.empty(0),
+            "iv_source": panel.iv_source[entry, tk] if len(raw) else np.empty(0, object),
+            "underlying_price": raw[:, engine.F_SPOT],
+            "contracts": raw[:, engine.F_CONTRACTS].astype(int),
+            "debit": raw[:, engine.F_DEBIT],
+            "pnl": raw[:, engine.F_PNL],
+            "exit_reason": np.array(EXIT_REASONS, dtype=object)[raw[:, engine.F_REASON].astype(int)]
+            if len(raw)
+            else np.empty(0, object),
+            "regime": names[np.where(codes >= 0, codes, len(labels))],
+            "multiplier": raw[:, engine.F_MULT],
+        }
+    )
+    frame["pnl_per_contract"] = frame["pnl"] / frame["contracts"]
+    frame["max_loss_total"] = frame["max_loss"] * CONTRACT_MULTIPLIER * frame["contracts"]
+    return frame.sort_values(["entry_date", "ticker"], kind="stable", ignore_index=True)
+
+
+def run_backtests(
+    panel: MarketPanel,
+    configs: Sequence[BacktestConfig],
+    regimes: pd.DataFrame | None = None,
+    regime_column: str = "regime",
+) -> list[BacktestResult]:
+    """Backtest several configurations on the same panel, with trades.
+
+    Parameters
+    ----------
+    panel
+        ``market_panel`` output.
+    configs
+        The configurations (checked first).
+    regimes
+        A regime table (``date, symbol, regime``) whose labels the sizing multipliers refer to.
+    """
+    out = run_kernel(panel, configs, regimes, regime_column=regime_column)
+    _, labels = regime_codes(panel, regimes, regime_column)
+    results = []
+    assert out.trades is not None
+    for i, cfg in enumerate(configs):
+        raw = out.trades[i, : out.n_trades[i]]
+        results.append(
+            BacktestResult(
+                config=cfg,
+                tickers=panel.tickers,
+                equity=pd.Series(out.equity[i], index=panel.dates, name="equity"),
+                trades=_trades_frame(panel, raw, labels),
+                counters=dict(
+                    zip(
+                        (
+                            "entries",
+                            "position_size_zero",
+                            "limits",
+                            "no_strike",
+                            "iv_filter",
+                            "no_credit",
+                        ),
+                        map(int, out.counters[i]),
+                        strict=True,
+                    )
+                ),
+                panel=panel,
+            )
+        )
+    return results
+
+
+def run_backtest(
+    panel: MarketPanel, config: BacktestConfig | None = None, regimes: pd.DataFrame | None = None
+) -> BacktestResult:
+    """Backtest one configuration (the same code path as many)."""
+    return run_backtests(panel, [config or BacktestConfig()], regimes)[0]

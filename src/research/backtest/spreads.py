@@ -1,0 +1,201 @@
+"""Credit-spread backtest configuration: strategy, fills, sizing and portfolio limits.
+
+Every config is a frozen dataclass with the seed-004 defaults; ``check()`` rejects inconsistent
+parameters with a message naming the parameter, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Strategy = Literal["bear_call", "bull_put"]
+SizingMode = Literal["fixed", "scaled"]
+CONTRACT_MULTIPLIER = 100
+EXIT_REASONS: tuple[str, ...] = ("profit_target", "stop_loss", "expiration", "end_of_data")
+
+
+class ConfigError(ValueError):
+    """Inconsistent backtest parameters."""
+
+
+@dataclass(frozen=True)
+class SpreadRules:
+    """Which spread to sell and when to close it (seed 004 defaults).
+
+    The short leg is the strike on the grid whose |delta| lies in [min_delta, max_delta] and is
+    closest to the middle of that range; the long leg is ``width_pct`` of spot further out
+    (rounded to the strike grid, at least one step). Expiry: the first trading day at least
+    ``target_dte`` calendar days after entry. Exits, checked at each close: profit target when
+    the cost to close is at most (1 − profit_target_pct/100) × credit, stop loss when the loss
+    reaches stop_loss_pct/100 × credit, else held to expiry and settled at intrinsic value.
+    """
+
+    strategy: Strategy = "bear_call"
+    min_delta: float = 0.05
+    max_delta: float = 0.15
+    target_dte: int = 30
+    width_pct: float = 1.5
+    min_iv_percentile: float = 0.0
+    profit_target_pct: float = 65.0
+    stop_loss_pct: float = 125.0
+
+
+@dataclass(frozen=True)
+class FillModel:
+    """Bid/ask and fees. The spread trades as one combo order ``half_spread_pct`` % of its mid
+    (at least ``min_half_spread`` $ per share) worse than mid, on entry and on early exits; a
+    closing debit never exceeds the width; expiry settles at intrinsic value at no cost. Fees per
+    contract per leg, on entry and on early exit."""
+
+    half_spread_pct: float = 5.0
+    min_half_spread: float = 0.05
+    fee_per_contract: float = 0.65
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Contracts per trade: ``fixed`` = ``contracts``; ``scaled`` = floor(equity × risk_pct/100
+    / max loss per contract). Either is multiplied by the regime multiplier of the entry day's
+    label (``regime_multipliers``; labels not listed, or no label, use ``unknown_multiplier``)
+    and floored; zero contracts means no trade (counted as ``position_size_zero``)."""
+
+    mode: SizingMode = "fixed"
+    contracts: int = 1
+    risk_pct: float = 2.0
+    regime_multipliers: tuple[tuple[str, float], ...] = ()
+    unknown_multiplier: float = 1.0
+
+
+@dataclass(frozen=True)
+class PortfolioLimits:
+    """Shared-equity limits checked before each entry (a trade is cut down to fit, or skipped):
+    open positions, total max loss at risk (heat) and max loss at risk per underlying, both as
+    % of current equity."""
+
+    max_positions: int = 5
+    max_portfolio_heat_pct: float = 20.0
+    max_per_underlying_pct: float = 15.0
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Everything one backtest needs besides the data."""
+
+    spread: SpreadRules = field(default_factory=SpreadRules)
+    fills: FillModel = field(default_factory=FillModel)
+    sizing: Sizing = field(default_factory=Sizing)
+    limits: PortfolioLimits = field(default_factory=PortfolioLimits)
+    initial_equity: float = 1_000_000.0
+    """Starting account ($). One SPX/NDX contract controls index x 100 (e.g. $250k of SPX at
+    2,500), so the default account is $1M: with $100k, 2% risk cannot buy one 1.5%-wide SPX
+    spread after about 2010 and scaled sizing stops trading (``position_size_zero``)."""
+    rate: float = 0.02
+    """Risk-free rate used in pricing (no rates data is embedded; 2% flat, documented)."""
+    skew_slope: float | None = None
+    """Skew slope (None: the pricing module's default)."""
+
+    def check(self) -> BacktestConfig:
+        """Raise ConfigError on inconsistent parameters; return self."""
+        s, f, z, lim = self.spread, self.fills, self.sizing, self.limits
+        problems = []
+        if s.strategy not in ("bear_call", "bull_put"):
+            problems.append(f"strategy must be bear_call or bull_put, got {s.strategy!r}")
+        if not 0 < s.min_delta <= s.max_delta < 1:
+            problems.append(
+                f"need 0 < min_delta <= max_delta < 1 (min_delta={s.min_delta}, "
+                f"max_delta={s.max_delta})"
+            )
+        if s.width_pct <= 0:
+            problems.append(f"width_pct must be > 0, got {s.width_pct}")
+        if s.target_dte <= 0:
+            problems.append(f"target_dte must be > 0 days, got {s.target_dte}")
+        if s.profit_target_pct <= 0 or s.profit_target_pct > 100:
+            problems.append(f"profit_target_pct must be in (0, 100], got {s.profit_target_pct}")
+        if s.stop_loss_pct <= 0:
+            problems.append(f"stop_loss_pct must be > 0, got {s.stop_loss_pct}")
+        if not 0 <= s.min_iv_percentile <= 100:
+            problems.append(f"min_iv_percentile must be in [0, 100], got {s.min_iv_percentile}")
+        if f.half_spread_pct < 0 or f.min_half_spread < 0 or f.fee_per_contract < 0:
+            problems.append(
+                "fills: half_spread_pct, min_half_spread and fee_per_contract must be >= 0"
+            )
+        if z.mode not in ("fixed", "scaled"):
+            problems.append(f"sizing mode must be fixed or scaled, got {z.mode!r}")
+        if z.mode == "fixed" and z.contracts < 1:
+            problems.append(f"fixed sizing needs contracts >= 1, got {z.contracts}")
+        if z.mode == "scaled" and not 0 < z.risk_pct <= 100:
+            problems.append(f"scaled sizing needs 0 < risk_pct <= 100, got {z.risk_pct}")
+        if any(m < 0 for _, m in z.regime_multipliers) or z.unknown_multiplier < 0:
+            problems.append("regime multipliers must be >= 0")
+        if lim.max_positions < 1:
+            problems.append(f"max_positions must be >= 1, got {lim.max_positions}")
+        if lim.max_portfolio_heat_pct <= 0 or lim.max_per_underlying_pct <= 0:
+            problems.append("max_portfolio_heat_pct and max_per_underlying_pct must be > 0")
+        if self.initial_equity <= 0:
+            problems.append(f"initial_equity must be > 0, got {self.initial_equity}")
+        if problems:
+            raise ConfigError("invalid backtest parameters: " + "; ".join(problems))
+        return self
+
+    def replace(self, **changes: Any) -> BacktestConfig:
+        """A copy with dotted-path changes, e.g. ``replace(**{"spread.min_delta": 0.1})``."""
+        return config_from_dict(changes, base=self)
+
+
+def parse_multipliers(text: str, labels: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    """``"1.0,0.75,0.5,0.4"`` → pairs with ``labels`` in order (the seed's CLI form)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise ConfigError(f"--regime-multipliers {text!r}: not comma-separated numbers") from exc
+    if len(values) != len(labels):
+        raise ConfigError(
+            f"--regime-multipliers {text!r}: {len(values)} values for {len(labels)} regimes "
+            f"({', '.join(labels)})"
+        )
+    return tuple(zip(labels, values, strict=True))
+
+
+def config_from_dict(data: Mapping[str, Any], base: BacktestConfig | None = None) -> BacktestConfig:
+    """Build a config from nested or dotted keys (``{"spread": {"min_delta": 0.1}}`` or
+    ``{"spread.min_delta": 0.1}``), defaults for the rest; unknown keys are errors."""
+    cfg = base or BacktestConfig()
+    nested: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in data.items():
+        if "." in key:
+            block, name = key.split(".", 1)
+            nested.setdefault(block, {})[name] = value
+        elif isinstance(value, Mapping):
+            nested.setdefault(key, {}).update(value)
+        else:
+            top[key] = value
+    blocks = {
+        f.name for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))
+    }
+    scalars = {f.name for f in dataclasses.fields(cfg)} - blocks
+    unknown = sorted((set(nested) - blocks) | (set(top) - scalars))
+    if unknown:
+        raise ConfigError(
+            f"unknown backtest parameter(s) {unknown}; blocks {sorted(blocks)}, "
+            f"settings {sorted(scalars)}"
+        )
+    changes: dict[str, Any] = dict(top)
+    for block, values in nested.items():
+        current = getattr(cfg, block)
+        names = {f.name for f in dataclasses.fields(current)}
+        bad = sorted(set(values) - names)
+        if bad:
+            raise ConfigError(f"unknown {block} parameter(s) {bad}; known {sorted(names)}")
+        if "regime_multipliers" in values and isinstance(values["regime_multipliers"], Mapping):
+            values = {
+                **values,
+                "regime_multipliers": tuple(
+                    (str(k), float(v)) for k, v in values["regime_multipliers"].items()
+                ),
+            }
+        changes[block] = dataclasses.replace(current, **values)
+    return dataclasses.replace(cfg, **changes).check()

@@ -1,0 +1,64 @@
+"""`research backtest run` through the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+EXE = Path(sys.executable).with_name("research")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(EXE), "backtest", "run", *args], capture_output=True, text=True)
+
+
+def test_regime_sized_two_ticker_run_exports_seed_trades(tmp_path: Path) -> None:
+    trades, equity = tmp_path / "trades.json", tmp_path / "equity.csv"
+    res = _run(
+        "--tickers",
+        "SPX,NDX",
+        "--start",
+        "2008-01-01",
+        "--end",
+        "2009-12-31",
+        "--regime-model",
+        "bull_bear_vol",
+        "--regime-multipliers",
+        "1.0,0.75,0.5,0.4",
+        "--sizing",
+        "scaled",
+        "--export-trades",
+        str(trades),
+        "--equity-out",
+        str(equity),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "SPX, NDX  2008-01-02..2009-12-31" in res.stdout and "2008 crisis" in res.stdout
+    rows = json.loads(trades.read_text())
+    assert rows and {r["ticker"] for r in rows} == {"SPX", "NDX"}
+    assert {r["regime"] for r in rows} <= {
+        "bull_low_vol",
+        "bull_high_vol",
+        "bear_low_vol",
+        "bear_high_vol",
+        None,
+    }
+    curve = pd.read_csv(equity)
+    assert list(curve.columns) == ["date", "equity"] and len(curve) == 505  # trading days
+
+
+def test_bad_parameters_fail_before_work(tmp_path: Path) -> None:
+    res = _run("--min-delta", "0.3", "--max-delta", "0.1")
+    assert res.returncode == 1 and "min_delta <= max_delta" in res.stderr
+    res = _run("--regime-multipliers", "1,1,1,1")
+    assert res.returncode == 1 and "needs --regime-model" in res.stderr
+    res = _run("--regime-model", "bull_bear_vol", "--regime-multipliers", "1,1")
+    assert res.returncode == 1 and "2 values for 4 regimes" in res.stderr
+    res = _run("--tickers", "SPX,QQQ")
+    assert res.returncode == 1 and "QQQ" in res.stderr
+    res = _run("--start", "2030-01-01")
+    assert res.returncode == 1 and "no bars" in res.stderr
