@@ -10,6 +10,9 @@ import pandas as pd
 from research.backtest.run import MarketPanel, market_panel
 from research.backtest.spreads import ConfigError, parse_multipliers
 
+ANCHOR = "SPX"
+"""The market whose IV index (VIX) anchors every other ticker's IV."""
+
 
 def load_panel(
     tickers: Sequence[str],
@@ -30,9 +33,14 @@ def load_panel(
     from research.data import market
     from research.regimes.service import iv_for
 
-    bars = market.load_bars(bars_path, symbols=list(tickers))
+    # the anchor's (SPX's) bars are needed for other tickers' VIX-scaled IV
+    wanted = list(dict.fromkeys([*tickers, ANCHOR]))
+    if bars_path is not None:
+        available = set(market.load_bars(bars_path)["symbol"])
+        wanted = [t for t in wanted if t in available or t in tickers]
+    bars = market.load_bars(bars_path, symbols=wanted)
     iv = iv_for(bars, iv_path)
-    iv_table = underlying_iv(bars, iv)
+    iv_table = underlying_iv(bars, iv, anchor=ANCHOR)
     panel = market_panel(bars, iv_table, tickers=tickers, start=start, end=end)
     return panel, bars, iv
 

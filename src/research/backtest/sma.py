@@ -12,8 +12,9 @@ Signals
 ``O(n)`` each: ``S[t] = close[0] + ... + close[t]`` (sequential float64 sum),
 ``SMA_w[w - 1] = S[w - 1] / w`` and ``SMA_w[t] = (S[t] - S[t - w]) / w`` for ``t >= w``. This is
 exactly vectorbt's ``rolling_mean_1d_nb`` (and ``vbt.MA``), so both produce bit-identical
-averages; its absolute error is a few ulps of ``S`` (about 1e-9 for 20 years of S&P 500 closes,
-i.e. ~1e-12 relative), far below any real-data tie.
+averages. Its error comes from the rounding of ``S`` (up to ~7.5e6 for 20 years of S&P 500
+closes): measured at most 4.4e-10 absolute (2.6e-13 relative) for windows 2..100 against exact
+sums, far below any real-data tie.
 
 * entry at bar ``t``: ``fast[t] > slow[t]`` and ``fast[t-1] <= slow[t-1]`` (cross above);
 * signal exit at bar ``t``: ``fast[t] < slow[t]`` and ``fast[t-1] >= slow[t-1]`` (cross below).
@@ -39,8 +40,8 @@ Fill convention (mirrors ``vbt.Portfolio.from_signals`` 1.x with ``price=close``
 
    So when one bar touches both levels the **stop-loss wins** (pessimistic, vectorbt's order).
    A stop exit consumes the bar: that bar's signals are not evaluated, so there is no re-entry on
-   a stop-exit bar (structurally moot here: while long, ``fast > slow`` held at the previous bar,
-   so no cross-above can occur on that bar anyway).
+   a stop-exit bar (vectorbt's rule; it can only matter after an exact tie, since while long
+   ``fast >= slow`` held at the previous bar). A disabled stop (``NaN`` or ``inf``) never fires.
 3. **Signal exits** fill at the signal bar's close, selling everything; proceeds are
    ``size * price * (1 - fees)`` (computed as ``v - v * fees``, like vectorbt).
 4. **End of data**: an open position is *left open* and valued at the last close, without an

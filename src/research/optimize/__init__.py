@@ -1,0 +1,1 @@
+"""Diagnostics for parameter-grid optimisation: how likely is the winner an accident?"""

@@ -1,0 +1,287 @@
+"""Configuration grids for the credit-spread engine: seed 004's named regime-multiplier and
+portfolio-limit sets, and cartesian grids over any parameters from a YAML file.
+
+A grid run evaluates every (variant, ticker set, window) and returns a long table, one row per
+combination, with the variant's parameters (``param_*``) and its metrics, plus the daily returns
+of every row (for the overfitting diagnostics).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.backtest.metrics import compute_metrics
+from research.backtest.run import MarketPanel, run_kernel
+from research.backtest.spreads import BacktestConfig, ConfigError, config_from_dict
+
+BULL_BEAR_LABELS: tuple[str, ...] = (
+    "bull_low_vol",
+    "bull_high_vol",
+    "bear_low_vol",
+    "bear_high_vol",
+)
+MULTIPLIER_SETS: dict[str, tuple[float, float, float, float]] = {
+    "flat": (1.0, 1.0, 1.0, 1.0),
+    "prod": (1.0, 0.75, 0.5, 0.4),
+    "mild": (1.0, 0.9, 0.75, 0.5),
+    "aggressive": (1.0, 0.5, 0.25, 0.1),
+    "bear_boost": (1.0, 0.75, 1.25, 1.5),
+    "inverse": (0.5, 0.75, 1.0, 1.25),
+}
+"""Seed 004's regime multipliers (bull_low, bull_high, bear_low, bear_high); flat = baseline."""
+LIMIT_SETS: dict[str, tuple[int, float, float]] = {
+    "tight": (3, 10.0, 10.0),
+    "moderate": (5, 20.0, 15.0),
+    "loose": (8, 30.0, 20.0),
+    "wide_open": (10, 50.0, 30.0),
+    "single_only": (1, 5.0, 5.0),
+}
+"""Seed 004's portfolio limits (max positions, portfolio heat %, per-underlying %)."""
+METRIC_COLUMNS: tuple[str, ...] = (
+    "total_return",
+    "cagr",
+    "ann_vol",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "trades",
+    "win_rate",
+    "avg_pnl",
+    "profit_factor",
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of a grid: a name, the changes from the base, the full config."""
+
+    name: str
+    changes: Mapping[str, Any]
+    config: BacktestConfig
+
+
+def _variant(base: BacktestConfig, name: str, changes: Mapping[str, Any]) -> Variant:
+    return Variant(name, dict(changes), base.replace(**changes))
+
+
+def multiplier_variants(
+    base: BacktestConfig, sets: Mapping[str, Sequence[float]] = MULTIPLIER_SETS
+) -> list[Variant]:
+    """Seed 004's named multiplier sets on ``base`` (labels of ``bull_bear_vol``)."""
+    return [
+        _variant(
+            base,
+            name,
+            {"sizing.regime_multipliers": dict(zip(BULL_BEAR_LABELS, values, strict=True))},
+        )
+        for name, values in sets.items()
+    ]
+
+
+def limit_variants(
+    base: BacktestConfig, sets: Mapping[str, tuple[int, float, float]] = LIMIT_SETS
+) -> list[Variant]:
+    """Seed 004's named portfolio-limit sets on ``base``."""
+    return [
+        _variant(
+            base,
+            name,
+            {
+                "limits.max_positions": pos,
+                "limits.max_portfolio_heat_pct": heat,
+                "limits.max_per_underlying_pct": und,
+            },
+        )
+        for name, (pos, heat, und) in sets.items()
+    ]
+
+
+def cartesian_variants(base: BacktestConfig, axes: Mapping[str, Sequence[Any]]) -> list[Variant]:
+    """Every combination of ``axes`` (dotted parameter → values), e.g.
+    ``{"spread.min_delta": [0.05, 0.1], "spread.profit_target_pct": [50, 65, 80]}``.
+
+    Combinations the config rejects (e.g. min_delta > max_delta) are errors naming them.
+    """
+    if not axes:
+        raise ConfigError("a cartesian grid needs at least one axis")
+    names = list(axes)
+    out = []
+    for values in itertools.product(*(axes[n] for n in names)):
+        changes = dict(zip(names, values, strict=True))
+        label = ",".join(f"{n.split('.')[-1]}={v}" for n, v in changes.items())
+        try:
+            out.append(_variant(base, label, changes))
+        except ConfigError as exc:
+            raise ConfigError(f"grid point {label}: {exc}") from exc
+    return out
+
+
+def load_grid_file(path: str | Path) -> tuple[BacktestConfig, dict[str, list[Any]]]:
+    """Read a grid YAML: ``base:`` (config changes) and ``grid:`` (dotted parameter → values).
+
+    Returns
+    -------
+    tuple
+        ``(base config, axes)``.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read grid file: {exc}") from exc
+    unknown = sorted(set(data) - {"base", "grid"})
+    if unknown or "grid" not in data:
+        raise ConfigError(f"{path}: expected keys 'base' (optional) and 'grid'; got {sorted(data)}")
+    try:
+        base = config_from_dict(data.get("base") or {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: base: {exc}") from exc
+    axes = {str(k): list(v) if isinstance(v, list) else [v] for k, v in data["grid"].items()}
+    return base, axes
+
+
+def flat_params(cfg: BacktestConfig) -> dict[str, Any]:
+    """A config as ``param_*`` columns (multipliers as one text column)."""
+    out: dict[str, Any] = {}
+    for block in ("spread", "fills", "sizing", "limits"):
+        for key, value in vars(getattr(cfg, block)).items():
+            if key == "regime_multipliers":
+                value = ",".join(f"{k}={v:g}" for k, v in value) or "none"
+            out[f"param_{block}_{key}"] = value
+    out["param_initial_equity"] = cfg.initial_equity
+    return out
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """A grid run: one row per (variant, ticker set, window), and every row's daily returns."""
+
+    grid: str
+    table: pd.DataFrame
+    returns: pd.DataFrame = field(repr=False)
+    """Daily simple returns, one column per ``row_id`` (dates as index)."""
+
+    def returns_for(self, **where: Any) -> pd.DataFrame:
+        """Return columns of the rows matching ``where`` (e.g. ``tickers="SPX"``), named by
+        variant."""
+        rows = self.table
+        for key, value in where.items():
+            rows = rows.loc[rows[key] == value]
+        frame = self.returns[rows["row_id"].tolist()]
+        frame.columns = rows["variant"].tolist()
+        return frame
+
+
+PanelFor = Callable[[tuple[str, ...]], MarketPanel]
+
+
+def run_grid(
+    grid: str,
+    variants: Sequence[Variant],
+    panel_for: PanelFor,
+    ticker_sets: Sequence[tuple[str, ...]],
+    windows: Sequence[tuple[str | pd.Timestamp, str | pd.Timestamp]] | None = None,
+    regimes: pd.DataFrame | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> GridResult:
+    """Evaluate every variant on every ticker set and window.
+
+    Parameters
+    ----------
+    grid
+        Name of the grid (stored with the results).
+    variants
+        Configurations (``multiplier_variants``, ``limit_variants``, ``cartesian_variants``).
+    panel_for
+        Ticker set → market panel (e.g. ``lambda t: load_panel(t)[0]``).
+    ticker_sets
+        E.g. ``[("SPX",), ("NDX",)]`` or ``[("SPX", "NDX")]``.
+    windows
+        ``(start, end)`` pairs; each window is a separate backtest starting from the initial
+        equity (default: the whole panel).
+    regimes
+        Regime labels the multipliers refer to.
+
+    Returns
+    -------
+    GridResult
+        ``table`` columns: ``row_id, grid, variant, tickers, window_start, window_end``, the
+        metrics (``total_return, cagr, ann_vol, sharpe, sortino, max_drawdown, calmar, trades,
+        win_rate, avg_pnl, profit_factor``), then ``param_*``.
+    """
+    rows: list[dict[str, Any]] = []
+    returns: dict[int, pd.Series] = {}
+    configs = [v.config for v in variants]
+    for tickers in ticker_sets:
+        panel = panel_for(tuple(tickers))
+        spans = windows or [(panel.dates[0], panel.dates[-1])]
+        for start, end in spans:
+            sub = _window(panel, start, end)
+            if progress:
+                progress(
+                    f"{grid}: {'+'.join(tickers)} {sub.dates[0].date()}..{sub.dates[-1].date()}"
+                    f" — {len(configs)} configs"
+                )
+            out = run_kernel(sub, configs, regimes, record_trades=True)
+            assert out.trades is not None
+            for i, variant in enumerate(variants):
+                equity = pd.Series(out.equity[i], index=sub.dates)
+                raw = out.trades[i, : out.n_trades[i]]
+                trades = pd.DataFrame(
+                    {
+                        "entry_date": sub.dates[raw[:, 1].astype(int)],
+                        "exit_date": sub.dates[raw[:, 2].astype(int)],
+                        "pnl": raw[:, 14],
+                    }
+                )
+                m = compute_metrics(equity, trades).to_dict()
+                row_id = len(rows)
+                rows.append(
+                    {
+                        "row_id": row_id,
+                        "grid": grid,
+                        "variant": variant.name,
+                        "tickers": "+".join(tickers),
+                        "window_start": sub.dates[0],
+                        "window_end": sub.dates[-1],
+                        **{k: m[k] for k in METRIC_COLUMNS},
+                        **flat_params(variant.config),
+                    }
+                )
+                returns[row_id] = equity.pct_change().fillna(0.0)
+    table = pd.DataFrame(rows)
+    return GridResult(grid, table, pd.DataFrame(returns))
+
+
+def _window(panel: MarketPanel, start: str | pd.Timestamp, end: str | pd.Timestamp) -> MarketPanel:
+    mask = (panel.dates >= pd.Timestamp(start)) & (panel.dates <= pd.Timestamp(end))
+    if not mask.any():
+        raise ValueError(
+            f"window {start}..{end} has no trading day in the panel "
+            f"({panel.dates[0].date()}..{panel.dates[-1].date()})"
+        )
+    idx = np.flatnonzero(mask)
+    sl = slice(idx[0], idx[-1] + 1)
+    return MarketPanel(
+        dates=panel.dates[sl],
+        tickers=panel.tickers,
+        close=panel.close[sl],
+        atm_iv=panel.atm_iv[sl],
+        mark_iv=panel.mark_iv[sl],
+        iv_percentile=panel.iv_percentile[sl],
+        vix=panel.vix[sl],
+        iv_source=panel.iv_source[sl],
+        strike_steps=panel.strike_steps,
+        dropped_days=panel.dropped_days,
+    )
