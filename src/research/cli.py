@@ -281,3 +281,79 @@ def backtest_run(
 
         write_table(result.equity.rename_axis("date").reset_index(), equity_out)
         typer.echo(f"wrote equity curve to {equity_out}")
+
+
+grid_app = typer.Typer(help="Configuration grids, stored in DuckDB.", no_args_is_help=True)
+app.add_typer(grid_app, name="grid")
+
+
+@grid_app.command("run")
+def grid_run(
+    kind: Annotated[str, typer.Argument(help="multipliers, limits or cartesian.")],
+    tickers: Annotated[
+        list[str] | None,
+        typer.Option("--tickers", help="Ticker set, e.g. SPX or SPX,NDX; repeatable."),
+    ] = None,
+    grid_file: Annotated[Path | None, typer.Option(help="Cartesian grid YAML.")] = None,
+    start: Annotated[str | None, typer.Option()] = None,
+    end: Annotated[str | None, typer.Option()] = None,
+    regime_model: Annotated[
+        str, typer.Option(help="Labels for the multipliers.")
+    ] = "bull_bear_vol",
+    executor: Annotated[str, typer.Option(help="inline, local or dask.")] = "inline",
+    address: Annotated[str | None, typer.Option(help="Dask scheduler tcp://host:port.")] = None,
+    db: Annotated[Path | None, typer.Option(help="DuckDB file (default data/lab.duckdb).")] = None,
+    spa_reps: Annotated[int, typer.Option(help="Bootstrap replications for SPA.")] = 1000,
+) -> None:
+    """Run a grid, store it in DuckDB and print the results with DSR, PBO and SPA."""
+    import pandas as pd
+
+    from research.backtest.spreads import ConfigError
+    from research.config import PATHS
+    from research.optimize.service import run_named_grid
+
+    defaults: dict[str, list[str]] = {"multipliers": ["SPX", "NDX"], "limits": ["SPX,NDX"]}
+    default_sets = defaults.get(kind, ["SPX"])
+    sets = [tuple(t.strip() for t in s.split(",")) for s in (tickers or default_sets)]
+    try:
+        ex = None
+        if executor != "inline":
+            from research.optimize.executors import get_executor
+
+            ex = get_executor(executor, address)
+        run = run_named_grid(
+            kind,
+            sets,
+            grid_file=grid_file,
+            regime_model=regime_model,
+            start=start,
+            end=end,
+            executor=ex,
+            store_path=db or PATHS.database,
+            spa_reps=spa_reps,
+            progress=lambda m: typer.echo(m, err=True),
+        )
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    cols = ["variant", "tickers", "cagr", "sharpe", "sortino", "max_drawdown", "trades", "win_rate"]
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        typer.echo(run.result.table[cols].round(4).to_string(index=False))
+        for tickers, report in run.reports.items():
+            typer.echo(f"\n{tickers} — in-sample diagnostics:\n{report.summary().to_string()}")
+    typer.echo(f"\nstored as run {run.run_id} in {db or PATHS.database}")
+
+
+@grid_app.command("query")
+def grid_query(
+    sql: Annotated[str, typer.Argument(help="SQL over grid_runs, grid_results, grid_returns.")],
+    db: Annotated[Path | None, typer.Option(help="DuckDB file (default data/lab.duckdb).")] = None,
+) -> None:
+    """Query the results database with SQL."""
+    import pandas as pd
+
+    from research.config import PATHS
+    from research.optimize.store import ResultStore
+
+    with ResultStore(db or PATHS.database) as store, pd.option_context("display.width", 160):
+        typer.echo(store.query(sql).to_string(index=False))

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -185,6 +185,60 @@ class GridResult:
 PanelFor = Callable[[tuple[str, ...]], MarketPanel]
 
 
+class Executor(Protocol):
+    """Runs a function over items (in worker processes, on a cluster, or inline)."""
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]: ...
+
+
+class InlineExecutor:
+    """Everything in this process (numba still uses all cores inside each call)."""
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        return [fn(item) for item in items]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Configurations evaluated together on one panel window (picklable for workers)."""
+
+    panel: MarketPanel
+    variants: tuple[Variant, ...]
+    regimes: pd.DataFrame | None
+    grid: str
+    tickers: str
+
+
+def evaluate_chunk(chunk: Chunk) -> list[tuple[dict[str, Any], pd.Series]]:
+    """Backtest a chunk's variants; one (row, daily returns) per variant."""
+    out = run_kernel(chunk.panel, [v.config for v in chunk.variants], chunk.regimes)
+    assert out.trades is not None
+    dates = chunk.panel.dates
+    results = []
+    for i, variant in enumerate(chunk.variants):
+        equity = pd.Series(out.equity[i], index=dates)
+        raw = out.trades[i, : out.n_trades[i]]
+        trades = pd.DataFrame(
+            {
+                "entry_date": dates[raw[:, 1].astype(int)],
+                "exit_date": dates[raw[:, 2].astype(int)],
+                "pnl": raw[:, 14],
+            }
+        )
+        m = compute_metrics(equity, trades).to_dict()
+        row = {
+            "grid": chunk.grid,
+            "variant": variant.name,
+            "tickers": chunk.tickers,
+            "window_start": dates[0],
+            "window_end": dates[-1],
+            **{k: m[k] for k in METRIC_COLUMNS},
+            **flat_params(variant.config),
+        }
+        results.append((row, equity.pct_change().fillna(0.0)))
+    return results
+
+
 def run_grid(
     grid: str,
     variants: Sequence[Variant],
@@ -193,6 +247,8 @@ def run_grid(
     windows: Sequence[tuple[str | pd.Timestamp, str | pd.Timestamp]] | None = None,
     regimes: pd.DataFrame | None = None,
     *,
+    executor: Executor | None = None,
+    chunk_size: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> GridResult:
     """Evaluate every variant on every ticker set and window.
@@ -212,56 +268,43 @@ def run_grid(
         equity (default: the whole panel).
     regimes
         Regime labels the multipliers refer to.
+    executor
+        Where chunks run (default: inline in this process).
+    chunk_size
+        Variants per chunk (default: all variants of a window in one chunk).
 
     Returns
     -------
     GridResult
         ``table`` columns: ``row_id, grid, variant, tickers, window_start, window_end``, the
         metrics (``total_return, cagr, ann_vol, sharpe, sortino, max_drawdown, calmar, trades,
-        win_rate, avg_pnl, profit_factor``), then ``param_*``.
+        win_rate, avg_pnl, profit_factor``), then ``param_*``. Row order does not depend on the
+        executor.
     """
-    rows: list[dict[str, Any]] = []
-    returns: dict[int, pd.Series] = {}
-    configs = [v.config for v in variants]
+    executor = executor or InlineExecutor()
+    size = chunk_size or max(len(variants), 1)
+    chunks: list[Chunk] = []
     for tickers in ticker_sets:
         panel = panel_for(tuple(tickers))
-        spans = windows or [(panel.dates[0], panel.dates[-1])]
-        for start, end in spans:
+        for start, end in windows or [(panel.dates[0], panel.dates[-1])]:
             sub = _window(panel, start, end)
-            if progress:
-                progress(
-                    f"{grid}: {'+'.join(tickers)} {sub.dates[0].date()}..{sub.dates[-1].date()}"
-                    f" — {len(configs)} configs"
+            for i in range(0, len(variants), size):
+                chunks.append(
+                    Chunk(sub, tuple(variants[i : i + size]), regimes, grid, "+".join(tickers))
                 )
-            out = run_kernel(sub, configs, regimes, record_trades=True)
-            assert out.trades is not None
-            for i, variant in enumerate(variants):
-                equity = pd.Series(out.equity[i], index=sub.dates)
-                raw = out.trades[i, : out.n_trades[i]]
-                trades = pd.DataFrame(
-                    {
-                        "entry_date": sub.dates[raw[:, 1].astype(int)],
-                        "exit_date": sub.dates[raw[:, 2].astype(int)],
-                        "pnl": raw[:, 14],
-                    }
-                )
-                m = compute_metrics(equity, trades).to_dict()
-                row_id = len(rows)
-                rows.append(
-                    {
-                        "row_id": row_id,
-                        "grid": grid,
-                        "variant": variant.name,
-                        "tickers": "+".join(tickers),
-                        "window_start": sub.dates[0],
-                        "window_end": sub.dates[-1],
-                        **{k: m[k] for k in METRIC_COLUMNS},
-                        **flat_params(variant.config),
-                    }
-                )
-                returns[row_id] = equity.pct_change().fillna(0.0)
-    table = pd.DataFrame(rows)
-    return GridResult(grid, table, pd.DataFrame(returns))
+    if progress:
+        progress(
+            f"{grid}: {len(variants)} configs x {len(chunks) * size // max(size, 1)} "
+            f"windows in {len(chunks)} chunks"
+        )
+    rows: list[dict[str, Any]] = []
+    returns: dict[int, pd.Series] = {}
+    for part in executor.map(evaluate_chunk, chunks):
+        for row, ret in part:
+            row_id = len(rows)
+            rows.append({"row_id": row_id, **row})
+            returns[row_id] = ret
+    return GridResult(grid, pd.DataFrame(rows), pd.DataFrame(returns))
 
 
 def _window(panel: MarketPanel, start: str | pd.Timestamp, end: str | pd.Timestamp) -> MarketPanel:

@@ -1,0 +1,112 @@
+"""Grid runs from the command line or a notebook: panels, regimes, run, store, diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from research.backtest.run import MarketPanel
+from research.backtest.spreads import BacktestConfig
+from research.optimize import grids
+from research.optimize.overfitting import OverfittingReport, overfitting_report
+
+DEFAULT_BASE = BacktestConfig().replace(**{"sizing.mode": "scaled"})
+"""Grids size by risk (2% of equity by max loss) so multipliers act on a continuous size."""
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """A finished grid: results, where they were stored, and the overfitting diagnostics per
+    ticker set (the benchmark is the ``flat`` multiplier set or the first variant)."""
+
+    result: grids.GridResult
+    run_id: str | None
+    reports: dict[str, OverfittingReport]
+
+
+def panel_loader(
+    start: str | None = None, end: str | None = None
+) -> Callable[[tuple[str, ...]], MarketPanel]:
+    """A cached ticker set → panel function over the embedded data."""
+    from research.backtest.service import load_panel
+
+    cache: dict[tuple[str, ...], MarketPanel] = {}
+
+    def panel_for(tickers: tuple[str, ...]) -> MarketPanel:
+        if tickers not in cache:
+            cache[tickers] = load_panel(list(tickers), start=start, end=end)[0]
+        return cache[tickers]
+
+    return panel_for
+
+
+def regimes_for(model: str | None, tickers: Sequence[str]) -> pd.DataFrame | None:
+    """Labels of ``model`` on the embedded bars of ``tickers`` (None without a model)."""
+    if model is None:
+        return None
+    from research.backtest.service import load_panel, regime_labels
+
+    _, bars, iv = load_panel(list(tickers))
+    return regime_labels(model, bars, iv)
+
+
+def run_named_grid(
+    kind: str,
+    ticker_sets: Sequence[tuple[str, ...]],
+    *,
+    base: BacktestConfig = DEFAULT_BASE,
+    grid_file: str | Path | None = None,
+    regime_model: str | None = "bull_bear_vol",
+    start: str | None = None,
+    end: str | None = None,
+    executor: grids.Executor | None = None,
+    store_path: str | Path | None = None,
+    spa_reps: int = 1000,
+    progress: Callable[[str], None] | None = None,
+) -> GridRun:
+    """Run the ``multipliers`` / ``limits`` grid (seed 004) or a ``cartesian`` grid file,
+    store it, and compute DSR / PBO / SPA per ticker set (in-sample: the whole window).
+
+    Returns
+    -------
+    GridRun
+    """
+    if kind == "multipliers":
+        variants = grids.multiplier_variants(base)
+    elif kind == "limits":
+        variants = grids.limit_variants(base)
+    elif kind == "cartesian":
+        if grid_file is None:
+            raise ValueError("a cartesian grid needs a grid file (YAML with base: and grid:)")
+        file_base, axes = grids.load_grid_file(grid_file)
+        variants = grids.cartesian_variants(file_base, axes)
+    else:
+        raise ValueError(f"unknown grid {kind!r}; use multipliers, limits or cartesian")
+    tickers_all = sorted({t for ts in ticker_sets for t in ts})
+    regimes = regimes_for(regime_model, tickers_all)
+    result = grids.run_grid(
+        kind,
+        variants,
+        panel_loader(start, end),
+        ticker_sets,
+        regimes=regimes,
+        executor=executor,
+        progress=progress,
+    )
+    reports = {}
+    names = [v.name for v in variants]
+    benchmark = "flat" if "flat" in names else names[0]
+    if len(names) > 1:
+        for tickers in {"+".join(ts) for ts in ticker_sets}:
+            matrix = result.returns_for(tickers=tickers).dropna()
+            reports[tickers] = overfitting_report(matrix, benchmark, spa_reps=spa_reps, n_splits=8)
+    run_id = None
+    if store_path is not None:
+        from research.optimize.store import ResultStore
+
+        with ResultStore(store_path) as store:
+            run_id = store.save_grid(result)
+    return GridRun(result, run_id, reports)

@@ -1,0 +1,144 @@
+"""Named and cartesian grids, the long results table, and the DuckDB store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from research.backtest.run import run_backtest
+from research.backtest.spreads import BacktestConfig, ConfigError
+from research.optimize import grids
+from research.optimize.store import ResultStore
+
+
+@pytest.fixture(scope="module")
+def setup():  # type: ignore[no-untyped-def]
+    from research.backtest.service import load_panel, regime_labels
+
+    panel, bars, iv = load_panel(["SPX", "NDX"], start="2007-01-01", end="2009-12-31")
+    cache = {("SPX", "NDX"): panel}
+
+    def panel_for(tickers: tuple[str, ...]):  # type: ignore[no-untyped-def]
+        if tickers not in cache:
+            cache[tickers] = load_panel(list(tickers), start="2007-01-01", end="2009-12-31")[0]
+        return cache[tickers]
+
+    return panel_for, regime_labels("bull_bear_vol", bars, iv)
+
+
+BASE = BacktestConfig().replace(**{"sizing.mode": "scaled"})
+
+
+def test_named_sets_are_the_seeds() -> None:
+    mult = {
+        v.name: dict(v.config.sizing.regime_multipliers) for v in grids.multiplier_variants(BASE)
+    }
+    assert list(mult) == ["flat", "prod", "mild", "aggressive", "bear_boost", "inverse"]
+    assert mult["prod"] == {
+        "bull_low_vol": 1.0,
+        "bull_high_vol": 0.75,
+        "bear_low_vol": 0.5,
+        "bear_high_vol": 0.4,
+    }
+    assert mult["inverse"]["bull_low_vol"] == 0.5 and mult["bear_boost"]["bear_high_vol"] == 1.5
+    lim = {v.name: v.config.limits for v in grids.limit_variants(BASE)}
+    assert (
+        lim["tight"].max_positions,
+        lim["tight"].max_portfolio_heat_pct,
+        lim["tight"].max_per_underlying_pct,
+    ) == (3, 10.0, 10.0)
+    assert (lim["single_only"].max_positions, lim["wide_open"].max_portfolio_heat_pct) == (1, 50)
+
+
+def test_cartesian_grid_from_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "base:\n  sizing.mode: scaled\ngrid:\n  spread.min_delta: [0.05, 0.1]\n"
+        "  spread.profit_target_pct: [50, 65, 80]\n"
+    )
+    base, axes = grids.load_grid_file(path)
+    variants = grids.cartesian_variants(base, axes)
+    assert len(variants) == 6 and base.sizing.mode == "scaled"
+    assert variants[0].name == "min_delta=0.05,profit_target_pct=50"
+    assert {(v.config.spread.min_delta, v.config.spread.profit_target_pct) for v in variants} == {
+        (a, b) for a in (0.05, 0.1) for b in (50, 65, 80)
+    }
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid:\n  spread.min_delta: [0.2]\n  spread.max_delta: [0.1]\n")
+    with pytest.raises(ConfigError, match="grid point min_delta=0.2,max_delta=0.1"):
+        grids.cartesian_variants(*grids.load_grid_file(bad))
+    with pytest.raises(ConfigError, match="expected keys"):
+        (tmp_path / "x.yaml").write_text("points: {}\n")
+        grids.load_grid_file(tmp_path / "x.yaml")
+
+
+def test_grid_rows_equal_single_backtests(setup) -> None:  # type: ignore[no-untyped-def]
+    panel_for, labels = setup
+    variants = grids.multiplier_variants(BASE)
+    result = grids.run_grid(
+        "mult",
+        variants,
+        panel_for,
+        [("SPX",), ("NDX",)],
+        regimes=labels,
+        windows=[("2007-01-01", "2008-06-30"), ("2008-07-01", "2009-12-31")],
+    )
+    table = result.table
+    assert len(table) == 6 * 2 * 2 and list(table["row_id"]) == list(range(24))
+    assert set(table["tickers"]) == {"SPX", "NDX"}
+    # one row, recomputed as an ordinary backtest on the same window
+    row = table.loc[(table["variant"] == "prod") & (table["tickers"] == "NDX")].iloc[1]
+    panel = grids._window(panel_for(("NDX",)), "2008-07-01", "2009-12-31")
+    single = run_backtest(panel, variants[1].config, labels)
+    assert row["trades"] == len(single.trades)
+    assert row["cagr"] == pytest.approx(single.metrics.cagr, rel=1e-12)
+    np.testing.assert_allclose(
+        result.returns[row["row_id"]].dropna().to_numpy(),
+        single.equity.pct_change().fillna(0).to_numpy(),
+    )
+    assert row["param_sizing_regime_multipliers"].startswith("bull_low_vol=1,bull_high_vol=0.75")
+    # chunking does not change anything
+    chunked = grids.run_grid(
+        "mult",
+        variants,
+        panel_for,
+        [("SPX",), ("NDX",)],
+        regimes=labels,
+        windows=[("2007-01-01", "2008-06-30"), ("2008-07-01", "2009-12-31")],
+        chunk_size=4,
+    )
+    pd.testing.assert_frame_equal(chunked.table, table)
+
+
+def test_store_round_trip_sql_and_rollback(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    panel_for, labels = setup
+    result = grids.run_grid(
+        "limits", grids.limit_variants(BASE), panel_for, [("SPX", "NDX")], regimes=labels
+    )
+    db = tmp_path / "lab.duckdb"
+    with ResultStore(db) as store:
+        run_id = store.save_grid(result, note="test")
+        best = store.query(
+            "SELECT variant, sharpe FROM grid_results WHERE run_id = ? "
+            "ORDER BY sharpe DESC LIMIT 1",
+            [run_id],
+        )
+        assert (
+            best["variant"].iloc[0]
+            == result.table.sort_values("sharpe", ascending=False)["variant"].iloc[0]
+        )
+        back = store.load_grid(run_id)
+    pd.testing.assert_frame_equal(back.table, result.table, check_dtype=False)
+    np.testing.assert_allclose(back.returns.to_numpy(), result.returns.to_numpy())
+    with ResultStore(db) as store:
+        assert list(store.runs()["grid"]) == ["limits"]
+        broken = grids.GridResult(
+            "broken", result.table.assign(sharpe="not a number"), result.returns
+        )
+        with pytest.raises(Exception):  # noqa: B017 - duckdb's conversion error type
+            store.save_grid(broken)
+        assert list(store.runs()["grid"]) == ["limits"]  # nothing half-written
+        assert store.query("SELECT count(*) AS n FROM grid_results")["n"].iloc[0] == 5
