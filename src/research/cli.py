@@ -339,8 +339,8 @@ def grid_run(
     cols = ["variant", "tickers", "cagr", "sharpe", "sortino", "max_drawdown", "trades", "win_rate"]
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         typer.echo(run.result.table[cols].round(4).to_string(index=False))
-        for tickers, report in run.reports.items():
-            typer.echo(f"\n{tickers} — in-sample diagnostics:\n{report.summary().to_string()}")
+        for ticker_set, report in run.reports.items():
+            typer.echo(f"\n{ticker_set} — in-sample diagnostics:\n{report.summary().to_string()}")
     typer.echo(f"\nstored as run {run.run_id} in {db or PATHS.database}")
 
 
