@@ -16,7 +16,13 @@ from research.pipeline.runner import discover, run_pipeline
 ROOT = Path(__file__).resolve().parents[2]
 # figures each notebook must draw (02: two symbols' regime strips, agreement, transitions,
 # share of time, snapshot counts)
-FIGURES = {"01_market_data": 3, "02_market_regimes": 6}
+# 03: equity, a stress heatmap per market, walk-forward; 04: equity, two stress heatmaps, wf
+FIGURES = {
+    "01_market_data": 3,
+    "02_market_regimes": 6,
+    "03_regime_multiplier_grid": 4,
+    "04_portfolio_limits_grid": 4,
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +73,19 @@ def test_market_regimes_page_shows_every_model_and_the_snapshot(rendered: Paths)
     assert re.search(r">\s*[LNHC]\s*</td>", page)  # an L/N/H/C badge cell
     assert "kappa_ci_low" in page and "expected_duration" in page
     assert "CORE" in page and "ALT-EXT" in page  # the sizing table
+
+
+def test_grid_pages_state_verdicts_and_write_summaries(rendered: Paths) -> None:
+    import json
+
+    for name, benchmark in (
+        ("03_regime_multiplier_grid", "flat"),
+        ("04_portfolio_limits_grid", "wide_open"),
+    ):
+        page = (rendered.site / "executed" / f"{name}.html").read_text()
+        assert "value out of sample" in page  # the verdict sentence
+        assert "SPA p" in page and "DSR" in page and "PBO" in page
+        summary = json.loads((rendered.reports / "summaries" / f"{name}.json").read_text())
+        assert summary["benchmark"] == benchmark and summary["per_tickers"]
+        row = summary["per_tickers"][0]
+        assert 0 <= row["oos_spa_p"] <= 1 and row["verdict"].endswith(f"PBO {row['oos_pbo']:.2f}")

@@ -224,6 +224,7 @@ def execute_job(job: NotebookJob) -> NotebookOutcome:
             kernel_name=job.kernel,
             cwd=str(job.cwd),
             execution_timeout=job.timeout,
+            start_timeout=120,  # kernel start: generous on a loaded 2-core machine
             progress_bar=job.progress,
             log_output=False,
         )

@@ -1,0 +1,137 @@
+"""Figures for the grid notebooks (regime multipliers, portfolio limits)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def equity_by_variant(
+    returns: Mapping[str, pd.DataFrame], title: str, initial: float = 1.0
+) -> go.Figure:
+    """Growth of 1 per variant (columns), one panel per ticker set (log scale).
+
+    Parameters
+    ----------
+    returns
+        Ticker set → daily returns (dates × variants).
+    """
+    names = list(returns)
+    fig = make_subplots(
+        rows=len(names), cols=1, shared_xaxes=False, subplot_titles=names, vertical_spacing=0.08
+    )
+    palette = [
+        "#1f77b4",
+        "#2ca02c",
+        "#ff7f0e",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+    ]
+    for row, name in enumerate(names, start=1):
+        frame = returns[name].dropna(how="all").fillna(0.0)
+        growth = initial * (1 + frame).cumprod()
+        for i, col in enumerate(growth.columns):
+            fig.add_trace(
+                go.Scatter(
+                    x=growth.index,
+                    y=growth[col],
+                    name=str(col),
+                    legendgroup=str(col),
+                    showlegend=row == 1,
+                    line={
+                        "color": palette[i % len(palette)],
+                        "width": 2.2 if col == "flat" else 1.2,
+                        "dash": "dash" if col == "flat" else "solid",
+                    },
+                ),
+                row=row,
+                col=1,
+            )
+        fig.update_yaxes(type="log", title_text="growth of 1", row=row, col=1)
+    fig.update_layout(title=title, height=330 * len(names), legend={"orientation": "h", "y": -0.06})
+    return fig
+
+
+def stress_heatmap(table: pd.DataFrame, title: str, value: str = "return") -> go.Figure:
+    """Variants × stress windows, coloured by return (or drawdown).
+
+    Parameters
+    ----------
+    table
+        Long table with columns ``variant, window`` and ``value``.
+    """
+    pivot = table.pivot(index="variant", columns="window", values=value)
+    pivot = pivot[[c for c in dict.fromkeys(table["window"]) if c in pivot.columns]]
+    z = pivot.to_numpy(float) * 100
+    bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(pivot.columns),
+            y=list(pivot.index),
+            colorscale="RdYlGn",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            texttemplate="%{z:.1f}%",
+            colorbar={"title": "%"},
+            hovertemplate="%{y} in %{x}: %{z:.2f}%<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, height=120 + 40 * len(pivot), yaxis={"autorange": "reversed"})
+    return fig
+
+
+def walk_forward_equity(
+    oos: Mapping[str, pd.Series],
+    baseline: Mapping[str, pd.Series],
+    folds: pd.DataFrame | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Stitched out-of-sample equity of the walk-forward winners vs the baseline, per ticker
+    set; fold boundaries as dotted lines."""
+    names = list(oos)
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.1)
+    for row, name in enumerate(names, start=1):
+        w, b = oos[name], baseline.get(name)
+        fig.add_trace(
+            go.Scatter(
+                x=w.index,
+                y=w / w.iloc[0],
+                name="walk-forward winners",
+                legendgroup="wf",
+                showlegend=row == 1,
+                line={"color": "#1f77b4"},
+            ),
+            row=row,
+            col=1,
+        )
+        if b is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=b.index,
+                    y=b / b.iloc[0],
+                    name="flat (baseline)",
+                    legendgroup="flat",
+                    showlegend=row == 1,
+                    line={"color": "#7f7f7f", "dash": "dash"},
+                ),
+                row=row,
+                col=1,
+            )
+        if folds is not None and "oos_start" in folds:
+            for start in folds["oos_start"]:
+                fig.add_vline(
+                    x=start, line={"color": "#bbbbbb", "dash": "dot", "width": 1}, row=row, col=1
+                )
+    fig.update_layout(title=title, height=320 * len(names))
+    return fig
