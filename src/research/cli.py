@@ -357,3 +357,15 @@ def grid_query(
 
     with ResultStore(db or PATHS.database) as store, pd.option_context("display.width", 160):
         typer.echo(store.query(sql).to_string(index=False))
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path | None, typer.Option(help="Folder (default data/sample).")] = None,
+) -> None:
+    """Regenerate the research tables (experiments, tunes, trades) from the embedded bars."""
+    from research.config import PATHS
+    from research.optimize.datasets import generate
+
+    for path in generate(out or PATHS.sample).values():
+        typer.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
