@@ -142,3 +142,51 @@ def test_store_round_trip_sql_and_rollback(setup, tmp_path: Path) -> None:  # ty
             store.save_grid(broken)
         assert list(store.runs()["grid"]) == ["limits"]  # nothing half-written
         assert store.query("SELECT count(*) AS n FROM grid_results")["n"].iloc[0] == 5
+
+
+def test_grid_cli_runs_stores_reports_and_queries(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("research")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "base: {sizing.mode: scaled, spread.max_delta: 0.3}\n"
+        "grid:\n  spread.min_delta: [0.05, 0.1, 0.15]\n"
+        "  spread.profit_target_pct: [50, 65, 80]\n"
+    )
+    db = tmp_path / "lab.duckdb"
+    res = subprocess.run(
+        [
+            exe,
+            "grid",
+            "run",
+            "cartesian",
+            "--grid-file",
+            str(grid),
+            "--tickers",
+            "SPX",
+            "--start",
+            "2010-01-01",
+            "--end",
+            "2013-12-31",
+            "--db",
+            str(db),
+            "--spa-reps",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "DSR" in res.stdout and "PBO" in res.stdout and "neighbourhood" in res.stdout
+    out = subprocess.run(
+        [exe, "grid", "query", "SELECT count(*) AS n FROM grid_results", "--db", str(db)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and out.stdout.split()[-1] == "9"
+    bad = subprocess.run(
+        [exe, "grid", "run", "sideways", "--db", str(db)], capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "unknown grid 'sideways'" in bad.stderr

@@ -64,6 +64,7 @@ def run_named_grid(
     start: str | None = None,
     end: str | None = None,
     executor: grids.Executor | None = None,
+    chunk_size: int | None = None,
     store_path: str | Path | None = None,
     spa_reps: int = 1000,
     progress: Callable[[str], None] | None = None,
@@ -75,6 +76,7 @@ def run_named_grid(
     -------
     GridRun
     """
+    axes: dict[str, list[object]] = {}
     if kind == "multipliers":
         variants = grids.multiplier_variants(base)
     elif kind == "limits":
@@ -103,7 +105,14 @@ def run_named_grid(
     if len(names) > 1:
         for tickers in {"+".join(ts) for ts in ticker_sets}:
             matrix = result.returns_for(tickers=tickers).dropna()
-            reports[tickers] = overfitting_report(matrix, benchmark, spa_reps=spa_reps, n_splits=8)
+            grid_table, params = None, None
+            if kind == "cartesian":  # neighbourhood stability on the parameter grid
+                rows = result.table.loc[result.table["tickers"] == tickers]
+                params = ["param_" + a.replace(".", "_") for a in axes]
+                grid_table = rows.set_index("variant")[params]
+            reports[tickers] = overfitting_report(
+                matrix, benchmark, spa_reps=spa_reps, n_splits=8, grid=grid_table, params=params
+            )
     run_id = None
     if store_path is not None:
         from research.optimize.store import ResultStore
