@@ -153,6 +153,16 @@ class GridStudy:
         ]
         return self.grid.result.table[cols]
 
+    def folds_table(self, decimals: int = 4) -> pd.DataFrame:
+        """Every ticker set's walk-forward folds (winner, IS/OOS metric, efficiency, rank), with
+        numbers rounded to ``decimals``."""
+        frames = [wf.folds.assign(tickers=t) for t, wf in self.walk_forward.items()]
+        out = pd.concat(frames, ignore_index=True)
+        out = out[["tickers", *[c for c in out.columns if c != "tickers"]]]
+        numeric = out.select_dtypes("number").columns
+        out[numeric] = out[numeric].round(decimals)
+        return out
+
     def oos_table(self) -> pd.DataFrame:
         """Out-of-sample (walk-forward OOS windows, concatenated) annualised Sharpe, return and
         max drawdown per ticker set and variant, plus the walk-forward selection itself."""
