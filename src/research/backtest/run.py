@@ -254,6 +254,20 @@ class GridOutput:
     counters: np.ndarray
     trades: np.ndarray | None
 
+    def pnl_frame(self, i: int, dates: pd.DatetimeIndex) -> pd.DataFrame:
+        """Config ``i``'s trades as ``entry_date, exit_date, pnl`` (what ``compute_metrics``
+        needs)."""
+        if self.trades is None:
+            raise ValueError("the kernel ran with record_trades=False")
+        raw = self.trades[i, : self.n_trades[i]]
+        return pd.DataFrame(
+            {
+                "entry_date": dates[raw[:, engine.F_ENTRY].astype(int)],
+                "exit_date": dates[raw[:, engine.F_EXIT].astype(int)],
+                "pnl": raw[:, engine.F_PNL],
+            }
+        )
+
 
 def run_kernel(
     panel: MarketPanel,

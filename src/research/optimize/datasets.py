@@ -72,18 +72,10 @@ def _evaluate(
 ) -> list[dict[str, float]]:
     sub = _window(panel, start, end)
     out = run_kernel(sub, configs)
-    assert out.trades is not None
     rows = []
     for i in range(len(configs)):
         equity = pd.Series(out.equity[i], index=sub.dates)
-        raw = out.trades[i, : out.n_trades[i]]
-        trades = pd.DataFrame(
-            {
-                "entry_date": sub.dates[raw[:, 1].astype(int)],
-                "exit_date": sub.dates[raw[:, 2].astype(int)],
-                "pnl": raw[:, 14],
-            }
-        )
+        trades = out.pnl_frame(i, sub.dates)
         m = compute_metrics(equity, trades)
         rows.append(
             {

@@ -212,19 +212,11 @@ class Chunk:
 def evaluate_chunk(chunk: Chunk) -> list[tuple[dict[str, Any], pd.Series]]:
     """Backtest a chunk's variants; one (row, daily returns) per variant."""
     out = run_kernel(chunk.panel, [v.config for v in chunk.variants], chunk.regimes)
-    assert out.trades is not None
     dates = chunk.panel.dates
     results = []
     for i, variant in enumerate(chunk.variants):
         equity = pd.Series(out.equity[i], index=dates)
-        raw = out.trades[i, : out.n_trades[i]]
-        trades = pd.DataFrame(
-            {
-                "entry_date": dates[raw[:, 1].astype(int)],
-                "exit_date": dates[raw[:, 2].astype(int)],
-                "pnl": raw[:, 14],
-            }
-        )
+        trades = out.pnl_frame(i, dates)
         m = compute_metrics(equity, trades).to_dict()
         row = {
             "grid": chunk.grid,

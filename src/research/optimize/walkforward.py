@@ -46,7 +46,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from research.backtest import engine
 from research.backtest.metrics import Metrics, compute_metrics
 from research.backtest.run import MarketPanel, run_kernel
 from research.optimize.grids import METRIC_COLUMNS, Variant, _window
@@ -389,15 +388,7 @@ def _run_window(
     for i in range(len(configs)):
         trades = None
         if trade_metrics:
-            assert out.trades is not None
-            raw = out.trades[i, : out.n_trades[i]]
-            trades = pd.DataFrame(
-                {
-                    "entry_date": dates[raw[:, engine.F_ENTRY].astype(int)],
-                    "exit_date": dates[raw[:, engine.F_EXIT].astype(int)],
-                    "pnl": raw[:, engine.F_PNL],
-                }
-            )
+            trades = out.pnl_frame(i, dates)
         m = compute_metrics(pd.Series(equity[i], index=dates), trades).to_dict()
         row = {k: float(m[k]) for k in METRIC_COLUMNS}
         if not trade_metrics:
