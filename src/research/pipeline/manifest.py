@@ -13,6 +13,7 @@ The manifest lives at ``reports/executed/.manifest.json`` and is written atomica
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -29,9 +30,16 @@ _CODE_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".json", ".j2", ".sql"}
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
+    """SHA-256 of a file's bytes (memoised per path, size and modification time, so files shared
+    by several notebooks are read once per run)."""
+    st = path.stat()
+    return _file_digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -132,9 +140,9 @@ def data_digest(sample_dir: Path, params: Mapping[str, Any], bases: tuple[Path, 
     files = _files_under(sample_dir)
     for p in _param_paths(dict(params), bases):
         files.extend(_files_under(p) if p.is_dir() else [p])
-    arch_data = _package_dir("arch.data")
-    if arch_data is not None:
-        files.extend(_files_under(arch_data, {".gz", ".csv"}))
+    arch = _package_dir("arch")  # top-level lookup: does not import arch (and numpy, scipy, …)
+    if arch is not None:
+        files.extend(_files_under(arch / "data", {".gz", ".csv"}))
     return tree_digest(files)
 
 
