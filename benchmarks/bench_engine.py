@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def credit_spread_throughput() -> None:
-    """Credit-spread engine on SPX+NDX 1999–2018: a 48-config grid (delta range x profit target x
+    """Credit-spread engine on SPX+IXIC 1999–2018: a 48-config grid (delta range x profit target x
     stop loss), warm, with and without trade records; compile time separately."""
     import itertools
 
@@ -386,19 +386,28 @@ def credit_spread_throughput() -> None:
     from research.backtest.service import load_panel
     from research.backtest.spreads import BacktestConfig
 
-    panel, _, _ = load_panel(["SPX", "NDX"])
+    panel, _, _ = load_panel(["SPX", "IXIC"])
     base = BacktestConfig()
     grid = [
-        base.replace(**{"spread.min_delta": lo, "spread.max_delta": lo + 0.1,
-                        "spread.profit_target_pct": pt, "spread.stop_loss_pct": sl})
-        for lo, pt, sl in itertools.product([0.05, 0.1, 0.15, 0.2], [50, 65, 80],
-                                            [100, 125, 150, 200])
+        base.replace(
+            **{
+                "spread.min_delta": lo,
+                "spread.max_delta": lo + 0.1,
+                "spread.profit_target_pct": pt,
+                "spread.stop_loss_pct": sl,
+            }
+        )
+        for lo, pt, sl in itertools.product(
+            [0.05, 0.1, 0.15, 0.2], [50, 65, 80], [100, 125, 150, 200]
+        )
     ]
     start = time.perf_counter()
     run_kernel(panel, grid[:1], record_trades=False)
     first = time.perf_counter() - start
-    print(f"\ncredit-spread engine, SPX+NDX ({len(panel.dates)} days x {len(panel.tickers)} "
-          f"tickers): first call (compile or cache load) {first:.2f} s")
+    print(
+        f"\ncredit-spread engine, SPX+IXIC ({len(panel.dates)} days x {len(panel.tickers)} "
+        f"tickers): first call (compile or cache load) {first:.2f} s"
+    )
     for record in (False, True):
         times = []
         for _ in range(3):
@@ -406,8 +415,10 @@ def credit_spread_throughput() -> None:
             run_kernel(panel, grid, record_trades=record)
             times.append(time.perf_counter() - start)
         best = min(times)
-        print(f"  {len(grid)} configs, record_trades={record}: {best:.3f} s "
-              f"-> {len(grid) / best:,.0f} configs/s")
+        print(
+            f"  {len(grid)} configs, record_trades={record}: {best:.3f} s "
+            f"-> {len(grid) / best:,.0f} configs/s"
+        )
 
 
 if __name__ == "__main__":

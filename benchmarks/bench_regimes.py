@@ -1,4 +1,4 @@
-"""Benchmark: the regime models over both default symbols (SPX + NDX, 2 x 5,031 days).
+"""Benchmark: the regime models over both default symbols (SPX + IXIC, 2 x 5,031 days).
 
 Prints, per model, the best of 5 wall times of ``research.regimes.classify`` (contract
 validation included; the IV with its proxy is prepared once, outside the timing), the four

@@ -176,7 +176,7 @@ app.add_typer(backtest_app, name="backtest")
 
 @backtest_app.command("run")
 def backtest_run(
-    tickers: Annotated[str, typer.Option(help="Comma-separated, e.g. SPX,NDX.")] = "SPX",
+    tickers: Annotated[str, typer.Option(help="Comma-separated, e.g. SPX,IXIC.")] = "SPX",
     bars: Annotated[Path | None, typer.Option(help="Bars file (default: embedded).")] = None,
     iv: Annotated[Path | None, typer.Option(help="IV index file (default: VIX).")] = None,
     start: Annotated[str | None, typer.Option()] = None,
@@ -292,7 +292,7 @@ def grid_run(
     kind: Annotated[str, typer.Argument(help="multipliers, limits or cartesian.")],
     tickers: Annotated[
         list[str] | None,
-        typer.Option("--tickers", help="Ticker set, e.g. SPX or SPX,NDX; repeatable."),
+        typer.Option("--tickers", help="Ticker set, e.g. SPX or SPX,IXIC; repeatable."),
     ] = None,
     grid_file: Annotated[Path | None, typer.Option(help="Cartesian grid YAML.")] = None,
     start: Annotated[str | None, typer.Option()] = None,
@@ -312,7 +312,7 @@ def grid_run(
     from research.config import PATHS
     from research.optimize.service import run_named_grid
 
-    defaults: dict[str, list[str]] = {"multipliers": ["SPX", "NDX"], "limits": ["SPX,NDX"]}
+    defaults: dict[str, list[str]] = {"multipliers": ["SPX", "IXIC"], "limits": ["SPX,IXIC"]}
     default_sets = defaults.get(kind, ["SPX"])
     sets = [tuple(t.strip() for t in s.split(",")) for s in (tickers or default_sets)]
     try:
@@ -342,6 +342,79 @@ def grid_run(
         for ticker_set, report in run.reports.items():
             typer.echo(f"\n{ticker_set} — in-sample diagnostics:\n{report.summary().to_string()}")
     typer.echo(f"\nstored as run {run.run_id} in {db or PATHS.database}")
+
+
+@grid_app.command("study")
+def grid_study_cmd(
+    kind: Annotated[str, typer.Argument(help="multipliers or limits.")],
+    tickers: Annotated[
+        list[str] | None,
+        typer.Option("--tickers", help="Ticker set, e.g. SPX or SPX,IXIC; repeatable."),
+    ] = None,
+    start: Annotated[str | None, typer.Option()] = None,
+    end: Annotated[str | None, typer.Option()] = None,
+    is_years: Annotated[float, typer.Option(help="Walk-forward in-sample years.")] = 6.0,
+    oos_years: Annotated[float, typer.Option(help="Walk-forward out-of-sample years.")] = 2.0,
+    scenarios: Annotated[
+        str | None, typer.Option(help="Comma-separated sensitivity scenarios (default: all).")
+    ] = None,
+    n_permutations: Annotated[int, typer.Option(help="Label shuffles (>= 200).")] = 200,
+    sharpe_reps: Annotated[int, typer.Option(help="Sharpe-test bootstrap resamples.")] = 2000,
+    spa_reps: Annotated[int, typer.Option(help="SPA bootstrap replications.")] = 1000,
+    db: Annotated[Path | None, typer.Option(help="Results store counted for DSR trials.")] = None,
+    summary_out: Annotated[Path | None, typer.Option(help="Write the JSON summary here.")] = None,
+) -> None:
+    """The notebooks' study headless: walk-forward, controls, permutation null, Sharpe tests
+    and every sensitivity scenario; prints the verdicts and the sensitivity table."""
+    import json
+
+    import pandas as pd
+
+    from research.backtest.spreads import ConfigError
+    from research.config import PATHS
+    from research.optimize.study import grid_study
+
+    if kind not in ("multipliers", "limits"):
+        typer.echo(f"error: unknown study {kind!r}; use multipliers or limits", err=True)
+        raise typer.Exit(1)
+    defaults = {"multipliers": ["SPX", "IXIC"], "limits": ["SPX,IXIC"]}
+    sets = [tuple(t.strip() for t in x.split(",")) for x in (tickers or defaults[kind])]
+    try:
+        study = grid_study(
+            kind,
+            sets,
+            benchmark="flat" if kind == "multipliers" else "wide_open",
+            start=start,
+            end=end,
+            regime_model="bull_bear_vol" if kind == "multipliers" else None,
+            is_years=is_years,
+            oos_years=oos_years,
+            scenarios=None if scenarios is None else [x.strip() for x in scenarios.split(",")],
+            n_permutations=n_permutations,
+            sharpe_reps=sharpe_reps,
+            spa_reps=spa_reps,
+            store_path=db or PATHS.database,
+            progress=lambda m: typer.echo(m, err=True),
+        )
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    summary = study.summary()
+    rows = summary["per_tickers"]
+    assert isinstance(rows, list)
+    for row in rows:
+        typer.echo(f"{row['tickers']}: {row['verdict']}\n")
+    cols = ["tickers", "scenario", "choice_oos_sharpe", "benchmark_oos_sharpe"]
+    cols += ["control_oos_sharpe", "p_value", "verdict", "verdict_holds"]
+    table = study.sensitivity_table()
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        typer.echo(table[[c for c in cols if c in table]].round(3).to_string(index=False))
+    typer.echo(f"\n{study.seconds:.1f} s")
+    if summary_out is not None:
+        from research.pipeline.manifest import write_text_atomic
+
+        write_text_atomic(summary_out, json.dumps(summary, indent=2, default=str))
+        typer.echo(f"wrote {summary_out}")
 
 
 @grid_app.command("query")

@@ -77,3 +77,16 @@ class Paths:
 
 PATHS = Paths.from_root()
 """Paths of the detected project root."""
+
+
+def resolve_path(value: str | Path, paths: Paths | None = None) -> Path:
+    """A user-given path: absolute as is; relative to the project root, else to notebooks/
+    (where notebooks run), whichever exists; the project root when neither does."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    paths = paths or Paths.from_root()
+    for base in (paths.root, paths.notebooks):
+        if (base / path).exists():
+            return (base / path).resolve()
+    return (paths.root / path).resolve()

@@ -20,7 +20,7 @@ def test_regime_sized_two_ticker_run_exports_seed_trades(tmp_path: Path) -> None
     trades, equity = tmp_path / "trades.json", tmp_path / "equity.csv"
     res = _run(
         "--tickers",
-        "SPX,NDX",
+        "SPX,IXIC",
         "--start",
         "2008-01-01",
         "--end",
@@ -37,9 +37,9 @@ def test_regime_sized_two_ticker_run_exports_seed_trades(tmp_path: Path) -> None
         str(equity),
     )
     assert res.returncode == 0, res.stderr
-    assert "SPX, NDX  2008-01-02..2009-12-31" in res.stdout and "2008 crisis" in res.stdout
+    assert "SPX, IXIC  2008-01-02..2009-12-31" in res.stdout and "2008 crisis" in res.stdout
     rows = json.loads(trades.read_text())
-    assert rows and {r["ticker"] for r in rows} == {"SPX", "NDX"}
+    assert rows and {r["ticker"] for r in rows} == {"SPX", "IXIC"}
     assert {r["regime"] for r in rows} <= {
         "bull_low_vol",
         "bull_high_vol",

@@ -20,7 +20,7 @@ from research.backtest.run import (
     run_backtest,
     run_backtests,
     run_kernel,
-    strike_step,
+    strike_steps,
 )
 from research.backtest.spreads import BacktestConfig, ConfigError, config_from_dict
 
@@ -33,6 +33,7 @@ def make_panel(
     start: str = "2020-01-02",
     tickers: tuple[str, ...] = ("AAA",),
     ivp: float = 50.0,
+    opens: np.ndarray | None = None,
 ) -> MarketPanel:
     closes = np.asarray(closes, float).reshape(len(closes), -1)
     n, k = closes.shape
@@ -46,55 +47,105 @@ def make_panel(
         iv_percentile=np.full((n, k), ivp),
         vix=ivs * 100,
         iv_source=np.full((n, k), "index", dtype=object),
-        strike_steps=np.array([strike_step(float(np.median(closes[:, j]))) for j in range(k)]),
+        strike_steps=strike_steps(closes),
         dropped_days=0,
+        open=None if opens is None else np.asarray(opens, float).reshape(n, -1),
     )
 
 
 # --- an independent reference: scipy Black-Scholes and a plain loop over the rules ----------
 
 
-def ref_price(s: float, k: float, t: float, r: float, sigma: float, call: bool) -> float:
+def ref_price(s: float, k: float, t: float, r: float, q: float, sigma: float, call: bool) -> float:
     if t <= 0:
         return max(s - k, 0.0) if call else max(k - s, 0.0)
-    d1 = (math.log(s / k) + (r + sigma**2 / 2) * t) / (sigma * math.sqrt(t))
+    d1 = (math.log(s / k) + (r - q + sigma**2 / 2) * t) / (sigma * math.sqrt(t))
     d2 = d1 - sigma * math.sqrt(t)
+    fwd_s = s * math.exp(-q * t)
     if call:
-        return s * norm.cdf(d1) - k * math.exp(-r * t) * norm.cdf(d2)
-    return k * math.exp(-r * t) * norm.cdf(-d2) - s * norm.cdf(-d1)
+        return fwd_s * norm.cdf(d1) - k * math.exp(-r * t) * norm.cdf(d2)
+    return k * math.exp(-r * t) * norm.cdf(-d2) - fwd_s * norm.cdf(-d1)
 
 
-def ref_delta(s: float, k: float, t: float, r: float, sigma: float, call: bool) -> float:
-    d1 = (math.log(s / k) + (r + sigma**2 / 2) * t) / (sigma * math.sqrt(t))
-    return norm.cdf(d1) if call else norm.cdf(d1) - 1
+def ref_delta(s: float, k: float, t: float, r: float, q: float, sigma: float, call: bool) -> float:
+    d1 = (math.log(s / k) + (r - q + sigma**2 / 2) * t) / (sigma * math.sqrt(t))
+    return math.exp(-q * t) * (norm.cdf(d1) if call else norm.cdf(d1) - 1)
 
 
-def ref_iv(atm: float, s: float, k: float, t: float) -> float:
-    ratio = 1 - SKEW.slope * math.log(k / s) / math.sqrt(t)
+def ref_iv(atm: float, s: float, k: float, t: float, slope: float = SKEW.slope) -> float:
+    if t <= 0:
+        return atm
+    ratio = 1 - slope * math.log(k / s) / math.sqrt(t)
     return atm * min(max(ratio, SKEW.floor_ratio), SKEW.cap_ratio)
 
 
-def reference(panel: MarketPanel, cfg: BacktestConfig) -> tuple[np.ndarray, list[dict]]:
-    """The module docstrings' rules, written out plainly (fixed sizing, no regimes)."""
-    sp, fl, lim = cfg.spread, cfg.fills, cfg.limits
+def ref_step(price: float) -> float:
+    """The strike grid: the largest of the listed steps not above 0.25% of the day's price."""
+    fitting = [x for x in (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0) if x <= 0.0025 * price]
+    return fitting[-1] if fitting else 0.5
+
+
+def reference(
+    panel: MarketPanel, cfg: BacktestConfig, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, list[dict]]:
+    """The module docstrings' rules, written out plainly: fixed or scaled sizing times the
+    regime multiplier of the entry day's label (``labels``: days x tickers of str or None),
+    the IV-percentile filter, portfolio limits, dividend yields, cash earning the rate, and
+    fills at the close or at the next open."""
+    sp, fl, lim, sz = cfg.spread, cfg.fills, cfg.limits, cfg.sizing
     call = sp.strategy == "bear_call"
     r = cfg.rate
+    slope = SKEW.slope if cfg.skew_slope is None else cfg.skew_slope
+    lag = 1 if fl.timing == "next_open" else 0
     days = panel.dates
     n, k = panel.close.shape
+    previous_close = np.vstack([panel.close[:1], panel.close[:-1]])
+    opens = previous_close if panel.open is None else panel.open
+    divs = [cfg.dividend_yield(t) for t in panel.tickers]
+    mults = dict(sz.regime_multipliers)
+    growth = (1 + r) ** (1 / 252)
     realized = cfg.initial_equity
     open_: list[dict] = []
     done: list[dict] = []
     equity = np.zeros(n)
 
     def mid(pos: dict, s: float, t: float, atm: float) -> float:
-        return ref_price(s, pos["ks"], t, r, ref_iv(atm, s, pos["ks"], t), call) - ref_price(
-            s, pos["kl"], t, r, ref_iv(atm, s, pos["kl"], t), call
+        q = divs[pos["j"]]
+        return ref_price(s, pos["ks"], t, r, q, ref_iv(atm, s, pos["ks"], t, slope), call) - (
+            ref_price(s, pos["kl"], t, r, q, ref_iv(atm, s, pos["kl"], t, slope), call)
         )
 
     def half(x: float) -> float:
         return max(fl.half_spread_pct / 100 * x, fl.min_half_spread)
 
+    def years(a: int, b: int) -> float:
+        return (days[b] - days[a]).days / 365
+
+    def at_risk(positions: list[dict]) -> float:
+        return sum((abs(p["kl"] - p["ks"]) - p["credit"]) * 100 * p["n"] for p in positions)
+
     for d in range(n):
+        if d > 0:
+            realized *= growth
+        # orders from yesterday's close fill at today's open
+        for pos in [p for p in open_ if p["state"] != "open"]:
+            s = opens[d, pos["j"]]
+            t = years(d, pos["exp"])
+            if pos["state"] == "exit":
+                value = mid(pos, s, t, panel.mark_iv[d - 1, pos["j"]])
+                debit = min(value + half(value), abs(pos["kl"] - pos["ks"]))
+                pnl = (pos["credit"] - debit) * 100 * pos["n"] - 2 * fl.fee_per_contract * pos["n"]
+                realized += pnl
+                done.append({**pos, "exit": d, "pnl": pnl - 2 * fl.fee_per_contract * pos["n"]})
+                open_.remove(pos)
+            else:
+                m = mid(pos, s, t, pos["atm"])
+                credit = m - half(m)
+                if credit <= 0:
+                    open_.remove(pos)
+                    continue
+                pos.update(state="open", entry=d, credit=credit, spot=s)
+                realized -= 2 * fl.fee_per_contract * pos["n"]
         unreal = 0.0
         for pos in list(open_):
             s = panel.close[d, pos["j"]]
@@ -104,14 +155,18 @@ def reference(panel: MarketPanel, cfg: BacktestConfig) -> tuple[np.ndarray, list
                 debit = min(max((s - pos["ks"]) if call else (pos["ks"] - s), 0.0), width)
                 fees, reason = 0.0, "expiration"
             else:
-                t = (days[pos["exp"]] - days[d]).days / 365
-                value = mid(pos, s, t, panel.mark_iv[d, pos["j"]])
+                value = mid(pos, s, years(d, pos["exp"]), panel.mark_iv[d, pos["j"]])
                 debit = min(value + half(value), width)
                 fees = 2 * fl.fee_per_contract * pos["n"]
                 if debit <= pos["credit"] * (1 - sp.profit_target_pct / 100):
                     reason = "profit_target"
                 elif debit - pos["credit"] >= sp.stop_loss_pct / 100 * pos["credit"]:
                     reason = "stop_loss"
+                elif d == n - 1:
+                    reason = "end_of_data"
+                if lag and reason in ("profit_target", "stop_loss") and d < n - 1:
+                    pos.update(state="exit", reason=reason)
+                    reason = None
             if reason:
                 pnl = (pos["credit"] - debit) * 100 * pos["n"] - fees
                 realized += pnl
@@ -127,22 +182,27 @@ def reference(panel: MarketPanel, cfg: BacktestConfig) -> tuple[np.ndarray, list
             else:
                 unreal += (pos["credit"] - value) * 100 * pos["n"]
         eq_now = realized + unreal
-        if d < n - 1:
+        if d < n - 1 - lag:
             for j in range(k):
                 if len(open_) >= lim.max_positions:
                     break
                 s, atm = panel.close[d, j], panel.atm_iv[d, j]
+                if not atm > 0:
+                    continue
+                ivp = panel.iv_percentile[d, j]
+                if not ivp >= sp.min_iv_percentile:  # NaN (not known yet) never passes
+                    continue
                 target = days[d] + pd.Timedelta(days=sp.target_dte)
                 exp = int(np.searchsorted(days.values, target.to_datetime64()))
-                if exp >= n:
+                if exp >= n or exp <= d + lag:
                     continue
-                t = (days[exp] - days[d]).days / 365
-                step = panel.strike_steps[j]
+                t = years(d, exp)
+                step = ref_step(s)
                 base = math.ceil(s / step) * step if call else math.floor(s / step) * step
                 best, best_gap, best_delta = None, np.inf, None
                 for i in range(2000):
                     kk = base + i * step if call else base - i * step
-                    dl = abs(ref_delta(s, kk, t, r, ref_iv(atm, s, kk, t), call))
+                    dl = abs(ref_delta(s, kk, t, r, divs[j], ref_iv(atm, s, kk, t, slope), call))
                     if dl < sp.min_delta:
                         break
                     gap = abs(dl - (sp.min_delta + sp.max_delta) / 2)
@@ -158,29 +218,36 @@ def reference(panel: MarketPanel, cfg: BacktestConfig) -> tuple[np.ndarray, list
                     "ks": best,
                     "kl": best + w if call else best - w,
                     "delta": best_delta,
+                    "atm": atm,
+                    "state": "entry" if lag else "open",
                 }
                 m = mid(pos, s, t, atm)
                 pos["credit"] = m - half(m)
                 if pos["credit"] <= 0:
                     continue
                 risk = (w - pos["credit"]) * 100
-                heat = sum((abs(p["kl"] - p["ks"]) - p["credit"]) * 100 * p["n"] for p in open_)
-                und = sum(
-                    (abs(p["kl"] - p["ks"]) - p["credit"]) * 100 * p["n"]
-                    for p in open_
-                    if p["j"] == j
-                )
+                label = None if labels is None else labels[d, j]
+                mult = mults.get(label, sz.unknown_multiplier)
+                if sz.mode == "scaled":
+                    wanted = math.floor(eq_now * sz.risk_pct / 100 / risk * mult)
+                else:
+                    wanted = math.floor(sz.contracts * mult + 1e-9)
+                if wanted < 1:
+                    continue
                 room = min(
-                    lim.max_portfolio_heat_pct / 100 * eq_now - heat,
-                    lim.max_per_underlying_pct / 100 * eq_now - und,
+                    lim.max_portfolio_heat_pct / 100 * eq_now - at_risk(open_),
+                    lim.max_per_underlying_pct / 100 * eq_now
+                    - at_risk([p for p in open_ if p["j"] == j]),
                 )
-                pos["n"] = min(cfg.sizing.contracts, math.floor(room / risk + 1e-9))
+                pos["n"] = min(wanted, math.floor(room / risk + 1e-9))
                 if pos["n"] < 1:
                     continue
-                realized -= 2 * fl.fee_per_contract * pos["n"]
-                unreal += (pos["credit"] - m) * 100 * pos["n"]
+                pos["mult"] = mult
                 open_.append(pos)
-                eq_now = realized + unreal
+                if not lag:
+                    realized -= 2 * fl.fee_per_contract * pos["n"]
+                    unreal += (pos["credit"] - m) * 100 * pos["n"]
+                    eq_now = realized + unreal
         equity[d] = realized + unreal
     return equity, done
 
@@ -189,39 +256,99 @@ def reference(panel: MarketPanel, cfg: BacktestConfig) -> tuple[np.ndarray, list
 def spx_2008() -> MarketPanel:
     from research.backtest.service import load_panel
 
-    panel, _, _ = load_panel(["SPX", "NDX"], start="2007-06-01", end="2009-06-30")
+    panel, _, _ = load_panel(["SPX", "IXIC"], start="2007-06-01", end="2009-06-30")
     return panel
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {},
-        {"spread.strategy": "bull_put", "limits.max_positions": 3, "sizing.contracts": 4},
-        {
-            "spread.min_delta": 0.2,
-            "spread.max_delta": 0.3,
-            "spread.profit_target_pct": 50,
-            "spread.stop_loss_pct": 200,
-            "spread.target_dte": 45,
-            "limits.max_portfolio_heat_pct": 8,
+@pytest.fixture(scope="module")
+def bbv_2008(spx_2008: MarketPanel) -> pd.DataFrame:
+    """Real bull_bear_vol labels for the 2007–09 panel."""
+    from research.backtest.service import load_panel, regime_labels
+
+    _, bars, iv = load_panel(["SPX", "IXIC"])
+    return regime_labels("bull_bear_vol", bars, iv)
+
+
+def _label_grid(panel: MarketPanel, labels: pd.DataFrame) -> np.ndarray:
+    grid = labels.pivot(index="date", columns="symbol", values="regime")
+    return grid.reindex(index=panel.dates, columns=list(panel.tickers)).to_numpy(object)
+
+
+REFERENCE_CASES = {
+    "default": {},
+    "bull_put_fixed_4_limits": {
+        "spread.strategy": "bull_put",
+        "limits.max_positions": 3,
+        "sizing.contracts": 4,
+    },
+    "wide_delta_long_dte_tight_heat": {
+        "spread.min_delta": 0.2,
+        "spread.max_delta": 0.3,
+        "spread.profit_target_pct": 50,
+        "spread.stop_loss_pct": 200,
+        "spread.target_dte": 45,
+        "limits.max_portfolio_heat_pct": 8,
+    },
+    "scaled_regime_multipliers": {
+        "sizing.mode": "scaled",
+        "sizing.regime_multipliers": {
+            "bull_low_vol": 1.0,
+            "bull_high_vol": 0.5,
+            "bear_low_vol": 0.25,
+            "bear_high_vol": 0.1,
         },
-    ],
-)
+    },
+    "scaled_ivp_filter_limits": {
+        "sizing.mode": "scaled",
+        "sizing.risk_pct": 3.0,
+        "spread.min_iv_percentile": 60.0,
+        "limits.max_positions": 4,
+        "limits.max_portfolio_heat_pct": 9,
+        "limits.max_per_underlying_pct": 6,
+        "sizing.regime_multipliers": {"bear_high_vol": 1.5, "bull_low_vol": 0.5},
+    },
+    "next_open_fills_scaled": {
+        "fills.timing": "next_open",
+        "sizing.mode": "scaled",
+        "sizing.regime_multipliers": {"bull_high_vol": 0.75, "bear_high_vol": 0.4},
+    },
+    "no_dividends_rate_5pct_skew_x1.5": {
+        "dividend_yields": {},
+        "rate": 0.05,
+        "skew_slope": 1.275,
+    },
+}
+
+
+@pytest.mark.parametrize("changes", REFERENCE_CASES.values(), ids=REFERENCE_CASES.keys())
 def test_engine_equals_the_reference_on_real_2007_09_data(
-    spx_2008: MarketPanel, changes: dict
+    spx_2008: MarketPanel, bbv_2008: pd.DataFrame, changes: dict
 ) -> None:
     cfg = BacktestConfig().replace(**changes)
-    result = run_backtest(spx_2008, cfg)
-    equity, trades = reference(spx_2008, cfg)
+    result = run_backtest(spx_2008, cfg, bbv_2008)
+    equity, trades = reference(spx_2008, cfg, _label_grid(spx_2008, bbv_2008))
     np.testing.assert_allclose(result.equity.to_numpy(), equity, rtol=1e-9, atol=1e-6)
     got = result.trades.sort_values(["entry_date", "ticker"], ignore_index=True)
     want = sorted(trades, key=lambda p: (p["entry"], spx_2008.tickers[p["j"]]))
     assert len(got) == len(want) > 20
     assert list(got["short_strike"]) == [p["ks"] for p in want]
     assert list(got["exit_reason"]) == [p["reason"] for p in want]
+    assert list(got["contracts"]) == [p["n"] for p in want]
     np.testing.assert_allclose(got["pnl"], [p["pnl"] for p in want], rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(got["delta"], [p["delta"] for p in want], rtol=1e-9)
+    np.testing.assert_allclose(got["multiplier"], [p["mult"] for p in want], rtol=0)
+    if cfg.sizing.regime_multipliers:  # the multipliers really varied the size
+        assert got["multiplier"].nunique() > 1
+    if cfg.spread.min_iv_percentile > 0:  # the filter really skipped entries
+        assert result.counters["iv_filter"] > 100
+    if cfg.limits.max_per_underlying_pct < 10:  # the limits really cut trades
+        assert result.counters["limits"] > 0
+    if cfg.fills.timing == "next_open":  # fills at the open: entry prices are opens
+        opens = spx_2008.open[
+            spx_2008.dates.get_indexer(got["entry_date"]),
+            [spx_2008.tickers.index(t) for t in got["ticker"]],
+        ]
+        np.testing.assert_array_equal(got["underlying_price"], opens)
 
 
 # --- hand-computed single trades -----------------------------------------------------------
@@ -269,6 +396,66 @@ def test_gap_up_triggers_the_stop_at_the_next_close() -> None:
     t = run_backtest(make_panel(closes), cfg).trades.iloc[0]
     assert t["exit_reason"] == "stop_loss" and t["exit_date"] == make_panel(closes).dates[5]
     assert t["debit"] - t["credit"] >= 1.25 * t["credit"]
+
+
+def test_next_open_fills_exit_at_the_open_after_the_trigger() -> None:
+    # flat at 100, then a gap up at the close of day 5 triggers the stop; the order fills at
+    # day 6's open (102, below the close) with the IV known at day 5's close
+    closes = np.concatenate([np.full(5, 100.0), np.full(55, 103.0)])
+    opens = np.concatenate([np.full(6, 100.0), [102.0], np.full(53, 103.0)])
+    cfg = BacktestConfig().replace(**{"limits.max_positions": 1, "fills.timing": "next_open"})
+    panel = make_panel(closes, opens=opens)
+    t = run_backtest(panel, cfg).trades.iloc[0]
+    # decided at day 0's close, filled at day 1's open (100) with the entry-day IV
+    assert t["entry_date"] == panel.dates[1] and t["underlying_price"] == 100.0
+    assert t["exit_reason"] == "stop_loss" and t["exit_date"] == panel.dates[6]
+    dte = panel.dates.values[int(panel.dates.get_loc(t["expiration"]))] - panel.dates.values[6]
+    years = dte.astype("timedelta64[D]").astype(int) / 365
+    mid = ref_price(
+        102.0,
+        t["short_strike"],
+        years,
+        0.02,
+        0.0,
+        ref_iv(0.2, 102.0, t["short_strike"], years),
+        True,
+    ) - ref_price(
+        102.0, t["long_strike"], years, 0.02, 0.0, ref_iv(0.2, 102.0, t["long_strike"], years), True
+    )
+    debit = min(mid + max(0.05 * mid, 0.05), t["long_strike"] - t["short_strike"])
+    assert t["debit"] == pytest.approx(debit, rel=1e-9)
+    same_close = run_backtest(panel, cfg.replace(**{"fills.timing": "close"})).trades.iloc[0]
+    assert same_close["exit_date"] == panel.dates[5] and same_close["entry_date"] == panel.dates[0]
+
+
+def test_idle_cash_earns_the_rate_and_has_a_zero_sharpe() -> None:
+    # an IV-percentile filter no day passes: no trade, the account only earns the rate
+    panel = make_panel(np.full(300, 100.0), ivp=50.0)
+    cfg = BacktestConfig().replace(**{"spread.min_iv_percentile": 90.0, "rate": 0.05})
+    res = run_backtest(panel, cfg)
+    assert res.trades.empty and res.counters["iv_filter"] > 0
+    growth = 1.05 ** (1 / 252)
+    np.testing.assert_allclose(res.equity.to_numpy(), 1e6 * growth ** np.arange(300), rtol=1e-12)
+    assert res.metrics.sharpe == 0.0  # excess returns over the same rate are zero
+    assert res.metrics.cagr > 0.04
+
+
+def test_strike_grid_comes_from_each_day_close() -> None:
+    # below 1,000 the grid is 1.0 (0.25% of 990 = 2.475), from 1,000 on it is 2.5
+    closes = np.concatenate([np.full(40, 990.0), np.full(80, 1010.0)])
+    steps = strike_steps(closes)
+    assert set(steps[:40]) == {1.0} and set(steps[40:]) == {2.5}
+    panel = make_panel(closes)
+    trades = run_backtest(panel, BacktestConfig().replace(**{"limits.max_positions": 1})).trades
+    early = trades.loc[trades["entry_date"] < panel.dates[40]]
+    late = trades.loc[trades["entry_date"] >= panel.dates[40]]
+    assert len(early) and len(late)
+    assert (late["short_strike"] % 2.5 == 0).all()
+    assert (early["short_strike"] % 1.0 == 0).all() and (early["short_strike"] % 2.5 != 0).any()
+    # the early trades do not depend on the later prices (no look-ahead in the grid)
+    cut = make_panel(closes[:60])
+    early_cut = run_backtest(cut, BacktestConfig().replace(**{"limits.max_positions": 1})).trades
+    assert list(early_cut["short_strike"].iloc[: len(early)]) == list(early["short_strike"])
 
 
 # --- sizing, regimes, limits -----------------------------------------------------------------

@@ -89,43 +89,43 @@ def test_iv_without_source_column_counts_as_index() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_ndx_scaled_by_realized_vol_ratio() -> None:
+def test_ixic_scaled_by_realized_vol_ratio() -> None:
     n, w = 16, 4
     bars = pd.concat(
-        [_bars("SPX", _alternating(0.01, n - 1)), _bars("NDX", _alternating(0.02, n - 1))]
+        [_bars("SPX", _alternating(0.01, n - 1)), _bars("IXIC", _alternating(0.02, n - 1))]
     )
     sources = ["proxy"] * 8 + ["index"] * (n - 8)
     iv = _iv("SPX", [0.15] * n, sources)
     out = underlying_iv(bars, iv, rv_window=w)
-    ndx = _rows(out, "NDX")
+    ixic = _rows(out, "IXIC")
     spx = _rows(out, "SPX")
 
     # rv needs w returns: the first w bars (indices 0..w-1) have none
-    assert ndx["atm_iv"].iloc[:w].isna().all()
-    assert (ndx["iv_source"].iloc[:w] == "missing").all()
+    assert ixic["atm_iv"].iloc[:w].isna().all()
+    assert (ixic["iv_source"].iloc[:w] == "missing").all()
     # |r| = 2% vs 1% every day -> ratio 2
-    np.testing.assert_allclose(ndx["atm_iv"].iloc[w:], 0.30, rtol=1e-12)
-    assert ndx["iv_source"].iloc[w:8].eq("scaled:proxy").all()
-    assert ndx["iv_source"].iloc[8:].eq("scaled:index").all()
+    np.testing.assert_allclose(ixic["atm_iv"].iloc[w:], 0.30, rtol=1e-12)
+    assert ixic["iv_source"].iloc[w:8].eq("scaled:proxy").all()
+    assert ixic["iv_source"].iloc[8:].eq("scaled:index").all()
     # vix is the anchor's, on every row of every symbol
-    np.testing.assert_allclose(ndx["vix"], 15.0, rtol=1e-15)
-    np.testing.assert_array_equal(ndx["vix"], spx["vix"])
+    np.testing.assert_allclose(ixic["vix"], 15.0, rtol=1e-15)
+    np.testing.assert_array_equal(ixic["vix"], spx["vix"])
     assert spx["iv_source"].tolist() == sources
 
 
 def test_scaling_ratio_tracks_trailing_window() -> None:
-    # NDX: |r| = 1% for 6 returns then 3%; rv_window 2. At the first 3% return the window holds
+    # IXIC: |r| = 1% for 6 returns then 3%; rv_window 2. At the first 3% return the window holds
     # one 1% and one 3% return: rv_ndx / rv_spx = sqrt((1 + 9) / 2) = sqrt(5).
     n = 12
-    ndx_r = np.concatenate([_alternating(0.01, 6), _alternating(0.03, n - 1 - 6)])
-    bars = pd.concat([_bars("SPX", _alternating(0.01, n - 1)), _bars("NDX", ndx_r)])
+    ixic_r = np.concatenate([_alternating(0.01, 6), _alternating(0.03, n - 1 - 6)])
+    bars = pd.concat([_bars("SPX", _alternating(0.01, n - 1)), _bars("IXIC", ixic_r)])
     anchor = [0.10 + 0.005 * i for i in range(n)]
     iv = _iv("SPX", anchor, ["index"] * n)
-    ndx = _rows(underlying_iv(bars, iv, rv_window=2, ratio_bounds=(0.5, 10.0)), "NDX")
+    ixic = _rows(underlying_iv(bars, iv, rv_window=2, ratio_bounds=(0.5, 10.0)), "IXIC")
     expected = np.array(anchor) * np.array(
         [np.nan, np.nan] + [1.0] * 5 + [math.sqrt(5.0)] + [3.0] * 4
     )
-    np.testing.assert_allclose(ndx["atm_iv"], expected, rtol=1e-12)
+    np.testing.assert_allclose(ixic["atm_iv"], expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -141,30 +141,30 @@ def test_scaling_ratio_tracks_trailing_window() -> None:
 def test_ratio_bounds_clip(size: float, bounds: tuple[float, float], ratio: float) -> None:
     n = 10
     bars = pd.concat(
-        [_bars("SPX", _alternating(0.01, n - 1)), _bars("NDX", _alternating(size, n - 1))]
+        [_bars("SPX", _alternating(0.01, n - 1)), _bars("IXIC", _alternating(size, n - 1))]
     )
     iv = _iv("SPX", [0.2] * n, ["index"] * n)
-    ndx = _rows(underlying_iv(bars, iv, rv_window=3, ratio_bounds=bounds), "NDX")
-    np.testing.assert_allclose(ndx["atm_iv"].iloc[3:], 0.2 * ratio, rtol=1e-12)
+    ixic = _rows(underlying_iv(bars, iv, rv_window=3, ratio_bounds=bounds), "IXIC")
+    np.testing.assert_allclose(ixic["atm_iv"].iloc[3:], 0.2 * ratio, rtol=1e-12)
 
 
-def test_published_ndx_index_used_when_present() -> None:
+def test_published_ixic_index_used_when_present() -> None:
     n = 10
     bars = pd.concat(
-        [_bars("SPX", _alternating(0.01, n - 1)), _bars("NDX", _alternating(0.02, n - 1))]
+        [_bars("SPX", _alternating(0.01, n - 1)), _bars("IXIC", _alternating(0.02, n - 1))]
     )
     spx_iv = _iv("SPX", [0.2] * n, ["index"] * n)
-    # NDX: a published index on days 0-1 and 6-7, a proxy on days 2-5 (ignored: scaled instead)
-    ndx_iv = pd.concat(
+    # IXIC: a published index on days 0-1 and 6-7, a proxy on days 2-5 (ignored: scaled instead)
+    ixic_iv = pd.concat(
         [
-            _iv("NDX", [0.33, 0.34], ["index"] * 2, offset=0),
-            _iv("NDX", [0.9] * 4, ["proxy"] * 4, offset=2),
-            _iv("NDX", [0.35, 0.36], ["index"] * 2, offset=6),
+            _iv("IXIC", [0.33, 0.34], ["index"] * 2, offset=0),
+            _iv("IXIC", [0.9] * 4, ["proxy"] * 4, offset=2),
+            _iv("IXIC", [0.35, 0.36], ["index"] * 2, offset=6),
         ]
     )
-    out = underlying_iv(bars, pd.concat([spx_iv, ndx_iv]), rv_window=3)
-    ndx = _rows(out, "NDX")
-    assert ndx["iv_source"].tolist() == [
+    out = underlying_iv(bars, pd.concat([spx_iv, ixic_iv]), rv_window=3)
+    ixic = _rows(out, "IXIC")
+    assert ixic["iv_source"].tolist() == [
         "index",
         "index",
         "missing",  # rv needs 3 returns
@@ -177,37 +177,37 @@ def test_published_ndx_index_used_when_present() -> None:
         "scaled:index",
     ]
     np.testing.assert_allclose(
-        ndx["atm_iv"],
+        ixic["atm_iv"],
         [0.33, 0.34, np.nan, 0.4, 0.4, 0.4, 0.35, 0.36, 0.4, 0.4],
         rtol=1e-12,
     )
-    np.testing.assert_allclose(ndx["vix"], 20.0)
+    np.testing.assert_allclose(ixic["vix"], 20.0)
 
 
 def test_rows_follow_each_symbols_bars() -> None:
     n = 10
     spx = _bars("SPX", _alternating(0.01, n - 1))
-    ndx = _bars("NDX", _alternating(0.02, n - 1)).drop(index=[4])  # NDX closed on day 4
+    ixic = _bars("IXIC", _alternating(0.02, n - 1)).drop(index=[4])  # IXIC closed on day 4
     iv = pd.concat([_iv("SPX", [0.2] * (n + 3), ["index"] * (n + 3)), _iv("XYZ", [0.5], ["index"])])
     # shuffled input: output is sorted by symbol, date
-    bars = pd.concat([ndx, spx]).sample(frac=1.0, random_state=0)
+    bars = pd.concat([ixic, spx]).sample(frac=1.0, random_state=0)
     out = underlying_iv(bars, iv, rv_window=2)
-    assert len(out) == len(spx) + len(ndx)
-    assert out["symbol"].tolist() == ["NDX"] * len(ndx) + ["SPX"] * len(spx)
-    assert _rows(out, "NDX")["date"].tolist() == ndx["date"].tolist()
+    assert len(out) == len(spx) + len(ixic)
+    assert out["symbol"].tolist() == ["IXIC"] * len(ixic) + ["SPX"] * len(spx)
+    assert _rows(out, "IXIC")["date"].tolist() == ixic["date"].tolist()
     assert _rows(out, "SPX")["date"].tolist() == spx["date"].tolist()
 
 
 def test_anchor_iv_missing_leaves_scaled_symbol_missing() -> None:
     n = 8
     bars = pd.concat(
-        [_bars("SPX", _alternating(0.01, n - 1)), _bars("NDX", _alternating(0.02, n - 1))]
+        [_bars("SPX", _alternating(0.01, n - 1)), _bars("IXIC", _alternating(0.02, n - 1))]
     )
     iv = _iv("SPX", [0.2] * n, ["index"] * n).drop(index=5)
-    ndx = _rows(underlying_iv(bars, iv, rv_window=2), "NDX")
-    assert np.isnan(ndx["atm_iv"].iloc[5]) and ndx["iv_source"].iloc[5] == "missing"
-    assert np.isnan(ndx["vix"].iloc[5])
-    assert ndx["atm_iv"].iloc[[4, 6]].tolist() == pytest.approx([0.4, 0.4])
+    ixic = _rows(underlying_iv(bars, iv, rv_window=2), "IXIC")
+    assert np.isnan(ixic["atm_iv"].iloc[5]) and ixic["iv_source"].iloc[5] == "missing"
+    assert np.isnan(ixic["vix"].iloc[5])
+    assert ixic["atm_iv"].iloc[[4, 6]].tolist() == pytest.approx([0.4, 0.4])
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,10 +252,10 @@ def test_percentile_default_needs_20_values() -> None:
 
 def test_rejects_bad_input() -> None:
     spx = _bars("SPX", _alternating(0.01, 5))
-    ndx = _bars("NDX", _alternating(0.01, 5))
+    ixic = _bars("IXIC", _alternating(0.01, 5))
     iv = _iv("SPX", [0.2] * 6, ["index"] * 6)
     with pytest.raises(ValueError, match="anchor"):
-        underlying_iv(ndx, iv)
+        underlying_iv(ixic, iv)
     with pytest.raises(ValueError, match="share a"):
         underlying_iv(pd.concat([spx, spx.iloc[:1]]), iv)
     with pytest.raises(ValueError, match="share a"):
@@ -275,7 +275,7 @@ def test_rejects_bad_input() -> None:
 
 @pytest.fixture(scope="module")
 def real() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Embedded SPX/NDX bars from 2013 and iv_with_proxy (VIX from 2014, GARCH proxy before)."""
+    """Embedded SPX/IXIC bars from 2013 and iv_with_proxy (VIX from 2014, GARCH proxy before)."""
     bars = market.load_bars(start="2013-01-01")
     index = market.load_iv_index()
     iv = market.iv_with_proxy(bars, index, market.fit_iv_proxy(bars, index))
@@ -286,17 +286,19 @@ def test_real_data_sources(real: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     bars, iv = real
     out = underlying_iv(bars, iv)
     assert len(out) == len(bars)
-    spx, ndx = _rows(out, "SPX"), _rows(out, "NDX")
+    spx, ixic = _rows(out, "SPX"), _rows(out, "IXIC")
     assert set(spx["iv_source"]) == {"index", "proxy", "missing"}
-    assert set(ndx["iv_source"]) == {"scaled:index", "scaled:proxy", "missing"}
+    assert set(ixic["iv_source"]) == {"scaled:index", "scaled:proxy", "missing"}
     vix_days = spx["date"] >= pd.Timestamp("2014-01-03")
     assert spx.loc[vix_days, "iv_source"].eq("index").all()
-    assert ndx.loc[ndx["date"] >= pd.Timestamp("2014-01-03"), "iv_source"].eq("scaled:index").all()
+    assert (
+        ixic.loc[ixic["date"] >= pd.Timestamp("2014-01-03"), "iv_source"].eq("scaled:index").all()
+    )
     # the anchor column is the SPX IV in points on every symbol's rows
-    merged = ndx.merge(spx, on="date", suffixes=("_ndx", "_spx"))
+    merged = ixic.merge(spx, on="date", suffixes=("_ndx", "_spx"))
     np.testing.assert_allclose(merged["vix_ndx"], merged["atm_iv_spx"] * 100, rtol=1e-15)
     ratio = (merged["atm_iv_ndx"] / merged["atm_iv_spx"]).dropna()
-    assert ratio.between(0.5, 3.0).all() and ratio.median() > 1.0  # NDX is the more volatile
+    assert ratio.between(0.5, 3.0).all() and ratio.median() > 1.0  # IXIC is the more volatile
     pct = out["iv_percentile"].dropna()
     assert pct.between(0, 100, inclusive="right").all()
 
@@ -310,3 +312,21 @@ def test_prefix_invariance_on_real_data(real: tuple[pd.DataFrame, pd.DataFrame],
     expected = full.loc[full["date"] <= c].reset_index(drop=True)
     pdt.assert_frame_equal(part, expected, check_exact=True)
     assert part["atm_iv"].notna().sum() > 0
+
+
+@pytest.mark.parametrize("cut", ["2003-06-30", "2008-10-15", "2015-03-02"])
+def test_iv_rebuilt_from_truncated_history_is_the_same(cut: str) -> None:
+    """The IV each backtest day sees — published index, GARCH proxy, VIX-scaled IXIC, the
+    percentile — rebuilt from bars and VIX cut at ``cut`` equals the full history's up to
+    ``cut`` (the proxy map's two coefficients held fixed: the documented exception)."""
+    bars = market.load_bars()
+    vix = market.load_iv_index()
+    fit = market.fit_iv_proxy(market.embedded_bars(["SPX"]), market.embedded_vix())
+    full = underlying_iv(bars, market.iv_with_proxy(bars, vix, fit))
+    end = pd.Timestamp(cut)
+    bars_cut = bars.loc[bars["date"] <= end].reset_index(drop=True)
+    vix_cut = vix.loc[vix["date"] <= end].reset_index(drop=True)
+    part = underlying_iv(bars_cut, market.iv_with_proxy(bars_cut, vix_cut, fit))
+    want = full.loc[full["date"] <= end].reset_index(drop=True)
+    assert len(part) == len(want) > 2000
+    pdt.assert_frame_equal(part, want, check_exact=False, rtol=1e-12, atol=0.0)

@@ -182,7 +182,7 @@ def test_curve_that_never_falls() -> None:
 def test_flat_and_single_point_curves() -> None:
     flat = compute_metrics(curve([100.0, 100.0, 100.0]))
     assert flat.ann_vol == 0.0
-    assert math.isnan(flat.sharpe)  # zero dispersion
+    assert flat.sharpe == 0.0  # zero excess return at rf = 0: a risk-free series, Sharpe 0
     assert math.isnan(flat.sortino)  # zero mean, zero downside
     assert flat.cagr == 0.0
     one = compute_metrics(curve([100.0]))
@@ -467,7 +467,8 @@ def test_agrees_with_independent_numpy_scipy() -> None:
 
 
 def test_agrees_with_empyrical() -> None:
-    """empyrical-reloaded (optional peer; skipped when not installed).
+    """empyrical-reloaded, a peer in the ``bench`` extra (installed by ``make install``/``make
+    test``; skipped only in an environment installed without that extra).
 
     Definitions, checked in empyrical's source (stats.py, 0.7.1):
     - ``sharpe_ratio``: mean(r - risk_free) / nanstd(ddof=1) * sqrt(252), ``risk_free`` a
@@ -477,7 +478,8 @@ def test_agrees_with_empyrical() -> None:
     - ``max_drawdown``: cumulative returns anchored at 1 before the first return -> same as
       drawdowns of the equity curve including its first value;
     - ``annual_return`` counts years as len(returns) / 252, ours as calendar days / 365.25, so
-      it is called with ``annualization = len(returns) / years`` to use our year count;
+      it is called with ``annualization = len(returns) / years``, ``years`` counted here from
+      the dates (not taken from ``m.years``, so a wrong year count in ours would show);
     - ``annual_volatility``: nanstd(ddof=1) * sqrt(252), as ours.
     """
     ep = pytest.importorskip("empyrical")
@@ -492,6 +494,25 @@ def test_agrees_with_empyrical() -> None:
     assert m.downside_deviation == pytest.approx(ep.downside_risk(r, required_return=d), **tol)
     assert m.max_drawdown == pytest.approx(ep.max_drawdown(r), **tol)
     assert m.ann_vol == pytest.approx(ep.annual_volatility(r), **tol)
-    assert m.cagr == pytest.approx(ep.annual_return(r, annualization=len(r) / m.years), **tol)
+    years = (eq.index[-1] - eq.index[0]).days / 365.25  # 2015-01-02 .. 2017-11-27
+    assert years == pytest.approx(1060 / 365.25)
+    assert m.cagr == pytest.approx(ep.annual_return(r, annualization=len(r) / years), **tol)
     # with its default 252-day year the CAGR differs (3 years of weekdays != 3 calendar years)
     assert m.cagr != pytest.approx(ep.annual_return(r), rel=1e-6)
+
+
+def test_sharpe_is_of_excess_returns_and_zero_for_cash() -> None:
+    # an account growing exactly at the risk-free rate: zero excess return, Sharpe 0
+    rf = 0.03
+    cash = curve(list(100.0 * (1 + rf) ** (np.arange(300) / 252)))
+    assert compute_metrics(cash, rf=rf).sharpe == 0.0
+    # the same curve against rf = 0 is a constant positive return: no finite Sharpe
+    assert math.isnan(compute_metrics(cash).sharpe)
+    # a risky curve: Sharpe = mean(r - rf_d) / std(r) * sqrt(252), by hand
+    rng = np.random.default_rng(5)
+    r = rng.normal(0.0004, 0.01, 500)
+    risky = curve(list(100.0 * np.cumprod(np.concatenate([[1.0], 1 + r]))))
+    rf_d = (1 + rf) ** (1 / 252) - 1
+    want = np.mean(r - rf_d) / np.std(r - rf_d, ddof=1) * np.sqrt(252)
+    assert compute_metrics(risky, rf=rf).sharpe == pytest.approx(want, rel=1e-9)
+    assert compute_metrics(risky, rf=rf).sharpe < compute_metrics(risky).sharpe

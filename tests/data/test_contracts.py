@@ -25,7 +25,7 @@ def good_bars() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "date": ["2020-01-02", "2020-01-03", "2020-01-06"] * 2,
-            "symbol": ["SPX"] * 3 + ["NDX"] * 3,
+            "symbol": ["SPX"] * 3 + ["IXIC"] * 3,
             "open": [3244.67, 3226.36, 3217.55, 8872.1, 8834.7, 8788.9],
             "high": [3258.14, 3246.15, 3246.84, 8946.3, 8903.2, 8960.1],
             "low": [3235.53, 3222.34, 3214.64, 8853.4, 8827.1, 8781.0],
@@ -41,7 +41,7 @@ def good_frames() -> dict[str, pd.DataFrame]:
         "iv_index": pd.DataFrame(
             {
                 "date": ["2020-01-02", "2020-01-03", "2020-01-02", "2020-01-03"],
-                "symbol": ["SPX", "SPX", "NDX", "NDX"],
+                "symbol": ["SPX", "SPX", "IXIC", "IXIC"],
                 "iv": [0.1247, 0.1402, 0.1610, 0.1755],
                 "source": ["index", "index", "proxy", "proxy"],
             }
@@ -370,7 +370,7 @@ def test_duplicate_key() -> None:
     err = problems_of("bars", df)
     p = only(err, "duplicate key", "date, symbol")
     assert (p.n_rows, p.rows) == (2, (5, 7))
-    assert p.examples == ("2020-01-03|NDX", "2020-01-03|NDX")
+    assert p.examples == ("2020-01-03|IXIC", "2020-01-03|IXIC")
     assert p.columns == ("date", "symbol")
     assert "columns 'date', 'symbol': duplicate key in 2 rows (rows 5, 7;" in str(err)
 

@@ -15,6 +15,7 @@ import pytest
 from arch import arch_model
 from arch.data import nasdaq, sp500, vix
 
+from research.data import market
 from research.data.contracts import validate
 from research.data.market import (
     IvProxyFit,
@@ -121,10 +122,10 @@ def test_embedded_bars_rows_dates_and_dtypes(bars: pd.DataFrame) -> None:
     assert bars["date"].dtype == np.dtype("datetime64[ns]")
     for col in ("open", "high", "low", "close", "volume"):
         assert bars[col].dtype == np.dtype("float64")
-    assert bars.groupby("symbol").size().to_dict() == {"NDX": 5031, "SPX": 5031}
-    # default order: SPX block first, then NDX, each in date order
-    assert bars["symbol"].iloc[0] == "SPX" and bars["symbol"].iloc[-1] == "NDX"
-    for symbol in ("SPX", "NDX"):
+    assert bars.groupby("symbol").size().to_dict() == {"IXIC": 5031, "SPX": 5031}
+    # default order: SPX block first, then IXIC, each in date order
+    assert bars["symbol"].iloc[0] == "SPX" and bars["symbol"].iloc[-1] == "IXIC"
+    for symbol in ("SPX", "IXIC"):
         dates = bars.loc[bars["symbol"] == symbol, "date"]
         assert dates.is_monotonic_increasing
         assert dates.iloc[0] == pd.Timestamp("1999-01-04")
@@ -154,7 +155,7 @@ def test_embedded_bars_sp500_reference_returns(spx_bars: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize(
-    ("symbol", "raw_loader"), [("SPX", sp500.load), ("NDX", nasdaq.load)], ids=["SPX", "NDX"]
+    ("symbol", "raw_loader"), [("SPX", sp500.load), ("IXIC", nasdaq.load)], ids=["SPX", "IXIC"]
 )
 def test_embedded_bars_column_mapping(bars: pd.DataFrame, symbol: str, raw_loader) -> None:
     raw = raw_loader()
@@ -173,9 +174,9 @@ def test_embedded_bars_column_mapping(bars: pd.DataFrame, symbol: str, raw_loade
 
 
 def test_embedded_bars_symbol_subset_and_unknown_symbol() -> None:
-    ndx = embedded_bars(("NDX",))
-    assert set(ndx["symbol"]) == {"NDX"} and len(ndx) == 5031
-    with pytest.raises(ValueError, match=r"'RUT'.*\['NDX', 'SPX'\]"):
+    ixic = embedded_bars(("IXIC",))
+    assert set(ixic["symbol"]) == {"IXIC"} and len(ixic) == 5031
+    with pytest.raises(ValueError, match=r"'RUT'.*\['IXIC', 'SPX'\]"):
         embedded_bars(("SPX", "RUT"))
 
 
@@ -622,7 +623,7 @@ def test_fit_iv_proxy_rejects_bad_holdout(
 
 def test_fit_iv_proxy_without_overlap(short_bars: pd.DataFrame, vix_iv: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="only 0 dates"):
-        fit_iv_proxy(short_bars, vix_iv, symbol="NDX")
+        fit_iv_proxy(short_bars, vix_iv, symbol="IXIC")
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,7 +635,7 @@ def test_iv_with_proxy_sources(
     iv_all: pd.DataFrame, vix_iv: pd.DataFrame, bars: pd.DataFrame
 ) -> None:
     spx = iv_all.loc[iv_all["symbol"] == "SPX"].set_index("date")
-    ndx = iv_all.loc[iv_all["symbol"] == "NDX"]
+    ixic = iv_all.loc[iv_all["symbol"] == "IXIC"]
     vix_by_date = vix.load()["vix"].dropna()
     vix_by_date.index = vix_by_date.index.astype("datetime64[ns]")
     index_rows = spx.loc[spx["source"] == "index"]
@@ -646,10 +647,10 @@ def test_iv_with_proxy_sources(
     assert index_rows.loc["2014-01-03", "iv"] == 0.1376
     assert (spx.loc[spx.index < "2014-01-01", "source"] == "proxy").all()
     assert (spx.loc[spx.index >= "2014-01-03", "source"] == "index").all()
-    assert set(ndx["source"]) == {"proxy"}
-    assert len(ndx) == 5031 - 22
+    assert set(ixic["source"]) == {"proxy"}
+    assert len(ixic) == 5031 - 22
     # the first 22 bars of each symbol have no forecast and are absent
-    for symbol in ("SPX", "NDX"):
+    for symbol in ("SPX", "IXIC"):
         bar_dates = bars.loc[bars["symbol"] == symbol, "date"].reset_index(drop=True)
         got = iv_all.loc[iv_all["symbol"] == symbol, "date"].reset_index(drop=True)
         pdt.assert_series_equal(got, bar_dates.iloc[22:].reset_index(drop=True))
@@ -680,7 +681,7 @@ def test_coverage_real_data(bars: pd.DataFrame, iv_all: pd.DataFrame) -> None:
         5031 - 22 - 1257,
         22,
     ]
-    assert cov.loc["NDX", ["iv_index_days", "iv_proxy_days", "iv_missing_days"]].tolist() == [
+    assert cov.loc["IXIC", ["iv_index_days", "iv_proxy_days", "iv_missing_days"]].tolist() == [
         0,
         5009,
         22,
@@ -775,3 +776,79 @@ def test_yearly_summary_hand_computed() -> None:
     assert np.isnan(row.loc[("BBB", 2021), "best_day"])
     assert row.loc[("BBB", 2022), "total_return"] == 0.0
     assert row.loc[("BBB", 2022), "max_drawdown"] == 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# sub-period maps, shifted proxies and the proxy band
+# --------------------------------------------------------------------------------------------
+
+
+def test_fit_proxy_map_is_ols_on_the_window(
+    spx_features: pd.DataFrame, vix_iv: pd.DataFrame, proxy_fit: IvProxyFit
+) -> None:
+    whole, _ = market.fit_proxy_map(spx_features, vix_iv)
+    assert whole == pytest.approx(proxy_fit.coefficients, rel=1e-12)
+    coef, se = market.fit_proxy_map(spx_features, vix_iv, start="2016-01-01", end="2018-12-31")
+    rows = spx_features.merge(vix_iv[["date", "iv"]], on="date").dropna(subset=["garch22"])
+    rows = rows.loc[(rows["date"] >= "2016-01-01") & (rows["date"] <= "2018-12-31")]
+    x = np.column_stack([np.ones(len(rows)), rows["garch22"]])
+    beta = np.linalg.lstsq(x, rows["iv"].to_numpy(), rcond=None)[0]
+    assert [coef["const"], coef["garch22"]] == pytest.approx(beta, rel=1e-9)
+    assert se["const"] > 0 and coef != pytest.approx(whole, rel=1e-3)
+    with pytest.raises(ValueError, match="only 0 dates"):
+        market.fit_proxy_map(spx_features, vix_iv, start="2030-01-01")
+
+
+def test_iv_with_proxy_shift_moves_only_the_proxy(
+    bars: pd.DataFrame, vix_iv: pd.DataFrame, proxy_fit: IvProxyFit, iv_all: pd.DataFrame
+) -> None:
+    feats = market.realized_vol_features(bars)
+    same = market.iv_with_proxy(bars, vix_iv, proxy_fit, features=feats)
+    pdt.assert_frame_equal(same, iv_all)
+    up = market.iv_with_proxy(bars, vix_iv, proxy_fit, features=feats, shift=0.02)
+    proxy = iv_all["source"] == "proxy"
+    np.testing.assert_allclose(up.loc[proxy, "iv"], iv_all.loc[proxy, "iv"] + 0.02, rtol=1e-12)
+    np.testing.assert_array_equal(up.loc[~proxy, "iv"], iv_all.loc[~proxy, "iv"])
+    # a proxy pushed below the floor is held at it (IV stays positive); the index is untouched
+    down = market.iv_with_proxy(bars, vix_iv, proxy_fit, features=feats, shift=-5.0)
+    assert (down.loc[proxy, "iv"] == market.MIN_PROXY_IV).all()
+    np.testing.assert_array_equal(down.loc[~proxy, "iv"], iv_all.loc[~proxy, "iv"])
+    # a map given as coefficients is the same as the fit object
+    coef = market.iv_with_proxy(bars, vix_iv, dict(proxy_fit.coefficients), features=feats)
+    pdt.assert_frame_equal(coef, iv_all)
+
+
+def test_proxy_band_is_the_range_of_sub_period_maps(
+    bars: pd.DataFrame, vix_iv: pd.DataFrame, spx_features: pd.DataFrame
+) -> None:
+    maps, band = market.proxy_band(bars, vix_iv)
+    # each year 2014-2018 and the two halves of the overlap
+    assert list(maps["window"][:5]) == ["2014", "2015", "2016", "2017", "2018"]
+    assert len(maps) == 7 and maps["start"].iloc[5] == "2014-01-03"
+    spx = band.loc[band["symbol"] == "SPX"].set_index("date")
+    g = spx_features.set_index("date")["garch22"].loc[spx.index]
+    values = np.column_stack([m["const"] + m["garch22"] * g.to_numpy() for _, m in maps.iterrows()])
+    np.testing.assert_allclose(spx["low"], values.min(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(spx["high"], values.max(axis=1), rtol=1e-12)
+    # the intercepts span about two and a half vol points; the band is not negligible in 2008
+    assert 0.015 < maps["const"].max() - maps["const"].min() < 0.04
+    assert (
+        spx.loc["2008-10-01":"2008-11-30", "high"] - spx.loc["2008-10-01":"2008-11-30", "low"]
+    ).mean() > 0.05
+    with pytest.raises(ValueError, match="too short"):
+        market.proxy_band(bars, vix_iv.iloc[:30])
+
+
+def test_band_windows_years_and_halves() -> None:
+    dates = pd.bdate_range("2014-01-02", "2016-03-31")
+    windows = market.band_windows(dates)
+    # 2016 has only 65 business days (>= 44): kept; halves split at the middle date
+    assert windows[:3] == [
+        ("2014-01-01", "2014-12-31"),
+        ("2015-01-01", "2015-12-31"),
+        ("2016-01-01", "2016-12-31"),
+    ]
+    mid = dates[len(dates) // 2]
+    assert windows[3] == ("2014-01-02", str((mid - pd.Timedelta(days=1)).date()))
+    assert windows[4] == (str(mid.date()), "2016-03-31")
+    assert market.band_windows(dates[:50]) == []

@@ -29,7 +29,7 @@ def test_regenerates_identically(regenerated: dict[str, Path], name: str) -> Non
 def test_tables_have_the_documented_shape() -> None:
     exp = load("experiments", SAMPLE / "experiments.csv")
     assert len(exp) == 16 * 19 * 2 == 608 and exp["experiment_id"].is_unique
-    assert set(exp["symbol"]) == {"SPX", "NDX"}
+    assert set(exp["symbol"]) == {"SPX", "IXIC"}
     assert (exp["end"] - exp["start"]).dt.days.between(729, 731).all()
     tunes = load("tunes", SAMPLE / "tunes.csv")
     per_tune = tunes.groupby("tune_id")

@@ -18,8 +18,8 @@ from research.optimize.store import ResultStore
 def setup():  # type: ignore[no-untyped-def]
     from research.backtest.service import load_panel, regime_labels
 
-    panel, bars, iv = load_panel(["SPX", "NDX"], start="2007-01-01", end="2009-12-31")
-    cache = {("SPX", "NDX"): panel}
+    panel, bars, iv = load_panel(["SPX", "IXIC"], start="2007-01-01", end="2009-12-31")
+    cache = {("SPX", "IXIC"): panel}
 
     def panel_for(tickers: tuple[str, ...]):  # type: ignore[no-untyped-def]
         if tickers not in cache:
@@ -82,16 +82,16 @@ def test_grid_rows_equal_single_backtests(setup) -> None:  # type: ignore[no-unt
         "mult",
         variants,
         panel_for,
-        [("SPX",), ("NDX",)],
+        [("SPX",), ("IXIC",)],
         regimes=labels,
         windows=[("2007-01-01", "2008-06-30"), ("2008-07-01", "2009-12-31")],
     )
     table = result.table
     assert len(table) == 6 * 2 * 2 and list(table["row_id"]) == list(range(24))
-    assert set(table["tickers"]) == {"SPX", "NDX"}
+    assert set(table["tickers"]) == {"SPX", "IXIC"}
     # one row, recomputed as an ordinary backtest on the same window
-    row = table.loc[(table["variant"] == "prod") & (table["tickers"] == "NDX")].iloc[1]
-    panel = grids._window(panel_for(("NDX",)), "2008-07-01", "2009-12-31")
+    row = table.loc[(table["variant"] == "prod") & (table["tickers"] == "IXIC")].iloc[1]
+    panel = grids._window(panel_for(("IXIC",)), "2008-07-01", "2009-12-31")
     single = run_backtest(panel, variants[1].config, labels)
     assert row["trades"] == len(single.trades)
     assert row["cagr"] == pytest.approx(single.metrics.cagr, rel=1e-12)
@@ -105,7 +105,7 @@ def test_grid_rows_equal_single_backtests(setup) -> None:  # type: ignore[no-unt
         "mult",
         variants,
         panel_for,
-        [("SPX",), ("NDX",)],
+        [("SPX",), ("IXIC",)],
         regimes=labels,
         windows=[("2007-01-01", "2008-06-30"), ("2008-07-01", "2009-12-31")],
         chunk_size=4,
@@ -116,7 +116,7 @@ def test_grid_rows_equal_single_backtests(setup) -> None:  # type: ignore[no-unt
 def test_store_round_trip_sql_and_rollback(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     panel_for, labels = setup
     result = grids.run_grid(
-        "limits", grids.limit_variants(BASE), panel_for, [("SPX", "NDX")], regimes=labels
+        "limits", grids.limit_variants(BASE), panel_for, [("SPX", "IXIC")], regimes=labels
     )
     db = tmp_path / "lab.duckdb"
     with ResultStore(db) as store:
@@ -190,3 +190,29 @@ def test_grid_cli_runs_stores_reports_and_queries(tmp_path: Path) -> None:
         [exe, "grid", "run", "sideways", "--db", str(db)], capture_output=True, text=True
     )
     assert bad.returncode == 1 and "unknown grid 'sideways'" in bad.stderr
+
+
+def test_cli_grid_study_prints_verdicts_and_writes_the_summary(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("research")
+    out = tmp_path / "study.json"
+    args = [exe, "grid", "study", "multipliers", "--tickers", "SPX", "--start", "2007-01-01"]
+    args += ["--end", "2011-12-31", "--is-years", "2", "--oos-years", "1.5"]
+    args += ["--scenarios", "skew_x1.5,real_iv_only", "--sharpe-reps", "300"]
+    args += ["--db", str(tmp_path / "none.duckdb"), "--summary-out", str(out)]
+    res = subprocess.run(args, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(out.read_text())
+    row = summary["per_tickers"][0]
+    assert res.stdout.startswith(f"SPX: {row['verdict']}")
+    assert [s["scenario"] for s in row["sensitivity"]] == ["baseline", "skew_x1.5", "real_iv_only"]
+    assert "not applicable" in res.stdout and "skew_x1.5" in res.stdout
+    bad = subprocess.run([exe, "grid", "study", "sideways"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "unknown study 'sideways'" in bad.stderr
+    bad = subprocess.run(
+        [exe, "grid", "study", "limits", "--scenarios", "nope"], capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "unknown scenario(s) ['nope']" in bad.stderr

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 import pytest
-from arch.bootstrap import SPA, RealityCheck
+from arch.bootstrap import SPA, StationaryBootstrap
 from scipy import stats
 
 from research.optimize.overfitting import (
@@ -371,19 +371,96 @@ def test_spa_losses_equal_negated_returns_and_benchmark_column() -> None:
         spa_test(candidates, bench[:-1])
 
 
-def test_spa_reproducible_with_seed_and_rc_is_upper() -> None:
+def test_spa_reproducible_with_seed() -> None:
     candidates, bench = _spa_world(9, edge=0.03)
     first = spa_test(candidates, bench, reps=300, seed=11)
     again = spa_test(candidates, bench, reps=300, seed=11)
     pd.testing.assert_series_equal(first.pvalues, again.pvalues)
     assert first.better_models == again.better_models
-    # White's RC = arch's RealityCheck (an alias of SPA) = the "upper" p-value
-    rc = RealityCheck(-bench, -candidates.to_numpy(), reps=300, seed=11)
-    rc.compute()
-    assert first.rc_pvalue == pytest.approx(float(rc.pvalues["upper"]))
+    assert first.rc_pvalue == again.rc_pvalue
+    # returns are passed to arch as losses = -returns
     spa = SPA(-bench, -candidates.to_numpy(), reps=300, seed=11)
     spa.compute()
     assert first.pvalue_consistent == pytest.approx(float(spa.pvalues["consistent"]))
+
+
+def whites_reality_check(
+    bench: np.ndarray, candidates: np.ndarray, block_size: int, reps: int, seed: int
+) -> tuple[float, float, np.ndarray]:
+    """White (2000) Reality Check p-value, written out with numpy.
+
+    With returns, the performance differential of candidate k in period t is
+    ``d_kt = r_kt - r_0t`` (= ``L_0 - L_k`` with losses ``L = -r``).  Statistic
+    ``V = max_k sqrt(T) * mean_t(d_kt)``; bootstrap ``V*_b = max_k sqrt(T) * (mean(d*_k,b) -
+    mean(d_k))``, every candidate re-centred at its own sample mean, no studentisation;
+    p = share of ``V*_b`` above ``V``.
+
+    Only the resampling *indices* come from arch: ``StationaryBootstrap(block_size, ...,
+    seed=seed)`` draws them from ``numpy.random.default_rng(seed)`` and from the number of
+    rows alone (not from the data), so ``reps`` successive draws are the ones arch's ``SPA``
+    makes (it builds the same bootstrap on its T x k differential matrix and, with the default
+    ``nested=False``, draws nothing before the resamples).  arch counts ``V*_b > V`` strictly
+    (``multiple_comparison.py``: ``(max_simulated_vals > max_loss_diff).mean()``); White's
+    ``>=`` differs only on exact ties, which callers check do not occur.  arch drops the
+    common factor ``sqrt(T)``; it does not change any comparison.
+
+    Returns ``(p, V, V*)``.
+    """
+    d = candidates - bench[:, None]
+    t = d.shape[0]
+    d_bar = d.mean(axis=0)
+    v = math.sqrt(t) * d_bar.max()
+    bootstrap = StationaryBootstrap(block_size, np.arange(t), seed=seed)
+    v_star = np.empty(reps)
+    for b, _ in enumerate(bootstrap.bootstrap(reps)):
+        idx = bootstrap.index  # the stationary-bootstrap resample of the periods 0..T-1
+        v_star[b] = math.sqrt(t) * (d[idx].mean(axis=0) - d_bar).max()
+    return float(np.mean(v_star > v)), v, v_star
+
+
+def test_rc_pvalue_is_whites_reality_check_not_lower_or_consistent() -> None:
+    """``rc_pvalue`` equals White's RC computed above, to the last replication.
+
+    The world: 5 candidates = benchmark + noise, no edge, two of them (m0, m4) 0.15 sd worse
+    per period.  Hansen's lower/consistent p-values do not re-centre such clearly inferior
+    models (their bootstrap means stay near -0.15 and never reach the maximum), White's RC
+    re-centres every model, so here RC (0.477) is far above the consistent (0.293) and lower
+    (0.237) SPA p-values: an ``rc_pvalue`` taken from either of those would fail.
+    """
+    candidates, bench = _spa_world(9)
+    candidates["m0"] -= 0.15
+    candidates["m4"] -= 0.15
+    reps, seed, block = 300, 11, 44  # arch's default block: int(sqrt(2000)) = 44
+    result = spa_test(candidates, bench, reps=reps, seed=seed)
+    assert result.block_size == block
+    p, v, v_star = whites_reality_check(bench, candidates.to_numpy(), block, reps, seed)
+    assert not np.any(v_star == v)  # no ties: ">" and ">=" agree
+    assert np.count_nonzero(v_star > v) == 143  # p = 143 / 300 = 0.4767
+    assert result.rc_pvalue == p  # exact: same resamples, same arithmetic
+    # the three re-centring rules really differ here (by 55 and 72 replications)
+    assert result.pvalue_consistent == pytest.approx(88 / reps)
+    assert result.pvalue_lower == pytest.approx(71 / reps)
+    assert abs(result.rc_pvalue - result.pvalue_consistent) > 0.1
+    assert abs(result.rc_pvalue - result.pvalue_lower) > 0.1
+
+
+def test_rc_pvalue_large_without_edge_small_with_clear_edge() -> None:
+    # No edge: candidates = benchmark + independent zero-mean noise.  V = 1.31 (the best of 5
+    # noise means, x sqrt(T)) is exceeded by 407 of 1,000 bootstrap maxima: p = 0.407.
+    candidates, bench = _spa_world(0)
+    p, v, v_star = whites_reality_check(bench, candidates.to_numpy(), 44, 1000, 0)
+    assert not np.any(v_star == v)
+    assert p > 0.2
+    assert p == pytest.approx(0.407)
+    assert spa_test(candidates, bench, reps=1000, seed=0).rc_pvalue == p
+    # Clear edge: m2 earns +0.1 per period (t-stat ~ 4.5): V = 4.19 is the m2 edge x sqrt(T),
+    # and no bootstrap maximum reaches it (largest 3.72): p = 0.
+    candidates, bench = _spa_world(123, edge=0.1)
+    p, v, v_star = whites_reality_check(bench, candidates.to_numpy(), 44, 1000, 0)
+    assert v / math.sqrt(2000) == pytest.approx(candidates["m2"].mean() - bench.mean())
+    assert v > v_star.max()
+    assert p < 0.01
+    assert spa_test(candidates, bench, reps=1000, seed=0).rc_pvalue == p
 
 
 # --------------------------------------------------------------------------------------------

@@ -396,7 +396,7 @@ def test_real_data_ten_anchored_folds() -> None:
     from research.backtest.service import load_panel, regime_labels
     from research.optimize.grids import multiplier_variants
 
-    panel, bars, iv = load_panel(["SPX", "NDX"])
+    panel, bars, iv = load_panel(["SPX", "IXIC"])
     regimes = regime_labels("bull_bear_vol", bars, iv)
     variants = multiplier_variants(BacktestConfig().replace(**{"sizing.mode": "scaled"}))
     assert len(variants) == 6

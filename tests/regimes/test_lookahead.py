@@ -1,5 +1,5 @@
 """No look-ahead, for every model: appending future bars never changes an earlier label,
-feature or probability. Hypothesis draws the cut points; the data is real (SPX and NDX)."""
+feature or probability. Hypothesis draws the cut points; the data is real (SPX and IXIC)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,31 @@
 """Credit-spread backtest engine: daily bars + implied volatility → spreads priced by
-Black–Scholes with skew, one numba kernel evaluating many configurations per call.
+Black–Scholes with skew and a dividend yield, one numba kernel evaluating many configurations
+per call.
 
 Day loop, per configuration (kernel ``_run``), on the trading days every ticker has bars:
 
-1. Mark every open spread at today's close: expired ones settle at intrinsic value; others are
-   repriced (skewed IV, remaining calendar time) and closed at the profit target or stop loss,
-   paying the fill model's half spreads and fees.
-2. Screen the tickers in order for one new spread each: IV known and its percentile >= the
-   minimum, a short strike in the delta range, positive credit after costs, an expiry inside the
-   data; size it (fixed or scaled, times the regime multiplier of today's label); cut it to fit
-   the portfolio limits (open positions, heat, per underlying) or skip it.
-3. Equity = initial + realized P&L (fees included) + open spreads marked at mid.
+0. Cash (the account's realized equity) earns the risk-free rate: it grows by
+   ``(1 + rate) ** (1 / 252)`` per trading day, the same daily rate the metrics subtract for
+   excess returns, so an idle account has an excess return of exactly zero.
+1. With fills at the next open (``FillModel.timing == "next_open"``), orders decided at the
+   previous close execute at today's open: pending exits pay the debit priced at the open
+   (previous close's IV), pending entries receive the credit priced at the open (the entry
+   day's IV); an entry whose credit is no longer positive is cancelled (``no_credit``).
+2. Mark every open spread at today's close: expired ones settle at intrinsic value; others are
+   repriced (skewed IV, remaining calendar time) and closed at the profit target or stop loss
+   (at this close, or, with next-open fills, at the next open), paying the fill model's half
+   spreads and fees.
+3. Screen the tickers in order for one new spread each: IV known and its percentile >= the
+   minimum, a short strike in the delta range on today's strike grid, positive credit after
+   costs, an expiry inside the data; size it (fixed or scaled, times the regime multiplier of
+   today's label); cut it to fit the portfolio limits (open positions, heat, per underlying) or
+   skip it. With close fills it trades at this close; with next-open fills it is an order for
+   the next open, sized and limited with the credit estimated at this close.
+4. Equity = realized (cash, fees paid) + open spreads marked at mid; heat = max loss at risk of
+   the open spreads / equity.
 
-Everything at day t uses closes, IV and labels up to t. Pricing functions come from
-``research.backtest.pricing``.
+Everything decided at day t uses closes, IV, strike grids and labels up to t. Pricing functions
+come from ``research.backtest.pricing``.
 """
 
 from __future__ import annotations
@@ -23,12 +35,15 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from research.backtest.pricing import bs_delta_nb, bs_price_nb, skewed_iv_nb
+from research.backtest.pricing import bs_delta_nb, bs_price_nb, norm_cdf, skewed_iv_nb
 
 # trade record fields (float64 columns of the trades buffer)
 F_TICKER, F_ENTRY, F_EXIT, F_EXPIRY, F_KS, F_KL, F_CREDIT, F_MAXLOSS, F_DELTA = range(9)
 F_DTE, F_IVP, F_IV, F_SPOT, F_CONTRACTS, F_PNL, F_REASON, F_REGIME, F_MULT, F_DEBIT = range(9, 19)
-N_FIELDS = 19
+F_STATE = 19
+N_FIELDS = 20
+# position states (F_STATE)
+STATE_OPEN, STATE_ENTRY_PENDING, STATE_EXIT_PENDING = 0, 1, 2
 # per-config counters
 S_ENTRIES, S_SIZE_ZERO, S_LIMITS, S_NO_STRIKE, S_IV_FILTER, S_NO_CREDIT = range(6)
 N_STATS = 6
@@ -48,16 +63,40 @@ def _spread_mid(
     kl: float,
     t: float,
     r: float,
+    q: float,
     atm: float,
     is_call: bool,
     slope: float,
     floor: float,
     cap: float,
-) -> tuple[float, float, float]:
-    """Mid value (cost to close) of short ks / long kl, and each leg's price."""
-    ps = bs_price_nb(s, ks, t, r, 0.0, skewed_iv_nb(atm, s, ks, t, slope, floor, cap), is_call)
-    pl = bs_price_nb(s, kl, t, r, 0.0, skewed_iv_nb(atm, s, kl, t, slope, floor, cap), is_call)
-    return ps - pl, ps, pl
+) -> float:
+    """Mid value (cost to close) of short ks / long kl; intrinsic value when ``t <= 0``.
+
+    The same Black–Scholes–Merton and skew formulas as ``bs_price_nb`` / ``skewed_iv_nb``, with
+    the factors both legs share (discounting, sqrt(t), each leg's log-moneyness) computed once.
+    """
+    if t <= 0.0 or not (atm > 0.0):
+        ps = bs_price_nb(s, ks, t, r, q, skewed_iv_nb(atm, s, ks, t, slope, floor, cap), is_call)
+        pl = bs_price_nb(s, kl, t, r, q, skewed_iv_nb(atm, s, kl, t, slope, floor, cap), is_call)
+        return ps - pl
+    sqrt_t = math.sqrt(t)
+    disc_s = s * math.exp(-q * t)
+    disc_r = math.exp(-r * t)
+    drift = (r - q) * t
+    value = 0.0
+    for leg in range(2):
+        k = ks if leg == 0 else kl
+        log_ks = math.log(k / s)
+        sigma = atm * min(max(1.0 - slope * log_ks / sqrt_t, floor), cap)
+        vol_t = sigma * sqrt_t
+        d1 = (-log_ks + drift + 0.5 * sigma * sigma * t) / vol_t
+        d2 = d1 - vol_t
+        if is_call:
+            price = disc_s * norm_cdf(d1) - k * disc_r * norm_cdf(d2)
+        else:
+            price = k * disc_r * norm_cdf(-d2) - disc_s * norm_cdf(-d1)
+        value += price if leg == 0 else -price
+    return value
 
 
 @njit(cache=True)
@@ -72,6 +111,7 @@ def _pick_short_strike(
     s: float,
     t: float,
     r: float,
+    q: float,
     atm: float,
     step: float,
     is_call: bool,
@@ -92,9 +132,7 @@ def _pick_short_strike(
         k = base + i * step if is_call else base - i * step
         if k <= 0:
             break
-        d = abs(
-            bs_delta_nb(s, k, t, r, 0.0, skewed_iv_nb(atm, s, k, t, slope, floor, cap), is_call)
-        )
+        d = abs(bs_delta_nb(s, k, t, r, q, skewed_iv_nb(atm, s, k, t, slope, floor, cap), is_call))
         if d < min_d:
             break
         if d <= max_d and abs(d - mid) < best_gap:
@@ -104,14 +142,27 @@ def _pick_short_strike(
     return best_k, best_d
 
 
+@njit(cache=True)
+def _record(trades_out, c, n_tr, pos, d, reason, debit, pnl):  # type: ignore[no-untyped-def]
+    for f in range(N_FIELDS):
+        trades_out[c, n_tr, f] = pos[f]
+    trades_out[c, n_tr, F_EXIT] = d
+    trades_out[c, n_tr, F_REASON] = reason
+    trades_out[c, n_tr, F_DEBIT] = debit
+    trades_out[c, n_tr, F_PNL] = pnl
+    trades_out[c, n_tr, F_STATE] = STATE_OPEN
+
+
 @njit(parallel=True, cache=True)
 def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel for the arrays
     day_ord,
     close,
+    open_,
     atm_iv,
     mark_iv,
     ivp,
     regime,
+    regime_set,
     step,
     is_call,
     min_d,
@@ -123,7 +174,8 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
     sl,  # spread rules
     hs_pct,
     hs_min,
-    fee,  # fills
+    fee,
+    next_open,  # fills
     scaled,
     n_fixed,
     risk_pct,
@@ -131,14 +183,17 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
     unknown_mult,  # sizing
     max_pos,
     max_heat,
-    max_und,
+    max_und,  # limits
     init_eq,
     rate,
+    growth,
+    div,
     slope,
     floor,
-    cap,  # limits, pricing
+    cap,  # account, pricing
     record,
     equity_out,
+    heat_out,
     trades_out,
     ntrades_out,
     stats_out,
@@ -151,14 +206,94 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
     max_trades = trades_out.shape[1]
     for c in prange(n_cfg):
         call = is_call[c] == 1
-        # open positions
+        lag = 1 if next_open[c] == 1 else 0
+        codes = regime[regime_set[c]]
+        r = rate[c]
+        # open positions (and, with next-open fills, pending orders)
         p_tk = np.empty(cap_pos, np.int64)
         p_num = np.empty((cap_pos, N_FIELDS))
         n_open = 0
         realized = init_eq[c]
         n_tr = 0
         for d in range(n_days):
-            # 1. exits and marks
+            if d > 0:
+                realized *= growth[c]
+            # 0. next-open fills: orders decided at the previous close execute at today's open
+            if lag == 1:
+                i = 0
+                while i < n_open:
+                    j = p_tk[i]
+                    state = p_num[i, F_STATE]
+                    if state == STATE_OPEN:
+                        i += 1
+                        continue
+                    s = open_[d, j]
+                    ks = p_num[i, F_KS]
+                    kl = p_num[i, F_KL]
+                    exp_i = int(p_num[i, F_EXPIRY])
+                    t = (day_ord[exp_i] - day_ord[d]) / 365.0
+                    ncon = p_num[i, F_CONTRACTS]
+                    if state == STATE_EXIT_PENDING:
+                        value = _spread_mid(
+                            s,
+                            ks,
+                            kl,
+                            t,
+                            r,
+                            div[c, j],
+                            mark_iv[d - 1, j],
+                            call,
+                            slope[c],
+                            floor[c],
+                            cap[c],
+                        )
+                        debit = min(value + _half_spread(value, hs_pct[c], hs_min[c]), abs(kl - ks))
+                        pnl = (p_num[i, F_CREDIT] - debit) * 100.0 * ncon - 2.0 * fee[c] * ncon
+                        realized += pnl
+                        if record and n_tr < max_trades:
+                            _record(
+                                trades_out,
+                                c,
+                                n_tr,
+                                p_num[i],
+                                d,
+                                p_num[i, F_REASON],
+                                debit,
+                                pnl - 2.0 * fee[c] * ncon,
+                            )
+                        n_tr += 1
+                    else:  # pending entry
+                        mid = _spread_mid(
+                            s,
+                            ks,
+                            kl,
+                            t,
+                            r,
+                            div[c, j],
+                            p_num[i, F_IV],
+                            call,
+                            slope[c],
+                            floor[c],
+                            cap[c],
+                        )
+                        credit = mid - _half_spread(mid, hs_pct[c], hs_min[c])
+                        if credit > 0.0:
+                            p_num[i, F_STATE] = STATE_OPEN
+                            p_num[i, F_ENTRY] = d
+                            p_num[i, F_CREDIT] = credit
+                            p_num[i, F_MAXLOSS] = abs(kl - ks) - credit
+                            p_num[i, F_SPOT] = s
+                            p_num[i, F_DTE] = day_ord[exp_i] - day_ord[d]
+                            realized -= 2.0 * fee[c] * ncon
+                            stats_out[c, S_ENTRIES] += 1
+                            i += 1
+                            continue
+                        stats_out[c, S_NO_CREDIT] += 1
+                    n_open -= 1
+                    p_tk[i] = p_tk[n_open]
+                    for f in range(N_FIELDS):
+                        p_num[i, f] = p_num[n_open, f]
+            # 1. exits and marks at the close
             unreal = 0.0
             i = 0
             while i < n_open:
@@ -177,8 +312,8 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     value = debit
                 else:
                     t = (day_ord[exp_i] - day_ord[d]) / 365.0
-                    value, ps, pl = _spread_mid(
-                        s, ks, kl, t, rate[c], mark_iv[d, j], call, slope[c], floor[c], cap[c]
+                    value = _spread_mid(
+                        s, ks, kl, t, r, div[c, j], mark_iv[d, j], call, slope[c], floor[c], cap[c]
                     )
                     # a combo order: half spread on the spread's mid, never above the width
                     debit = min(value + _half_spread(value, hs_pct[c], hs_min[c]), abs(kl - ks))
@@ -189,17 +324,26 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                         reason = REASON_SL
                     elif d == n_days - 1:
                         reason = REASON_END
+                    if lag == 1 and d < n_days - 1 and (reason == REASON_PT or reason == REASON_SL):
+                        # the order fills at the next open; the spread stays marked until then
+                        p_num[i, F_STATE] = STATE_EXIT_PENDING
+                        p_num[i, F_REASON] = reason
+                        reason = -1
                 if reason >= 0:
                     pnl = (credit - debit) * 100.0 * ncon - cost
                     realized += pnl
                     if record and n_tr < max_trades:
-                        for f in range(N_FIELDS):
-                            trades_out[c, n_tr, f] = p_num[i, f]
-                        trades_out[c, n_tr, F_EXIT] = d
-                        trades_out[c, n_tr, F_REASON] = reason
-                        trades_out[c, n_tr, F_DEBIT] = debit
                         # entry fees were paid at entry; the trade's P&L includes them
-                        trades_out[c, n_tr, F_PNL] = pnl - 2.0 * fee[c] * ncon
+                        _record(
+                            trades_out,
+                            c,
+                            n_tr,
+                            p_num[i],
+                            d,
+                            reason,
+                            debit,
+                            pnl - 2.0 * fee[c] * ncon,
+                        )
                     n_tr += 1
                     n_open -= 1
                     p_tk[i] = p_tk[n_open]
@@ -209,8 +353,8 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                 unreal += (credit - value) * 100.0 * ncon
                 i += 1
             equity_now = realized + unreal
-            # 2. entries
-            if d < n_days - 1:
+            # 2. entries (with next-open fills: orders for tomorrow's open)
+            if d < n_days - 1 - lag:
                 heat = 0.0
                 for i in range(n_open):
                     heat += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
@@ -226,36 +370,26 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                         continue
                     target = day_ord[d] + dte[c]
                     exp_i = np.searchsorted(day_ord, target)
-                    if exp_i >= n_days:
+                    if exp_i >= n_days or exp_i <= d + lag:
                         continue
                     t = (day_ord[exp_i] - day_ord[d]) / 365.0
+                    q = div[c, j]
+                    stp = step[d, j]
                     ks, delta = _pick_short_strike(
-                        s,
-                        t,
-                        rate[c],
-                        atm,
-                        step[j],
-                        call,
-                        min_d[c],
-                        max_d[c],
-                        slope[c],
-                        floor[c],
-                        cap[c],
+                        s, t, r, q, atm, stp, call, min_d[c], max_d[c], slope[c], floor[c], cap[c]
                     )
                     if math.isnan(ks):
                         stats_out[c, S_NO_STRIKE] += 1
                         continue
-                    w = max(step[j], round(width_pct[c] * s / step[j]) * step[j])
+                    w = max(stp, round(width_pct[c] * s / stp) * stp)
                     kl = ks + w if call else ks - w
-                    mid, ps, pl = _spread_mid(
-                        s, ks, kl, t, rate[c], atm, call, slope[c], floor[c], cap[c]
-                    )
+                    mid = _spread_mid(s, ks, kl, t, r, q, atm, call, slope[c], floor[c], cap[c])
                     credit = mid - _half_spread(mid, hs_pct[c], hs_min[c])
                     if credit <= 0.0:
                         stats_out[c, S_NO_CREDIT] += 1
                         continue
                     max_loss = w - credit
-                    code = regime[d, j]
+                    code = codes[d, j]
                     mult = unknown_mult[c] if code < 0 else mult_table[c, code]
                     risk_pc = max_loss * 100.0
                     if scaled[c] == 1:
@@ -297,13 +431,20 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     p_num[k, F_REGIME] = code
                     p_num[k, F_MULT] = mult
                     p_num[k, F_DEBIT] = np.nan
+                    p_num[k, F_STATE] = STATE_ENTRY_PENDING if lag == 1 else STATE_OPEN
                     n_open += 1
-                    entry_fee = 2.0 * fee[c] * ncon
-                    realized -= entry_fee
                     heat += risk_pc * ncon
-                    # marked at mid: the half spreads paid show up at once
-                    unreal += (credit - mid) * 100.0 * ncon
-                    stats_out[c, S_ENTRIES] += 1
-                    equity_now = realized + unreal
-            equity_out[c, d] = realized + unreal
+                    if lag == 0:
+                        realized -= 2.0 * fee[c] * ncon
+                        # marked at mid: the half spreads paid show up at once
+                        unreal += (credit - mid) * 100.0 * ncon
+                        stats_out[c, S_ENTRIES] += 1
+                        equity_now = realized + unreal
+            eq = realized + unreal
+            equity_out[c, d] = eq
+            at_risk = 0.0
+            for i in range(n_open):
+                if p_num[i, F_STATE] != STATE_ENTRY_PENDING:
+                    at_risk += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
+            heat_out[c, d] = at_risk / eq if eq > 0.0 else np.nan
         ntrades_out[c] = n_tr

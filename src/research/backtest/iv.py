@@ -10,17 +10,18 @@ Anchor and scaled symbols
 One symbol is the *anchor* (default ``SPX``, whose IV index is VIX). Its ATM IV is its own IV
 (VIX where published, the proxy elsewhere).
 
-Every other symbol uses its own *published* index when there is one that day (e.g. a user's VXN
-for NDX); otherwise its IV is the anchor's scaled by the ratio of realized volatilities::
+Every other symbol uses its own *published* index when there is one that day (e.g. a user's own
+index for a symbol); otherwise its IV is the anchor's scaled by the ratio of realized volatilities::
 
     atm_iv[sym, t] = anchor_iv[t] * clip(rv[sym, t] / rv[anchor, t], *ratio_bounds)
 
 where ``rv[., t]`` is the annualised root mean square of the last ``rv_window`` close-to-close
-log returns up to and including t. Why not the symbol's own GARCH proxy: the embedded data has
-no VXN, so an NDX proxy would be a pure volatility forecast mapped with coefficients fitted on
-SPX/VIX. Scaling VIX instead keeps the market's actual fear level, and its variance risk premium,
-on the dates VIX exists (2014-2018 here), and makes NDX move with VIX the way a real NDX
-implied vol does, while the realized-volatility ratio carries NDX's higher volatility. Before
+log returns up to and including t. Why not the symbol's own GARCH proxy: no IV index is
+published for the NASDAQ Composite (IXIC; VXN belongs to the Nasdaq-100), so an IXIC proxy
+would be a pure volatility forecast mapped with coefficients fitted on SPX/VIX. Scaling VIX
+instead keeps the market's actual fear level, and its variance risk premium, on the dates VIX
+exists (2014-2018 here), and makes IXIC move with VIX the way a real IXIC
+implied vol does, while the realized-volatility ratio carries IXIC's higher volatility. Before
 VIX the anchor IV is itself the labelled proxy. The ratio is clipped to ``ratio_bounds`` so a
 calm or erratic window in one market cannot produce an implausible IV.
 

@@ -14,6 +14,8 @@ Conventions
 - Standard deviations are sample standard deviations (``ddof=1``), as in empyrical.
 - The risk-free rate ``rf`` is annual and compounded to a daily rate
   ``rf_d = (1 + rf) ** (1 / 252) - 1``; it is both the Sharpe excess and the Sortino target.
+  Backtests pass their config's ``rate`` (the one rate used in pricing and earned on cash), so
+  an account sitting in cash has a Sharpe ratio of 0 (excess returns within 1e-12 of zero).
 - Sortino uses the standard downside deviation over **all** days (not the standard deviation
   of the negative days only)::
 
@@ -58,6 +60,9 @@ DAYS_PER_YEAR = 365.25
 """Calendar days per year used for ``years`` and CAGR."""
 
 TRADE_COLUMNS: tuple[str, ...] = ("entry_date", "exit_date", "pnl")
+
+_RISK_FREE_TOL = 1e-12
+"""Daily excess returns whose standard deviation is below this are rounding noise (cash)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,9 +189,12 @@ def _sharpe(returns: np.ndarray, rf_d: float) -> float:
         return math.nan
     excess = returns - rf_d
     std = float(np.std(excess, ddof=1))
-    if not std > 0:
-        return math.nan
-    return float(np.mean(excess)) / std * math.sqrt(PERIODS_PER_YEAR)
+    mean = float(np.mean(excess))
+    if not std > _RISK_FREE_TOL:
+        # a risk-free series (cash earning rf): zero excess return, Sharpe 0 by convention;
+        # a constant non-zero excess has no finite ratio
+        return 0.0 if abs(mean) <= _RISK_FREE_TOL else math.nan
+    return mean / std * math.sqrt(PERIODS_PER_YEAR)
 
 
 def _downside_deviation(returns: np.ndarray, target: float) -> float:

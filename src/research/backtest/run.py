@@ -1,6 +1,6 @@
 """Run credit-spread backtests: align the market data, call the kernel, shape the results.
 
->>> panel = market_panel(bars, iv_table, tickers=["SPX", "NDX"])          # doctest: +SKIP
+>>> panel = market_panel(bars, iv_table, tickers=["SPX", "IXIC"])          # doctest: +SKIP
 >>> result = run_backtest(panel, BacktestConfig(), regimes=labels)        # doctest: +SKIP
 >>> result.metrics.cagr, result.export_frame()                            # doctest: +SKIP
 """
@@ -20,15 +20,28 @@ from research.backtest.metrics import Metrics, compute_metrics, stress_table, ye
 from research.backtest.pricing import SkewModel
 from research.backtest.spreads import CONTRACT_MULTIPLIER, EXIT_REASONS, BacktestConfig
 
+TRADING_DAYS = 252
+"""Trading days per year: cash grows by ``(1 + rate) ** (1 / TRADING_DAYS)`` per day, the
+daily risk-free return the metrics subtract."""
+
 _NICE_STEPS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
 
 
 def strike_step(price: float) -> float:
     """Strike grid spacing for an underlying around ``price``: the largest of 0.5, 1, 2.5, 5,
-    10, 25, 50, 100 not above 0.25% of the price (SPX at 1,400 → 2.5; NDX at 7,000 → 10)."""
+    10, 25, 50, 100 not above 0.25% of the price (SPX at 1,400 → 2.5; IXIC at 7,000 → 10)."""
     target = 0.0025 * price
     fitting = [s for s in _NICE_STEPS if s <= target]
     return fitting[-1] if fitting else _NICE_STEPS[0]
+
+
+def strike_steps(close: np.ndarray) -> np.ndarray:
+    """``strike_step`` of every close (same shape): each day's strike grid from that day's price
+    only, as an exchange lists strikes around the current level (no look-ahead)."""
+    steps = np.array(_NICE_STEPS)
+    target = 0.0025 * np.asarray(close, dtype=float)
+    idx = np.searchsorted(steps, target, side="right") - 1
+    return steps[np.clip(idx, 0, len(steps) - 1)]
 
 
 @dataclass(frozen=True)
@@ -46,12 +59,49 @@ class MarketPanel:
     vix: np.ndarray
     iv_source: np.ndarray
     strike_steps: np.ndarray
+    """Strike grid spacing per day and ticker, from that day's close (``strike_step``)."""
     dropped_days: int
     """Days on which some ticker had no bar (not traded)."""
+    open: np.ndarray | None = None
+    """Opening prices (for fills at the next open); None or NaN: the previous close."""
 
     @property
     def day_ordinals(self) -> np.ndarray:
         return self.dates.values.astype("datetime64[D]").astype(np.int64)
+
+    def steps_2d(self) -> np.ndarray:
+        """Strike steps as days x tickers (a per-ticker vector is broadcast over days)."""
+        steps = np.asarray(self.strike_steps, dtype=float)
+        if steps.ndim == 1:
+            steps = np.broadcast_to(steps, self.close.shape)
+        return np.ascontiguousarray(steps)
+
+    def opens(self) -> np.ndarray:
+        """Opening prices, a missing open replaced by the previous close (the first day's by its
+        close)."""
+        if self.open is None:
+            prev = np.vstack([self.close[:1], self.close[:-1]])
+            return np.ascontiguousarray(prev)
+        prev = np.vstack([self.close[:1], self.close[:-1]])
+        out = np.where(np.asarray(self.open, float) > 0, self.open, prev)
+        return np.ascontiguousarray(out, dtype=float)
+
+    def slice(self, sl: slice) -> MarketPanel:
+        """The panel restricted to the days ``sl`` (a contiguous range)."""
+        steps = np.asarray(self.strike_steps)
+        return MarketPanel(
+            dates=self.dates[sl],
+            tickers=self.tickers,
+            close=self.close[sl],
+            atm_iv=self.atm_iv[sl],
+            mark_iv=self.mark_iv[sl],
+            iv_percentile=self.iv_percentile[sl],
+            vix=self.vix[sl],
+            iv_source=self.iv_source[sl],
+            strike_steps=steps[sl] if steps.ndim == 2 else steps,
+            dropped_days=self.dropped_days,
+            open=None if self.open is None else self.open[sl],
+        )
 
 
 def market_panel(
@@ -85,6 +135,13 @@ def market_panel(
     close = frame.pivot(index="date", columns="symbol", values="close")[wanted]
     all_days = len(close)
     close = close.dropna()
+    opens = (
+        frame.pivot(index="date", columns="symbol", values="open")
+        .reindex(index=close.index, columns=wanted)
+        .to_numpy(float)
+        if "open" in frame.columns
+        else None
+    )
     if close.empty:
         raise ValueError(f"tickers {wanted} have no date in common between {start} and {end}")
     iv = iv_table.loc[iv_table["symbol"].isin(wanted)]
@@ -106,8 +163,9 @@ def market_panel(
         iv_percentile=grid("iv_percentile").to_numpy(float),
         vix=grid("vix").to_numpy(float),
         iv_source=grid("iv_source").to_numpy(object),
-        strike_steps=np.array([strike_step(float(close[t].median())) for t in wanted]),
+        strike_steps=strike_steps(close.to_numpy(float)),
         dropped_days=all_days - len(close),
+        open=opens,
     )
 
 
@@ -147,7 +205,7 @@ class BacktestResult:
     @cached_property
     def metrics(self) -> Metrics:
         """CAGR, Sharpe, Sortino, max drawdown, win rate, … (``backtest.metrics``)."""
-        return compute_metrics(self.equity, self.trades)
+        return compute_metrics(self.equity, self.trades, rf=self.config.rate)
 
     def yearly(self) -> pd.DataFrame:
         """Per-year returns (``metrics.yearly_returns``)."""
@@ -206,7 +264,9 @@ class BacktestResult:
         return path
 
 
-def _config_arrays(configs: Sequence[BacktestConfig], labels: tuple[str, ...]) -> dict:
+def _config_arrays(
+    configs: Sequence[BacktestConfig], labels: tuple[str, ...], tickers: tuple[str, ...]
+) -> dict:
     skew_default = SkewModel()
 
     def arr(fn, dtype=float):  # type: ignore[no-untyped-def]
@@ -217,6 +277,7 @@ def _config_arrays(configs: Sequence[BacktestConfig], labels: tuple[str, ...]) -
         table = dict(c.sizing.regime_multipliers)
         for k, name in enumerate(labels):
             mult[i, k] = table.get(name, c.sizing.unknown_multiplier)
+    div = np.array([[c.dividend_yield(t) for t in tickers] for c in configs], dtype=float)
     return dict(
         is_call=arr(lambda c: c.spread.strategy == "bear_call", np.int64),
         min_d=arr(lambda c: c.spread.min_delta),
@@ -229,6 +290,7 @@ def _config_arrays(configs: Sequence[BacktestConfig], labels: tuple[str, ...]) -
         hs_pct=arr(lambda c: c.fills.half_spread_pct / 100),
         hs_min=arr(lambda c: c.fills.min_half_spread),
         fee=arr(lambda c: c.fills.fee_per_contract),
+        next_open=arr(lambda c: c.fills.timing == "next_open", np.int64),
         scaled=arr(lambda c: c.sizing.mode == "scaled", np.int64),
         n_fixed=arr(lambda c: c.sizing.contracts),
         risk_pct=arr(lambda c: c.sizing.risk_pct / 100),
@@ -239,6 +301,8 @@ def _config_arrays(configs: Sequence[BacktestConfig], labels: tuple[str, ...]) -
         max_und=arr(lambda c: c.limits.max_per_underlying_pct / 100),
         init_eq=arr(lambda c: c.initial_equity),
         rate=arr(lambda c: c.rate),
+        growth=arr(lambda c: (1.0 + c.rate) ** (1.0 / TRADING_DAYS)),
+        div=div,
         slope=arr(lambda c: skew_default.slope if c.skew_slope is None else c.skew_slope),
         floor=arr(lambda c: skew_default.floor_ratio),
         cap=arr(lambda c: skew_default.cap_ratio),
@@ -253,6 +317,8 @@ class GridOutput:
     n_trades: np.ndarray
     counters: np.ndarray
     trades: np.ndarray | None
+    heat: np.ndarray
+    """configs x days: max loss at risk of the open spreads / equity at each close."""
 
     def pnl_frame(self, i: int, dates: pd.DatetimeIndex) -> pd.DataFrame:
         """Config ``i``'s trades as ``entry_date, exit_date, pnl`` (what ``compute_metrics``
@@ -269,6 +335,16 @@ class GridOutput:
         )
 
 
+@dataclass(frozen=True)
+class RegimeCodes:
+    """Regime labels as integer codes for the kernel: ``codes[s, day, ticker]`` indexes
+    ``labels`` (−1: no label) for each of several label sets ``s`` (e.g. the observed labels and
+    permutations of them); config ``i`` uses set ``set_of[i]``."""
+
+    codes: np.ndarray
+    labels: tuple[str, ...]
+
+
 def run_kernel(
     panel: MarketPanel,
     configs: Sequence[BacktestConfig],
@@ -276,26 +352,61 @@ def run_kernel(
     *,
     record_trades: bool = True,
     regime_column: str = "regime",
+    code_sets: RegimeCodes | None = None,
+    set_of: Sequence[int] | np.ndarray | None = None,
 ) -> GridOutput:
-    """Evaluate every config in one compiled call (parallel over configs)."""
+    """Evaluate every config in one compiled call (parallel over configs).
+
+    Parameters
+    ----------
+    panel
+        ``market_panel`` output.
+    configs
+        The configurations (checked first).
+    regimes
+        A regime table (``date, symbol, regime``) whose labels the multipliers refer to.
+    record_trades
+        Keep every trade (False: equity, heat and counters only).
+    regime_column
+        Column of ``regimes`` with the labels.
+    code_sets, set_of
+        Instead of ``regimes``: several label sets as codes (``RegimeCodes``, days aligned with
+        the panel) and, per config, which set it uses (default: set 0 for every config).
+    """
     for cfg in configs:
         cfg.check()
-    codes, labels = regime_codes(panel, regimes, regime_column)
-    a = _config_arrays(configs, labels)
+    if code_sets is None:
+        codes2d, labels = regime_codes(panel, regimes, regime_column)
+        codes = codes2d[None, :, :]
+    else:
+        codes, labels = np.asarray(code_sets.codes, np.int64), code_sets.labels
+        if codes.shape[1:] != panel.close.shape:
+            raise ValueError(
+                f"code sets have shape {codes.shape[1:]} per set, the panel {panel.close.shape}"
+            )
+    which = np.zeros(len(configs), np.int64) if set_of is None else np.asarray(set_of, np.int64)
+    if len(which) != len(configs) or (
+        len(which) and not 0 <= which.min() <= which.max() < len(codes)
+    ):
+        raise ValueError("set_of needs one valid label-set index per config")
+    a = _config_arrays(configs, labels, panel.tickers)
     n_cfg, (n_days, n_tk) = len(configs), panel.close.shape
     max_trades = n_days * n_tk if record_trades else 1
     equity = np.zeros((n_cfg, n_days))
+    heat = np.zeros((n_cfg, n_days))
     trades = np.full((n_cfg, max_trades, engine.N_FIELDS), np.nan)
     n_trades = np.zeros(n_cfg, np.int64)
     counters = np.zeros((n_cfg, engine.N_STATS), np.int64)
     engine._run(
         panel.day_ordinals,
-        panel.close,
-        panel.atm_iv,
-        panel.mark_iv,
-        np.nan_to_num(panel.iv_percentile, nan=-1.0),
-        codes,
-        panel.strike_steps,
+        np.ascontiguousarray(panel.close, dtype=float),
+        panel.opens(),
+        np.ascontiguousarray(panel.atm_iv, dtype=float),
+        np.ascontiguousarray(panel.mark_iv, dtype=float),
+        np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float),
+        np.ascontiguousarray(codes),
+        which,
+        panel.steps_2d(),
         a["is_call"],
         a["min_d"],
         a["max_d"],
@@ -307,6 +418,7 @@ def run_kernel(
         a["hs_pct"],
         a["hs_min"],
         a["fee"],
+        a["next_open"],
         a["scaled"],
         a["n_fixed"],
         a["risk_pct"],
@@ -317,16 +429,19 @@ def run_kernel(
         a["max_und"],
         a["init_eq"],
         a["rate"],
+        a["growth"],
+        a["div"],
         a["slope"],
         a["floor"],
         a["cap"],
         record_trades,
         equity,
+        heat,
         trades,
         n_trades,
         counters,
     )
-    return GridOutput(equity, n_trades, counters, trades if record_trades else None)
+    return GridOutput(equity, n_trades, counters, trades if record_trades else None, heat)
 
 
 def _trades_frame(panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...]) -> pd.DataFrame:

@@ -13,8 +13,15 @@ from typing import Any, Literal
 
 Strategy = Literal["bear_call", "bull_put"]
 SizingMode = Literal["fixed", "scaled"]
+FillTiming = Literal["close", "next_open"]
 CONTRACT_MULTIPLIER = 100
 EXIT_REASONS: tuple[str, ...] = ("profit_target", "stop_loss", "expiration", "end_of_data")
+
+
+DEFAULT_DIVIDEND_YIELDS: tuple[tuple[str, float], ...] = (("SPX", 0.018), ("IXIC", 0.008))
+"""Documented defaults (no dividend data is embedded): the S&P 500's trailing dividend yield
+averaged about 1.8% over 1999–2018 (1.1–3.2% by year) and the NASDAQ Composite's about 0.8%
+(0.2–1.4%); both rounded. Other symbols default to ``default_dividend_yield`` (0)."""
 
 
 class ConfigError(ValueError):
@@ -45,14 +52,20 @@ class SpreadRules:
 
 @dataclass(frozen=True)
 class FillModel:
-    """Bid/ask and fees. The spread trades as one combo order ``half_spread_pct`` % of its mid
-    (at least ``min_half_spread`` $ per share) worse than mid, on entry and on early exits; a
-    closing debit never exceeds the width; expiry settles at intrinsic value at no cost. Fees per
-    contract per leg, on entry and on early exit."""
+    """Bid/ask, fees and when orders fill. The spread trades as one combo order
+    ``half_spread_pct`` % of its mid (at least ``min_half_spread`` $ per share) worse than mid,
+    on entry and on early exits; a closing debit never exceeds the width; expiry settles at
+    intrinsic value at no cost. Fees per contract per leg, on entry and on early exit.
+
+    ``timing``: ``"close"`` fills every order at the close of the day it is decided (the
+    default, as in seed 004); ``"next_open"`` fills entries and early exits decided at a close
+    at the next day's open, priced from the open and the last known IV (the decision day's
+    close), a sensitivity check on the close-fill assumption."""
 
     half_spread_pct: float = 5.0
     min_half_spread: float = 0.05
     fee_per_contract: float = 0.65
+    timing: FillTiming = "close"
 
 
 @dataclass(frozen=True)
@@ -89,13 +102,23 @@ class BacktestConfig:
     sizing: Sizing = field(default_factory=Sizing)
     limits: PortfolioLimits = field(default_factory=PortfolioLimits)
     initial_equity: float = 1_000_000.0
-    """Starting account ($). One SPX/NDX contract controls index x 100 (e.g. $250k of SPX at
+    """Starting account ($). One SPX/IXIC contract controls index x 100 (e.g. $250k of SPX at
     2,500), so the default account is $1M: with $100k, 2% risk cannot buy one 1.5%-wide SPX
     spread after about 2010 and scaled sizing stops trading (``position_size_zero``)."""
     rate: float = 0.02
-    """Risk-free rate used in pricing (no rates data is embedded; 2% flat, documented)."""
+    """The one risk-free rate (annual): used in option pricing, earned by the account's cash
+    (``(1 + rate) ** (1/252)`` per trading day) and subtracted from returns in Sharpe ratios
+    (excess returns). No rates data is embedded: 2% flat, documented."""
     skew_slope: float | None = None
     """Skew slope (None: the pricing module's default)."""
+    dividend_yields: tuple[tuple[str, float], ...] = DEFAULT_DIVIDEND_YIELDS
+    """Continuous dividend yield per underlying, used in pricing and deltas (symbol, yield)."""
+    default_dividend_yield: float = 0.0
+    """Dividend yield of an underlying not listed in ``dividend_yields``."""
+
+    def dividend_yield(self, symbol: str) -> float:
+        """The dividend yield used for ``symbol``."""
+        return dict(self.dividend_yields).get(symbol, self.default_dividend_yield)
 
     def check(self) -> BacktestConfig:
         """Raise ConfigError on inconsistent parameters; return self."""
@@ -118,6 +141,14 @@ class BacktestConfig:
             problems.append(f"stop_loss_pct must be > 0, got {s.stop_loss_pct}")
         if not 0 <= s.min_iv_percentile <= 100:
             problems.append(f"min_iv_percentile must be in [0, 100], got {s.min_iv_percentile}")
+        if f.timing not in ("close", "next_open"):
+            problems.append(f"fill timing must be close or next_open, got {f.timing!r}")
+        if not all(0 <= q < 1 for _, q in self.dividend_yields) or not (
+            0 <= self.default_dividend_yield < 1
+        ):
+            problems.append("dividend yields must be in [0, 1) (annual, e.g. 0.018)")
+        if not -0.5 < self.rate < 1:
+            problems.append(f"rate must be an annual rate in (-0.5, 1), got {self.rate}")
         if f.half_spread_pct < 0 or f.min_half_spread < 0 or f.fee_per_contract < 0:
             problems.append(
                 "fills: half_spread_pct, min_half_spread and fee_per_contract must be >= 0"
@@ -163,19 +194,19 @@ def config_from_dict(data: Mapping[str, Any], base: BacktestConfig | None = None
     """Build a config from nested or dotted keys (``{"spread": {"min_delta": 0.1}}`` or
     ``{"spread.min_delta": 0.1}``), defaults for the rest; unknown keys are errors."""
     cfg = base or BacktestConfig()
+    blocks = {
+        f.name for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))
+    }
     nested: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
     for key, value in data.items():
         if "." in key:
             block, name = key.split(".", 1)
             nested.setdefault(block, {})[name] = value
-        elif isinstance(value, Mapping):
+        elif isinstance(value, Mapping) and key in blocks:
             nested.setdefault(key, {}).update(value)
         else:
             top[key] = value
-    blocks = {
-        f.name for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))
-    }
     scalars = {f.name for f in dataclasses.fields(cfg)} - blocks
     unknown = sorted((set(nested) - blocks) | (set(top) - scalars))
     if unknown:
@@ -184,6 +215,10 @@ def config_from_dict(data: Mapping[str, Any], base: BacktestConfig | None = None
             f"settings {sorted(scalars)}"
         )
     changes: dict[str, Any] = dict(top)
+    if isinstance(changes.get("dividend_yields"), Mapping):
+        changes["dividend_yields"] = tuple(
+            (str(k), float(v)) for k, v in changes["dividend_yields"].items()
+        )
     for block, values in nested.items():
         current = getattr(cfg, block)
         names = {f.name for f in dataclasses.fields(current)}

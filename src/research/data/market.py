@@ -1,13 +1,13 @@
 """Default market data: real S&P 500 / NASDAQ Composite bars and VIX shipped with ``arch``.
 
 The ``arch`` package embeds daily bars of the S&P 500 (symbol ``SPX``) and the NASDAQ Composite
-(symbol ``NDX``) for 1999-01-04..2018-12-31, and the VIX close for 2014-01-03..2019-01-03.
+(symbol ``IXIC``) for 1999-01-04..2018-12-31, and the VIX close for 2014-01-03..2019-01-03.
 Everything here returns frames in the data contracts (``research.data.contracts``), so the same
 code runs on a user's own files (``load_bars(path)``, ``load_iv_index(path)``).
 
 IV proxy
 --------
-Dates without a published IV index (SPX before 2014, all of NDX) get a *proxy* implied
+Dates without a published IV index (SPX before 2014, all of IXIC) get a *proxy* implied
 volatility, always labelled ``source == "proxy"``:
 
 ``iv_t = a + b * garch22_t``
@@ -22,12 +22,14 @@ in-sample (fit window) and out-of-sample (a later holdout window the fit never s
 (Newey-West) standard errors. The mapping comes from the overlap (2014-2018), so proxy values
 before 2014 use two coefficients estimated on later data: the one documented exception to "data
 up to t", and why the proxy is always labelled. A log-log map on realized volatility was tried and
-rejected: it compressed crises (its Oct-Nov 2008 proxy averaged 38 vol points). The NDX proxy
-applies the same mapping to NDX's own GARCH forecast (a VXN-like proxy).
+rejected: it compressed crises (its Oct-Nov 2008 proxy averaged 38 vol points). The IXIC proxy
+applies the same mapping to IXIC's own GARCH forecast (no IV index is published for the NASDAQ
+Composite; VXN belongs to the Nasdaq-100, a different index).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,11 +42,13 @@ from research.data.loaders import load
 TRADING_DAYS = 252
 EWMA_LAMBDA = 0.94
 RV_WINDOW = 22
-DEFAULT_SYMBOLS: tuple[str, ...] = ("SPX", "NDX")
-_ARCH_DATASETS = {"SPX": "sp500", "NDX": "nasdaq"}
+DEFAULT_SYMBOLS: tuple[str, ...] = ("SPX", "IXIC")
+_ARCH_DATASETS = {"SPX": "sp500", "IXIC": "nasdaq"}
 GARCH_HORIZON = 22
 GARCH_MIN_TRAIN = 500
 PROXY_FEATURES: tuple[str, ...] = ("garch22",)
+MIN_PROXY_IV = 0.05
+"""Floor of a proxy value (5 vol points; the lowest VIX close on record is 8.6)."""
 
 
 def _clip_dates(
@@ -73,12 +77,12 @@ def _select_symbols(
 
 
 def embedded_bars(symbols: tuple[str, ...] | list[str] = DEFAULT_SYMBOLS) -> pd.DataFrame:
-    """Daily bars of the S&P 500 (SPX) and NASDAQ Composite (NDX) shipped with ``arch``.
+    """Daily bars of the S&P 500 (SPX) and NASDAQ Composite (IXIC) shipped with ``arch``.
 
     Parameters
     ----------
     symbols
-        Any of ``"SPX"``, ``"NDX"``.
+        Any of ``"SPX"``, ``"IXIC"``.
 
     Returns
     -------
@@ -146,7 +150,7 @@ def load_bars(
     Parameters
     ----------
     path
-        A file in the bars contract, or None for the embedded SPX/NDX bars.
+        A file in the bars contract, or None for the embedded SPX/IXIC bars.
     symbols
         Keep only these symbols (error if one is absent).
     start, end
@@ -483,10 +487,74 @@ def fit_iv_proxy(
     )
 
 
-def iv_with_proxy(bars: pd.DataFrame, iv: pd.DataFrame, fit: IvProxyFit) -> pd.DataFrame:
+ProxyMap = Mapping[str, float]
+"""Map coefficients: ``const`` and one per feature (``garch22``)."""
+
+
+def fit_proxy_map(
+    features: pd.DataFrame,
+    iv: pd.DataFrame,
+    *,
+    symbol: str = "SPX",
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """OLS fit (HAC standard errors) of the proxy map on ``symbol``'s overlap of features and
+    IV index between ``start`` and ``end`` (e.g. a sub-period, to see how much the map moves).
+
+    Parameters
+    ----------
+    features
+        ``realized_vol_features`` output (``date, symbol, garch22``, ...).
+    iv
+        IV index rows (``date, symbol, iv``).
+
+    Returns
+    -------
+    tuple
+        ``(coefficients, std_errors)`` keyed by ``const`` and the feature names.
+    """
+    feats = features.loc[features["symbol"] == symbol]
+    index = iv.loc[iv["symbol"] == symbol, ["date", "iv"]]
+    overlap = _clip_dates(
+        feats.merge(index, on="date", how="inner").dropna(subset=[*PROXY_FEATURES, "iv"]),
+        start,
+        end,
+    )
+    if len(overlap) < 2 * RV_WINDOW:
+        raise ValueError(
+            f"IV proxy map for {symbol} between {start} and {end}: only {len(overlap)} dates "
+            f"with both the IV index and the features; need at least {2 * RV_WINDOW}"
+        )
+    return _ols(overlap["iv"], overlap[list(PROXY_FEATURES)])
+
+
+def iv_with_proxy(
+    bars: pd.DataFrame,
+    iv: pd.DataFrame,
+    fit: IvProxyFit | ProxyMap,
+    *,
+    features: pd.DataFrame | None = None,
+    shift: float = 0.0,
+) -> pd.DataFrame:
     """IV for every bar: the published index where it exists, else the labelled proxy.
 
     Dates in a symbol's first 22 bars have no proxy (not enough history) and are left out.
+
+    Parameters
+    ----------
+    bars
+        Bars contract frame.
+    iv
+        Published IV index rows (``date, symbol, iv``).
+    fit
+        The proxy map: an ``IvProxyFit`` or its coefficients (``fit_proxy_map``).
+    features
+        ``realized_vol_features(bars)`` when already computed (the GARCH refits are the slow
+        part); computed here otherwise.
+    shift
+        Added to every proxy value (annualised, e.g. -0.02 = two vol points lower): a
+        sensitivity check on the proxy's level. Published values are never shifted.
 
     Returns
     -------
@@ -494,15 +562,95 @@ def iv_with_proxy(bars: pd.DataFrame, iv: pd.DataFrame, fit: IvProxyFit) -> pd.D
         The iv_index contract with ``source``: ``date, symbol, iv, source`` where ``source`` is
         ``'index'`` or ``'proxy'``; one row per (date, symbol) of ``bars`` that has either.
     """
-    feats = realized_vol_features(bars)
-    proxy = feats[["date", "symbol"]].assign(iv=fit.predict(feats))
+    feats = realized_vol_features(bars) if features is None else features
+    coef = fit.coefficients if isinstance(fit, IvProxyFit) else dict(fit)
+    proxy = feats[["date", "symbol"]].assign(iv=_linear(coef, feats, PROXY_FEATURES) + float(shift))
     published = iv[["date", "symbol", "iv"]].rename(columns={"iv": "iv_index"})
     out = proxy.merge(published, on=["date", "symbol"], how="left")
     has_index = out["iv_index"].notna()
     out["source"] = np.where(has_index, "index", "proxy")
     out["iv"] = out["iv_index"].where(has_index, out["iv"])
+    # a shifted or sub-period map can reach zero in the calmest weeks: keep IV positive
+    out.loc[~has_index, "iv"] = out.loc[~has_index, "iv"].clip(lower=MIN_PROXY_IV)
     out = out.dropna(subset=["iv"])[["date", "symbol", "iv", "source"]]
     return validate("iv_index", out.reset_index(drop=True), source="iv_with_proxy")
+
+
+def _window_label(start: str, end: str) -> str:
+    if start[:4] == end[:4] and start[4:] == "-01-01" and end[4:] == "-12-31":
+        return start[:4]
+    return f"{start}..{end}"
+
+
+def band_windows(dates: pd.Series | pd.DatetimeIndex) -> list[tuple[str, str]]:
+    """Sub-periods of an overlap for ``proxy_band``: every calendar year with at least 44
+    dates, and the first and second half of the overlap."""
+    d = pd.DatetimeIndex(pd.Series(dates).dropna().sort_values().unique())
+    if len(d) < 4 * RV_WINDOW:
+        return []
+    out = [
+        (f"{y}-01-01", f"{y}-12-31")
+        for y in sorted(set(d.year))
+        if ((d.year == y).sum()) >= 2 * RV_WINDOW
+    ]
+    mid = d[len(d) // 2]
+    out += [
+        (str(d[0].date()), str((mid - pd.Timedelta(days=1)).date())),
+        (str(mid.date()), str(d[-1].date())),
+    ]
+    return out
+
+
+def proxy_band(
+    bars: pd.DataFrame,
+    iv: pd.DataFrame,
+    windows: Sequence[tuple[str, str]] | None = None,
+    *,
+    symbol: str = "SPX",
+    features: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How much the proxy moves when its map is fitted on sub-periods of the overlap.
+
+    Parameters
+    ----------
+    bars, iv
+        Bars and IV index; the maps are fitted on ``symbol``'s overlap.
+    windows
+        ``(start, end)`` sub-periods, one map each (default ``band_windows`` of the overlap:
+        on the embedded data each year 2014-2018 and the halves 2014-16 / 2016-18).
+    features
+        ``realized_vol_features(bars)`` when already computed.
+
+    Returns
+    -------
+    tuple
+        ``(maps, band)``: ``maps`` has one row per window (``window, const, garch22,
+        const_se, garch22_se``); ``band`` has ``date, symbol, low, high`` (the lowest and
+        highest proxy over the windows' maps, annualised) for every bar with features.
+    """
+    feats = realized_vol_features(bars) if features is None else features
+    if windows is None:
+        overlap = feats.loc[feats["symbol"] == symbol, ["date", *PROXY_FEATURES]].merge(
+            iv.loc[iv["symbol"] == symbol, ["date", "iv"]], on="date"
+        )
+        windows = band_windows(overlap.dropna()["date"])
+    if not windows:
+        raise ValueError(
+            f"IV proxy band for {symbol}: the overlap of its IV index and features is too short "
+            f"for sub-period fits (need at least {4 * RV_WINDOW} dates)"
+        )
+    rows, values = [], []
+    for start, end in windows:
+        coef, se = fit_proxy_map(feats, iv, symbol=symbol, start=start, end=end)
+        rows.append(
+            {"window": _window_label(start, end), "start": start, "end": end}
+            | coef
+            | {f"{k}_se": v for k, v in se.items()}
+        )
+        values.append(_linear(coef, feats, PROXY_FEATURES).to_numpy())
+    stack = np.vstack(values)
+    band = feats[["date", "symbol"]].assign(low=stack.min(axis=0), high=stack.max(axis=0))
+    return pd.DataFrame(rows), band.dropna(subset=["low", "high"]).reset_index(drop=True)
 
 
 def coverage(bars: pd.DataFrame, iv: pd.DataFrame) -> pd.DataFrame:

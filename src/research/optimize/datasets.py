@@ -2,14 +2,14 @@
 generate``), committed small under ``data/sample/``:
 
 - ``experiments.csv`` (experiments contract): 16 strategy parameter sets (4 short-delta ranges x
-  4 profit targets) x 19 rolling two-year windows (1999–2000 … 2017–2018) x SPX and NDX = 608
+  4 profit targets) x 19 rolling two-year windows (1999–2000 … 2017–2018) x SPX and IXIC = 608
   experiments — what seed 001's experiment database looks like;
 - ``tunes.csv`` (tunes contract): walk-forward tuning runs — per ticker, one tune per fold
   (2-year in-sample, the next year out-of-sample, rolling), the same 16 parameter sets as runs,
   an IS and an OOS row per run, the seed-004 default (delta 0.05–0.15, PT 65) flagged as the
   baseline — what seed 002's ``backtest_tunes`` looks like;
 - ``trades.json`` (trades contract, seed-004 export format): the default configuration's
-  trades on SPX+NDX over 2014–2018 — the years with a published VIX, so ``vix`` is the real index,
+  trades on SPX+IXIC over 2014–2018 — the years with a published VIX, so ``vix`` is the real index,
   not the proxy — for the LLM calibration.
 
 Everything is deterministic; floats are rounded to 10 significant digits so that regenerating
@@ -36,7 +36,7 @@ DELTA_RANGES: tuple[tuple[float, float], ...] = (
 )
 PROFIT_TARGETS: tuple[float, ...] = (50.0, 65.0, 80.0, 95.0)
 BASE = BacktestConfig().replace(**{"sizing.mode": "scaled"})
-TICKERS: tuple[str, ...] = ("SPX", "NDX")
+TICKERS: tuple[str, ...] = ("SPX", "IXIC")
 WORKSPACE = "regime-lab"
 TRADES_START = "2014-01-01"
 
@@ -76,7 +76,7 @@ def _evaluate(
     for i in range(len(configs)):
         equity = pd.Series(out.equity[i], index=sub.dates)
         trades = out.pnl_frame(i, sub.dates)
-        m = compute_metrics(equity, trades)
+        m = compute_metrics(equity, trades, rf=configs[i].rate)
         rows.append(
             {
                 "pnl_pct": 100 * (equity.iloc[-1] / configs[i].initial_equity - 1),

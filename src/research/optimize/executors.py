@@ -281,7 +281,7 @@ class DaskExecutor:
         Fields of dataclass items (``grids.Chunk``) sent to every worker once with
         ``client.scatter(..., broadcast=True)`` instead of inside every task, when several items
         share the object (a window's panel, the regime labels); ``()`` sends every item whole.
-        Measured on the multiplier grid (SPX+NDX 1999–2018, 6 chunks of one variant) it cut a
+        Measured on the multiplier grid (SPX+IXIC 1999–2018, 6 chunks of one variant) it cut a
         run by ~25–40%; with one or two chunks it makes no difference.
     numba_threads
         Threads numba may use in each task (default 1, for workers with one thread per core;

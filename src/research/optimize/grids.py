@@ -217,7 +217,7 @@ def evaluate_chunk(chunk: Chunk) -> list[tuple[dict[str, Any], pd.Series]]:
     for i, variant in enumerate(chunk.variants):
         equity = pd.Series(out.equity[i], index=dates)
         trades = out.pnl_frame(i, dates)
-        m = compute_metrics(equity, trades).to_dict()
+        m = compute_metrics(equity, trades, rf=variant.config.rate).to_dict()
         row = {
             "grid": chunk.grid,
             "variant": variant.name,
@@ -254,7 +254,7 @@ def run_grid(
     panel_for
         Ticker set → market panel (e.g. ``lambda t: load_panel(t)[0]``).
     ticker_sets
-        E.g. ``[("SPX",), ("NDX",)]`` or ``[("SPX", "NDX")]``.
+        E.g. ``[("SPX",), ("IXIC",)]`` or ``[("SPX", "IXIC")]``.
     windows
         ``(start, end)`` pairs; each window is a separate backtest starting from the initial
         equity (default: the whole panel).
@@ -299,7 +299,8 @@ def run_grid(
     return GridResult(grid, pd.DataFrame(rows), pd.DataFrame(returns))
 
 
-def _window(panel: MarketPanel, start: str | pd.Timestamp, end: str | pd.Timestamp) -> MarketPanel:
+def _window_slice(panel: MarketPanel, start: str | pd.Timestamp, end: str | pd.Timestamp) -> slice:
+    """The panel's days between ``start`` and ``end`` (inclusive) as a slice."""
     mask = (panel.dates >= pd.Timestamp(start)) & (panel.dates <= pd.Timestamp(end))
     if not mask.any():
         raise ValueError(
@@ -307,16 +308,8 @@ def _window(panel: MarketPanel, start: str | pd.Timestamp, end: str | pd.Timesta
             f"({panel.dates[0].date()}..{panel.dates[-1].date()})"
         )
     idx = np.flatnonzero(mask)
-    sl = slice(idx[0], idx[-1] + 1)
-    return MarketPanel(
-        dates=panel.dates[sl],
-        tickers=panel.tickers,
-        close=panel.close[sl],
-        atm_iv=panel.atm_iv[sl],
-        mark_iv=panel.mark_iv[sl],
-        iv_percentile=panel.iv_percentile[sl],
-        vix=panel.vix[sl],
-        iv_source=panel.iv_source[sl],
-        strike_steps=panel.strike_steps,
-        dropped_days=panel.dropped_days,
-    )
+    return slice(int(idx[0]), int(idx[-1]) + 1)
+
+
+def _window(panel: MarketPanel, start: str | pd.Timestamp, end: str | pd.Timestamp) -> MarketPanel:
+    return panel.slice(_window_slice(panel, start, end))

@@ -12,7 +12,6 @@ from research.backtest.run import MarketPanel
 from research.backtest.spreads import BacktestConfig
 from research.optimize import grids
 from research.optimize.overfitting import OverfittingReport, overfitting_report
-from research.optimize.walkforward import WalkForwardResult
 
 DEFAULT_BASE = BacktestConfig().replace(**{"sizing.mode": "scaled"})
 """Grids size by risk (2% of equity by max loss) so multipliers act on a continuous size."""
@@ -70,7 +69,9 @@ def run_named_grid(
     progress: Callable[[str], None] | None = None,
 ) -> GridRun:
     """Run the ``multipliers`` / ``limits`` grid (seed 004) or a ``cartesian`` grid file,
-    store it, and compute DSR / PBO / SPA per ticker set (in-sample: the whole window).
+    store it, and compute DSR / PBO / SPA per ticker set (in-sample: the whole window) on
+    returns in excess of the risk-free rate; the DSR counts this grid's configurations plus the
+    distinct ones already stored for the same tickers and window (``store.count_trials``).
 
     Returns
     -------
@@ -103,15 +104,26 @@ def run_named_grid(
     names = [v.name for v in variants]
     benchmark = "flat" if "flat" in names else names[0]
     if len(names) > 1:
+        from research.optimize.inference import excess_returns
+        from research.optimize.store import count_trials
+
         for tickers in {"+".join(ts) for ts in ticker_sets}:
-            matrix = result.returns_for(tickers=tickers).dropna()
+            trials = count_trials(result.table, tickers, store_path)
+            matrix = excess_returns(result.returns_for(tickers=tickers).dropna(), base.rate)
+            assert isinstance(matrix, pd.DataFrame)
             grid_table, params = None, None
             if kind == "cartesian":  # neighbourhood stability on the parameter grid
                 rows = result.table.loc[result.table["tickers"] == tickers]
                 params = ["param_" + a.replace(".", "_") for a in axes]
                 grid_table = rows.set_index("variant")[params]
             reports[tickers] = overfitting_report(
-                matrix, benchmark, spa_reps=spa_reps, n_splits=8, grid=grid_table, params=params
+                matrix,
+                benchmark,
+                spa_reps=spa_reps,
+                n_splits=8,
+                grid=grid_table,
+                params=params,
+                n_trials=trials.n,
             )
     run_id = None
     if store_path is not None:
@@ -120,179 +132,6 @@ def run_named_grid(
         with ResultStore(store_path) as store:
             run_id = store.save_grid(result)
     return GridRun(result, run_id, reports)
-
-
-@dataclass(frozen=True)
-class GridStudy:
-    """In-sample grid + stress windows + walk-forward + out-of-sample diagnostics, per ticker
-    set, and the verdict the notebook states."""
-
-    kind: str
-    benchmark: str
-    grid: GridRun
-    stress: pd.DataFrame
-    """``tickers, variant, window, start, end, days, return, max_drawdown``."""
-    walk_forward: dict[str, WalkForwardResult]
-    """Ticker set → walk-forward result."""
-    oos_reports: dict[str, OverfittingReport]
-    """Ticker set → DSR / PBO / SPA on the out-of-sample returns of every variant."""
-
-    def in_sample_table(self) -> pd.DataFrame:
-        """Metrics per ticker set and variant over the whole window (in-sample)."""
-        cols = [
-            "tickers",
-            "variant",
-            "cagr",
-            "sharpe",
-            "sortino",
-            "max_drawdown",
-            "calmar",
-            "trades",
-            "win_rate",
-            "avg_pnl",
-        ]
-        return self.grid.result.table[cols]
-
-    def folds_table(self, decimals: int = 4) -> pd.DataFrame:
-        """Every ticker set's walk-forward folds (winner, IS/OOS metric, efficiency, rank), with
-        numbers rounded to ``decimals``."""
-        frames = [wf.folds.assign(tickers=t) for t, wf in self.walk_forward.items()]
-        out = pd.concat(frames, ignore_index=True)
-        out = out[["tickers", *[c for c in out.columns if c != "tickers"]]]
-        numeric = out.select_dtypes("number").columns
-        out[numeric] = out[numeric].round(decimals)
-        return out
-
-    def oos_table(self) -> pd.DataFrame:
-        """Out-of-sample (walk-forward OOS windows, concatenated) annualised Sharpe, return and
-        max drawdown per ticker set and variant, plus the walk-forward selection itself."""
-        from research.backtest.metrics import compute_metrics
-
-        rows = []
-        for tickers, wf in self.walk_forward.items():
-            matrix = wf.oos_matrix.copy()
-            matrix["walk_forward"] = wf.oos_returns
-            for col in matrix.columns:
-                equity = (1 + matrix[col].fillna(0.0)).cumprod()
-                m = compute_metrics(equity)
-                rows.append(
-                    {
-                        "tickers": tickers,
-                        "variant": col,
-                        "oos_sharpe": m.sharpe,
-                        "oos_cagr": m.cagr,
-                        "oos_max_drawdown": m.max_drawdown,
-                        "oos_days": len(matrix),
-                    }
-                )
-        return pd.DataFrame(rows)
-
-    def verdicts(self) -> pd.DataFrame:
-        """Per ticker set: the in-sample winner, its DSR, the walk-forward selection's OOS Sharpe
-        against the benchmark's, SPA on OOS data, PBO, and a one-line verdict."""
-        oos = self.oos_table()
-        rows = []
-        for tickers, wf in self.walk_forward.items():
-            rep = self.oos_reports[tickers]
-            is_rep = self.grid.reports.get(tickers)
-            part = oos.loc[oos["tickers"] == tickers].set_index("variant")
-            sharpe = part["oos_sharpe"].astype(float)
-            sel, bench = float(sharpe["walk_forward"]), float(sharpe[self.benchmark])
-            better = [str(m) for m in rep.spa.better_models]
-            adds = sel > bench and bool(better)
-            text = (
-                f"{'adds value' if adds else 'no significant value'} out of sample: the "
-                f"walk-forward choice earned an OOS Sharpe of {sel:.2f} against {bench:.2f} for "
-                f"{self.benchmark}; SPA p = {rep.spa.pvalue_consistent:.3f}"
-                + (f" ({', '.join(better)} beat {self.benchmark})" if better else "")
-                + f"; PBO {rep.pbo.pbo:.2f}"
-            )
-            rows.append(
-                {
-                    "tickers": tickers,
-                    "in_sample_best": None if is_rep is None else str(is_rep.best),
-                    "in_sample_dsr": None if is_rep is None else is_rep.dsr.dsr,
-                    "wf_winners": ", ".join(f"{k}×{v}" for k, v in wf.winner_counts.items() if v),
-                    "wf_efficiency": wf.walk_forward_efficiency,
-                    "oos_sharpe_walk_forward": sel,
-                    f"oos_sharpe_{self.benchmark}": bench,
-                    "oos_spa_p": rep.spa.pvalue_consistent,
-                    "oos_pbo": rep.pbo.pbo,
-                    "oos_better_than_benchmark": ", ".join(better),
-                    "verdict": text,
-                }
-            )
-        return pd.DataFrame(rows)
-
-    def summary(self) -> dict[str, object]:
-        """Machine-readable summary for the findings page (JSON-serialisable)."""
-        verdicts = self.verdicts()
-        return {
-            "study": self.kind,
-            "benchmark": self.benchmark,
-            "per_tickers": [
-                {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-                for row in verdicts.to_dict(orient="records")
-            ],
-        }
-
-
-def grid_study(
-    kind: str,
-    ticker_sets: Sequence[tuple[str, ...]],
-    *,
-    benchmark: str,
-    start: str | None = None,
-    end: str | None = None,
-    regime_model: str | None = "bull_bear_vol",
-    is_years: float = 6.0,
-    oos_years: float = 2.0,
-    mode: str = "anchored",
-    metric: str = "sharpe",
-    spa_reps: int = 1000,
-    store_path: str | Path | None = None,
-) -> GridStudy:
-    """The grid notebooks' whole computation (see ``GridStudy``)."""
-    from research.backtest.metrics import stress_table
-    from research.optimize.walkforward import walk_forward, walk_forward_splits
-
-    run = run_named_grid(
-        kind,
-        ticker_sets,
-        regime_model=regime_model,
-        start=start,
-        end=end,
-        store_path=store_path,
-        spa_reps=spa_reps,
-    )
-    table = run.result.table
-    stress_rows = []
-    for _, row in table.iterrows():
-        equity = (1 + run.result.returns[row["row_id"]].dropna()).cumprod()
-        st = stress_table(equity)
-        stress_rows.append(st.assign(tickers=row["tickers"], variant=row["variant"]))
-    stress = pd.concat(stress_rows, ignore_index=True)[
-        ["tickers", "variant", "window", "start", "end", "days", "return", "max_drawdown"]
-    ]
-    variants = (
-        grids.multiplier_variants(DEFAULT_BASE)
-        if kind == "multipliers"
-        else grids.limit_variants(DEFAULT_BASE)
-    )
-    panels = panel_loader(start, end)
-    regimes = regimes_for(regime_model, sorted({t for ts in ticker_sets for t in ts}))
-    wfs: dict[str, WalkForwardResult] = {}
-    oos_reports = {}
-    for tickers in ticker_sets:
-        panel = panels(tuple(tickers))
-        splits = walk_forward_splits(panel.dates, is_years=is_years, oos_years=oos_years, mode=mode)  # type: ignore[arg-type]
-        wf = walk_forward(panel, variants, splits, regimes=regimes, metric=metric)
-        name = "+".join(tickers)
-        wfs[name] = wf
-        oos_reports[name] = overfitting_report(
-            wf.oos_matrix.fillna(0.0), benchmark, spa_reps=spa_reps, n_splits=8
-        )
-    return GridStudy(kind, benchmark, run, stress, wfs, oos_reports)
 
 
 def write_summary(name: str, summary: dict[str, object]) -> Path:

@@ -13,6 +13,7 @@ Query with SQL (``ResultStore.query``) or the ``duckdb`` CLI; results come back 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,60 @@ class ResultStore:
         returns.index = pd.DatetimeIndex(returns.index)
         returns.columns = [int(c) for c in returns.columns]
         return GridResult(str(run["grid"].iloc[0]), table, returns.rename_axis(None))
+
+
+@dataclass(frozen=True)
+class TrialCount:
+    """How many configurations were evaluated on a study's data (for the deflated Sharpe)."""
+
+    n: int
+    grid: int
+    stored: int
+    """Distinct further configurations in the results store for the same tickers and period."""
+    source: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"n": self.n, "grid": self.grid, "stored": self.stored, "source": self.source}
+
+
+def count_trials(table: pd.DataFrame, tickers: str, store_path: str | Path | None) -> TrialCount:
+    """Distinct configurations of ``table`` (the grid's rows for ``tickers``) plus those stored
+    in ``store_path`` for the same tickers and window (read-only; a missing store counts 0)."""
+    rows = table.loc[table["tickers"] == tickers]
+    params = [c for c in rows.columns if c.startswith("param_")]
+    mine = rows[params].astype(str).drop_duplicates()
+    start, end = rows["window_start"].min(), rows["window_end"].max()
+    stored = pd.DataFrame(columns=params)
+    source = "this grid only (no results store)"
+    if store_path is not None and Path(store_path).exists():
+        import duckdb
+
+        try:
+            con = duckdb.connect(str(store_path), read_only=True)
+            try:
+                cols = {
+                    r[0]
+                    for r in con.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = 'grid_results'"
+                    ).fetchall()
+                }
+                common = [p for p in params if p in cols]
+                if common:
+                    stored = (
+                        con.execute(
+                            f"SELECT DISTINCT {', '.join(common)} FROM grid_results "
+                            "WHERE tickers = ? AND CAST(window_start AS DATE) = ? "
+                            "AND CAST(window_end AS DATE) = ?",
+                            [tickers, pd.Timestamp(start).date(), pd.Timestamp(end).date()],
+                        )
+                        .df()
+                        .astype(str)
+                    )
+                source = f"this grid + {store_path}"
+            finally:
+                con.close()
+        except duckdb.Error as exc:
+            source = f"this grid only ({store_path} unreadable: {exc})"
+    both = pd.concat([mine, stored.reindex(columns=params)]).drop_duplicates()
+    return TrialCount(len(both), len(mine), len(both) - len(mine), source)

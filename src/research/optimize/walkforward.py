@@ -47,8 +47,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from research.backtest.metrics import Metrics, compute_metrics
-from research.backtest.run import MarketPanel, run_kernel
-from research.optimize.grids import METRIC_COLUMNS, Variant, _window
+from research.backtest.run import MarketPanel, RegimeCodes, regime_codes, run_kernel
+from research.optimize.grids import METRIC_COLUMNS, Variant, _window_slice
 
 __all__ = [
     "END_SLACK",
@@ -298,6 +298,7 @@ class WalkForwardResult:
     table: pd.DataFrame = field(repr=False)
     """Long table, one row per (fold, variant, split): ``fold, variant, split`` (``is`` or
     ``oos``), ``start, end, days``, the metrics (``grids.METRIC_COLUMNS``), ``window_return``,
+    ``avg_heat`` (mean over the window's days of max loss at risk / equity),
     ``rank`` (by the selection metric within the fold and split; 1 = best, ties share the
     smallest rank, NaN metric → NaN) and ``winner`` (the fold's IS choice)."""
     oos_equity: pd.Series = field(repr=False)
@@ -318,10 +319,13 @@ class WalkForwardResult:
     higher_is_better: bool
     splits: tuple[Fold, ...] = field(repr=False)
 
+    rate: float = 0.0
+    """The configs' risk-free rate (annual): Sharpe ratios are of excess returns over it."""
+
     def oos_metrics(self) -> Metrics:
         """``compute_metrics`` of the stitched OOS equity (equity statistics only; the curve
-        jumps over any gap between OOS windows)."""
-        return compute_metrics(self.oos_equity)
+        jumps over any gap between OOS windows; Sharpe of excess returns over ``rate``)."""
+        return compute_metrics(self.oos_equity, rf=self.rate)
 
 
 def walk_forward_efficiency(is_annual: npt.ArrayLike, oos_annual: npt.ArrayLike) -> float:
@@ -373,12 +377,12 @@ class _WindowRun:
 
 def _run_window(
     panel: MarketPanel,
+    codes: RegimeCodes,
     variants: Sequence[Variant],
-    regimes: pd.DataFrame | None,
     trade_metrics: bool,
 ) -> _WindowRun:
     configs = [v.config for v in variants]
-    out = run_kernel(panel, configs, regimes, record_trades=trade_metrics)
+    out = run_kernel(panel, configs, code_sets=codes, record_trades=trade_metrics)
     dates = panel.dates
     equity = np.asarray(out.equity, dtype=np.float64)
     initial = np.array([c.initial_equity for c in configs], dtype=np.float64)
@@ -389,11 +393,12 @@ def _run_window(
         trades = None
         if trade_metrics:
             trades = out.pnl_frame(i, dates)
-        m = compute_metrics(pd.Series(equity[i], index=dates), trades).to_dict()
+        m = compute_metrics(pd.Series(equity[i], index=dates), trades, rf=configs[i].rate).to_dict()
         row = {k: float(m[k]) for k in METRIC_COLUMNS}
         if not trade_metrics:
             row.update(dict.fromkeys(TRADE_METRICS, math.nan))
         row["window_return"] = float(equity[i, -1] / initial[i] - 1.0)
+        row["avg_heat"] = float(np.nanmean(out.heat[i]))
         rows.append(row)
     return _WindowRun(dates, equity, returns, rows)
 
@@ -515,12 +520,14 @@ def walk_forward(
     return_parts: list[pd.Series] = []
     level: float | None = None  # stitched value at the end of the previous fold
     winners: list[int] = []
+    codes, labels = regime_codes(panel, regimes)
+
+    def window(start: pd.Timestamp, end: pd.Timestamp) -> tuple[MarketPanel, RegimeCodes]:
+        sl = _window_slice(panel, start, end)
+        return panel.slice(sl), RegimeCodes(codes[None, sl], labels)
+
     for f in splits:
-        runs = {
-            "is": _run_window(
-                _window(panel, f.is_start, f.is_end), variants, regimes, trade_metrics
-            ),
-        }
+        runs = {"is": _run_window(*window(f.is_start, f.is_end), variants, trade_metrics)}
         is_values = np.array([row[metric] for row in runs["is"].rows], dtype=np.float64)
         w = _pick(is_values, higher_is_better)
         if w is None:
@@ -530,9 +537,7 @@ def walk_forward(
                 "metric)"
             )
         winners.append(w)
-        runs["oos"] = _run_window(
-            _window(panel, f.oos_start, f.oos_end), variants, regimes, trade_metrics
-        )
+        runs["oos"] = _run_window(*window(f.oos_start, f.oos_end), variants, trade_metrics)
         oos = runs["oos"]
         ranks = {}
         for split, run in runs.items():
@@ -609,4 +614,5 @@ def walk_forward(
         metric=metric,
         higher_is_better=higher_is_better,
         splits=tuple(splits),
+        rate=float(variants[0].config.rate),
     )

@@ -160,6 +160,38 @@ def params_for(name: str, params: Mapping[str, Mapping[str, Any]]) -> dict[str, 
     return {**params.get(ALL_KEY, {}), **params.get(name, {})}
 
 
+def default_params(notebook: Path) -> dict[str, Any]:
+    """Literal defaults of the notebook's ``parameters`` cell (``name = value`` lines whose
+    value is a Python literal), so files named by a default parameter count as its input."""
+    import ast
+    import json
+
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    out: dict[str, Any] = {}
+    for cell in cells:
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = "".join(cell.get("source", []))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return {}
+        for node in tree.body:
+            target: ast.expr | None = node.target if isinstance(node, ast.AnnAssign) else None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+            value = getattr(node, "value", None)
+            if isinstance(target, ast.Name) and value is not None:
+                try:
+                    out[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    continue
+    return out
+
+
 def check_params(notebook: Path, values: Mapping[str, Any], params_file: Path | None) -> None:
     """Fail early on parameters the notebook's ``parameters`` cell does not define."""
     import papermill as pm
@@ -325,7 +357,7 @@ def run_pipeline(
         fp = Fingerprint(
             source=notebook_source_digest(nb),
             params=params_digest(values),
-            data=data_digest(paths.sample, values, bases),
+            data=data_digest(paths.sample, {**default_params(nb), **values}, bases),
             code=code,
         )
         changed = fp.changes(manifest.fingerprint(nb.stem))

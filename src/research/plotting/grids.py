@@ -135,3 +135,89 @@ def walk_forward_equity(
                 )
     fig.update_layout(title=title, height=320 * len(names))
     return fig
+
+
+def permutation_null(
+    nulls: Mapping[str, tuple[np.ndarray, float, float]], title: str = ""
+) -> go.Figure:
+    """Histogram of the label-permutation null per ticker set, with the observed value.
+
+    Parameters
+    ----------
+    nulls
+        Ticker set → (null OOS Sharpe ratios, observed OOS Sharpe, permutation p-value).
+    """
+    names = list(nulls)
+    fig = make_subplots(
+        rows=1,
+        cols=max(len(names), 1),
+        subplot_titles=[f"{n}: permutation p = {nulls[n][2]:.3f}" for n in names],
+    )
+    for col, name in enumerate(names, start=1):
+        null, observed, _ = nulls[name]
+        fig.add_trace(
+            go.Histogram(
+                x=np.asarray(null, float),
+                nbinsx=30,
+                name="shuffled labels",
+                marker={"color": "#9ecae1"},
+                showlegend=col == 1,
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_vline(x=observed, line={"color": "#d62728", "width": 2}, row=1, col=col)
+        fig.update_xaxes(title_text="OOS Sharpe (excess over cash)", row=1, col=col)
+    fig.update_layout(title=title, height=340, bargap=0.05, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def sensitivity_chart(table: pd.DataFrame, benchmark: str, title: str = "") -> go.Figure:
+    """OOS Sharpe of the walk-forward choice, the benchmark and the exposure-matched control in
+    every scenario (one panel per ticker set); hollow markers where the verdict flips.
+
+    Parameters
+    ----------
+    table
+        ``GridStudy.sensitivity_table()``.
+    """
+    ok = table.dropna(subset=["choice_oos_sharpe"]) if "choice_oos_sharpe" in table else table
+    names = list(dict.fromkeys(ok["tickers"]))
+    fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=names, shared_yaxes=True)
+    series = (
+        ("choice_oos_sharpe", "walk-forward choice", "#1f77b4", "circle"),
+        ("benchmark_oos_sharpe", benchmark, "#7f7f7f", "square"),
+        ("control_oos_sharpe", "exposure-matched control", "#ff7f0e", "diamond"),
+    )
+    for col, name in enumerate(names, start=1):
+        part = ok.loc[ok["tickers"] == name]
+        holds = part["verdict_holds"].astype(bool).to_numpy()
+        for column, label, color, symbol in series:
+            fig.add_trace(
+                go.Scatter(
+                    x=part[column],
+                    y=part["scenario"],
+                    mode="markers",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1,
+                    marker={
+                        "color": color,
+                        "symbol": [symbol if h else f"{symbol}-open" for h in holds],
+                        "size": 10,
+                        "line": {"width": 2, "color": color},
+                    },
+                    hovertemplate="%{y}: %{x:.2f}<extra>" + label + "</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+        fig.add_vline(x=0, line={"color": "#bbbbbb", "dash": "dot"}, row=1, col=col)
+        fig.update_xaxes(title_text="OOS Sharpe (excess over cash)", row=1, col=col)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(
+        title=title,
+        height=140 + 32 * max(len(dict.fromkeys(ok["scenario"])), 1),
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig

@@ -137,3 +137,53 @@ def yearly_returns(summary: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Bar(x=part["year"], y=part["total_return"] * 100, name=str(symbol)))
     fig.update_layout(barmode="group", title="Calendar-year return", yaxis_title="%", height=340)
     return fig
+
+
+def proxy_band(iv: pd.DataFrame, band: pd.DataFrame, symbol: str) -> go.Figure:
+    """``symbol``'s IV: the published index, the proxy in use and the band of proxies whose map
+    was fitted on sub-periods of the overlap (``research.data.market.proxy_band``)."""
+    b = band.loc[band["symbol"] == symbol].sort_values("date")
+    mine = iv.loc[iv["symbol"] == symbol].sort_values("date")
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=b["date"], y=b["high"] * 100, line={"width": 0}, showlegend=False, hoverinfo="skip"
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=b["date"],
+            y=b["low"] * 100,
+            fill="tonexty",
+            fillcolor="rgba(214,39,40,0.18)",
+            line={"width": 0},
+            name="proxy band (sub-period map fits)",
+        )
+    )
+    proxy = mine.loc[mine["source"] == "proxy"]
+    fig.add_trace(
+        go.Scatter(
+            x=proxy["date"],
+            y=proxy["iv"] * 100,
+            mode="lines",
+            line={"color": "#ff9896", "width": 0.8},
+            name="proxy in use",
+        )
+    )
+    index = mine.loc[mine["source"] == "index"]
+    fig.add_trace(
+        go.Scatter(
+            x=index["date"],
+            y=index["iv"] * 100,
+            mode="lines",
+            line={"color": "#8b0000", "width": 0.8},
+            name="published index",
+        )
+    )
+    fig.update_layout(
+        title=f"{symbol} implied volatility and the uncertainty of its proxy",
+        yaxis_title="vol points",
+        height=380,
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig

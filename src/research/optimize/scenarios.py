@@ -1,0 +1,250 @@
+"""Sensitivity scenarios: the same study under the modelling assumptions it rests on.
+
+Options here are priced by a model from an implied volatility that, before 2014, is itself a
+model (the GARCH proxy). A verdict that flips when those assumptions move within their
+uncertainty is fragile. Each scenario changes one assumption:
+
+==================  ==========================================================================
+scenario            change
+==================  ==========================================================================
+baseline            the documented defaults
+real_iv_only        only dates with a published IV index (VIX, 2014–2018 here): no proxy;
+                    shorter walk-forward windows (``REAL_IV_SPLIT``)
+proxy_minus_2       every proxy IV value 2 vol points lower (published values unchanged)
+proxy_plus_2        every proxy IV value 2 vol points higher
+proxy_map_2014_15   the proxy map fitted on 2014–15 VIX only
+proxy_map_2016_18   the proxy map fitted on 2016–18 VIX only
+skew_x0.5           skew slope × 0.5
+skew_x1.5           skew slope × 1.5
+no_dividends        dividend yield 0 for every underlying (default: ``DEFAULT_DIVIDEND_YIELDS``)
+next_open_fills     entries and early exits fill at the next day's open, not the signal close
+==================  ==========================================================================
+
+Regime labels are recomputed from each scenario's IV (an IV-based model such as
+``bull_bear_vol`` calls a different share of days high-vol when the proxy moves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from research.backtest.pricing import DEFAULT_SKEW_SLOPE
+from research.backtest.run import MarketPanel
+from research.data.market import IvProxyFit
+
+__all__ = [
+    "REAL_IV_SPLIT",
+    "SCENARIOS",
+    "Scenario",
+    "StudyData",
+    "scenario_by_name",
+]
+
+REAL_IV_SPLIT: tuple[float, float] = (2.0, 1.0)
+"""(IS years, OOS years) of the anchored walk-forward inside the real-IV-only period."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One modelling assumption changed."""
+
+    name: str
+    description: str
+    config_changes: Mapping[str, Any] = field(default_factory=dict)
+    proxy_shift: float = 0.0
+    """Added to proxy IV values (annualised)."""
+    proxy_fit_window: tuple[str, str] | None = None
+    """Refit the proxy map on this part of the overlap."""
+    real_iv_only: bool = False
+    """Keep only dates with a published IV index."""
+
+    @property
+    def market_key(self) -> tuple[float, tuple[str, str] | None, bool]:
+        """What the market inputs (IV, labels) depend on."""
+        return (self.proxy_shift, self.proxy_fit_window, self.real_iv_only)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("baseline", "documented defaults"),
+    Scenario(
+        "real_iv_only",
+        "only dates with a published IV index (no proxy); walk-forward "
+        f"{REAL_IV_SPLIT[0]:g}y IS / {REAL_IV_SPLIT[1]:g}y OOS",
+        real_iv_only=True,
+    ),
+    Scenario("proxy_minus_2", "IV proxy 2 vol points lower", proxy_shift=-0.02),
+    Scenario("proxy_plus_2", "IV proxy 2 vol points higher", proxy_shift=0.02),
+    Scenario(
+        "proxy_map_2014_15",
+        "proxy map fitted on 2014–15 only",
+        proxy_fit_window=("2014-01-01", "2015-12-31"),
+    ),
+    Scenario(
+        "proxy_map_2016_18",
+        "proxy map fitted on 2016–18 only",
+        proxy_fit_window=("2016-01-01", "2018-12-31"),
+    ),
+    Scenario(
+        "skew_x0.5", "skew slope × 0.5", config_changes={"skew_slope": 0.5 * DEFAULT_SKEW_SLOPE}
+    ),
+    Scenario(
+        "skew_x1.5", "skew slope × 1.5", config_changes={"skew_slope": 1.5 * DEFAULT_SKEW_SLOPE}
+    ),
+    Scenario(
+        "no_dividends",
+        "dividend yield 0",
+        config_changes={"dividend_yields": {}, "default_dividend_yield": 0.0},
+    ),
+    Scenario(
+        "next_open_fills",
+        "fills at the next day's open",
+        config_changes={"fills.timing": "next_open"},
+    ),
+)
+
+
+def scenario_by_name(names: Sequence[str] | None) -> tuple[Scenario, ...]:
+    """The named scenarios (all when None), baseline always first; unknown names are errors."""
+    known = {s.name: s for s in SCENARIOS}
+    if names is None:
+        return SCENARIOS
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(known)}")
+    return (known["baseline"], *(known[n] for n in names if n != "baseline"))
+
+
+@dataclass(frozen=True, eq=False)
+class StudyData:
+    """Bars, published IV and the proxy inputs of a study, with the slow parts (GARCH features,
+    the baseline proxy map) computed once and every scenario's IV and labels cached."""
+
+    bars: pd.DataFrame
+    published: pd.DataFrame
+    """IV index rows (``date, symbol, iv``)."""
+    features: pd.DataFrame
+    """``realized_vol_features(bars)``."""
+    fit: IvProxyFit
+    anchor: str = "SPX"
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        bars_path: str | None = None,
+        iv_path: str | None = None,
+        *,
+        symbols: Sequence[str] | None = None,
+        anchor: str = "SPX",
+    ) -> StudyData:
+        """Bars (embedded or a file), the published IV (embedded VIX or a file) and the proxy
+        map fitted on the embedded SPX/VIX overlap."""
+        from research.data import market
+
+        wanted = None if symbols is None else list(dict.fromkeys([*symbols, anchor]))
+        if bars_path is not None and wanted is not None:
+            available = set(market.load_bars(bars_path)["symbol"])
+            wanted = [s for s in wanted if s in available or s in (symbols or [])]
+        bars = market.load_bars(bars_path, symbols=wanted)
+        published = market.load_iv_index(iv_path)
+        fit = market.fit_iv_proxy(market.embedded_bars([anchor]), market.embedded_vix())
+        features = market.realized_vol_features(bars)
+        return cls(bars, published, features, fit, anchor)
+
+    def iv(self, scenario: Scenario) -> pd.DataFrame:
+        """The IV frame (``date, symbol, iv, source``) of ``scenario``."""
+        from research.data import market
+
+        key = ("iv", scenario.market_key)
+        if key not in self._cache:
+            if scenario.real_iv_only:
+                # published values only; other symbols get the anchor's index scaled by their
+                # realized-volatility ratio (as in the backtest), labelled as index-based
+                from research.backtest.iv import underlying_iv
+
+                table = underlying_iv(
+                    self.bars, self.published.assign(source="index"), anchor=self.anchor
+                )
+                table = table.loc[table["iv_source"].isin(["index", "scaled:index"])]
+                frame = pd.DataFrame(
+                    {
+                        "date": table["date"],
+                        "symbol": table["symbol"],
+                        "iv": table["atm_iv"],
+                        "source": "index",
+                    }
+                ).reset_index(drop=True)
+            else:
+                coef: IvProxyFit | dict[str, float] = self.fit
+                if scenario.proxy_fit_window is not None:
+                    start, end = scenario.proxy_fit_window
+                    coef, _ = market.fit_proxy_map(
+                        self.features, self.published, symbol=self.anchor, start=start, end=end
+                    )
+                frame = market.iv_with_proxy(
+                    self.bars,
+                    self.published,
+                    coef,
+                    features=self.features,
+                    shift=scenario.proxy_shift,
+                )
+            self._cache[key] = frame
+        out: pd.DataFrame = self._cache[key]
+        return out
+
+    def labels(self, scenario: Scenario, model: str | None) -> pd.DataFrame | None:
+        """Regime labels of ``model`` on the bars with the scenario's IV (None without a
+        model)."""
+        if model is None:
+            return None
+        from research.regimes import classify
+
+        key = ("labels", model, scenario.market_key)
+        if key not in self._cache:
+            self._cache[key] = classify(model, self.bars, self.iv(scenario))
+        out: pd.DataFrame = self._cache[key]
+        return out
+
+    def panel(
+        self,
+        scenario: Scenario,
+        tickers: Sequence[str],
+        start: str | None = None,
+        end: str | None = None,
+    ) -> MarketPanel | None:
+        """The backtest panel of ``tickers`` under ``scenario`` (None when the scenario leaves
+        no date, e.g. real IV only on a period before any published index)."""
+        from research.backtest.iv import underlying_iv
+        from research.backtest.run import market_panel
+
+        key = ("panel", tuple(tickers), start, end, scenario.market_key)
+        if key not in self._cache:
+            # real IV only: the published index as the anchor's, other symbols scaled from it
+            source = (
+                self.published.assign(source="index")
+                if scenario.real_iv_only
+                else self.iv(scenario)
+            )
+            table = underlying_iv(self.bars, source, anchor=self.anchor)
+            lo, hi = start, end
+            if scenario.real_iv_only:
+                mine = table.loc[table["symbol"].isin(list(tickers)) & table["atm_iv"].notna()]
+                if mine.empty:
+                    self._cache[key] = None
+                    return None
+                first = mine.groupby("symbol")["date"].min().max()
+                lo = str(max(pd.Timestamp(first), pd.Timestamp(start or first)).date())
+            try:
+                self._cache[key] = market_panel(
+                    self.bars, table, tickers=list(tickers), start=lo, end=hi
+                )
+            except ValueError:
+                if not scenario.real_iv_only:
+                    raise
+                self._cache[key] = None
+        out: MarketPanel | None = self._cache[key]
+        return out

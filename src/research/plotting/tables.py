@@ -1,0 +1,110 @@
+"""Tables for the rendered pages: numbers formatted, no index column, long text wrapped.
+
+A ``pandas.io.formats.style.Styler`` renders as an HTML table in JupyterLab, nbconvert and
+Quarto alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+if TYPE_CHECKING:
+    from IPython.display import Markdown
+
+
+def _pvalue(x: object) -> str:
+    if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(float(x)):
+        return "–"
+    return "< 0.001" if float(x) < 0.001 else f"{float(x):.3f}"
+
+
+def _number(decimals: int):  # type: ignore[no-untyped-def]
+    def fmt(x: object) -> str:
+        if isinstance(x, bool) or not isinstance(x, int | float):
+            return "–" if x is None else str(x)
+        if not math.isfinite(float(x)):
+            return "–"
+        return f"{float(x):,.{decimals}f}"
+
+    return fmt
+
+
+def _percent(x: object) -> str:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(float(x)):
+        return "–"
+    return f"{100 * float(x):.1f}%"
+
+
+def styled(
+    frame: pd.DataFrame,
+    *,
+    percent: Sequence[str] = (),
+    pvalues: Sequence[str] = (),
+    decimals: int = 2,
+    integers: Sequence[str] = (),
+    dates: Sequence[str] = (),
+    wrap: Sequence[str] = (),
+    caption: str | None = None,
+) -> Styler:
+    """``frame`` formatted for reading.
+
+    Parameters
+    ----------
+    frame
+        The table.
+    percent
+        Columns of fractions shown as percentages with one decimal.
+    pvalues
+        Columns of p-values (three decimals, "< 0.001").
+    decimals
+        Decimals of the other float columns.
+    integers
+        Columns shown without decimals.
+    dates
+        Date columns shown as YYYY-MM-DD.
+    wrap
+        Long-text columns that wrap (at most about 40 characters wide).
+    caption
+        Table caption.
+    """
+    out = frame.reset_index(drop=True)
+    formats: dict[str, object] = {}
+    for col in out.columns:
+        if col in percent:
+            formats[col] = _percent
+        elif col in pvalues:
+            formats[col] = _pvalue
+        elif col in integers:
+            formats[col] = _number(0)
+        elif col in dates:
+            formats[col] = lambda x: "–" if pd.isna(x) else pd.Timestamp(x).strftime("%Y-%m-%d")
+        elif pd.api.types.is_float_dtype(out[col]) or out[col].dtype == object:
+            formats[col] = _number(decimals)
+    style = out.style.format(formats).hide(axis="index")  # type: ignore[arg-type]
+    # headers break at the underscores, so narrow numeric columns stay narrow
+    style = style.relabel_index([str(c).replace("_", " ") for c in out.columns], axis="columns")
+    if wrap:
+        style = style.set_properties(
+            subset=list(wrap), **{"white-space": "normal", "min-width": "16em", "max-width": "28em"}
+        )
+    style = style.set_table_styles(
+        [
+            {"selector": "th", "props": "text-align: left; padding: 2px 8px;"},
+            {"selector": "td", "props": "padding: 2px 8px; white-space: nowrap;"},
+        ]
+    )
+    if caption:
+        style = style.set_caption(caption)
+    return style
+
+
+def prose(paragraphs: Iterable[str]) -> Markdown:
+    """Paragraphs of text (Markdown) for a page, e.g. the worded verdicts."""
+    from IPython.display import Markdown
+
+    return Markdown("\n\n".join(paragraphs))

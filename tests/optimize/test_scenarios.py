@@ -1,0 +1,107 @@
+"""Sensitivity scenarios: each changes exactly the assumption it names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from research.data import market
+from research.optimize.scenarios import SCENARIOS, StudyData, scenario_by_name
+from research.optimize.study import _scenario_variants
+
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+@pytest.fixture(scope="module")
+def data() -> StudyData:
+    return StudyData.load(symbols=["SPX", "IXIC"])
+
+
+def test_scenario_names_and_order() -> None:
+    assert [s.name for s in SCENARIOS] == [
+        "baseline",
+        "real_iv_only",
+        "proxy_minus_2",
+        "proxy_plus_2",
+        "proxy_map_2014_15",
+        "proxy_map_2016_18",
+        "skew_x0.5",
+        "skew_x1.5",
+        "no_dividends",
+        "next_open_fills",
+    ]
+    picked = scenario_by_name(["skew_x0.5", "baseline"])
+    assert [s.name for s in picked] == ["baseline", "skew_x0.5"]
+    with pytest.raises(ValueError, match=r"unknown scenario\(s\) \['nope'\]"):
+        scenario_by_name(["nope"])
+
+
+def test_proxy_shift_moves_only_proxy_values(data: StudyData) -> None:
+    base = data.iv(BY_NAME["baseline"])
+    for name, shift in (("proxy_minus_2", -0.02), ("proxy_plus_2", 0.02)):
+        moved = data.iv(BY_NAME[name])
+        proxy = base["source"] == "proxy"
+        np.testing.assert_allclose(
+            moved.loc[proxy, "iv"], np.maximum(base.loc[proxy, "iv"] + shift, 0.05), rtol=1e-12
+        )
+        np.testing.assert_array_equal(moved.loc[~proxy, "iv"], base.loc[~proxy, "iv"])
+
+
+def test_sub_period_maps_are_refits_on_their_window(data: StudyData) -> None:
+    for name, (start, end) in (
+        ("proxy_map_2014_15", ("2014-01-01", "2015-12-31")),
+        ("proxy_map_2016_18", ("2016-01-01", "2018-12-31")),
+    ):
+        coef, _ = market.fit_proxy_map(data.features, data.published, start=start, end=end)
+        iv = data.iv(BY_NAME[name])
+        rows = iv.loc[iv["source"] == "proxy"].merge(data.features, on=["date", "symbol"])
+        want = np.maximum(coef["const"] + coef["garch22"] * rows["garch22"], 0.05)
+        np.testing.assert_allclose(rows["iv"], want, rtol=1e-12)
+    # the two halves disagree (by up to about one vol point here)
+    a = data.iv(BY_NAME["proxy_map_2014_15"])["iv"].to_numpy()
+    b = data.iv(BY_NAME["proxy_map_2016_18"])["iv"].to_numpy()
+    assert 0.005 < np.abs(a - b).max() < 0.02
+
+
+def test_real_iv_only_has_no_proxy_and_starts_with_the_index(data: StudyData) -> None:
+    sc = BY_NAME["real_iv_only"]
+    iv = data.iv(sc)
+    assert set(iv["source"]) == {"index"}
+    assert iv.loc[iv["symbol"] == "SPX", "date"].min() == pd.Timestamp("2014-01-03")
+    panel = data.panel(sc, ("SPX", "IXIC"))
+    assert panel is not None and panel.dates[0] == pd.Timestamp("2014-01-03")
+    assert set(np.unique(panel.iv_source)) == {"index", "scaled:index"}
+    # the IV percentile starts afresh from published values only (NaN for the first 19 days)
+    assert np.isnan(panel.iv_percentile[:19]).all() and np.isfinite(panel.iv_percentile[19:]).all()
+    # a study period before any published index: the scenario does not apply
+    assert data.panel(sc, ("SPX",), "2007-01-01", "2011-12-31") is None
+
+
+def test_labels_follow_the_scenario_iv(data: StudyData) -> None:
+    def high_vol_share(name: str) -> float:
+        labels = data.labels(BY_NAME[name], "bull_bear_vol")
+        assert labels is not None
+        early = labels.loc[(labels["symbol"] == "SPX") & (labels["date"] < "2014-01-01")]
+        return float(early["regime"].str.endswith("high_vol").mean())
+
+    low, mid, high = (high_vol_share(n) for n in ("proxy_minus_2", "baseline", "proxy_plus_2"))
+    assert low < mid < high
+    assert high - low > 0.05
+    assert data.labels(BY_NAME["baseline"], None) is None
+
+
+def test_config_scenarios_change_every_variant() -> None:
+    from research.optimize import grids
+    from research.optimize.service import DEFAULT_BASE
+
+    variants = grids.multiplier_variants(DEFAULT_BASE)
+    skew = _scenario_variants(variants, BY_NAME["skew_x1.5"])
+    assert all(v.config.skew_slope == pytest.approx(1.275) for v in skew)
+    assert [v.config.sizing for v in skew] == [v.config.sizing for v in variants]
+    fills = _scenario_variants(variants, BY_NAME["next_open_fills"])
+    assert {v.config.fills.timing for v in fills} == {"next_open"}
+    nodiv = _scenario_variants(variants, BY_NAME["no_dividends"])
+    assert {v.config.dividend_yield("SPX") for v in nodiv} == {0.0}
+    assert {v.config.dividend_yield("SPX") for v in variants} == {0.018}
+    assert _scenario_variants(variants, BY_NAME["proxy_plus_2"]) == variants
