@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 def exposure_matched_config(benchmark: BacktestConfig, scale: float) -> BacktestConfig:
@@ -76,15 +77,17 @@ def label_runs(codes: IntArray) -> tuple[IntArray, IntArray]:
 
 
 @njit(cache=True)
-def _orders(keys: IntArray, n_keys: int, n_perm: int, seed: int) -> IntArray:  # pragma: no cover
+def _orders(keys: IntArray, n_keys: int, uniforms: FloatArray) -> IntArray:  # pragma: no cover
     """``n_perm`` random orders of runs (``keys[i]``: run i's label) in which no two adjacent
     runs share a label (so no two merge), when the label counts allow it.
 
     Each step draws uniformly among the remaining runs whose label differs from the previous
     run's; runs left over at the end (all of one label) go to random places between runs of
     other labels; only when there is no such place do they follow a run of their own label.
+    ``uniforms`` (n_perm x 3n, from ``np.random.default_rng(seed).random``) are the random
+    draws: ``int(u * m)`` picks one of ``m``.
     """
-    np.random.seed(seed)
+    n_perm = uniforms.shape[0]
     n = keys.shape[0]
     out = np.empty((n_perm, n), np.int64)
     grouped = np.argsort(keys, kind="mergesort")
@@ -94,11 +97,14 @@ def _orders(keys: IntArray, n_keys: int, n_perm: int, seed: int) -> IntArray:  #
         offsets[k + 1] = offsets[k] + counts[k]
     seq = np.empty(n, np.int64)
     for p in range(n_perm):
+        u = uniforms[p]
+        draw = 0
         pool = grouped.copy()
         for k in range(n_keys):  # shuffle within each label (Fisher-Yates)
             lo = offsets[k]
             for i in range(counts[k] - 1, 0, -1):
-                j = np.random.randint(0, i + 1)
+                j = min(int(u[draw] * (i + 1)), i)
+                draw += 1
                 pool[lo + i], pool[lo + j] = pool[lo + j], pool[lo + i]
         remaining = counts.copy()
         left = n
@@ -108,7 +114,8 @@ def _orders(keys: IntArray, n_keys: int, n_perm: int, seed: int) -> IntArray:  #
             eligible = left - (remaining[prev] if prev >= 0 else 0)
             if eligible == 0:
                 break
-            r = np.random.randint(0, eligible)
+            r = min(int(u[draw] * eligible), eligible - 1)
+            draw += 1
             chosen = -1
             for k in range(n_keys):
                 if k == prev:
@@ -132,7 +139,8 @@ def _orders(keys: IntArray, n_keys: int, n_perm: int, seed: int) -> IntArray:  #
                     slots += 1
             target = pos
             if slots > 0:
-                pick = np.random.randint(0, slots)
+                pick = min(int(u[draw] * slots), slots - 1)
+                draw += 1
                 for i in range(pos + 1):
                     if (i == 0 or keys[seq[i - 1]] != k) and (i == pos or keys[seq[i]] != k):
                         if pick == 0:
@@ -154,7 +162,8 @@ def permuted_codes(codes: IntArray, n_perm: int, seed: int = 0) -> IntArray:
     The runs of equal rows are put in a random order in which no two runs with the same label
     touch, so every permutation has exactly the observed run lengths per label (and label
     frequencies); only if one label's runs outnumber all the others' can two of them meet. A
-    leading run of −1 rows (warm-up) is kept in place. Seeded (``seed``).
+    leading run of −1 rows (warm-up) is kept in place. The draws come from
+    ``np.random.default_rng(seed)``.
 
     Returns
     -------
@@ -176,7 +185,8 @@ def permuted_codes(codes: IntArray, n_perm: int, seed: int = 0) -> IntArray:
         return out
     _, keys = np.unique(codes[starts[movable]], axis=0, return_inverse=True)
     keys = np.asarray(keys, dtype=np.int64).ravel()
-    orders = _orders(keys, int(keys.max()) + 1, int(n_perm), int(seed))
+    uniforms = np.random.default_rng(seed).random((int(n_perm), 3 * len(keys) + 1))
+    orders = _orders(keys, int(keys.max()) + 1, uniforms)
     for p in range(n_perm):
         order = movable[orders[p]]
         lens = lengths[order]

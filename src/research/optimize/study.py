@@ -404,6 +404,36 @@ class GridStudy:
             columns={CHOICE: "walk-forward choice", control_name(CHOICE): "exposure-matched"}
         )
 
+    def overfitting_table(self) -> pd.DataFrame:
+        """Per ticker set and sample (in-sample grid, out-of-sample walk-forward windows): the
+        best variant by Sharpe, its annualised Sharpe, the deflated Sharpe ratio with the number
+        of trials it deflates for, PBO, and SPA / Reality Check p-values (tests of mean daily
+        excess return against the benchmark)."""
+        rows = []
+        for tickers in self.baseline:
+            for sample, rep in (
+                ("in-sample", self.is_reports.get(tickers)),
+                ("out-of-sample", self.oos_reports.get(tickers)),
+            ):
+                if rep is None:
+                    continue
+                rows.append(
+                    {
+                        "tickers": tickers,
+                        "sample": sample,
+                        "best": str(rep.best),
+                        "sharpe": rep.dsr.annualised,
+                        "trials": rep.n_trials,
+                        "dsr": rep.dsr.dsr,
+                        "pbo": rep.pbo.pbo,
+                        "spa_p_mean_return": rep.spa.pvalue_consistent,
+                        "reality_check_p": rep.spa.rc_pvalue,
+                        "beat_benchmark_in_mean": ", ".join(str(m) for m in rep.spa.better_models)
+                        or "none",
+                    }
+                )
+        return pd.DataFrame(rows)
+
     def in_sample_table(self) -> pd.DataFrame:
         """Metrics per ticker set and variant over the whole window (in-sample)."""
         cols = ["tickers", "variant", "cagr", "sharpe", "sortino", "max_drawdown", "calmar"]

@@ -15,6 +15,9 @@ Plotly's default mimetype output (``application/vnd.plotly.v1+json``) renders em
 def use_offline_renderer() -> str:
     """Make plotly figures render as self-contained HTML (works offline in the rendered site).
 
+    Call it in a cell whose output is kept (its input hidden: ``#| echo: false``): plotly.js is
+    embedded in that output, once per page.
+
     Returns
     -------
     str
@@ -24,4 +27,9 @@ def use_offline_renderer() -> str:
 
     pio.renderers.default = OFFLINE_RENDERER
     pio.templates.default = "plotly_white"
+    # embed plotly.js now, in this cell's output, rather than as an extra output of the first
+    # figure (Quarto would show that extra output as an empty "(a)" sub-figure)
+    activate = getattr(pio.renderers, "_activate_pending_renderers", None)
+    if activate is not None:
+        activate()
     return OFFLINE_RENDERER

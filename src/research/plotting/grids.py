@@ -22,7 +22,7 @@ def equity_by_variant(
     """
     names = list(returns)
     fig = make_subplots(
-        rows=len(names), cols=1, shared_xaxes=False, subplot_titles=names, vertical_spacing=0.08
+        rows=len(names), cols=1, shared_xaxes=False, subplot_titles=names, vertical_spacing=0.12
     )
     palette = [
         "#1f77b4",
@@ -57,7 +57,12 @@ def equity_by_variant(
                 col=1,
             )
         fig.update_yaxes(type="log", title_text="growth of 1", row=row, col=1)
-    fig.update_layout(title=title, height=330 * len(names), legend={"orientation": "h", "y": -0.06})
+    fig.update_layout(
+        title=title,
+        height=120 + 320 * len(names),
+        legend={"orientation": "h", "y": -0.22 / len(names), "yanchor": "top"},
+        margin={"b": 90},
+    )
     return fig
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pandas.io.formats.style import Styler
@@ -88,16 +88,19 @@ def styled(
     style = out.style.format(formats).hide(axis="index")  # type: ignore[arg-type]
     # headers break at the underscores, so narrow numeric columns stay narrow
     style = style.relabel_index([str(c).replace("_", " ") for c in out.columns], axis="columns")
-    if wrap:
-        style = style.set_properties(
-            subset=list(wrap), **{"white-space": "normal", "min-width": "16em", "max-width": "28em"}
+    rules: list[Any] = [
+        {"selector": "th", "props": "text-align: left; padding: 2px 8px;"},
+        {"selector": "td", "props": "padding: 2px 8px; white-space: nowrap;"},
+    ]
+    for col in wrap:  # ``td.colN`` outranks the ``td`` rule above
+        n = list(out.columns).index(col)
+        rules.append(
+            {
+                "selector": f"td.col{n}",
+                "props": "white-space: normal; min-width: 14em; max-width: 26em;",
+            }
         )
-    style = style.set_table_styles(
-        [
-            {"selector": "th", "props": "text-align: left; padding: 2px 8px;"},
-            {"selector": "td", "props": "padding: 2px 8px; white-space: nowrap;"},
-        ]
-    )
+    style = style.set_table_styles(rules)
     if caption:
         style = style.set_caption(caption)
     return style
