@@ -404,6 +404,25 @@ class GridStudy:
             columns={CHOICE: "walk-forward choice", control_name(CHOICE): "exposure-matched"}
         )
 
+    def exposure_match(self) -> pd.DataFrame:
+        """How closely the exposure-matched controls reached their targets, in sample: per
+        ticker set, the controls' in-sample average capital at risk as a share of their
+        candidates' (median, lowest and highest over folds and candidates)."""
+        rows = []
+        for tickers, r in self.baseline.items():
+            ex = r.exposure.loc[r.exposure["is_heat"] > 0]
+            ratio = ex["control_is_heat"] / ex["is_heat"]
+            rows.append(
+                {
+                    "tickers": tickers,
+                    "median": float(ratio.median()),
+                    "lowest": float(ratio.min()),
+                    "highest": float(ratio.max()),
+                    "pairs": int(ratio.notna().sum()),
+                }
+            )
+        return pd.DataFrame(rows)
+
     def overfitting_table(self) -> pd.DataFrame:
         """Per ticker set and sample (in-sample grid, out-of-sample walk-forward windows): the
         best variant by Sharpe, its annualised Sharpe, the deflated Sharpe ratio with the number
@@ -556,6 +575,7 @@ class GridStudy:
             return value
 
         sens = self.sensitivity_table()
+        match = self.exposure_match().set_index("tickers")
         per = []
         for tickers, r in self.baseline.items():
             rob = self.robustness[tickers]
@@ -591,6 +611,7 @@ class GridStudy:
                             ),
                         },
                     },
+                    "exposure_match_in_sample": match.loc[tickers].to_dict(),
                     "permutation_p": r.permutation_p,
                     "permutation_test": PERMUTATION_TEST_NAME if r.n_permutations else None,
                     "n_permutations": r.n_permutations,
