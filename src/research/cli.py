@@ -170,6 +170,30 @@ def regimes_snapshot(
     typer.echo(f"wrote {out}")
 
 
+def _dividend_options(values: list[str] | None) -> dict[str, object]:
+    """``--dividend-yield SPX=0.018 --dividend-yield 0.01`` → config changes."""
+    from research.backtest.spreads import DEFAULT_DIVIDEND_YIELDS, ConfigError
+
+    if not values:
+        return {}
+    yields = dict(DEFAULT_DIVIDEND_YIELDS)
+    out: dict[str, object] = {}
+    for value in values:
+        name, _, number = value.rpartition("=")
+        try:
+            q = float(number)
+        except ValueError as exc:
+            raise ConfigError(
+                f"--dividend-yield {value!r}: expected SYMBOL=YIELD or YIELD, e.g. SPX=0.018"
+            ) from exc
+        if name:
+            yields[name.strip()] = q
+        else:
+            out["default_dividend_yield"] = q
+    out["dividend_yields"] = yields
+    return out
+
+
 backtest_app = typer.Typer(help="Credit-spread backtests.", no_args_is_help=True)
 app.add_typer(backtest_app, name="backtest")
 
@@ -202,6 +226,18 @@ def backtest_run(
     half_spread_pct: Annotated[float, typer.Option(help="% of each leg's mid.")] = 5.0,
     fee: Annotated[float, typer.Option(help="$ per contract per leg.")] = 0.65,
     initial_equity: Annotated[float, typer.Option()] = 1_000_000.0,
+    fills: Annotated[str, typer.Option(help="close (signal day's close) or next_open.")] = "close",
+    rate: Annotated[
+        float, typer.Option(help="Risk-free rate: pricing, cash interest and Sharpe.")
+    ] = 0.02,
+    dividend_yield: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SYMBOL=YIELD (e.g. SPX=0.018), repeatable; a bare number applies to symbols "
+            "not listed (default: SPX 0.018, IXIC 0.008, others 0)."
+        ),
+    ] = None,
+    skew_slope: Annotated[float | None, typer.Option(help="Skew slope (default 0.85).")] = None,
     export_trades: Annotated[Path | None, typer.Option(help="Seed-004 trades JSON.")] = None,
     equity_out: Annotated[Path | None, typer.Option(help="Equity curve (.csv/.parquet).")] = None,
 ) -> None:
@@ -250,8 +286,15 @@ def backtest_run(
                     "max_portfolio_heat_pct": max_portfolio_heat,
                     "max_per_underlying_pct": max_per_underlying,
                 },
-                "fills": {"half_spread_pct": half_spread_pct, "fee_per_contract": fee},
+                "fills": {
+                    "half_spread_pct": half_spread_pct,
+                    "fee_per_contract": fee,
+                    "timing": fills,
+                },
                 "initial_equity": initial_equity,
+                "rate": rate,
+                "skew_slope": skew_slope,
+                **_dividend_options(dividend_yield),
             }
         )
         panel, bars_frame, iv_frame = load_panel(

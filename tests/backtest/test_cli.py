@@ -62,3 +62,30 @@ def test_bad_parameters_fail_before_work(tmp_path: Path) -> None:
     assert res.returncode == 1 and "QQQ" in res.stderr
     res = _run("--start", "2030-01-01")
     assert res.returncode == 1 and "no bars" in res.stderr
+
+
+def test_pricing_and_fill_options(tmp_path: Path) -> None:
+    """--fills next_open, --dividend-yield and --rate reach the engine: entries at the open,
+    different strikes without dividends, and the Sharpe of excess returns over --rate."""
+    from research.data.market import load_bars
+
+    def trades(*extra: str) -> list[dict]:
+        out = tmp_path / f"t{len(list(tmp_path.iterdir()))}.json"
+        res = _run(
+            "--start", "2015-01-01", "--end", "2015-12-31", "--export-trades", str(out), *extra
+        )
+        assert res.returncode == 0, res.stderr
+        return json.loads(out.read_text())
+
+    base = trades()
+    opens = load_bars(symbols=["SPX"]).set_index("date")["open"]
+    nxt = trades("--fills", "next_open")
+    assert all(r["underlying_price"] == opens[pd.Timestamp(r["date"])] for r in nxt)
+    assert [r["underlying_price"] for r in base] != [r["underlying_price"] for r in nxt]
+    nodiv = trades("--dividend-yield", "SPX=0")
+    assert [r["short_strike"] for r in nodiv] != [r["short_strike"] for r in base]
+    assert trades("--dividend-yield", "SPX=0.018") == base  # the documented default
+    res = _run("--dividend-yield", "SPX=abc")
+    assert res.returncode == 1 and "expected SYMBOL=YIELD" in res.stderr
+    res = _run("--fills", "tomorrow")
+    assert res.returncode == 1 and "fill timing must be close or next_open" in res.stderr
