@@ -238,6 +238,17 @@ def backtest_run(
         ),
     ] = None,
     skew_slope: Annotated[float | None, typer.Option(help="Skew slope (default 0.85).")] = None,
+    chains: Annotated[
+        Path | None,
+        typer.Option(help="Option-chain file: price spreads from its quotes, not the model."),
+    ] = None,
+    chain_layout: Annotated[str, typer.Option(help="auto, long, orats or cboe.")] = "auto",
+    chain_fill: Annotated[
+        float, typer.Option(help="Chains: 0 fills at mid, 1 at the natural price.")
+    ] = 0.5,
+    missing_quote: Annotated[
+        str, typer.Option(help="Chains, a leg without a quote: carry (last mark) or close.")
+    ] = "carry",
     export_trades: Annotated[Path | None, typer.Option(help="Seed-004 trades JSON.")] = None,
     equity_out: Annotated[Path | None, typer.Option(help="Equity curve (.csv/.parquet).")] = None,
 ) -> None:
@@ -290,6 +301,8 @@ def backtest_run(
                     "half_spread_pct": half_spread_pct,
                     "fee_per_contract": fee,
                     "timing": fills,
+                    "chain_fill": chain_fill,
+                    "missing_quote": missing_quote,
                 },
                 "initial_equity": initial_equity,
                 "rate": rate,
@@ -298,7 +311,14 @@ def backtest_run(
             }
         )
         panel, bars_frame, iv_frame = load_panel(
-            names, bars_path=bars, iv_path=iv, start=start, end=end
+            names,
+            bars_path=bars,
+            iv_path=iv,
+            start=start,
+            end=end,
+            chains_path=chains,
+            chain_layout=chain_layout,
+            max_dte=dte + 60,
         )
         labels = regime_labels(regime_model, bars_frame, iv_frame) if regime_model else None
         result = run_backtest(panel, cfg, labels)
@@ -310,6 +330,14 @@ def backtest_run(
             f"{', '.join(panel.tickers)}  {panel.dates[0].date()}..{panel.dates[-1].date()}"
             f"  ({len(panel.dates)} days traded, {panel.dropped_days} dropped)"
         )
+        if panel.chains is not None:
+            typer.echo(
+                f"priced from {panel.chains.rows:,} quotes in {chains}: fills at "
+                f"{chain_fill:g} of the way from mid to natural; missing quotes "
+                f"({result.counters['missing_quotes']} leg-days): {missing_quote}"
+            )
+        else:
+            typer.echo("priced by the Black-Scholes model with skew (no option chains given)")
         typer.echo(pd.Series(result.metrics.to_dict()).to_string())
         typer.echo(
             "\nskipped entries: " + ", ".join(f"{k} {v}" for k, v in result.counters.items())

@@ -88,6 +88,20 @@ def good_frames() -> dict[str, pd.DataFrame]:
             }
         ),
         "trades": good_trades(),
+        "option_chains": pd.DataFrame(
+            {
+                "quote_date": ["2018-01-02", "2018-01-02", "2018-01-03"],
+                "underlying": ["SPX", "SPX", "SPX"],
+                "expiration": ["2018-02-02", "2018-02-02", "2018-02-02"],
+                "type": ["call", "put", "call"],
+                "strike": [2750.0, 2600.0, 2750.0],
+                "bid": [4.1, 6.2, 0.0],
+                "ask": [4.6, 6.8, 0.05],
+                "underlying_price": [2695.8, 2695.8, 2713.1],
+                "iv": [0.085, 0.142, None],
+                "delta": [0.17, -0.12, None],
+            }
+        ),
         "llm_decisions": pd.DataFrame(
             {
                 "trade_id": ["QQQ-2022-03-15-350", "QQQ-2022-03-15-350", "QQQ-2022-04-01-360"],
@@ -158,6 +172,7 @@ def test_every_contract_has_a_good_frame() -> None:
             "experiments",
             "tunes",
             "trades",
+            "option_chains",
             "llm_decisions",
         }
     )

@@ -45,9 +45,9 @@ N_FIELDS = 20
 # position states (F_STATE)
 STATE_OPEN, STATE_ENTRY_PENDING, STATE_EXIT_PENDING = 0, 1, 2
 # per-config counters
-S_ENTRIES, S_SIZE_ZERO, S_LIMITS, S_NO_STRIKE, S_IV_FILTER, S_NO_CREDIT = range(6)
-N_STATS = 6
-REASON_PT, REASON_SL, REASON_EXPIRY, REASON_END = 0, 1, 2, 3
+S_ENTRIES, S_SIZE_ZERO, S_LIMITS, S_NO_STRIKE, S_IV_FILTER, S_NO_CREDIT, S_MISSING = range(7)
+N_STATS = 7
+REASON_PT, REASON_SL, REASON_EXPIRY, REASON_END, REASON_MISSING = 0, 1, 2, 3, 4
 _MAX_STRIKE_STEPS = 2000
 
 
@@ -140,6 +140,31 @@ def _pick_short_strike(
             best_k = k
             best_d = d
     return best_k, best_d
+
+
+@njit(cache=True)
+def _contracts(
+    equity: float, risk_pc: float, mult: float, scaled: int, risk_pct: float, n_fixed: float
+) -> int:
+    """Contracts before limits: scaled (equity x risk % / max loss per contract) or fixed,
+    times the regime multiplier, floored."""
+    if scaled == 1:
+        return math.floor(equity * risk_pct / risk_pc * mult)
+    return math.floor(n_fixed * mult + 1e-9)
+
+
+@njit(cache=True)
+def _fit_limits(  # type: ignore[no-untyped-def]
+    ncon, risk_pc, equity, heat, p_tk, p_num, n_open, j, max_heat, max_und
+) -> int:
+    """``ncon`` cut down to what the heat and per-underlying limits leave room for."""
+    und = 0.0
+    for i in range(n_open):
+        if p_tk[i] == j:
+            und += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
+    room = min(max_heat * equity - heat, max_und * equity - und)
+    fit = math.floor(room / risk_pc + 1e-9)
+    return min(ncon, fit)
 
 
 @njit(cache=True)
@@ -392,21 +417,22 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     code = codes[d, j]
                     mult = unknown_mult[c] if code < 0 else mult_table[c, code]
                     risk_pc = max_loss * 100.0
-                    if scaled[c] == 1:
-                        ncon = math.floor(equity_now * risk_pct[c] / risk_pc * mult)
-                    else:
-                        ncon = math.floor(n_fixed[c] * mult + 1e-9)
+                    ncon = _contracts(equity_now, risk_pc, mult, scaled[c], risk_pct[c], n_fixed[c])
                     if ncon < 1:
                         stats_out[c, S_SIZE_ZERO] += 1
                         continue
-                    und = 0.0
-                    for i in range(n_open):
-                        if p_tk[i] == j:
-                            und += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
-                    room = min(max_heat[c] * equity_now - heat, max_und[c] * equity_now - und)
-                    fit = math.floor(room / risk_pc + 1e-9)
-                    if fit < ncon:
-                        ncon = fit
+                    ncon = _fit_limits(
+                        ncon,
+                        risk_pc,
+                        equity_now,
+                        heat,
+                        p_tk,
+                        p_num,
+                        n_open,
+                        j,
+                        max_heat[c],
+                        max_und[c],
+                    )
                     if ncon < 1:
                         stats_out[c, S_LIMITS] += 1
                         continue

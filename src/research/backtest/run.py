@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from research.backtest import engine
+from research.backtest.chains import ChainBook
 from research.backtest.metrics import Metrics, compute_metrics, stress_table, yearly_returns
 from research.backtest.pricing import SkewModel
 from research.backtest.spreads import CONTRACT_MULTIPLIER, EXIT_REASONS, BacktestConfig
@@ -64,6 +65,8 @@ class MarketPanel:
     """Days on which some ticker had no bar (not traded)."""
     open: np.ndarray | None = None
     """Opening prices (for fills at the next open); None or NaN: the previous close."""
+    chains: ChainBook | None = None
+    """Option quotes on these days: spreads are priced from them instead of the model."""
 
     @property
     def day_ordinals(self) -> np.ndarray:
@@ -101,6 +104,7 @@ class MarketPanel:
             strike_steps=steps[sl] if steps.ndim == 2 else steps,
             dropped_days=self.dropped_days,
             open=None if self.open is None else self.open[sl],
+            chains=None if self.chains is None else self.chains.slice(sl),
         )
 
 
@@ -397,6 +401,11 @@ def run_kernel(
     trades = np.full((n_cfg, max_trades, engine.N_FIELDS), np.nan)
     n_trades = np.zeros(n_cfg, np.int64)
     counters = np.zeros((n_cfg, engine.N_STATS), np.int64)
+    if panel.chains is not None:
+        _run_on_chains(
+            panel, configs, a, codes, which, record_trades, equity, heat, trades, n_trades, counters
+        )
+        return GridOutput(equity, n_trades, counters, trades if record_trades else None, heat)
     engine._run(
         panel.day_ordinals,
         np.ascontiguousarray(panel.close, dtype=float),
@@ -444,12 +453,71 @@ def run_kernel(
     return GridOutput(equity, n_trades, counters, trades if record_trades else None, heat)
 
 
+def _run_on_chains(  # type: ignore[no-untyped-def]
+    panel, configs, a, codes, which, record_trades, equity, heat, trades, n_trades, counters
+) -> None:
+    from research.backtest.chain_engine import _run_chains
+    from research.backtest.spreads import ConfigError
+
+    late = [i for i, c in enumerate(configs) if c.fills.timing == "next_open"]
+    if late:
+        raise ConfigError(
+            "fills at the next open need opening quotes; option chains are end-of-day "
+            f"(configs {late[:5]}): use fills.timing = close"
+        )
+    book = panel.chains
+    _run_chains(
+        panel.day_ordinals,
+        np.ascontiguousarray(panel.close, dtype=float),
+        np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float),
+        np.ascontiguousarray(codes),
+        which,
+        book.day_start,
+        book.put,
+        book.expiry,
+        book.strike,
+        book.bid,
+        book.ask,
+        book.delta,
+        book.iv,
+        a["is_call"],
+        a["min_d"],
+        a["max_d"],
+        a["dte"],
+        a["width_pct"],
+        a["min_ivp"],
+        a["pt"],
+        a["sl"],
+        np.array([c.fills.chain_fill for c in configs], dtype=float),
+        np.array([c.fills.missing_quote == "close" for c in configs], dtype=np.int64),
+        a["fee"],
+        a["scaled"],
+        a["n_fixed"],
+        a["risk_pct"],
+        a["mult_table"],
+        a["unknown_mult"],
+        a["max_pos"],
+        a["max_heat"],
+        a["max_und"],
+        a["init_eq"],
+        a["rate"],
+        a["growth"],
+        a["div"],
+        record_trades,
+        equity,
+        heat,
+        trades,
+        n_trades,
+        counters,
+    )
+
+
 def _trades_frame(panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...]) -> pd.DataFrame:
     if len(raw) == 0:
         raw = np.empty((0, engine.N_FIELDS))
     entry = raw[:, engine.F_ENTRY].astype(int)
     exit_ = raw[:, engine.F_EXIT].astype(int)
-    expiry = raw[:, engine.F_EXPIRY].astype(int)
+    expiry = raw[:, engine.F_EXPIRY].astype(np.int64)
     tk = raw[:, engine.F_TICKER].astype(int)
     codes = raw[:, engine.F_REGIME].astype(int)
     names = np.array([*labels, None], dtype=object)
@@ -458,7 +526,10 @@ def _trades_frame(panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...]) 
             "entry_date": panel.dates[entry],
             "exit_date": panel.dates[exit_],
             "ticker": np.array(panel.tickers, dtype=object)[tk],
-            "expiration": panel.dates[expiry],
+            # chains record the expiration date (day ordinal), the model a panel day index
+            "expiration": pd.to_datetime(expiry, unit="D")
+            if panel.chains is not None
+            else panel.dates[expiry],
             "short_strike": raw[:, engine.F_KS],
             "long_strike": raw[:, engine.F_KL],
             "credit": raw[:, engine.F_CREDIT],
@@ -523,6 +594,7 @@ def run_backtests(
                             "no_strike",
                             "iv_filter",
                             "no_credit",
+                            "missing_quotes",
                         ),
                         map(int, out.counters[i]),
                         strict=True,

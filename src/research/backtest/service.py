@@ -14,6 +14,12 @@ ANCHOR = "SPX"
 """The market whose IV index (VIX) anchors every other ticker's IV."""
 
 
+CHAIN_MAX_DTE_SLACK = 60
+"""Chains are read up to ``target_dte + CHAIN_MAX_DTE_SLACK`` days to expiry."""
+CHAIN_MONEYNESS = (0.5, 1.5)
+"""Chains are read for strikes between these multiples of the underlying price."""
+
+
 def load_panel(
     tickers: Sequence[str],
     *,
@@ -21,8 +27,19 @@ def load_panel(
     iv_path: str | Path | None = None,
     start: str | None = None,
     end: str | None = None,
+    chains_path: str | Path | None = None,
+    chain_layout: str = "auto",
+    max_dte: int = 30 + CHAIN_MAX_DTE_SLACK,
 ) -> tuple[MarketPanel, pd.DataFrame, pd.DataFrame]:
-    """Bars (embedded or a file), per-underlying IV (index, proxy or VIX-scaled) and the panel.
+    """Bars (embedded or a file), per-underlying IV (index, proxy or VIX-scaled) and the panel;
+    with ``chains_path``, the option quotes too (spreads are then priced from them).
+
+    Parameters
+    ----------
+    chains_path, chain_layout
+        An ``option_chains`` file (``research.data.chains.load_chains`` layouts).
+    max_dte
+        Expirations read from the chain file (target DTE plus slack).
 
     Returns
     -------
@@ -42,7 +59,31 @@ def load_panel(
     iv = iv_for(bars, iv_path)
     iv_table = underlying_iv(bars, iv, anchor=ANCHOR)
     panel = market_panel(bars, iv_table, tickers=tickers, start=start, end=end)
+    if chains_path is not None:
+        panel = with_chains(panel, chains_path, layout=chain_layout, max_dte=max_dte)
     return panel, bars, iv
+
+
+def with_chains(
+    panel: MarketPanel, chains_path: str | Path, *, layout: str = "auto", max_dte: int = 90
+) -> MarketPanel:
+    """``panel`` with the quotes of ``chains_path`` for its tickers and days attached."""
+    import dataclasses
+
+    from research.backtest.chains import chain_book
+    from research.data.chains import load_chains
+
+    chains = load_chains(
+        chains_path,
+        layout=layout,
+        underlyings=list(panel.tickers),
+        start=panel.dates[0],
+        end=panel.dates[-1],
+        max_dte=max_dte,
+        moneyness=CHAIN_MONEYNESS,
+    )
+    book = chain_book(panel.dates, panel.tickers, chains, source=str(chains_path))
+    return dataclasses.replace(panel, chains=book)
 
 
 def regime_labels(model: str, bars: pd.DataFrame, iv: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,14 @@ Strategy = Literal["bear_call", "bull_put"]
 SizingMode = Literal["fixed", "scaled"]
 FillTiming = Literal["close", "next_open"]
 CONTRACT_MULTIPLIER = 100
-EXIT_REASONS: tuple[str, ...] = ("profit_target", "stop_loss", "expiration", "end_of_data")
+EXIT_REASONS: tuple[str, ...] = (
+    "profit_target",
+    "stop_loss",
+    "expiration",
+    "end_of_data",
+    "missing_quote",
+)
+MissingQuote = Literal["carry", "close"]
 
 
 DEFAULT_DIVIDEND_YIELDS: tuple[tuple[str, float], ...] = (("SPX", 0.018), ("IXIC", 0.008))
@@ -66,6 +73,14 @@ class FillModel:
     min_half_spread: float = 0.05
     fee_per_contract: float = 0.65
     timing: FillTiming = "close"
+    chain_fill: float = 0.5
+    """Spreads priced from option chains: where between the mid (0) and the natural price (1:
+    sell at the short's bid and buy at the long's ask; close at the short's ask and the long's
+    bid) each spread trades."""
+    missing_quote: MissingQuote = "carry"
+    """Chains: a day without a quote for an open spread's leg either carries the last mark
+    (``carry``; no exit that day) or closes the spread at its last quoted closing price
+    (``close``, exit reason ``missing_quote``). Counted either way."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,10 @@ class BacktestConfig:
             problems.append(f"stop_loss_pct must be > 0, got {s.stop_loss_pct}")
         if not 0 <= s.min_iv_percentile <= 100:
             problems.append(f"min_iv_percentile must be in [0, 100], got {s.min_iv_percentile}")
+        if not 0 <= f.chain_fill <= 1:
+            problems.append(f"chain_fill must be in [0, 1] (0 mid, 1 natural), got {f.chain_fill}")
+        if f.missing_quote not in ("carry", "close"):
+            problems.append(f"missing_quote must be carry or close, got {f.missing_quote!r}")
         if f.timing not in ("close", "next_open"):
             problems.append(f"fill timing must be close or next_open, got {f.timing!r}")
         if not all(0 <= q < 1 for _, q in self.dividend_yields) or not (

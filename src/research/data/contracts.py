@@ -17,6 +17,7 @@ signals           asof, agent, symbol
 experiments       experiment_id
 tunes             tune_id, run_id, split
 trades            date, ticker, short_strike, long_strike, expiration
+option_chains     quote_date, underlying, expiration, type, strike
 llm_decisions     trade_id, model, prompt_variant
 ================  ==================================================================
 
@@ -323,6 +324,16 @@ def _needs_error(column: str, key: tuple[str, ...]) -> RowRule:
     )
 
 
+def _crossed_quote() -> RowRule:
+    def fails(df: pd.DataFrame) -> pd.Series:
+        return (df["ask"] < df["bid"]).fillna(False).astype(bool)
+
+    def examples(df: pd.DataFrame) -> pd.Series:
+        return "bid " + _fmt(df["bid"]) + " > ask " + _fmt(df["ask"])
+
+    return RowRule("crossed quote", ("bid", "ask"), fails, "ask >= bid", examples)
+
+
 def _high_low() -> RowRule:
     def fails(df: pd.DataFrame) -> pd.Series:
         return (df["high"] < df["low"]).fillna(False).astype(bool)
@@ -532,12 +543,52 @@ _CONTRACT_LIST: tuple[Contract, ...] = (
             Field(
                 "exit_reason",
                 "str",
-                rules=(_allowed("profit_target", "stop_loss", "expiration", "end_of_data"),),
+                rules=(
+                    _allowed(
+                        "profit_target", "stop_loss", "expiration", "end_of_data", "missing_quote"
+                    ),
+                ),
             ),
             Field("hold_days", "int", rules=(_NON_NEG,)),
         ),
         key=("date", "ticker", "short_strike", "long_strike", "expiration"),
         row_rules=(_not_before("expiration", "date", "expiration before date"),),
+    ),
+    Contract(
+        name="option_chains",
+        description="End-of-day option quotes, one row per (quote date, underlying, expiration, "
+        "type, strike) (seed 004's ORATS chains, or any vendor through an adapter).",
+        fields=(
+            Field("quote_date", "date", doc="trading day of the quote"),
+            Field("underlying", "str", doc="e.g. SPX; matches the bars' symbol"),
+            Field("expiration", "date"),
+            Field("type", "str", rules=(_allowed("call", "put"),), doc="the chain loader maps C/P"),
+            Field("strike", "float", rules=_PRICE),
+            Field("bid", "float", rules=(_NON_NEG,), doc="0 when nobody bids"),
+            Field("ask", "float", rules=(_NON_NEG,), doc="0 with bid 0: no quote"),
+            Field("underlying_price", "float", rules=_PRICE, doc="at the quote's time"),
+            Field(
+                "iv",
+                "float",
+                required=False,
+                nullable=True,
+                rules=(_range(0, 5, "annualised, e.g. 0.18", lo_open=True),),
+            ),
+            Field(
+                "delta",
+                "float",
+                required=False,
+                nullable=True,
+                rules=(_range(-1, 1, "option delta in [-1, 1] (puts may be negative)"),),
+            ),
+            Field("volume", "float", required=False, nullable=True, rules=(_NON_NEG,)),
+            Field("open_interest", "float", required=False, nullable=True, rules=(_NON_NEG,)),
+        ),
+        key=("quote_date", "underlying", "expiration", "type", "strike"),
+        row_rules=(
+            _not_before("expiration", "quote_date", "expiration before quote date"),
+            _crossed_quote(),
+        ),
     ),
     Contract(
         name="llm_decisions",
@@ -626,7 +677,7 @@ def validate(kind: str, df: pd.DataFrame, source: str = "<dataframe>") -> pd.Dat
     ----------
     kind : str
         Contract name: ``bars``, ``iv_index``, ``signals``, ``experiments``, ``tunes``,
-        ``trades`` or ``llm_decisions``.
+        ``trades``, ``option_chains`` or ``llm_decisions``.
     df : pandas.DataFrame
         The raw frame (as read from a file). Not modified.
     source : str

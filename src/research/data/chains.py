@@ -1,0 +1,330 @@
+"""Option chains: end-of-day quotes in the ``option_chains`` contract, from vendor files of any
+size.
+
+Layouts
+-------
+``long``
+    One row per contract with the contract's column names (``quote_date, underlying,
+    expiration, type, strike, bid, ask, underlying_price``, optional ``iv, delta, volume,
+    open_interest``); ``columns={"quote_date": "date", ...}`` renames a file's own names.
+``orats``
+    ORATS' wide *strikes* rows (Data API ``/strikes`` or its history files): one row per
+    (``tradeDate, ticker, expirDate, strike``) with ``callBidPrice, callAskPrice,
+    putBidPrice, putAskPrice, stockPrice`` and optional ``callMidIv, putMidIv, delta`` (the
+    call's; the put's is taken as ``delta - 1``), ``callVolume, putVolume, callOpenInterest,
+    putOpenInterest``. Each row becomes a call and a put.
+``cboe``
+    Cboe DataShop's *Option EOD Summary* rows (``underlying_symbol, quote_date, expiration,
+    strike, option_type``): the 15:45 snapshot by default (``bid_1545, ask_1545,
+    active_underlying_price_1545, implied_volatility_1545`` (0 = none), ``delta_1545``), or
+    the closing quotes with ``snapshot="eod"`` (``bid_eod, ask_eod``, underlying mid of
+    ``underlying_bid_eod / underlying_ask_eod``; no IV or delta).
+
+``auto`` picks the layout from the column names. Types ``C``/``P``/``Call``/``Put`` are mapped
+to ``call``/``put``.
+
+Large files
+-----------
+Every file is read through DuckDB (Parquet and CSV are scanned in place; a ``.duckdb`` file is
+attached read-only; other formats go through ``loaders.read_table``). The layout's ``SELECT``
+and the filters — underlyings, option type, quote dates, days to expiry, strikes within a
+moneyness band — run inside DuckDB, so only the rows a backtest needs reach pandas and the
+contract check: a year of daily chains (millions of rows) loads in seconds within a few hundred
+MB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from research.data.contracts import validate
+from research.data.errors import ContractError, Problem
+from research.data.loaders import _format_of, read_table
+
+__all__ = ["LAYOUTS", "detect_layout", "load_chains"]
+
+LAYOUTS: tuple[str, ...] = ("long", "orats", "cboe")
+REQUIRED: tuple[str, ...] = (
+    "quote_date",
+    "underlying",
+    "expiration",
+    "type",
+    "strike",
+    "bid",
+    "ask",
+    "underlying_price",
+)
+OPTIONAL: tuple[str, ...] = ("iv", "delta", "volume", "open_interest")
+_ORATS_KEYS = ("tradeDate", "ticker", "expirDate", "strike", "callBidPrice", "putAskPrice")
+_CBOE_KEYS = ("underlying_symbol", "quote_date", "expiration", "strike", "option_type")
+
+
+def _fail(path: str, check: str, detail: str, *examples: str) -> ContractError:
+    return ContractError(
+        path, "option_chains", [Problem(None, check, examples=examples, detail=detail)]
+    )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def detect_layout(columns: Sequence[str]) -> str:
+    """``orats`` / ``cboe`` when their identifying columns are present, else ``long``."""
+    have = set(columns)
+    if set(_ORATS_KEYS) <= have:
+        return "orats"
+    if set(_CBOE_KEYS) <= have:
+        return "cboe"
+    return "long"
+
+
+def _type_sql(expr: str) -> str:
+    return (
+        f"CASE WHEN lower(trim(CAST({expr} AS VARCHAR))) IN ('c', 'call') THEN 'call' "
+        f"WHEN lower(trim(CAST({expr} AS VARCHAR))) IN ('p', 'put') THEN 'put' "
+        f"ELSE CAST({expr} AS VARCHAR) END"
+    )
+
+
+def _long_sql(have: set[str], columns: Mapping[str, str]) -> str:
+    parts = []
+    for name in (*REQUIRED, *OPTIONAL):
+        source = columns.get(name, name)
+        if source not in have:
+            if name in REQUIRED:
+                parts.append(f"NULL AS {name}")  # the contract reports the missing column
+            continue
+        expr = _q(source)
+        parts.append(f"{_type_sql(expr)} AS type" if name == "type" else f"{expr} AS {name}")
+    return "SELECT " + ", ".join(parts) + " FROM src"
+
+
+def _orats_sql(have: set[str]) -> str:
+    def side(kind: str) -> str:
+        cols = [
+            '"tradeDate" AS quote_date',
+            '"ticker" AS underlying',
+            '"expirDate" AS expiration',
+            f"'{kind}' AS type",
+            '"strike" AS strike',
+            f'"{kind}BidPrice" AS bid',
+            f'"{kind}AskPrice" AS ask',
+            '"stockPrice" AS underlying_price',
+        ]
+        if f"{kind}MidIv" in have:
+            cols.append(f'NULLIF("{kind}MidIv", 0) AS iv')
+        if "delta" in have:
+            cols.append('"delta" AS delta' if kind == "call" else '"delta" - 1 AS delta')
+        if f"{kind}Volume" in have:
+            cols.append(f'"{kind}Volume" AS volume')
+        if f"{kind}OpenInterest" in have:
+            cols.append(f'"{kind}OpenInterest" AS open_interest')
+        return "SELECT " + ", ".join(cols) + " FROM src"
+
+    return side("call") + " UNION ALL " + side("put")
+
+
+def _cboe_sql(have: set[str], snapshot: str) -> str:
+    cols = [
+        '"quote_date" AS quote_date',
+        '"underlying_symbol" AS underlying',
+        '"expiration" AS expiration',
+        f"{_type_sql(_q('option_type'))} AS type",
+        '"strike" AS strike',
+    ]
+    if snapshot == "eod":
+        cols += [
+            '"bid_eod" AS bid',
+            '"ask_eod" AS ask',
+            '("underlying_bid_eod" + "underlying_ask_eod") / 2 AS underlying_price',
+        ]
+    else:
+        cols += [
+            '"bid_1545" AS bid',
+            '"ask_1545" AS ask',
+            '"active_underlying_price_1545" AS underlying_price',
+        ]
+        if "implied_volatility_1545" in have:
+            cols.append('NULLIF("implied_volatility_1545", 0) AS iv')
+        if "delta_1545" in have:
+            cols.append('"delta_1545" AS delta')
+    if "trade_volume" in have:
+        cols.append('"trade_volume" AS volume')
+    if "open_interest" in have:
+        cols.append('"open_interest" AS open_interest')
+    return "SELECT " + ", ".join(cols) + " FROM src"
+
+
+def _open(con: object, path: Path, table: str | None) -> None:
+    """Create the view ``src`` over the file."""
+    fmt = _format_of(path)
+    literal = "'" + str(path).replace("'", "''") + "'"
+    if fmt == "parquet":
+        con.execute(f"CREATE VIEW src AS SELECT * FROM read_parquet({literal})")  # type: ignore[attr-defined]
+    elif fmt == "csv":
+        con.execute(f"CREATE VIEW src AS SELECT * FROM read_csv_auto({literal}, all_varchar=false)")  # type: ignore[attr-defined]
+    elif fmt == "duckdb":
+        con.execute(f"ATTACH {literal} AS chainsdb (READ_ONLY)")  # type: ignore[attr-defined]
+        names = [
+            r[0]
+            for r in con.execute(  # type: ignore[attr-defined]
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'chainsdb'"
+            ).fetchall()
+        ]
+        if table is None:
+            if len(names) != 1:
+                raise _fail(
+                    str(path),
+                    "ambiguous table",
+                    f"the file holds {len(names)} tables; name one with table=",
+                    *names[:5],
+                )
+            table = names[0]
+        elif table not in names:
+            raise _fail(str(path), "missing table", "tables: " + ", ".join(names), repr(table))
+        con.execute(f"CREATE VIEW src AS SELECT * FROM chainsdb.{_q(table)}")  # type: ignore[attr-defined]
+    else:
+        frame = read_table(path, table=table)
+        con.register("src_frame", frame)  # type: ignore[attr-defined]
+        con.execute("CREATE VIEW src AS SELECT * FROM src_frame")  # type: ignore[attr-defined]
+
+
+def load_chains(
+    path: str | Path,
+    *,
+    layout: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    table: str | None = None,
+    snapshot: str = "1545",
+    underlyings: Sequence[str] | None = None,
+    option_type: str | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    max_dte: int | None = None,
+    moneyness: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """Read an option-chain file into the ``option_chains`` contract.
+
+    Parameters
+    ----------
+    path
+        CSV (also ``.csv.gz``), Parquet, JSON/JSONL, SQLite or DuckDB file.
+    layout
+        ``auto``, ``long``, ``orats`` or ``cboe`` (module docstring).
+    columns
+        For ``long``: contract column → the file's column, for names that differ.
+    table
+        Table of a database file.
+    snapshot
+        Cboe layout: ``1545`` (default) or ``eod``.
+    underlyings, option_type, start, end
+        Keep only these underlyings, ``call`` or ``put``, and quote dates in [start, end].
+    max_dte
+        Keep only expirations at most this many calendar days after the quote date.
+    moneyness
+        Keep only strikes with ``low <= strike / underlying_price <= high``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Validated ``option_chains`` rows sorted by underlying, quote date, type, expiration and
+        strike.
+
+    Raises
+    ------
+    ContractError
+        Unreadable file, unknown layout or table, or rows that break the contract (crossed or
+        negative quotes, duplicate keys, expirations before the quote date, missing underlying
+        prices, ...), naming the file, the column and example rows.
+    """
+    import duckdb
+
+    path = Path(path)
+    source = str(path)
+    if layout not in ("auto", *LAYOUTS):
+        raise _fail(source, "unknown layout", "layouts: auto, " + ", ".join(LAYOUTS), repr(layout))
+    if snapshot not in ("1545", "eod"):
+        raise _fail(source, "unknown snapshot", "snapshots: 1545, eod", repr(snapshot))
+    if not path.is_file():
+        raise _fail(source, "unreadable file", "no such file")
+    con = duckdb.connect()
+    try:
+        try:
+            _open(con, path, table)
+            have = [r[0] for r in con.execute("DESCRIBE src").fetchall()]
+        except duckdb.Error as exc:
+            raise _fail(source, "unreadable file", str(exc).splitlines()[0]) from exc
+        chosen = detect_layout(have) if layout == "auto" else layout
+        select = {
+            "long": lambda: _long_sql(set(have), columns or {}),
+            "orats": lambda: _orats_sql(set(have)),
+            "cboe": lambda: _cboe_sql(set(have), snapshot),
+        }[chosen]()
+        if chosen != "long":
+            keys = _ORATS_KEYS if chosen == "orats" else _CBOE_KEYS
+            absent = [k for k in keys if k not in have]
+            if absent:
+                raise _fail(
+                    source,
+                    "missing column",
+                    f"the {chosen} layout needs {', '.join(keys)}",
+                    *absent,
+                )
+        where, params = _filters(underlyings, option_type, start, end, max_dte, moneyness)
+        sql = f"SELECT * FROM ({select}) AS chain" + (f" WHERE {where}" if where else "")
+        try:
+            frame = con.execute(sql, params).df()
+        except duckdb.Error as exc:
+            raise _fail(source, "unreadable file", str(exc).splitlines()[0]) from exc
+    finally:
+        con.close()
+    frame = frame.dropna(axis=1, how="all") if frame.empty else frame
+    for name in OPTIONAL:
+        if name in frame.columns and frame[name].isna().all():
+            frame = frame.drop(columns=name)
+    out = validate("option_chains", frame, source=source)
+    return out.sort_values(
+        ["underlying", "quote_date", "type", "expiration", "strike"], kind="stable"
+    ).reset_index(drop=True)
+
+
+def _filters(
+    underlyings: Sequence[str] | None,
+    option_type: str | None,
+    start: str | pd.Timestamp | None,
+    end: str | pd.Timestamp | None,
+    max_dte: int | None,
+    moneyness: tuple[float, float] | None,
+) -> tuple[str, list[object]]:
+    """SQL ``WHERE`` for the filters; rows whose dates or numbers do not parse are kept, so the
+    contract check reports them."""
+    clauses: list[str] = []
+    params: list[object] = []
+    qd = "TRY_CAST(quote_date AS DATE)"
+    ex = "TRY_CAST(expiration AS DATE)"
+    if underlyings is not None:
+        clauses.append(
+            "CAST(underlying AS VARCHAR) IN (" + ", ".join("?" for _ in underlyings) + ")"
+        )
+        params += list(underlyings)
+    if option_type is not None:
+        clauses.append("(type = ? OR type NOT IN ('call', 'put'))")
+        params.append(option_type)
+    if start is not None:
+        clauses.append(f"({qd} >= ? OR {qd} IS NULL)")
+        params.append(pd.Timestamp(start).date())
+    if end is not None:
+        clauses.append(f"({qd} <= ? OR {qd} IS NULL)")
+        params.append(pd.Timestamp(end).date())
+    if max_dte is not None:
+        clauses.append(f"(date_diff('day', {qd}, {ex}) <= ? OR {qd} IS NULL OR {ex} IS NULL)")
+        params.append(int(max_dte))
+    if moneyness is not None:
+        ratio = "TRY_CAST(strike AS DOUBLE) / NULLIF(TRY_CAST(underlying_price AS DOUBLE), 0)"
+        clauses.append(f"({ratio} BETWEEN ? AND ? OR {ratio} IS NULL)")
+        params += [float(moneyness[0]), float(moneyness[1])]
+    return " AND ".join(clauses), params
