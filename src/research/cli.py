@@ -238,6 +238,10 @@ def backtest_run(
         ),
     ] = None,
     skew_slope: Annotated[float | None, typer.Option(help="Skew slope (default 0.85).")] = None,
+    skew: Annotated[
+        Path | None,
+        typer.Option(help="Smile parameters from `research chains calibrate` (YAML)."),
+    ] = None,
     chains: Annotated[
         Path | None,
         typer.Option(help="Option-chain file: price spreads from its quotes, not the model."),
@@ -310,6 +314,10 @@ def backtest_run(
                 **_dividend_options(dividend_yield),
             }
         )
+        if skew is not None:
+            from research.backtest.calibrate import load_smile
+
+            cfg = cfg.replace(**load_smile(skew).config_changes())
         panel, bars_frame, iv_frame = load_panel(
             names,
             bars_path=bars,
@@ -513,3 +521,67 @@ def data_generate(
 
     for path in generate(out or PATHS.sample).values():
         typer.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+
+
+chains_app = typer.Typer(help="Option chains: calibrate the pricing model.", no_args_is_help=True)
+app.add_typer(chains_app, name="chains")
+
+
+@chains_app.command("calibrate")
+def chains_calibrate(
+    chains: Annotated[Path, typer.Option(help="Option-chain file (any layout).")],
+    out: Annotated[Path, typer.Option(help="Where to write the smile parameters (YAML).")],
+    iv: Annotated[
+        Path | None, typer.Option(help="IV index file for the chain's underlying (default: VIX).")
+    ] = None,
+    layout: Annotated[str, typer.Option(help="auto, long, orats or cboe.")] = "auto",
+    underlying: Annotated[
+        str | None, typer.Option(help="Underlying to fit (default: the file's only one).")
+    ] = None,
+    start: Annotated[str | None, typer.Option()] = None,
+    end: Annotated[str | None, typer.Option()] = None,
+    strategy: Annotated[str, typer.Option(help="bear_call or bull_put (the spreads compared).")] = (
+        "bear_call"
+    ),
+) -> None:
+    """Fit the model's ATM level and smile to the quotes, print its error on the strategy's
+    spreads before and after, and write parameters `backtest run --skew` accepts."""
+    from research.backtest.calibrate import calibrate
+    from research.backtest.spreads import BacktestConfig, ConfigError
+    from research.data.chains import load_chains
+    from research.data.errors import ContractError
+    from research.data.market import load_iv_index
+
+    try:
+        frame = load_chains(
+            chains,
+            layout=layout,
+            underlyings=None if underlying is None else [underlying],
+            start=start,
+            end=end,
+            max_dte=120,
+            moneyness=(0.5, 1.5),
+        )
+        names = sorted(frame["underlying"].unique())
+        if len(names) != 1:
+            raise ValueError(f"{chains}: underlyings {names[:10]}; choose one with --underlying")
+        index = load_iv_index(iv)
+        cfg = BacktestConfig().replace(**{"spread.strategy": strategy})
+        fit = calibrate(frame, index, config=cfg, source=str(chains))
+    except (ConfigError, ContractError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    fit.write(out)
+    typer.echo(
+        f"{fit.underlying} {fit.start}..{fit.end}: fitted {fit.quotes:,} out-of-the-money quotes\n"
+        f"  ATM = {fit.atm_intercept:+.4f} + {fit.atm_ratio:.4f} x index IV\n"
+        f"  slope {fit.slope:.4f}, curvature {fit.curvature:.4f} (floor {fit.floor:g}, "
+        f"cap {fit.cap:g})\n"
+        f"  IV error (RMS, vol points): before {fit.iv_rmse_before:.2f}, "
+        f"after {fit.iv_rmse_after:.2f}\n"
+        f"  strategy spreads compared on {fit.spread_days} days\n"
+        f"wrote {out}"
+    )
+    typer.echo(
+        f"model/chain spread mid ratio: before {fit.ratio_before:.3f}, after {fit.ratio_after:.3f}"
+    )

@@ -72,11 +72,20 @@ def ref_delta(s: float, k: float, t: float, r: float, q: float, sigma: float, ca
     return math.exp(-q * t) * (norm.cdf(d1) if call else norm.cdf(d1) - 1)
 
 
-def ref_iv(atm: float, s: float, k: float, t: float, slope: float = SKEW.slope) -> float:
+def ref_iv(
+    atm: float,
+    s: float,
+    k: float,
+    t: float,
+    slope: float = SKEW.slope,
+    curvature: float = 0.0,
+    floor: float = SKEW.floor_ratio,
+    cap: float = SKEW.cap_ratio,
+) -> float:
     if t <= 0:
         return atm
-    ratio = 1 - slope * math.log(k / s) / math.sqrt(t)
-    return atm * min(max(ratio, SKEW.floor_ratio), SKEW.cap_ratio)
+    z = math.log(k / s) / (atm * math.sqrt(t))
+    return atm * min(max(1 - slope * z + curvature * z * z, floor), cap)
 
 
 def ref_step(price: float) -> float:
@@ -96,6 +105,12 @@ def reference(
     call = sp.strategy == "bear_call"
     r = cfg.rate
     slope = SKEW.slope if cfg.skew_slope is None else cfg.skew_slope
+    smile = {"slope": slope, "curvature": cfg.skew_curvature, "floor": cfg.skew_floor}
+    smile["cap"] = cfg.skew_cap
+
+    def atm_of(iv_input: float) -> float:  # the ATM level from the IV input
+        return cfg.atm_intercept + cfg.atm_ratio * iv_input
+
     lag = 1 if fl.timing == "next_open" else 0
     days = panel.dates
     n, k = panel.close.shape
@@ -111,8 +126,8 @@ def reference(
 
     def mid(pos: dict, s: float, t: float, atm: float) -> float:
         q = divs[pos["j"]]
-        return ref_price(s, pos["ks"], t, r, q, ref_iv(atm, s, pos["ks"], t, slope), call) - (
-            ref_price(s, pos["kl"], t, r, q, ref_iv(atm, s, pos["kl"], t, slope), call)
+        return ref_price(s, pos["ks"], t, r, q, ref_iv(atm, s, pos["ks"], t, **smile), call) - (
+            ref_price(s, pos["kl"], t, r, q, ref_iv(atm, s, pos["kl"], t, **smile), call)
         )
 
     def half(x: float) -> float:
@@ -132,7 +147,7 @@ def reference(
             s = opens[d, pos["j"]]
             t = years(d, pos["exp"])
             if pos["state"] == "exit":
-                value = mid(pos, s, t, panel.mark_iv[d - 1, pos["j"]])
+                value = mid(pos, s, t, atm_of(panel.mark_iv[d - 1, pos["j"]]))
                 debit = min(value + half(value), abs(pos["kl"] - pos["ks"]))
                 pnl = (pos["credit"] - debit) * 100 * pos["n"] - 2 * fl.fee_per_contract * pos["n"]
                 realized += pnl
@@ -155,7 +170,7 @@ def reference(
                 debit = min(max((s - pos["ks"]) if call else (pos["ks"] - s), 0.0), width)
                 fees, reason = 0.0, "expiration"
             else:
-                value = mid(pos, s, years(d, pos["exp"]), panel.mark_iv[d, pos["j"]])
+                value = mid(pos, s, years(d, pos["exp"]), atm_of(panel.mark_iv[d, pos["j"]]))
                 debit = min(value + half(value), width)
                 fees = 2 * fl.fee_per_contract * pos["n"]
                 if debit <= pos["credit"] * (1 - sp.profit_target_pct / 100):
@@ -189,6 +204,7 @@ def reference(
                 s, atm = panel.close[d, j], panel.atm_iv[d, j]
                 if not atm > 0:
                     continue
+                atm = atm_of(atm)
                 ivp = panel.iv_percentile[d, j]
                 if not ivp >= sp.min_iv_percentile:  # NaN (not known yet) never passes
                     continue
@@ -202,7 +218,7 @@ def reference(
                 best, best_gap, best_delta = None, np.inf, None
                 for i in range(2000):
                     kk = base + i * step if call else base - i * step
-                    dl = abs(ref_delta(s, kk, t, r, divs[j], ref_iv(atm, s, kk, t, slope), call))
+                    dl = abs(ref_delta(s, kk, t, r, divs[j], ref_iv(atm, s, kk, t, **smile), call))
                     if dl < sp.min_delta:
                         break
                     gap = abs(dl - (sp.min_delta + sp.max_delta) / 2)
@@ -312,10 +328,14 @@ REFERENCE_CASES = {
         "sizing.mode": "scaled",
         "sizing.regime_multipliers": {"bull_high_vol": 0.75, "bear_high_vol": 0.4},
     },
-    "no_dividends_rate_5pct_skew_x1.5": {
+    "no_dividends_rate_5pct_steep_smile_atm_map": {
         "dividend_yields": {},
         "rate": 0.05,
-        "skew_slope": 1.275,
+        "skew_slope": 0.41,
+        "skew_curvature": 0.04,
+        "skew_floor": 0.6,
+        "atm_ratio": 0.95,
+        "atm_intercept": -0.01,
     },
 }
 
@@ -391,20 +411,23 @@ def test_rally_through_the_spread_settles_at_max_loss() -> None:
 
 
 def test_gap_up_triggers_the_stop_at_the_next_close() -> None:
-    closes = np.concatenate([np.full(5, 100.0), [103.0], np.full(54, 103.0)])
+    # IV 45% (ATM 0.88 x 45%): credits well above the $0.05 minimum half spread, so only the
+    # gap stops the spread out
+    closes = np.concatenate([np.full(5, 100.0), [106.0], np.full(54, 106.0)])
     cfg = BacktestConfig().replace(**{"limits.max_positions": 1})
-    t = run_backtest(make_panel(closes), cfg).trades.iloc[0]
+    t = run_backtest(make_panel(closes, iv=0.45), cfg).trades.iloc[0]
     assert t["exit_reason"] == "stop_loss" and t["exit_date"] == make_panel(closes).dates[5]
     assert t["debit"] - t["credit"] >= 1.25 * t["credit"]
 
 
 def test_next_open_fills_exit_at_the_open_after_the_trigger() -> None:
     # flat at 100, then a gap up at the close of day 5 triggers the stop; the order fills at
-    # day 6's open (102, below the close) with the IV known at day 5's close
-    closes = np.concatenate([np.full(5, 100.0), np.full(55, 103.0)])
-    opens = np.concatenate([np.full(6, 100.0), [102.0], np.full(53, 103.0)])
+    # day 6's open (105, below the close) with the IV known at day 5's close
+    closes = np.concatenate([np.full(5, 100.0), np.full(55, 106.0)])
+    opens = np.concatenate([np.full(6, 100.0), [105.0], np.full(53, 106.0)])
     cfg = BacktestConfig().replace(**{"limits.max_positions": 1, "fills.timing": "next_open"})
-    panel = make_panel(closes, opens=opens)
+    panel = make_panel(closes, iv=0.45, opens=opens)
+    atm = 0.88 * 0.45  # the default ATM map
     t = run_backtest(panel, cfg).trades.iloc[0]
     # decided at day 0's close, filled at day 1's open (100) with the entry-day IV
     assert t["entry_date"] == panel.dates[1] and t["underlying_price"] == 100.0
@@ -412,15 +435,15 @@ def test_next_open_fills_exit_at_the_open_after_the_trigger() -> None:
     dte = panel.dates.values[int(panel.dates.get_loc(t["expiration"]))] - panel.dates.values[6]
     years = dte.astype("timedelta64[D]").astype(int) / 365
     mid = ref_price(
-        102.0,
+        105.0,
         t["short_strike"],
         years,
         0.02,
         0.0,
-        ref_iv(0.2, 102.0, t["short_strike"], years),
+        ref_iv(atm, 105.0, t["short_strike"], years),
         True,
     ) - ref_price(
-        102.0, t["long_strike"], years, 0.02, 0.0, ref_iv(0.2, 102.0, t["long_strike"], years), True
+        105.0, t["long_strike"], years, 0.02, 0.0, ref_iv(atm, 105.0, t["long_strike"], years), True
     )
     debit = min(mid + max(0.05 * mid, 0.05), t["long_strike"] - t["short_strike"])
     assert t["debit"] == pytest.approx(debit, rel=1e-9)

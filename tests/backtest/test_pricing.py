@@ -179,7 +179,7 @@ def test_numba_kernels_equal_numpy_wrappers_exactly(kind: str) -> None:
     iv = np.asarray(model.iv(0.2, S, K, T))
     for i in range(len(S)):
         expected = skewed_iv_nb(
-            0.2, S[i], K[i], T[i], model.slope, model.floor_ratio, model.cap_ratio
+            0.2, S[i], K[i], T[i], model.slope, model.floor_ratio, model.cap_ratio, 0.0
         )
         assert iv[i] == expected
 
@@ -276,23 +276,23 @@ def test_skew_defaults() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("moneyness", "documented", "typical"),
-    [
-        (0.80, 1.662, (1.5, 2.0)),
-        (0.90, 1.312, (1.3, 1.5)),
-        (0.95, 1.152, (1.0, 1.3)),
-        (1.00, 1.000, (1.0, 1.0)),
-        (1.05, 0.855, (0.85, 0.95)),
-        (1.10, 0.717, (0.7, 0.9)),
-    ],
-)
-def test_skew_documented_30_day_numbers(
-    moneyness: float, documented: float, typical: tuple[float, float]
-) -> None:
-    ratio = SkewModel().iv(0.2, 100.0, 100.0 * moneyness, T30) / 0.2
-    assert round(ratio, 3) == documented
-    assert typical[0] <= ratio <= typical[1]
+@pytest.mark.parametrize("moneyness", [0.80, 0.90, 0.95, 1.00, 1.05, 1.10])
+def test_skew_is_linear_in_standard_deviations_of_moneyness(moneyness: float) -> None:
+    z = math.log(moneyness) / (0.2 * math.sqrt(T30))
+    want = 0.2 * min(max(1 - DEFAULT_SKEW_SLOPE * z, 0.7), 2.0)
+    assert SkewModel().iv(0.2, 100.0, 100.0 * moneyness, T30) == pytest.approx(want, rel=1e-14)
+
+
+def test_skew_shape_is_the_same_at_every_volatility_level() -> None:
+    """In standard deviations of moneyness the smile scales with the ATM level: the same z
+    gives the same ratio to ATM at 10% and 40% vol."""
+    model = SkewModel(curvature=0.03)
+    for z in (-2.0, -1.0, 0.5, 1.2):
+        ratios = [
+            model.iv(atm, 100.0, 100.0 * math.exp(z * atm * math.sqrt(T30)), T30) / atm
+            for atm in (0.1, 0.25, 0.4)
+        ]
+        assert max(ratios) - min(ratios) < 1e-12
 
 
 def test_skew_equals_atm_at_spot_and_at_expiry() -> None:
@@ -322,13 +322,18 @@ def test_skew_is_decreasing_in_strike_and_bounded() -> None:
 def test_skew_custom_parameters_and_validation() -> None:
     flat = SkewModel(slope=0.0)
     assert flat.iv(0.3, 100.0, 80.0, T30) == 0.3
-    model = SkewModel(slope=1.0, floor_ratio=0.9, cap_ratio=1.2)
-    x = math.log(1.02) / math.sqrt(T30)
-    assert model.iv(0.25, 100.0, 102.0, T30) == pytest.approx(0.25 * (1 - x), rel=1e-14)
+    model = SkewModel(slope=0.3, floor_ratio=0.9, cap_ratio=1.2)
+    z = math.log(1.02) / (0.25 * math.sqrt(T30))
+    assert model.iv(0.25, 100.0, 102.0, T30) == pytest.approx(0.25 * (1 - 0.3 * z), rel=1e-14)
+    smile = SkewModel(slope=0.3, curvature=0.05)
+    want = 0.25 * (1 - 0.3 * z + 0.05 * z * z)
+    assert smile.iv(0.25, 100.0, 102.0, T30) == pytest.approx(want, rel=1e-14)
     assert model.iv(0.25, 100.0, 110.0, T30) == pytest.approx(0.25 * 0.9)
     assert model.iv(0.25, 100.0, 90.0, T30) == pytest.approx(0.25 * 1.2)
     with pytest.raises(ValueError):
         SkewModel(slope=-0.1)
+    with pytest.raises(ValueError):
+        SkewModel(curvature=-0.1)
     with pytest.raises(ValueError):
         SkewModel(floor_ratio=1.1)
     with pytest.raises(ValueError):

@@ -97,7 +97,9 @@ def test_config_scenarios_change_every_variant() -> None:
 
     variants = grids.multiplier_variants(DEFAULT_BASE)
     skew = _scenario_variants(variants, BY_NAME["skew_x1.5"])
-    assert all(v.config.skew_slope == pytest.approx(1.275) for v in skew)
+    from research.backtest.pricing import DEFAULT_SKEW_SLOPE
+
+    assert all(v.config.skew_slope == pytest.approx(1.5 * DEFAULT_SKEW_SLOPE) for v in skew)
     assert [v.config.sizing for v in skew] == [v.config.sizing for v in variants]
     fills = _scenario_variants(variants, BY_NAME["next_open_fills"])
     assert {v.config.fills.timing for v in fills} == {"next_open"}

@@ -183,7 +183,8 @@ SYN_DATES = pd.bdate_range("2020-01-01", "2022-12-30")
 # in the rising halves, bear calls in the falling ones.
 SYN_UP = np.asarray(SYN_DATES.month <= 6)
 SYN = make_panel(1000 * np.exp(np.cumsum(np.where(SYN_UP, 0.004, -0.004))), SYN_DATES)
-BASE = BacktestConfig()
+# a flat 20% smile (ATM = the IV input) and no interest on cash: the trend alone decides
+BASE = BacktestConfig().replace(**{"skew_slope": 0.0, "atm_ratio": 1.0, "rate": 0.0})
 CALL = Variant("call", {}, BASE.replace(**{"spread.strategy": "bear_call"}))
 PUT = Variant("put", {}, BASE.replace(**{"spread.strategy": "bull_put"}))
 PUT3 = Variant("put3", {}, BASE.replace(**{"spread.strategy": "bull_put", "sizing.contracts": 3}))

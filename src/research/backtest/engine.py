@@ -69,25 +69,32 @@ def _spread_mid(
     slope: float,
     floor: float,
     cap: float,
+    curv: float,
 ) -> float:
     """Mid value (cost to close) of short ks / long kl; intrinsic value when ``t <= 0``.
 
-    The same Black–Scholes–Merton and skew formulas as ``bs_price_nb`` / ``skewed_iv_nb``, with
+    The same Black–Scholes–Merton and smile formulas as ``bs_price_nb`` / ``skewed_iv_nb``, with
     the factors both legs share (discounting, sqrt(t), each leg's log-moneyness) computed once.
     """
     if t <= 0.0 or not (atm > 0.0):
-        ps = bs_price_nb(s, ks, t, r, q, skewed_iv_nb(atm, s, ks, t, slope, floor, cap), is_call)
-        pl = bs_price_nb(s, kl, t, r, q, skewed_iv_nb(atm, s, kl, t, slope, floor, cap), is_call)
+        ps = bs_price_nb(
+            s, ks, t, r, q, skewed_iv_nb(atm, s, ks, t, slope, floor, cap, curv), is_call
+        )
+        pl = bs_price_nb(
+            s, kl, t, r, q, skewed_iv_nb(atm, s, kl, t, slope, floor, cap, curv), is_call
+        )
         return ps - pl
     sqrt_t = math.sqrt(t)
     disc_s = s * math.exp(-q * t)
     disc_r = math.exp(-r * t)
     drift = (r - q) * t
+    scale = atm * sqrt_t
     value = 0.0
     for leg in range(2):
         k = ks if leg == 0 else kl
         log_ks = math.log(k / s)
-        sigma = atm * min(max(1.0 - slope * log_ks / sqrt_t, floor), cap)
+        z = log_ks / scale
+        sigma = atm * min(max(1.0 - slope * z + curv * z * z, floor), cap)
         vol_t = sigma * sqrt_t
         d1 = (-log_ks + drift + 0.5 * sigma * sigma * t) / vol_t
         d2 = d1 - vol_t
@@ -97,6 +104,12 @@ def _spread_mid(
             price = k * disc_r * norm_cdf(-d2) - disc_s * norm_cdf(-d1)
         value += price if leg == 0 else -price
     return value
+
+
+@njit(cache=True)
+def _atm(iv_input: float, intercept: float, ratio: float) -> float:
+    """ATM implied volatility from the IV input (index, proxy or scaled index)."""
+    return intercept + ratio * iv_input
 
 
 @njit(cache=True)
@@ -120,6 +133,7 @@ def _pick_short_strike(
     slope: float,
     floor: float,
     cap: float,
+    curv: float,
 ) -> tuple[float, float]:
     """Grid strike whose |delta| is in [min_d, max_d] and closest to the middle; (nan, nan)
     when none is."""
@@ -132,7 +146,8 @@ def _pick_short_strike(
         k = base + i * step if is_call else base - i * step
         if k <= 0:
             break
-        d = abs(bs_delta_nb(s, k, t, r, q, skewed_iv_nb(atm, s, k, t, slope, floor, cap), is_call))
+        iv = skewed_iv_nb(atm, s, k, t, slope, floor, cap, curv)
+        d = abs(bs_delta_nb(s, k, t, r, q, iv, is_call))
         if d < min_d:
             break
         if d <= max_d and abs(d - mid) < best_gap:
@@ -215,7 +230,10 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
     div,
     slope,
     floor,
-    cap,  # account, pricing
+    cap,
+    curv,
+    atm_a,
+    atm_b,  # account, pricing
     record,
     equity_out,
     heat_out,
@@ -266,11 +284,12 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                             t,
                             r,
                             div[c, j],
-                            mark_iv[d - 1, j],
+                            _atm(mark_iv[d - 1, j], atm_a[c], atm_b[c]),
                             call,
                             slope[c],
                             floor[c],
                             cap[c],
+                            curv[c],
                         )
                         debit = min(value + _half_spread(value, hs_pct[c], hs_min[c]), abs(kl - ks))
                         pnl = (p_num[i, F_CREDIT] - debit) * 100.0 * ncon - 2.0 * fee[c] * ncon
@@ -300,6 +319,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                             slope[c],
                             floor[c],
                             cap[c],
+                            curv[c],
                         )
                         credit = mid - _half_spread(mid, hs_pct[c], hs_min[c])
                         if credit > 0.0:
@@ -337,8 +357,20 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     value = debit
                 else:
                     t = (day_ord[exp_i] - day_ord[d]) / 365.0
+                    mark_atm = _atm(mark_iv[d, j], atm_a[c], atm_b[c])
                     value = _spread_mid(
-                        s, ks, kl, t, r, div[c, j], mark_iv[d, j], call, slope[c], floor[c], cap[c]
+                        s,
+                        ks,
+                        kl,
+                        t,
+                        r,
+                        div[c, j],
+                        mark_atm,
+                        call,
+                        slope[c],
+                        floor[c],
+                        cap[c],
+                        curv[c],
                     )
                     # a combo order: half spread on the spread's mid, never above the width
                     debit = min(value + _half_spread(value, hs_pct[c], hs_min[c]), abs(kl - ks))
@@ -387,9 +419,9 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     if n_open >= max_pos[c]:
                         break
                     s = close[d, j]
-                    atm = atm_iv[d, j]
-                    if not (atm > 0.0):
+                    if not (atm_iv[d, j] > 0.0):
                         continue
+                    atm = _atm(atm_iv[d, j], atm_a[c], atm_b[c])
                     if not (ivp[d, j] >= min_ivp[c]):  # also: percentile not known yet
                         stats_out[c, S_IV_FILTER] += 1
                         continue
@@ -401,14 +433,28 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     q = div[c, j]
                     stp = step[d, j]
                     ks, delta = _pick_short_strike(
-                        s, t, r, q, atm, stp, call, min_d[c], max_d[c], slope[c], floor[c], cap[c]
+                        s,
+                        t,
+                        r,
+                        q,
+                        atm,
+                        stp,
+                        call,
+                        min_d[c],
+                        max_d[c],
+                        slope[c],
+                        floor[c],
+                        cap[c],
+                        curv[c],
                     )
                     if math.isnan(ks):
                         stats_out[c, S_NO_STRIKE] += 1
                         continue
                     w = max(stp, round(width_pct[c] * s / stp) * stp)
                     kl = ks + w if call else ks - w
-                    mid = _spread_mid(s, ks, kl, t, r, q, atm, call, slope[c], floor[c], cap[c])
+                    mid = _spread_mid(
+                        s, ks, kl, t, r, q, atm, call, slope[c], floor[c], cap[c], curv[c]
+                    )
                     credit = mid - _half_spread(mid, hs_pct[c], hs_min[c])
                     if credit <= 0.0:
                         stats_out[c, S_NO_CREDIT] += 1

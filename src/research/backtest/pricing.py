@@ -35,33 +35,30 @@ differentiated).
 Skew
 ----
 Equity-index implied volatility falls with strike (downside skew: puts below spot trade at a
-higher IV than at-the-money, calls above spot at a lower one), and the skew in log-moneyness
-flattens roughly like ``1 / sqrt(T)`` with maturity. The model uses the standard
-"moneyness scaled by sqrt(T)" parametrisation, linear in ``x = ln(K/S) / sqrt(T)``::
+higher IV than at-the-money, calls above spot at a lower one). The model measures a strike in
+standard deviations of the at-the-money distribution, ``z = ln(K/S) / (atm_iv * sqrt(T))``, and
+uses a quadratic in ``z``::
 
-    iv(K) = atm_iv * clip(1 - slope * ln(K/S) / sqrt(T), floor_ratio, cap_ratio)
+    iv(K) = atm_iv * clip(1 - slope * z + curvature * z**2, floor_ratio, cap_ratio)
 
-so ``iv(S) = atm_iv``, ``iv`` is non-increasing in ``K`` (strictly decreasing between the clip
-points) and always within ``[floor_ratio, cap_ratio] * atm_iv``. The floor stops far out-of-the-
-money calls (and very short expiries, where ``x`` grows large) from reaching a zero or negative
-vol; the cap bounds the far put wing. ``T <= 0`` returns ``atm_iv`` (no skew at expiry).
+so ``iv(S) = atm_iv`` and ``iv`` always lies within ``[floor_ratio, cap_ratio] * atm_iv``; with
+``curvature = 0`` it is non-increasing in ``K``. Measuring moneyness in standard deviations
+makes the shape of the smile — and so the risk-neutral skewness it implies — the same at every
+volatility level, as Cboe observes of S&P 500 options (variations in its SKEW index have a low
+correlation with the VIX). ``T <= 0`` or ``atm_iv <= 0`` returns ``atm_iv``.
 
-Defaults ``slope = 0.85``, ``floor_ratio = 0.70``, ``cap_ratio = 2.00`` are set to a typical
-S&P 500 30-day skew. For ``T = 30/365`` they give (ratio to ATM IV):
+Defaults (``research.backtest.smile`` derives and tests them from published facts):
 
-=============  ===========  ======
-strike / spot  x            ratio
-=============  ===========  ======
-0.80           -0.778       1.662
-0.90           -0.368       1.312
-0.95           -0.179       1.152
-1.00            0           1.000
-1.05            0.170       0.855
-1.10            0.332       0.717
-=============  ===========  ======
-
-(a 10% out-of-the-money 30-day put at ~1.31x ATM, a 5% out-of-the-money call at ~0.86x; with the
-linear form these two targets, 1.3-1.5x and 0.85-0.95x, pin ``slope`` to 0.82-0.88).
+- ``slope = DEFAULT_SKEW_SLOPE``: the model's 30-day risk-neutral skewness, computed from its
+  out-of-the-money option prices by Cboe's SKEW method (Bakshi, Kapadia & Madan 2003), gives
+  SKEW = 100 - 10 * skewness = 120, inside the 100-150 range Cboe's SKEW white paper (2010)
+  calls typical.
+- ``curvature = 0``, ``floor_ratio = 0.70`` (the call wing flattens there, about 1.4 standard
+  deviations above spot), ``cap_ratio = 2.00``.
+- The ATM level comes from the IV index: the VIX is the 30-day variance of the whole strip of
+  out-of-the-money options (Cboe VIX white paper), so with a skew it sits above the ATM
+  implied volatility. ``DEFAULT_ATM_RATIO`` is the ATM / index ratio at which the model's own
+  VIX equals the index.
 """
 
 from __future__ import annotations
@@ -76,6 +73,7 @@ from numba import njit
 from scipy.optimize import brentq
 
 __all__ = [
+    "DEFAULT_ATM_RATIO",
     "DEFAULT_SKEW_CAP_RATIO",
     "DEFAULT_SKEW_FLOOR_RATIO",
     "DEFAULT_SKEW_SLOPE",
@@ -94,9 +92,13 @@ OptionKind = Literal["call", "put"]
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
 
-DEFAULT_SKEW_SLOPE = 0.85
+DEFAULT_SKEW_SLOPE = 0.273
+"""Model SKEW index 120 (``research.backtest.smile.slope_for_skew``; tested)."""
 DEFAULT_SKEW_FLOOR_RATIO = 0.70
 DEFAULT_SKEW_CAP_RATIO = 2.00
+DEFAULT_ATM_RATIO = 0.880
+"""ATM implied volatility / IV index at which the model's VIX equals the index
+(``research.backtest.smile.atm_ratio_for`` at the default slope; tested)."""
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -213,12 +215,19 @@ def bs_delta_nb(
 
 @njit(cache=True)
 def skewed_iv_nb(
-    atm_iv: float, S: float, K: float, T: float, slope: float, floor_ratio: float, cap_ratio: float
+    atm_iv: float,
+    S: float,
+    K: float,
+    T: float,
+    slope: float,
+    floor_ratio: float,
+    cap_ratio: float,
+    curvature: float = 0.0,
 ) -> float:
     """Implied volatility at strike ``K`` from the at-the-money IV (numba kernel).
 
-    ``atm_iv * clip(1 - slope * ln(K/S) / sqrt(T), floor_ratio, cap_ratio)``; see the module
-    docstring.
+    ``atm_iv * clip(1 - slope * z + curvature * z**2, floor_ratio, cap_ratio)`` with
+    ``z = ln(K/S) / (atm_iv * sqrt(T))``; see the module docstring.
 
     Parameters
     ----------
@@ -231,18 +240,21 @@ def skewed_iv_nb(
     T : float
         Time to expiry in years; ``T <= 0`` returns ``atm_iv``.
     slope : float
-        Skew slope per unit of ``ln(K/S) / sqrt(T)`` (> 0 for downside skew).
+        Skew slope per standard deviation of moneyness (> 0 for downside skew).
     floor_ratio, cap_ratio : float
         Bounds of ``iv / atm_iv``.
+    curvature : float
+        Smile term per squared standard deviation.
 
     Returns
     -------
     float
         The strike's implied volatility.
     """
-    if T <= 0.0:
+    if T <= 0.0 or atm_iv <= 0.0:
         return atm_iv
-    ratio = 1.0 - slope * math.log(K / S) / math.sqrt(T)
+    z = math.log(K / S) / (atm_iv * math.sqrt(T))
+    ratio = 1.0 - slope * z + curvature * z * z
     ratio = min(max(ratio, floor_ratio), cap_ratio)
     return atm_iv * ratio
 
@@ -288,10 +300,11 @@ def _skewed_iv_loop(
     slope: float,
     floor_ratio: float,
     cap_ratio: float,
+    curvature: float,
 ) -> FloatArray:
     out = np.empty(atm_iv.shape[0])
     for i in range(atm_iv.shape[0]):
-        out[i] = skewed_iv_nb(atm_iv[i], S[i], K[i], T[i], slope, floor_ratio, cap_ratio)
+        out[i] = skewed_iv_nb(atm_iv[i], S[i], K[i], T[i], slope, floor_ratio, cap_ratio, curvature)
     return out
 
 
@@ -468,30 +481,32 @@ def implied_vol(
 
 @dataclass(frozen=True)
 class SkewModel:
-    """Downside skew ``iv(K) = atm_iv * clip(1 - slope * ln(K/S) / sqrt(T), floor, cap)``.
+    """Smile ``iv(K) = atm_iv * clip(1 - slope * z + curvature * z**2, floor, cap)``,
+    ``z = ln(K/S) / (atm_iv * sqrt(T))`` (module docstring).
 
     Parameters
     ----------
     slope : float
-        Skew slope per unit of ``ln(K/S) / sqrt(T)``; 0 gives a flat smile.
+        Skew slope per standard deviation of moneyness; 0 gives a flat smile.
+    curvature : float
+        Smile term per squared standard deviation (>= 0).
     floor_ratio : float
         Lowest ``iv / atm_iv`` (far out-of-the-money calls).
     cap_ratio : float
         Highest ``iv / atm_iv`` (far out-of-the-money puts).
 
-    Notes
-    -----
-    The defaults give, at 30 days, 1.312x ATM for a strike 10% below spot and 0.855x for 5%
-    above (module docstring for the full table).
     """
 
     slope: float = DEFAULT_SKEW_SLOPE
     floor_ratio: float = DEFAULT_SKEW_FLOOR_RATIO
     cap_ratio: float = DEFAULT_SKEW_CAP_RATIO
+    curvature: float = 0.0
 
     def __post_init__(self) -> None:
         if self.slope < 0:
             raise ValueError(f"slope must be >= 0 (downside skew), got {self.slope}")
+        if self.curvature < 0:
+            raise ValueError(f"curvature must be >= 0, got {self.curvature}")
         if not 0 < self.floor_ratio <= 1 <= self.cap_ratio:
             raise ValueError(
                 "need 0 < floor_ratio <= 1 <= cap_ratio, got "
@@ -519,5 +534,7 @@ class SkewModel:
         """
         shape, (a, s, k, t) = _broadcast(atm_iv, S, K, T)
         _check_positive(s, k)
-        out = _skewed_iv_loop(a, s, k, t, self.slope, self.floor_ratio, self.cap_ratio)
+        out = _skewed_iv_loop(
+            a, s, k, t, self.slope, self.floor_ratio, self.cap_ratio, self.curvature
+        )
         return _result(out, shape)

@@ -308,8 +308,11 @@ def _config_arrays(
         growth=arr(lambda c: (1.0 + c.rate) ** (1.0 / TRADING_DAYS)),
         div=div,
         slope=arr(lambda c: skew_default.slope if c.skew_slope is None else c.skew_slope),
-        floor=arr(lambda c: skew_default.floor_ratio),
-        cap=arr(lambda c: skew_default.cap_ratio),
+        floor=arr(lambda c: c.skew_floor),
+        cap=arr(lambda c: c.skew_cap),
+        curv=arr(lambda c: c.skew_curvature),
+        atm_a=arr(lambda c: c.atm_intercept),
+        atm_b=arr(lambda c: c.atm_ratio),
     )
 
 
@@ -443,6 +446,9 @@ def run_kernel(
         a["slope"],
         a["floor"],
         a["cap"],
+        a["curv"],
+        a["atm_a"],
+        a["atm_b"],
         record_trades,
         equity,
         heat,

@@ -11,6 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from research.backtest.pricing import (
+    DEFAULT_ATM_RATIO,
+    DEFAULT_SKEW_CAP_RATIO,
+    DEFAULT_SKEW_FLOOR_RATIO,
+)
+
 Strategy = Literal["bear_call", "bull_put"]
 SizingMode = Literal["fixed", "scaled"]
 FillTiming = Literal["close", "next_open"]
@@ -125,7 +131,16 @@ class BacktestConfig:
     (``(1 + rate) ** (1/252)`` per trading day) and subtracted from returns in Sharpe ratios
     (excess returns). No rates data is embedded: 2% flat, documented."""
     skew_slope: float | None = None
-    """Skew slope (None: the pricing module's default)."""
+    """Skew slope per standard deviation of moneyness (None: the pricing module's default,
+    ``DEFAULT_SKEW_SLOPE``)."""
+    skew_curvature: float = 0.0
+    """Smile term per squared standard deviation (``research.backtest.pricing``)."""
+    skew_floor: float = DEFAULT_SKEW_FLOOR_RATIO
+    skew_cap: float = DEFAULT_SKEW_CAP_RATIO
+    atm_ratio: float = DEFAULT_ATM_RATIO
+    """ATM implied volatility = ``atm_intercept + atm_ratio x`` the IV input (VIX, its proxy or
+    the VIX-scaled IV): the default makes the model's own VIX equal the index."""
+    atm_intercept: float = 0.0
     dividend_yields: tuple[tuple[str, float], ...] = DEFAULT_DIVIDEND_YIELDS
     """Continuous dividend yield per underlying, used in pricing and deltas (symbol, yield)."""
     default_dividend_yield: float = 0.0
@@ -166,6 +181,14 @@ class BacktestConfig:
             0 <= self.default_dividend_yield < 1
         ):
             problems.append("dividend yields must be in [0, 1) (annual, e.g. 0.018)")
+        if self.skew_curvature < 0 or (self.skew_slope is not None and self.skew_slope < 0):
+            problems.append("skew_slope and skew_curvature must be >= 0")
+        if not 0 < self.skew_floor <= 1 <= self.skew_cap:
+            problems.append(
+                f"need 0 < skew_floor <= 1 <= skew_cap, got {self.skew_floor}, {self.skew_cap}"
+            )
+        if self.atm_ratio <= 0:
+            problems.append(f"atm_ratio must be > 0, got {self.atm_ratio}")
         if not -0.5 < self.rate < 1:
             problems.append(f"rate must be an annual rate in (-0.5, 1), got {self.rate}")
         if f.half_spread_pct < 0 or f.min_half_spread < 0 or f.fee_per_contract < 0:

@@ -58,8 +58,24 @@ REQUIRED: tuple[str, ...] = (
     "underlying_price",
 )
 OPTIONAL: tuple[str, ...] = ("iv", "delta", "volume", "open_interest")
-_ORATS_KEYS = ("tradeDate", "ticker", "expirDate", "strike", "callBidPrice", "putAskPrice")
+_ORATS_KEYS = (
+    "tradeDate",
+    "ticker",
+    "expirDate",
+    "strike",
+    "stockPrice",
+    "callBidPrice",
+    "callAskPrice",
+    "putBidPrice",
+    "putAskPrice",
+)
+_ORATS_MARKS = ("callBidPrice", "callAskPrice", "putBidPrice", "putAskPrice", "expirDate")
 _CBOE_KEYS = ("underlying_symbol", "quote_date", "expiration", "strike", "option_type")
+_CBOE_SNAPSHOT = {
+    "1545": ("bid_1545", "ask_1545", "active_underlying_price_1545"),
+    "eod": ("bid_eod", "ask_eod", "underlying_bid_eod", "underlying_ask_eod"),
+}
+_CBOE_MARKS = ("underlying_symbol", "option_type", "bid_1545", "ask_1545", "bid_eod", "ask_eod")
 
 
 def _fail(path: str, check: str, detail: str, *examples: str) -> ContractError:
@@ -73,13 +89,19 @@ def _q(name: str) -> str:
 
 
 def detect_layout(columns: Sequence[str]) -> str:
-    """``orats`` / ``cboe`` when their identifying columns are present, else ``long``."""
+    """``orats`` / ``cboe`` when at least three of their distinctive columns are present
+    (a file missing one of their other columns is then reported as such), else ``long``."""
     have = set(columns)
-    if set(_ORATS_KEYS) <= have:
+    if len(have & set(_ORATS_MARKS)) >= 3:
         return "orats"
-    if set(_CBOE_KEYS) <= have:
+    if len(have & set(_CBOE_MARKS)) >= 3:
         return "cboe"
     return "long"
+
+
+def _num(expr: str) -> str:
+    """A column as a number (text columns of CSV files included; unparseable text is null)."""
+    return f"TRY_CAST({expr} AS DOUBLE)"
 
 
 def _type_sql(expr: str) -> str:
@@ -95,9 +117,7 @@ def _long_sql(have: set[str], columns: Mapping[str, str]) -> str:
     for name in (*REQUIRED, *OPTIONAL):
         source = columns.get(name, name)
         if source not in have:
-            if name in REQUIRED:
-                parts.append(f"NULL AS {name}")  # the contract reports the missing column
-            continue
+            continue  # required ones were reported before (``_missing``)
         expr = _q(source)
         parts.append(f"{_type_sql(expr)} AS type" if name == "type" else f"{expr} AS {name}")
     return "SELECT " + ", ".join(parts) + " FROM src"
@@ -116,9 +136,11 @@ def _orats_sql(have: set[str]) -> str:
             '"stockPrice" AS underlying_price',
         ]
         if f"{kind}MidIv" in have:
-            cols.append(f'NULLIF("{kind}MidIv", 0) AS iv')
+            cols.append(f"NULLIF({_num(_q(kind + 'MidIv'))}, 0) AS iv")
         if "delta" in have:
-            cols.append('"delta" AS delta' if kind == "call" else '"delta" - 1 AS delta')
+            cols.append(
+                '"delta" AS delta' if kind == "call" else f"{_num(_q('delta'))} - 1 AS delta"
+            )
         if f"{kind}Volume" in have:
             cols.append(f'"{kind}Volume" AS volume')
         if f"{kind}OpenInterest" in have:
@@ -140,7 +162,8 @@ def _cboe_sql(have: set[str], snapshot: str) -> str:
         cols += [
             '"bid_eod" AS bid',
             '"ask_eod" AS ask',
-            '("underlying_bid_eod" + "underlying_ask_eod") / 2 AS underlying_price',
+            f"({_num(_q('underlying_bid_eod'))} + {_num(_q('underlying_ask_eod'))}) / 2 "
+            "AS underlying_price",
         ]
     else:
         cols += [
@@ -149,7 +172,7 @@ def _cboe_sql(have: set[str], snapshot: str) -> str:
             '"active_underlying_price_1545" AS underlying_price',
         ]
         if "implied_volatility_1545" in have:
-            cols.append('NULLIF("implied_volatility_1545", 0) AS iv')
+            cols.append(f"NULLIF({_num(_q('implied_volatility_1545'))}, 0) AS iv")
         if "delta_1545" in have:
             cols.append('"delta_1545" AS delta')
     if "trade_volume" in have:
@@ -163,30 +186,34 @@ def _open(con: object, path: Path, table: str | None) -> None:
     """Create the view ``src`` over the file."""
     fmt = _format_of(path)
     literal = "'" + str(path).replace("'", "''") + "'"
+    if table is not None and fmt not in ("duckdb", "sqlite"):
+        raise _fail(str(path), "unknown table", "table= applies to database files", repr(table))
     if fmt == "parquet":
         con.execute(f"CREATE VIEW src AS SELECT * FROM read_parquet({literal})")  # type: ignore[attr-defined]
     elif fmt == "csv":
-        con.execute(f"CREATE VIEW src AS SELECT * FROM read_csv_auto({literal}, all_varchar=false)")  # type: ignore[attr-defined]
+        # text columns: dates and numbers are parsed by the contract, as for every other file
+        # (DuckDB's sniffer would read 01/03/2024 day-first)
+        con.execute(f"CREATE VIEW src AS SELECT * FROM read_csv({literal}, all_varchar=true)")  # type: ignore[attr-defined]
     elif fmt == "duckdb":
         con.execute(f"ATTACH {literal} AS chainsdb (READ_ONLY)")  # type: ignore[attr-defined]
-        names = [
-            r[0]
-            for r in con.execute(  # type: ignore[attr-defined]
-                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'chainsdb'"
-            ).fetchall()
-        ]
+        found = con.execute(  # type: ignore[attr-defined]
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_catalog = 'chainsdb' ORDER BY table_schema, table_name"
+        ).fetchall()
+        names = {(n if sch == "main" else f"{sch}.{n}"): (sch, n) for sch, n in found}
         if table is None:
             if len(names) != 1:
                 raise _fail(
                     str(path),
                     "ambiguous table",
                     f"the file holds {len(names)} tables; name one with table=",
-                    *names[:5],
+                    *list(names)[:5],
                 )
-            table = names[0]
+            table = next(iter(names))
         elif table not in names:
             raise _fail(str(path), "missing table", "tables: " + ", ".join(names), repr(table))
-        con.execute(f"CREATE VIEW src AS SELECT * FROM chainsdb.{_q(table)}")  # type: ignore[attr-defined]
+        schema, name = names[table]
+        con.execute(f"CREATE VIEW src AS SELECT * FROM chainsdb.{_q(schema)}.{_q(name)}")  # type: ignore[attr-defined]
     else:
         frame = read_table(path, table=table)
         con.register("src_frame", frame)  # type: ignore[attr-defined]
@@ -239,7 +266,8 @@ def load_chains(
     ContractError
         Unreadable file, unknown layout or table, or rows that break the contract (crossed or
         negative quotes, duplicate keys, expirations before the quote date, missing underlying
-        prices, ...), naming the file, the column and example rows.
+        prices, ...), naming the file, the column and example rows. Row numbers count the rows
+        the layout and filters selected (for ORATS: the calls, then the puts).
     """
     import duckdb
 
@@ -264,17 +292,9 @@ def load_chains(
             "orats": lambda: _orats_sql(set(have)),
             "cboe": lambda: _cboe_sql(set(have), snapshot),
         }[chosen]()
-        if chosen != "long":
-            keys = _ORATS_KEYS if chosen == "orats" else _CBOE_KEYS
-            absent = [k for k in keys if k not in have]
-            if absent:
-                raise _fail(
-                    source,
-                    "missing column",
-                    f"the {chosen} layout needs {', '.join(keys)}",
-                    *absent,
-                )
-        where, params = _filters(underlyings, option_type, start, end, max_dte, moneyness)
+        _missing(source, chosen, have, columns or {}, snapshot)
+        kind = None if option_type is None else _option_type(source, option_type)
+        where, params = _filters(underlyings, kind, start, end, max_dte, moneyness)
         sql = f"SELECT * FROM ({select}) AS chain" + (f" WHERE {where}" if where else "")
         try:
             frame = con.execute(sql, params).df()
@@ -282,14 +302,52 @@ def load_chains(
             raise _fail(source, "unreadable file", str(exc).splitlines()[0]) from exc
     finally:
         con.close()
-    frame = frame.dropna(axis=1, how="all") if frame.empty else frame
-    for name in OPTIONAL:
-        if name in frame.columns and frame[name].isna().all():
-            frame = frame.drop(columns=name)
     out = validate("option_chains", frame, source=source)
-    return out.sort_values(
-        ["underlying", "quote_date", "type", "expiration", "strike"], kind="stable"
-    ).reset_index(drop=True)
+    # the filters again on the parsed values: DuckDB's pass keeps whatever it cannot parse
+    keep = pd.Series(True, index=out.index)
+    if start is not None:
+        keep &= out["quote_date"] >= pd.Timestamp(start)
+    if end is not None:
+        keep &= out["quote_date"] <= pd.Timestamp(end)
+    if max_dte is not None:
+        keep &= (out["expiration"] - out["quote_date"]).dt.days <= int(max_dte)
+    if moneyness is not None:
+        ratio = out["strike"] / out["underlying_price"]
+        keep &= (ratio >= moneyness[0]) & (ratio <= moneyness[1])
+    return (
+        out.loc[keep]
+        .sort_values(["underlying", "quote_date", "type", "expiration", "strike"], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def _option_type(source: str, value: str) -> str:
+    kind = {"c": "call", "call": "call", "p": "put", "put": "put"}.get(value.strip().lower())
+    if kind is None:
+        raise _fail(source, "unknown option type", "use call or put (C/P)", repr(value))
+    return kind
+
+
+def _missing(
+    source: str, layout: str, have: Sequence[str], columns: Mapping[str, str], snapshot: str
+) -> None:
+    """Raise a ``missing column`` error for every column the layout needs and the file lacks."""
+    if layout == "long":
+        needed = {name: columns.get(name, name) for name in REQUIRED}
+    elif layout == "orats":
+        needed = {k: k for k in _ORATS_KEYS}
+    else:
+        needed = {k: k for k in (*_CBOE_KEYS, *_CBOE_SNAPSHOT[snapshot])}
+    absent = [src for src in needed.values() if src not in have]
+    if absent:
+        detail = "required column is absent"
+        if layout != "long":
+            detail += f" (the {layout} layout)"
+        raise ContractError(
+            source,
+            "option_chains",
+            [Problem(col, "missing column", detail=detail) for col in absent],
+        )
 
 
 def _filters(
@@ -312,7 +370,8 @@ def _filters(
         )
         params += list(underlyings)
     if option_type is not None:
-        clauses.append("(type = ? OR type NOT IN ('call', 'put'))")
+        # rows with another or no type are kept: the contract check reports them
+        clauses.append("(type = ? OR type NOT IN ('call', 'put') OR type IS NULL)")
         params.append(option_type)
     if start is not None:
         clauses.append(f"({qd} >= ? OR {qd} IS NULL)")

@@ -6,8 +6,9 @@ calibration be checked against a truth that is known exactly. Real chains come f
 vendor files (``research.data.chains.load_chains``).
 
 Smile: ``iv(K) = atm · clip(1 − slope · z + curvature · z², floor, cap)`` with standardised
-moneyness ``z = ln(K / F) / (atm · √T)`` and ``atm = atm_ratio · index IV``. Spread: the larger of
-``min_spread`` and ``spread_pct`` of the mid, split around the mid (bid floored at 0).
+moneyness ``z = ln(K / S) / (atm · √T)`` and ``atm = atm_ratio · index IV`` — the family of the
+pricing model (``research.backtest.pricing``), so a calibration can recover it. Spread: the
+larger of ``min_spread`` and ``spread_pct`` of the mid, split around the mid (bid floored at 0).
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ class TrueSmile:
     atm_ratio: float = 0.88
     slope: float = 0.35
     curvature: float = 0.05
-    floor: float = 0.5
-    cap: float = 3.0
+    floor: float = 0.7
+    cap: float = 2.0
 
-    def iv(
-        self, index_iv: np.ndarray, s: np.ndarray, k: np.ndarray, t: np.ndarray, fwd: np.ndarray
-    ) -> np.ndarray:
+    def iv(self, index_iv: np.ndarray, s: float, k: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Implied volatilities at strikes ``k`` and expiries ``t`` (years)."""
         atm = self.atm_ratio * index_iv
-        z = np.log(k / fwd) / (atm * np.sqrt(t))
+        z = np.log(k / s) / (atm * np.sqrt(t))
         return atm * np.clip(1 - self.slope * z + self.curvature * z**2, self.floor, self.cap)
 
 
@@ -99,8 +99,7 @@ def synthetic_chains(
         t = ((expiries - date).days.to_numpy() / 365.0)[:, None]
         k = strikes[None, :]
         t, k = np.broadcast_arrays(t, k)
-        fwd = close * np.exp((rate - dividend_yield) * t)
-        vol = smile.iv(np.full(t.shape, index_iv), close, k, t, fwd)
+        vol = smile.iv(np.full(t.shape, index_iv), close, k, t)
         for kind in ("call", "put"):
             mid = np.asarray(bs_price(close, k, t, rate, vol, kind, dividend_yield))
             spread = np.maximum(min_spread, spread_pct * mid)
