@@ -24,6 +24,7 @@ FIGURES = {
     "02_market_regimes": 6,
     "03_regime_multiplier_grid": 6,
     "04_portfolio_limits_grid": 5,
+    "08_option_chains": 2,
 }
 
 
@@ -132,3 +133,24 @@ def test_grid_pages_state_verdicts_that_follow_from_their_numbers(rendered: Path
             assert "mean daily returns" in row["oos_spa"]["test"]
             # the page shows the verdict (the headline and the sentence)
             assert text.split(":")[0] in page.replace("&amp;", "&")
+
+
+def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(
+    rendered: Paths,
+) -> None:
+    import json
+
+    page = (rendered.site / "executed" / "08_option_chains.html").read_text()
+    assert "SYNTHETIC quotes" in page and "not market data" in page
+    summary = json.loads((rendered.reports / "summaries" / "08_option_chains.json").read_text())
+    assert summary["synthetic"] is True and summary["quotes"].startswith("SYNTHETIC")
+    ratio = summary["model_chain_spread_mid_ratio"]
+    # the synthetic smile is in the model's family: calibrated, the model prices the spreads
+    assert abs(ratio["after"] - 1) < 0.01 < abs(ratio["before"] - 1)
+    assert [b["pricing"] for b in summary["backtests"]] == [
+        "chain",
+        "model (default)",
+        "model (calibrated)",
+    ]
+    assert set(summary["verdicts"]) == {"model", "chain"}
+    assert f"{ratio['after']:.3f}" in page

@@ -63,6 +63,12 @@ class Scenario:
     """Keep only dates with a published IV index."""
 
     @property
+    def model_only(self) -> bool:
+        """It changes only how the model prices options (skew, dividends, fills at the open):
+        it does not apply to spreads priced from option chains."""
+        return bool(self.config_changes) and not (self.proxy_shift or self.proxy_fit_window)
+
+    @property
     def market_key(self) -> tuple[float, tuple[str, str] | None, bool]:
         """What the market inputs (IV, labels) depend on."""
         return (self.proxy_shift, self.proxy_fit_window, self.real_iv_only)
@@ -130,6 +136,9 @@ class StudyData:
     """``realized_vol_features(bars)``."""
     fit: IvProxyFit
     anchor: str = "SPX"
+    chains: pd.DataFrame | None = field(default=None, repr=False)
+    """Option quotes (``option_chains``): spreads are then priced from them."""
+    chains_source: str = ""
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -140,9 +149,11 @@ class StudyData:
         *,
         symbols: Sequence[str] | None = None,
         anchor: str = "SPX",
+        chains_path: str | None = None,
+        chain_layout: str = "auto",
     ) -> StudyData:
-        """Bars (embedded or a file), the published IV (embedded VIX or a file) and the proxy
-        map fitted on the embedded SPX/VIX overlap."""
+        """Bars (embedded or a file), the published IV (embedded VIX or a file), the proxy map
+        fitted on the embedded SPX/VIX overlap, and optionally option quotes."""
         from research.data import market
 
         wanted = None if symbols is None else list(dict.fromkeys([*symbols, anchor]))
@@ -153,7 +164,25 @@ class StudyData:
         published = market.load_iv_index(iv_path)
         fit = market.fit_iv_proxy(market.embedded_bars([anchor]), market.embedded_vix())
         features = market.realized_vol_features(bars)
-        return cls(bars, published, features, fit, anchor)
+        chains = None
+        if chains_path is not None:
+            from research.backtest.service import CHAIN_MONEYNESS
+            from research.data.chains import load_chains
+
+            chains = load_chains(
+                chains_path,
+                layout=chain_layout,
+                underlyings=None if symbols is None else list(symbols),
+                max_dte=120,
+                moneyness=CHAIN_MONEYNESS,
+            )
+        return cls(bars, published, features, fit, anchor, chains, str(chains_path or ""))
+
+    def with_chains(self, chains: pd.DataFrame | None, source: str = "") -> StudyData:
+        """The same inputs with spreads priced from ``chains`` (or by the model: None)."""
+        import dataclasses
+
+        return dataclasses.replace(self, chains=chains, chains_source=source, _cache={})
 
     def iv(self, scenario: Scenario) -> pd.DataFrame:
         """The IV frame (``date, symbol, iv, source``) of ``scenario``."""
@@ -239,9 +268,15 @@ class StudyData:
                 first = mine.groupby("symbol")["date"].min().max()
                 lo = str(max(pd.Timestamp(first), pd.Timestamp(start or first)).date())
             try:
-                self._cache[key] = market_panel(
-                    self.bars, table, tickers=list(tickers), start=lo, end=hi
-                )
+                panel = market_panel(self.bars, table, tickers=list(tickers), start=lo, end=hi)
+                if self.chains is not None:
+                    import dataclasses
+
+                    from research.backtest.chains import chain_book
+
+                    book = chain_book(panel.dates, panel.tickers, self.chains, self.chains_source)
+                    panel = dataclasses.replace(panel, chains=book)
+                self._cache[key] = panel
             except ValueError:
                 if not scenario.real_iv_only:
                     raise

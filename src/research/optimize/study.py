@@ -78,6 +78,7 @@ from research.optimize.walkforward import (
 
 __all__ = [
     "CHOICE",
+    "compare_verdicts",
     "GridStudy",
     "ScenarioResult",
     "evaluate_scenario",
@@ -514,7 +515,7 @@ class GridStudy:
                             "tickers": tickers,
                             "scenario": item.name,
                             "change": item.description,
-                            "verdict": "not applicable (no data for this scenario)",
+                            "verdict": "not applicable",
                             "verdict_holds": None,
                         }
                     )
@@ -776,6 +777,10 @@ def grid_study(
         )
         results: list[ScenarioResult | Scenario] = []
         for sc in chosen:
+            if data.chains is not None and sc.model_only:
+                results.append(sc)  # chain prices do not use the model's skew or dividends
+                say(f"{name} {sc.name}: not applicable to chain prices")
+                continue
             panel = data.panel(sc, tickers, start, end)
             is_y, oos_y = REAL_IV_SPLIT if sc.real_iv_only else (is_years, oos_years)
             try:
@@ -844,3 +849,24 @@ def grid_study(
         robustness=rob,
         seconds=time.perf_counter() - t0,
     )
+
+
+def compare_verdicts(studies: dict[str, GridStudy]) -> pd.DataFrame:
+    """The baseline verdicts of the same study under different pricings, side by side.
+
+    Parameters
+    ----------
+    studies
+        Pricing label (e.g. ``model``, ``chain``) → its ``GridStudy``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pricing and ticker set: ``pricing, tickers, verdict, choice_oos_sharpe``,
+        the benchmark's and the control's OOS Sharpe, the Sharpe-test p-value against the
+        control and the permutation p-value.
+    """
+    frames = [s.verdicts().assign(pricing=name) for name, s in studies.items()]
+    out = pd.concat(frames, ignore_index=True)
+    first = ["pricing", "tickers", "verdict"]
+    return out[[*first, *[c for c in out.columns if c not in (*first, "robustness")]]]

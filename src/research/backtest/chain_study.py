@@ -1,0 +1,231 @@
+"""The same configuration priced from option chains and by the model: what the model gets wrong
+on the strategy's own trades, before and after calibrating it to the quotes.
+
+``compare_pricing`` runs one configuration three ways on the chain's dates — from the quotes,
+by the model with its defaults, by the model with the smile fitted to the quotes
+(``research.backtest.calibrate``) — and returns the calibration, the daily spread-mid ratios and
+the three backtests. ``chains_or_synthetic`` reads the user's chain file or, without one, makes a
+**synthetic** chain (``research.data.synthetic_chains``: quotes from a known smile around the
+real closes) so the page still shows what the tools do; everything made from it says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from research.backtest.calibrate import SmileFit, calibrate, spread_ratios
+from research.backtest.run import BacktestResult, MarketPanel, run_backtest
+from research.backtest.spreads import BacktestConfig
+
+__all__ = ["ChainInput", "PricingComparison", "chains_or_synthetic", "compare_pricing"]
+
+SYNTHETIC_LABEL = "SYNTHETIC quotes (a known smile around real closes), not market data"
+
+
+@dataclass(frozen=True, eq=False)
+class ChainInput:
+    """Quotes for the page: the user's file, or a labelled synthetic chain."""
+
+    chains: pd.DataFrame = field(repr=False)
+    label: str
+    synthetic: bool
+
+    @property
+    def first_date(self) -> str:
+        return str(self.chains["quote_date"].min().date())
+
+    @property
+    def last_date(self) -> str:
+        return str(self.chains["quote_date"].max().date())
+
+    def coverage(self) -> pd.DataFrame:
+        """Per underlying: dates, quote days, expirations and quotes (calls and puts)."""
+        g = self.chains.groupby("underlying")
+        return pd.DataFrame(
+            {
+                "first_date": g["quote_date"].min(),
+                "last_date": g["quote_date"].max(),
+                "quote_days": g["quote_date"].nunique(),
+                "expirations": g["expiration"].nunique(),
+                "calls": g["type"].apply(lambda s: int((s == "call").sum())),
+                "puts": g["type"].apply(lambda s: int((s == "put").sum())),
+            }
+        ).reset_index()
+
+
+def chains_or_synthetic(
+    chains_path: str | None,
+    *,
+    layout: str = "auto",
+    underlying: str = "SPX",
+    start: str | None = None,
+    end: str | None = None,
+    seed: int = 0,
+) -> ChainInput:
+    """The user's chain file (resolved like every notebook path), or a synthetic chain of
+    ``underlying`` (embedded SPX bars and VIX; default 2015-2018) when ``chains_path`` is None."""
+    from research.data.chains import load_chains
+
+    if chains_path is not None:
+        from research.config import resolve_path
+
+        path = resolve_path(chains_path)
+        frame = load_chains(
+            path,
+            layout=layout,
+            underlyings=[underlying],
+            start=start,
+            end=end,
+            max_dte=120,
+            moneyness=(0.5, 1.5),
+        )
+        if frame.empty:
+            raise ValueError(f"{path}: no quotes for {underlying} between {start} and {end}")
+        return ChainInput(frame, str(chains_path), synthetic=False)
+    from research.data import market
+    from research.data.contracts import validate
+    from research.data.synthetic_chains import synthetic_chains
+
+    raw = synthetic_chains(
+        market.load_bars(symbols=[underlying]),
+        market.load_iv_index(),
+        symbol=underlying,
+        start=start or "2015-01-01",
+        end=end or "2018-12-31",
+        missing=0.001,
+        seed=seed,
+    )
+    return ChainInput(validate("option_chains", raw, "synthetic"), SYNTHETIC_LABEL, synthetic=True)
+
+
+@dataclass(frozen=True, eq=False)
+class PricingComparison:
+    """One configuration priced from the chain and by the model (default and calibrated)."""
+
+    fit: SmileFit
+    ratios: pd.DataFrame = field(repr=False)
+    """Per quote date: ``quote_date, ratio_before, ratio_after`` (model / chain spread mid)."""
+    results: dict[str, BacktestResult] = field(repr=False)
+    """``chain``, ``model (default)``, ``model (calibrated)``."""
+
+    def calibration_table(self) -> pd.DataFrame:
+        """The model's parameters and errors, default vs fitted to the quotes."""
+        from research.backtest.pricing import DEFAULT_ATM_RATIO, DEFAULT_SKEW_SLOPE
+
+        f = self.fit
+        return pd.DataFrame(
+            {
+                "parameter": [
+                    "ATM / index",
+                    "ATM intercept",
+                    "skew slope",
+                    "curvature",
+                    "IV error (RMS, vol points)",
+                    "model / chain spread mid (median)",
+                ],
+                "default": [
+                    DEFAULT_ATM_RATIO,
+                    0.0,
+                    DEFAULT_SKEW_SLOPE,
+                    0.0,
+                    f.iv_rmse_before,
+                    f.ratio_before,
+                ],
+                "calibrated": [
+                    f.atm_ratio,
+                    f.atm_intercept,
+                    f.slope,
+                    f.curvature,
+                    f.iv_rmse_after,
+                    f.ratio_after,
+                ],
+            }
+        )
+
+    def summary(self, chain: ChainInput) -> dict[str, object]:
+        """JSON-ready: the quotes used, the calibration and the three backtests' metrics."""
+        import math
+        from dataclasses import asdict
+
+        def clean(v: object) -> object:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        fit = {k: clean(v) for k, v in asdict(self.fit).items()}
+        rows = [
+            {k: clean(v) for k, v in row.items()}
+            for row in self.metrics_table().to_dict(orient="records")
+        ]
+        return {
+            "quotes": chain.label,
+            "synthetic": chain.synthetic,
+            "dates": [chain.first_date, chain.last_date],
+            "calibration": fit,
+            "model_chain_spread_mid_ratio": {
+                "before": clean(self.fit.ratio_before),
+                "after": clean(self.fit.ratio_after),
+            },
+            "backtests": rows,
+        }
+
+    def metrics_table(self) -> pd.DataFrame:
+        """Per pricing: trades, win rate, mean credit and P&L per contract, exits, CAGR,
+        Sharpe (excess over cash), max drawdown."""
+        rows = []
+        for name, res in self.results.items():
+            t, m = res.trades, res.metrics
+            reasons = t["exit_reason"].value_counts(normalize=True)
+            rows.append(
+                {
+                    "pricing": name,
+                    "trades": len(t),
+                    "win_rate": m.win_rate,
+                    "mean_credit": float(t["credit"].mean()) if len(t) else float("nan"),
+                    "pnl_per_contract": float(t["pnl_per_contract"].mean())
+                    if len(t)
+                    else float("nan"),
+                    "profit_target": float(reasons.get("profit_target", 0.0)),
+                    "stop_loss": float(reasons.get("stop_loss", 0.0)),
+                    "expiration": float(reasons.get("expiration", 0.0)),
+                    "cagr": m.cagr,
+                    "sharpe": m.sharpe,
+                    "max_drawdown": m.max_drawdown,
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def compare_pricing(
+    chain: ChainInput,
+    index: pd.DataFrame,
+    panel: MarketPanel,
+    config: BacktestConfig,
+    labels: pd.DataFrame | None = None,
+) -> PricingComparison:
+    """Calibrate on ``chain`` and backtest ``config`` three ways on ``panel``'s days (the panel
+    must cover the chain's dates; its own ``chains`` are replaced)."""
+    import dataclasses
+
+    from research.backtest.chains import chain_book
+
+    fit = calibrate(chain.chains, index, config=config, source=chain.label)
+    before = spread_ratios(chain.chains, index, None, config=config)
+    after = spread_ratios(chain.chains, index, fit, config=config)
+    ratios = (
+        before[["quote_date", "ratio"]]
+        .rename(columns={"ratio": "ratio_before"})
+        .merge(
+            after[["quote_date", "ratio"]].rename(columns={"ratio": "ratio_after"}), on="quote_date"
+        )
+    )
+    model_panel = dataclasses.replace(panel, chains=None)
+    book = chain_book(panel.dates, panel.tickers, chain.chains, chain.label)
+    results = {
+        "chain": run_backtest(dataclasses.replace(panel, chains=book), config, labels),
+        "model (default)": run_backtest(model_panel, config, labels),
+        "model (calibrated)": run_backtest(
+            model_panel, config.replace(**fit.config_changes()), labels
+        ),
+    }
+    return PricingComparison(fit, ratios, results)
