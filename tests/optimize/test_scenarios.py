@@ -107,3 +107,14 @@ def test_config_scenarios_change_every_variant() -> None:
     assert {v.config.dividend_yield("SPX") for v in nodiv} == {0.0}
     assert {v.config.dividend_yield("SPX") for v in variants} == {0.018}
     assert _scenario_variants(variants, BY_NAME["proxy_plus_2"]) == variants
+
+
+def test_skew_scenarios_scale_the_slope_in_use() -> None:
+    from research.backtest.spreads import BacktestConfig
+
+    calibrated = BacktestConfig().replace(skew_slope=0.4)
+    assert BY_NAME["skew_x0.5"].apply(calibrated).skew_slope == pytest.approx(0.2)
+    assert BY_NAME["skew_x1.5"].apply(calibrated).skew_slope == pytest.approx(0.6)
+    assert BY_NAME["proxy_plus_2"].apply(calibrated) == calibrated
+    assert BY_NAME["skew_x0.5"].model_only and BY_NAME["no_dividends"].model_only
+    assert not BY_NAME["proxy_plus_2"].model_only and not BY_NAME["real_iv_only"].model_only

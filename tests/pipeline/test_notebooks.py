@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from research.config import Paths
@@ -154,3 +155,65 @@ def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(
     ]
     assert set(summary["verdicts"]) == {"model", "chain"}
     assert f"{ratio['after']:.3f}" in page
+
+
+def test_option_chain_page_runs_on_a_chain_file(tmp_path: Path) -> None:
+    """The page on a user's file (here a Cboe-layout CSV made from a synthetic chain): it loads
+    through the layout adapter, says which file it used, and fits it."""
+    import json
+
+    import yaml
+
+    from research.data import market
+    from research.data.synthetic_chains import synthetic_chains
+
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    (root / "reports").mkdir()
+    for f in ("index.qmd", "_quarto.yml"):
+        shutil.copy(ROOT / "reports" / f, root / "reports" / f)
+    raw = synthetic_chains(
+        market.load_bars(symbols=["SPX"]),
+        market.load_iv_index(),
+        start="2016-01-01",
+        end="2017-03-31",
+    )
+    cboe = pd.DataFrame(
+        {
+            "underlying_symbol": raw["underlying"],
+            "quote_date": raw["quote_date"].dt.strftime("%Y-%m-%d"),
+            "expiration": raw["expiration"].dt.strftime("%Y-%m-%d"),
+            "strike": raw["strike"],
+            "option_type": raw["type"].str[0].str.upper(),
+            "bid_1545": raw["bid"],
+            "ask_1545": raw["ask"],
+            "active_underlying_price_1545": raw["underlying_price"],
+        }
+    )
+    (root / "data").mkdir()
+    cboe.to_csv(root / "data" / "spx_cboe.csv", index=False)
+    params = root / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "08_option_chains": {
+                    "chains_path": "data/spx_cboe.csv",
+                    "is_years": 1.0,
+                    "oos_years": 0.25,
+                    "sharpe_reps": 200,
+                }
+            }
+        )
+    )
+    paths = Paths.from_root(root)
+    result = run_pipeline(
+        paths, only=["08_option_chains"], params_file=params, renderer="nbconvert", log=print
+    )
+    assert result.ok, [o.describe() for o in result.failures]
+    summary = json.loads((paths.reports / "summaries" / "08_option_chains.json").read_text())
+    assert summary["synthetic"] is False and summary["quotes"] == "data/spx_cboe.csv"
+    assert summary["dates"] == ["2016-01-04", "2017-03-31"]
+    assert abs(summary["model_chain_spread_mid_ratio"]["after"] - 1) < 0.02
+    page = (paths.site / "executed" / "08_option_chains.html").read_text()
+    assert "data/spx_cboe.csv" in page
+    assert "SYNTHETIC quotes (a known smile" not in page  # the synthetic label is not shown

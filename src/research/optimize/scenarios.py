@@ -34,6 +34,7 @@ import pandas as pd
 
 from research.backtest.pricing import DEFAULT_SKEW_SLOPE
 from research.backtest.run import MarketPanel
+from research.backtest.spreads import BacktestConfig
 from research.data.market import IvProxyFit
 
 __all__ = [
@@ -61,12 +62,23 @@ class Scenario:
     """Refit the proxy map on this part of the overlap."""
     real_iv_only: bool = False
     """Keep only dates with a published IV index."""
+    skew_factor: float = 1.0
+    """Multiply the configs' skew slope (the default or a calibrated one) by this."""
 
     @property
     def model_only(self) -> bool:
         """It changes only how the model prices options (skew, dividends, fills at the open):
         it does not apply to spreads priced from option chains."""
-        return bool(self.config_changes) and not (self.proxy_shift or self.proxy_fit_window)
+        changes_model = bool(self.config_changes) or self.skew_factor != 1.0
+        return changes_model and not (self.proxy_shift or self.proxy_fit_window)
+
+    def apply(self, config: BacktestConfig) -> BacktestConfig:
+        """``config`` under this scenario's config changes and skew factor."""
+        out = config.replace(**self.config_changes) if self.config_changes else config
+        if self.skew_factor != 1.0:
+            slope = DEFAULT_SKEW_SLOPE if out.skew_slope is None else out.skew_slope
+            out = out.replace(skew_slope=slope * self.skew_factor)
+        return out
 
     @property
     def market_key(self) -> tuple[float, tuple[str, str] | None, bool]:
@@ -94,12 +106,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "proxy map fitted on 2016–18 only",
         proxy_fit_window=("2016-01-01", "2018-12-31"),
     ),
-    Scenario(
-        "skew_x0.5", "skew slope × 0.5", config_changes={"skew_slope": 0.5 * DEFAULT_SKEW_SLOPE}
-    ),
-    Scenario(
-        "skew_x1.5", "skew slope × 1.5", config_changes={"skew_slope": 1.5 * DEFAULT_SKEW_SLOPE}
-    ),
+    Scenario("skew_x0.5", "skew slope × 0.5", skew_factor=0.5),
+    Scenario("skew_x1.5", "skew slope × 1.5", skew_factor=1.5),
     Scenario(
         "no_dividends",
         "dividend yield 0",

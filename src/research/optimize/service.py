@@ -17,6 +17,17 @@ DEFAULT_BASE = BacktestConfig().replace(**{"sizing.mode": "scaled"})
 """Grids size by risk (2% of equity by max loss) so multipliers act on a continuous size."""
 
 
+def base_config(skew_path: str | Path | None = None) -> BacktestConfig:
+    """``DEFAULT_BASE``, priced with the smile of a ``research chains calibrate`` file when
+    ``skew_path`` is given (resolved against the project root or notebooks/)."""
+    if skew_path is None:
+        return DEFAULT_BASE
+    from research.backtest.calibrate import load_smile
+    from research.config import resolve_path
+
+    return DEFAULT_BASE.replace(**load_smile(resolve_path(skew_path)).config_changes())
+
+
 @dataclass(frozen=True)
 class GridRun:
     """A finished grid: results, where they were stored, and the overfitting diagnostics per

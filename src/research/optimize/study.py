@@ -670,11 +670,10 @@ class GridStudy:
 def _scenario_variants(
     variants: Sequence[grids.Variant], scenario: Scenario
 ) -> list[grids.Variant]:
-    if not scenario.config_changes:
+    if not scenario.config_changes and scenario.skew_factor == 1.0:
         return list(variants)
-    changes = dict(scenario.config_changes)
     return [
-        grids.Variant(v.name, {**v.changes, **changes}, v.config.replace(**changes))
+        grids.Variant(v.name, {**v.changes, **scenario.config_changes}, scenario.apply(v.config))
         for v in variants
     ]
 
