@@ -330,6 +330,8 @@ def backtest_run(
         )
         labels = regime_labels(regime_model, bars_frame, iv_frame) if regime_model else None
         result = run_backtest(panel, cfg, labels)
+        if export_trades is not None:
+            result.export_frame()  # the trades contract, checked before anything is printed
     except (ConfigError, ContractError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -501,14 +503,35 @@ def grid_query(
     sql: Annotated[str, typer.Argument(help="SQL over grid_runs, grid_results, grid_returns.")],
     db: Annotated[Path | None, typer.Option(help="DuckDB file (default data/lab.duckdb).")] = None,
 ) -> None:
-    """Query the results database with SQL."""
+    """Query the results database with SQL (read-only; the file is never created)."""
+    import duckdb
     import pandas as pd
 
     from research.config import PATHS
-    from research.optimize.store import ResultStore
 
-    with ResultStore(db or PATHS.database) as store, pd.option_context("display.width", 160):
-        typer.echo(store.query(sql).to_string(index=False))
+    path = db or PATHS.database
+    if not Path(path).is_file():
+        typer.echo(
+            f"error: no results database at {path} (research grid run writes one; --db names "
+            "another)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        typer.echo(f"error: {path}: cannot open the results database: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    try:
+        frame = con.execute(sql).df()
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        typer.echo(f"error: {path}: the query failed: {first}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        con.close()
+    with pd.option_context("display.width", 160):
+        typer.echo(frame.to_string(index=False))
 
 
 @data_app.command("generate")
@@ -585,3 +608,54 @@ def chains_calibrate(
     typer.echo(
         f"model/chain spread mid ratio: before {fit.ratio_before:.3f}, after {fit.ratio_after:.3f}"
     )
+
+
+@data_app.command("export")
+def data_export(
+    kind: Annotated[str, typer.Argument(help="bars or iv.")],
+    out: Annotated[Path, typer.Option(help="File to write (.csv, .parquet, .json, ...).")],
+    symbols: Annotated[
+        str, typer.Option(help="Comma-separated built-in symbols: SPX, IXIC.")
+    ] = "SPX,IXIC",
+    start: Annotated[str | None, typer.Option()] = None,
+    end: Annotated[str | None, typer.Option()] = None,
+    proxy: Annotated[
+        bool, typer.Option(help="iv: add the labelled GARCH proxy where no index is published.")
+    ] = False,
+) -> None:
+    """Write built-in market data in its contract, to see the expected shape or to mix the
+    built-in series with your own files."""
+    import pandas as pd
+
+    from research.data import market
+    from research.data.writers import write_table
+
+    names = [s.strip() for s in symbols.split(",") if s.strip()]
+    try:
+        if kind == "bars":
+            frame = market.load_bars(symbols=names, start=start, end=end)
+        elif kind == "iv":
+            published = market.load_iv_index(symbols=names, start=start, end=end)
+            if proxy:
+                bars = market.load_bars(symbols=names)
+                fit = market.fit_iv_proxy(market.embedded_bars(["SPX"]), market.embedded_vix())
+                frame = market.iv_with_proxy(bars, market.load_iv_index(), fit)
+                frame = frame.loc[frame["symbol"].isin(names)]
+                if start is not None:
+                    frame = frame.loc[frame["date"] >= pd.Timestamp(start)]
+                if end is not None:
+                    frame = frame.loc[frame["date"] <= pd.Timestamp(end)]
+            else:
+                frame = published
+            if frame.empty:
+                raise ValueError(
+                    f"no IV for {names} between {start} and {end} (the built-in index is VIX for "
+                    "SPX, 2014-2018; --proxy adds the labelled proxy for every symbol)"
+                )
+        else:
+            raise ValueError(f"unknown kind {kind!r}; use bars or iv")
+        write_table(frame.reset_index(drop=True), out)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"wrote {len(frame):,} rows ({kind}) to {out}")

@@ -111,3 +111,108 @@ def test_research_data_validate_entry_point(tmp_path: Path) -> None:
     )
     assert res.returncode == 1
     assert str(bad) in res.stderr and "high < low in 1 row (row 2" in res.stderr
+
+
+HEADER = "date,symbol,open,high,low,close,volume\n"
+
+
+def _problem_text(tmp_path: Path, body: str, capsys: pytest.CaptureFixture[str]) -> str:
+    path = tmp_path / "bars.csv"
+    path.write_text(HEADER + body)
+    assert validate_command("bars", path, None) == 1
+    captured = capsys.readouterr()
+    return captured.err + captured.out
+
+
+def test_text_meaning_no_value_is_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _problem_text(tmp_path, "2020-01-02,AAA,1,2,1,n/a,\n2020-01-03,AAA,1,2,1,1.5,\n", capsys)
+    assert "column 'close': missing value in 1 row (row 1; value n/a)" in err
+
+
+def test_a_ticker_named_na_is_a_ticker(tmp_path: Path) -> None:
+    from research.data.loaders import load
+
+    path = tmp_path / "na.csv"
+    path.write_text(HEADER + "2020-01-02,NA,1,2,1,1.5,\n2020-01-03,NA,1,2,1,1.6,NA\n")
+    bars = load("bars", path)
+    assert set(bars["symbol"]) == {"NA"} and bars["volume"].isna().all()
+
+
+def test_broken_csv_is_named_not_a_parser_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _problem_text(
+        tmp_path, "2020-01-02,AAA,1,2,1,1.5,\n2020-01-03,AAA,1,2,1,1.5,,,x\n", capsys
+    )
+    assert "unreadable file: not valid CSV: Expected 7 fields in line 3, saw 9" in err
+    assert "ParserError" not in err and "Traceback" not in err
+
+
+def test_newest_first_files_get_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = "2020-01-06,AAA,1,2,1,1.5,\n2020-01-03,AAA,1,2,1,1.5,\n2020-01-02,AAA,1,2,1,1.5,\n"
+    err = _problem_text(tmp_path, rows, capsys)
+    assert "unsorted dates in 2 rows" in err and "newest-first: sort the file oldest first" in err
+    # a file out of order in one place only gets no such hint
+    mixed = "2020-01-02,AAA,1,2,1,1.5,\n2020-01-06,AAA,1,2,1,1.5,\n2020-01-03,AAA,1,2,1,1.5,\n"
+    err = _problem_text(tmp_path, mixed, capsys)
+    assert "unsorted dates in 1 row" in err and "newest-first" not in err
+
+
+def test_data_export_writes_the_contracts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from research.data.loaders import load
+    from research.data.market import load_bars
+
+    exe = Path(sys.executable).with_name("research")
+    bars = tmp_path / "bars.csv"
+    res = subprocess.run(
+        [
+            exe,
+            "data",
+            "export",
+            "bars",
+            "--symbols",
+            "IXIC",
+            "--start",
+            "2018-06-01",
+            "--out",
+            str(bars),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    back = load("bars", bars)
+    want = load_bars(symbols=["IXIC"], start="2018-06-01")
+    pd.testing.assert_frame_equal(back, want, check_exact=False, rtol=1e-12)
+    iv = tmp_path / "iv.parquet"
+    res = subprocess.run(
+        [
+            exe,
+            "data",
+            "export",
+            "iv",
+            "--symbols",
+            "SPX,IXIC",
+            "--proxy",
+            "--start",
+            "2018-06-01",
+            "--out",
+            str(iv),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    frame = load("iv_index", iv)
+    assert set(frame["symbol"]) == {"SPX", "IXIC"}
+    assert set(frame.loc[frame["symbol"] == "SPX", "source"]) == {"index"}
+    assert set(frame.loc[frame["symbol"] == "IXIC", "source"]) == {"proxy"}
+    bad = subprocess.run(
+        [exe, "data", "export", "iv", "--symbols", "IXIC", "--out", str(tmp_path / "x.csv")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and "--proxy" in bad.stderr and not (tmp_path / "x.csv").exists()

@@ -216,3 +216,33 @@ def test_cli_grid_study_prints_verdicts_and_writes_the_summary(tmp_path: Path) -
         [exe, "grid", "study", "limits", "--scenarios", "nope"], capture_output=True, text=True
     )
     assert bad.returncode == 1 and "unknown scenario(s) ['nope']" in bad.stderr
+
+
+def test_cli_grid_query_errors_never_create_the_database(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("research")
+    missing = tmp_path / "none.duckdb"
+    res = subprocess.run(
+        [exe, "grid", "query", "SELECT 1", "--db", str(missing)], capture_output=True, text=True
+    )
+    assert res.returncode == 1 and "no results database" in res.stderr
+    assert not missing.exists() and "Traceback" not in res.stderr
+    from research.optimize.store import ResultStore
+
+    db = tmp_path / "lab.duckdb"
+    with ResultStore(db) as store:
+        store.con.execute("CREATE TABLE grid_runs AS SELECT 1 AS n")
+    res = subprocess.run(
+        [exe, "grid", "query", "SELEC nonsense", "--db", str(db)], capture_output=True, text=True
+    )
+    assert (
+        res.returncode == 1 and "the query failed" in res.stderr and "Traceback" not in res.stderr
+    )
+    ok = subprocess.run(
+        [exe, "grid", "query", "SELECT n FROM grid_runs", "--db", str(db)],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and ok.stdout.split()[-1] == "1"

@@ -142,3 +142,23 @@ def test_snapshot_json(user_csv: Path, tmp_path: Path) -> None:
     assert spy["vol_regime"] in ("low", "normal", "high", "crisis")
     assert spy["vol"]["ratio"] == pytest.approx(spy["vol"]["short"] / spy["vol"]["long"])
     assert sum(snap["vol_regime_summary"].values()) == 2
+
+
+def test_snapshot_asof_outside_the_data_is_an_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from research.data.market import load_bars
+
+    bars = tmp_path / "bars.csv"
+    load_bars(symbols=["SPX"], start="2018-01-01").to_csv(bars, index=False)
+    exe = Path(sys.executable).with_name("research")
+    for asof in ("2030-01-01", "1980-01-01"):
+        out = tmp_path / f"snap_{asof}.json"
+        res = subprocess.run(
+            [exe, "regimes", "snapshot", "--bars", str(bars), "--out", str(out), "--asof", asof],
+            capture_output=True,
+            text=True,
+        )
+        assert res.returncode == 1 and f"asof {asof} is outside the data" in res.stderr
+        assert not out.exists()

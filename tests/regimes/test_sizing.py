@@ -453,13 +453,19 @@ def test_snapshot_asof_between_rows() -> None:
     assert snap["vol_regime_summary"] == {"low": 1, "normal": 1, "high": 0, "crisis": 1}
 
 
-def test_snapshot_before_any_data_and_empty() -> None:
-    snap = regime_snapshot(labels_frame(), asof=date(2024, 1, 1))
-    assert snap == {
-        "asof": "2024-01-01",
-        "symbols": {},
-        "vol_regime_summary": {"low": 0, "normal": 0, "high": 0, "crisis": 0},
-    }
+def test_snapshot_outside_the_data_is_an_error_and_empty_input_is_empty() -> None:
+    frame = labels_frame()
+    first, last = frame["date"].min(), frame["date"].max()
+    with pytest.raises(ValueError, match=r"asof 2024-01-01 is outside the data"):
+        regime_snapshot(frame, asof=date(2024, 1, 1))
+    late = (last + pd.Timedelta(days=6)).date()
+    with pytest.raises(ValueError, match=f"asof {late} is outside the data"):
+        regime_snapshot(frame, asof=late)
+    # a weekend after the last bar uses the last bar
+    weekend = regime_snapshot(frame, asof=(last + pd.Timedelta(days=2)).date())
+    assert weekend["asof"] == (last + pd.Timedelta(days=2)).date().isoformat()
+    assert max(s["date"] for s in weekend["symbols"].values()) == last.date().isoformat()
+    assert regime_snapshot(frame, asof=first.date())["symbols"]
     empty = regime_snapshot(labels_frame().iloc[:0])
     assert empty["asof"] is None and empty["symbols"] == {}
 

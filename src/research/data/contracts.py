@@ -759,7 +759,10 @@ def validate(kind: str, df: pd.DataFrame, source: str = "<dataframe>") -> pd.Dat
     try:
         schema.validate(coerced, lazy=True)
     except SchemaErrors as err:
-        problems.extend(_schema_problems(contract, err.failure_cases, coerced, bad_rows, pos))
+        problems.extend(
+            _schema_problems(contract, err.failure_cases, coerced, bad_rows, pos, frame)
+        )
+    problems = [(order, _sorting_hint(p, coerced, contract)) for order, p in problems]
 
     if problems:
         ordered = [p for _, p in sorted(problems, key=lambda item: item[0])]
@@ -822,12 +825,35 @@ def contract_markdown(kind: str) -> str:
 Failure = tuple[str, pd.Series, str]
 
 
-def _blank_to_na(s: pd.Series) -> pd.Series:
-    """Treat empty / whitespace-only strings as missing."""
+NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "-"})
+"""Text that means "no value" in a numeric, date or boolean column (case-insensitive; in text
+columns only the empty string does: "NA" can be a ticker)."""
+
+
+def _sorting_hint(problem: Problem, frame: pd.DataFrame, contract: Contract) -> Problem:
+    """Add a hint to ``unsorted dates`` when every group runs newest-first."""
+    if problem.check != "unsorted dates" or contract.increasing is None:
+        return problem
+    date, group = contract.increasing
+    if date not in frame.columns or group not in frame.columns:
+        return problem
+    steps = frame.groupby(group, sort=False)[date].diff().dropna()
+    if len(steps) and bool((steps < pd.Timedelta(0)).all()):
+        from dataclasses import replace
+
+        return replace(
+            problem,
+            detail=problem.detail + "; the dates run newest-first: sort the file oldest first",
+        )
+    return problem
+
+
+def _blank_to_na(s: pd.Series, tokens: frozenset[str] = NA_TOKENS) -> pd.Series:
+    """Treat empty / whitespace-only strings — and the ``tokens`` — as missing."""
     if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s
-    text = s.astype("object").astype("str")
-    blank = text.str.strip().eq("") & s.notna()
+    text = s.astype("object").astype("str").str.strip().str.lower()
+    blank = text.isin(tokens) & s.notna()
     return s.mask(blank) if bool(blank.any()) else s
 
 
@@ -844,7 +870,7 @@ def _coerce(f: Field, raw: pd.Series) -> tuple[pd.Series, list[Failure]]:
 
 
 def _to_str(raw: pd.Series) -> pd.Series:
-    s = _blank_to_na(raw)
+    s = _blank_to_na(raw, frozenset({""}))
     if pd.api.types.is_float_dtype(s.dtype):
         finite = s.dropna()
         if bool((finite == np.floor(finite)).all()):
@@ -981,6 +1007,7 @@ def _schema_problems(
     frame: pd.DataFrame,
     bad_rows: dict[str, pd.Series],
     pos: Callable[[str], int],
+    raw: pd.DataFrame | None = None,
 ) -> list[tuple[tuple[int, int], Problem]]:
     rules = {r.pandera_name: (i, r) for i, r in enumerate(contract.all_rules)}
     key_text = _joined(tuple(c for c in contract.key if c in frame.columns))
@@ -1013,7 +1040,12 @@ def _schema_problems(
         if name == "null in key":
             texts = key_text(frame.loc[rows[:MAX_EXAMPLES]]) if contract.key else None
         elif name == "missing value":
+            # show what the file had when it was text meaning "no value" (e.g. "n/a")
             texts = None
+            if raw is not None and column in raw.columns:
+                shown = raw.loc[rows[:MAX_EXAMPLES], column]
+                if shown.notna().any():
+                    texts = _fmt(shown)
         else:
             texts = _fmt(frame.loc[rows[:MAX_EXAMPLES], column])
         out.append(((1, pos(column)), _problem(column, name, rows, texts, detail)))

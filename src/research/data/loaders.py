@@ -174,9 +174,21 @@ def _reason(exc: BaseException) -> str:
 
 def _read_csv(path: Path, table: str | None) -> tuple[pd.DataFrame, str]:
     try:
-        df = pd.read_csv(path, compression="infer", skipinitialspace=True)
+        # only empty cells are missing here: "n/a", "NA" ... stay text, so the contract can
+        # name them (and a ticker "NA" stays a ticker)
+        df = pd.read_csv(
+            path,
+            compression="infer",
+            skipinitialspace=True,
+            keep_default_na=False,
+            na_values=[""],
+        )
     except pd.errors.EmptyDataError:
         raise _fail(path, "empty file", "no header and no rows") from None
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().splitlines()[0]
+        detail = detail.replace("Error tokenizing data. C error: ", "")
+        raise _fail(path, "unreadable file", f"not valid CSV: {detail}") from None
     return df, "the file (header only)"
 
 

@@ -680,6 +680,11 @@ def _plain_float(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
+ASOF_SLACK_DAYS = 5
+"""An ``asof`` up to this many calendar days after the last bar (a weekend or holiday) uses the
+last bar; later, or before the first bar, is an error."""
+
+
 def regime_snapshot(labels: pd.DataFrame, asof: date | str | None = None) -> dict[str, Any]:
     """The latest volatility regime per symbol, as published to state (seed §4.1).
 
@@ -712,8 +717,8 @@ def regime_snapshot(labels: pd.DataFrame, asof: date | str | None = None) -> dic
     Raises
     ------
     ValueError
-        Missing columns, another model's labels, duplicate (date, symbol) rows, or a regime
-        that is not one of :data:`REGIMES`.
+        Missing columns, another model's labels, duplicate (date, symbol) rows, a regime that
+        is not one of :data:`REGIMES`, or an ``asof`` outside the data (``ASOF_SLACK_DAYS``).
     """
     missing = [c for c in _SNAPSHOT_COLUMNS if c not in labels.columns]
     if missing:
@@ -739,6 +744,14 @@ def regime_snapshot(labels: pd.DataFrame, asof: date | str | None = None) -> dic
         cutoff = frame["date"].max() if len(frame) else None
     else:
         cutoff = pd.Timestamp(asof)
+        if len(frame):
+            first, last = frame["date"].min(), frame["date"].max()
+            if cutoff < first or cutoff > last + pd.Timedelta(days=ASOF_SLACK_DAYS):
+                raise ValueError(
+                    f"regime_snapshot: asof {cutoff.date()} is outside the data "
+                    f"({first.date()}..{last.date()}; at most {ASOF_SLACK_DAYS} days after the "
+                    "last bar)"
+                )
     summary = dict.fromkeys(REGIMES, 0)
     symbols: dict[str, Any] = {}
     if cutoff is not None and not pd.isna(cutoff):
