@@ -109,33 +109,52 @@ def regimes_classify(
     bars: Annotated[Path, typer.Option(help="A file in the bars contract.")],
     out: Annotated[Path, typer.Option(help="Output table (.csv, .parquet, .json, .jsonl).")],
     iv: Annotated[
-        Path | None, typer.Option(help="A file in the iv_index contract (IV models).")
+        list[Path] | None,
+        typer.Option(help="IV index file(s) (iv_index contract); repeatable, they add up."),
     ] = None,
     iv_proxy: Annotated[
         bool,
         typer.Option(
             "--iv-proxy",
-            help="Fill dates without IV with the GARCH proxy fitted on "
-            "the embedded SPX/VIX (labelled source=proxy).",
+            help="Give every symbol an IV where none is published: the proxy fitted on its own "
+            "index, a symbol's IV scaled (--iv-from), or its uncalibrated GARCH forecast.",
         ),
     ] = False,
+    iv_from: Annotated[
+        list[str] | None,
+        typer.Option(help="SYMBOL=ANCHOR: scale SYMBOL's IV from ANCHOR's; repeatable."),
+    ] = None,
     ruleset: Annotated[
         Path | None, typer.Option(help="Ruleset YAML/JSON (default: the seeds' defaults).")
     ] = None,
     table: Annotated[str | None, typer.Option(help="Table name for SQLite/DuckDB.")] = None,
 ) -> None:
     """Classify every (date, symbol) of BARS and write the long regime table to OUT."""
+    from research.backtest.service import parse_relations
+    from research.backtest.spreads import ConfigError
     from research.data.errors import ContractError
     from research.data.writers import write_table
     from research.regimes.ruleset import RulesetError
     from research.regimes.service import classify_files
 
+    notes: list[str] = []
     try:
-        labels = classify_files(model, bars, iv=iv, iv_proxy=iv_proxy, ruleset=ruleset, table=table)
+        labels = classify_files(
+            model,
+            bars,
+            iv=iv or None,
+            iv_proxy=iv_proxy,
+            ruleset=ruleset,
+            table=table,
+            relations=parse_relations(iv_from),
+            notes=notes,
+        )
         write_table(labels, out)
-    except (ContractError, RulesetError, ValueError) as exc:
+    except (ConfigError, ContractError, RulesetError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     from research.regimes.service import summarize
 
     typer.echo(summarize(labels))
@@ -202,7 +221,14 @@ app.add_typer(backtest_app, name="backtest")
 def backtest_run(
     tickers: Annotated[str, typer.Option(help="Comma-separated, e.g. SPX,IXIC.")] = "SPX",
     bars: Annotated[Path | None, typer.Option(help="Bars file (default: embedded).")] = None,
-    iv: Annotated[Path | None, typer.Option(help="IV index file (default: VIX).")] = None,
+    iv: Annotated[
+        list[Path] | None,
+        typer.Option(help="IV index file(s); repeatable, they add up (VIX stays SPX's)."),
+    ] = None,
+    iv_from: Annotated[
+        list[str] | None,
+        typer.Option(help="SYMBOL=ANCHOR: scale SYMBOL's IV from ANCHOR's; repeatable."),
+    ] = None,
     start: Annotated[str | None, typer.Option()] = None,
     end: Annotated[str | None, typer.Option()] = None,
     strategy: Annotated[str, typer.Option(help="bear_call or bull_put.")] = "bear_call",
@@ -260,11 +286,17 @@ def backtest_run(
     import pandas as pd
 
     from research.backtest.run import run_backtest
-    from research.backtest.service import load_panel, multipliers_for, regime_labels
+    from research.backtest.service import (
+        load_panel,
+        multipliers_for,
+        parse_relations,
+        regime_labels,
+    )
     from research.backtest.spreads import ConfigError, config_from_dict
     from research.data.errors import ContractError
 
     names = [t.strip() for t in tickers.split(",") if t.strip()]
+    notes: list[str] = []
     try:
         mults: tuple[tuple[str, float], ...] = ()
         if regime_multipliers and not regime_model:
@@ -321,7 +353,9 @@ def backtest_run(
         panel, bars_frame, iv_frame = load_panel(
             names,
             bars_path=bars,
-            iv_path=iv,
+            iv_path=iv or None,
+            relations=parse_relations(iv_from),
+            notes=notes,
             start=start,
             end=end,
             chains_path=chains,
@@ -340,6 +374,8 @@ def backtest_run(
             f"{', '.join(panel.tickers)}  {panel.dates[0].date()}..{panel.dates[-1].date()}"
             f"  ({len(panel.dates)} days traded, {panel.dropped_days} dropped)"
         )
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         if panel.chains is not None:
             typer.echo(
                 f"priced from {panel.chains.rows:,} quotes in {chains}: fills at "

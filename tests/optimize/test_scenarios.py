@@ -45,7 +45,17 @@ def test_proxy_shift_moves_only_proxy_values(data: StudyData) -> None:
         np.testing.assert_allclose(
             moved.loc[proxy, "iv"], np.maximum(base.loc[proxy, "iv"] + shift, 0.05), rtol=1e-12
         )
-        np.testing.assert_array_equal(moved.loc[~proxy, "iv"], base.loc[~proxy, "iv"])
+        published = base["source"].isin(["index", "scaled:index"])
+        np.testing.assert_array_equal(moved.loc[published, "iv"], base.loc[published, "iv"])
+        # IXIC's IV is SPX's scaled: it moves with SPX's proxy, by the same factor
+        scaled = (base["source"] == "scaled:proxy").to_numpy()
+        assert scaled.sum() > 1000
+        spx = base.loc[base["symbol"] == "SPX", ["date", "iv"]].set_index("date")["iv"]
+        spx_moved = moved.loc[moved["symbol"] == "SPX", ["date", "iv"]].set_index("date")["iv"]
+        dates = base.loc[scaled, "date"]
+        ratio_base = base.loc[scaled, "iv"].to_numpy() / spx.loc[dates].to_numpy()
+        ratio_moved = moved.loc[scaled, "iv"].to_numpy() / spx_moved.loc[dates].to_numpy()
+        np.testing.assert_allclose(ratio_moved, ratio_base, rtol=1e-9)
 
 
 def test_sub_period_maps_are_refits_on_their_window(data: StudyData) -> None:
@@ -67,7 +77,8 @@ def test_sub_period_maps_are_refits_on_their_window(data: StudyData) -> None:
 def test_real_iv_only_has_no_proxy_and_starts_with_the_index(data: StudyData) -> None:
     sc = BY_NAME["real_iv_only"]
     iv = data.iv(sc)
-    assert set(iv["source"]) == {"index"}
+    assert set(iv["source"]) == {"index", "scaled:index"}
+    assert set(iv.loc[iv["symbol"] == "SPX", "source"]) == {"index"}
     assert iv.loc[iv["symbol"] == "SPX", "date"].min() == pd.Timestamp("2014-01-03")
     panel = data.panel(sc, ("SPX", "IXIC"))
     assert panel is not None and panel.dates[0] == pd.Timestamp("2014-01-03")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from research.backtest.run import MarketPanel, market_panel
 from research.backtest.spreads import ConfigError, parse_multipliers
-
-ANCHOR = "SPX"
-"""The market whose IV index (VIX) anchors every other ticker's IV."""
-
 
 CHAIN_MAX_DTE_SLACK = 60
 """Chains are read up to ``target_dte + CHAIN_MAX_DTE_SLACK`` days to expiry."""
@@ -24,18 +20,29 @@ def load_panel(
     tickers: Sequence[str],
     *,
     bars_path: str | Path | None = None,
-    iv_path: str | Path | None = None,
+    iv_path: str | Path | Sequence[str | Path] | None = None,
     start: str | None = None,
     end: str | None = None,
     chains_path: str | Path | None = None,
     chain_layout: str = "auto",
     max_dte: int = 30 + CHAIN_MAX_DTE_SLACK,
+    relations: Mapping[str, str] | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[MarketPanel, pd.DataFrame, pd.DataFrame]:
-    """Bars (embedded or a file), per-underlying IV (index, proxy or VIX-scaled) and the panel;
-    with ``chains_path``, the option quotes too (spreads are then priced from them).
+    """Bars (embedded or a file), each ticker's IV (``research.data.iv.resolve_iv``: its own
+    index and proxy, a named symbol's IV scaled, or its uncalibrated GARCH forecast) and the
+    panel; with ``chains_path``, the option quotes too (spreads are then priced from them).
 
     Parameters
     ----------
+    iv_path
+        One or several IV index files; they add up, and the embedded VIX stays SPX's unless a
+        file gives SPX.
+    relations
+        Ticker -> the symbol its IV is scaled from (``--iv-from``); the built-in IXIC is scaled
+        from SPX when the bars are the embedded ones.
+    notes
+        A list that receives what the user should know about the IV (uncalibrated proxies).
     chains_path, chain_layout
         An ``option_chains`` file (``research.data.chains.load_chains`` layouts).
     max_dte
@@ -44,24 +51,47 @@ def load_panel(
     Returns
     -------
     tuple
-        ``(panel, bars, iv_table)``.
+        ``(panel, bars, iv)``: ``iv`` is every symbol's final IV (``date, symbol, iv, source``),
+        what IV-based regime models read.
     """
-    from research.backtest.iv import underlying_iv
     from research.data import market
-    from research.regimes.service import iv_for
+    from research.data.iv import resolve_iv
 
-    # the anchor's (SPX's) bars are needed for other tickers' VIX-scaled IV
-    wanted = list(dict.fromkeys([*tickers, ANCHOR]))
-    if bars_path is not None:
-        available = set(market.load_bars(bars_path)["symbol"])
-        wanted = [t for t in wanted if t in available or t in tickers]
+    rel = effective_relations(tickers, bars_path, relations)
+    wanted = list(dict.fromkeys([*tickers, *[rel[t] for t in tickers if t in rel]]))
     bars = market.load_bars(bars_path, symbols=wanted)
-    iv = iv_for(bars, iv_path)
-    iv_table = underlying_iv(bars, iv, anchor=ANCHOR)
+    published = market.load_iv_indexes(iv_path, symbols=wanted)
+    resolution = resolve_iv(bars, published, relations=rel)
+    if notes is not None:
+        notes.extend(resolution.notes)
+    iv_table = resolution.table(bars)
     panel = market_panel(bars, iv_table, tickers=tickers, start=start, end=end)
     if chains_path is not None:
         panel = with_chains(panel, chains_path, layout=chain_layout, max_dte=max_dte)
-    return panel, bars, iv
+    return panel, bars, resolution.per_symbol(bars)
+
+
+def effective_relations(
+    tickers: Sequence[str], bars_path: str | Path | None, relations: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The user's ``--iv-from`` relations, plus the built-in ones (IXIC from SPX) when the bars
+    are the embedded data."""
+    from research.data.iv import BUILTIN_RELATIONS
+
+    out = dict(BUILTIN_RELATIONS) if bars_path is None else {}
+    out.update(relations or {})
+    return {t: a for t, a in out.items() if t in tickers}
+
+
+def parse_relations(items: Sequence[str] | None) -> dict[str, str]:
+    """``["IXIC=SPX", ...]`` (``--iv-from``) -> ``{"IXIC": "SPX"}``."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        sym, sep, anchor = item.partition("=")
+        if not sep or not sym.strip() or not anchor.strip():
+            raise ConfigError(f"--iv-from {item!r}: expected SYMBOL=ANCHOR, e.g. IXIC=SPX")
+        out[sym.strip()] = anchor.strip()
+    return out
 
 
 def with_chains(

@@ -200,6 +200,53 @@ def load_iv_index(
     return _clip_dates(iv.reset_index(drop=True), start, end)
 
 
+def load_iv_indexes(
+    paths: str | Path | Sequence[str | Path] | None = None,
+    *,
+    symbols: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Published IV indexes from any number of files (each in the ``iv_index`` contract, one or
+    several symbols), plus the embedded VIX for SPX unless a file already gives SPX's.
+
+    Raises
+    ------
+    ValueError
+        When two files give the same (date, symbol).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``date, symbol, iv, source`` (``source`` ``index`` unless a file says otherwise).
+    """
+    if paths is None:
+        items: list[str | Path] = []
+    elif isinstance(paths, str | Path):
+        items = [paths]
+    else:
+        items = list(paths)
+    frames = [load_iv_index(p).assign(_file=str(p)) for p in items]
+    given = set().union(*(set(f["symbol"]) for f in frames)) if frames else set()
+    if "SPX" not in given and (symbols is None or "SPX" in symbols):
+        frames.append(embedded_vix().assign(_file="embedded VIX"))
+    if not frames:
+        return pd.DataFrame(columns=["date", "symbol", "iv", "source"])
+    out = pd.concat(frames, ignore_index=True)
+    dup = out.duplicated(["date", "symbol"], keep=False)
+    if dup.any():
+        first = out.loc[dup].iloc[0]
+        files = sorted(set(out.loc[dup & (out["symbol"] == first["symbol"]), "_file"]))
+        raise ValueError(
+            f"IV files {files} both give {first['symbol']} on {first['date'].date()} "
+            f"({int(dup.sum())} duplicated rows): give each symbol's IV once"
+        )
+    if symbols is not None:
+        out = out.loc[out["symbol"].isin(list(symbols))]
+    if "source" not in out.columns:
+        out["source"] = "index"
+    out["source"] = out["source"].fillna("index")
+    return out.drop(columns="_file").sort_values(["symbol", "date"]).reset_index(drop=True)
+
+
 def log_returns(bars: pd.DataFrame) -> pd.Series:
     """Close-to-close log returns per symbol (NaN on each symbol's first bar).
 

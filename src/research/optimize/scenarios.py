@@ -28,14 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from research.backtest.pricing import DEFAULT_SKEW_SLOPE
 from research.backtest.run import MarketPanel
 from research.backtest.spreads import BacktestConfig
-from research.data.market import IvProxyFit
+
+if TYPE_CHECKING:
+    from research.data.iv import IvResolution
 
 __all__ = [
     "REAL_IV_SPLIT",
@@ -134,16 +137,17 @@ def scenario_by_name(names: Sequence[str] | None) -> tuple[Scenario, ...]:
 
 @dataclass(frozen=True, eq=False)
 class StudyData:
-    """Bars, published IV and the proxy inputs of a study, with the slow parts (GARCH features,
-    the baseline proxy map) computed once and every scenario's IV and labels cached."""
+    """Bars, published IV and the proxy inputs of a study, with the slow parts (GARCH features)
+    computed once and every scenario's IV (``research.data.iv.resolve_iv``) and labels
+    cached."""
 
     bars: pd.DataFrame
     published: pd.DataFrame
-    """IV index rows (``date, symbol, iv``)."""
+    """IV index rows (``date, symbol, iv``), any number of symbols."""
     features: pd.DataFrame
     """``realized_vol_features(bars)``."""
-    fit: IvProxyFit
-    anchor: str = "SPX"
+    relations: dict[str, str] = field(default_factory=dict)
+    """Symbol -> the symbol its IV is scaled from (``--iv-from``)."""
     chains: pd.DataFrame | None = field(default=None, repr=False)
     """Option quotes (``option_chains``): spreads are then priced from them."""
     chains_source: str = ""
@@ -152,26 +156,40 @@ class StudyData:
     @classmethod
     def load(
         cls,
-        bars_path: str | None = None,
-        iv_path: str | None = None,
+        bars_path: str | Path | None = None,
+        iv_path: str | Path | Sequence[str | Path] | None = None,
         *,
         symbols: Sequence[str] | None = None,
-        anchor: str = "SPX",
-        chains_path: str | None = None,
+        relations: Mapping[str, str] | None = None,
+        chains_path: str | Path | None = None,
         chain_layout: str = "auto",
     ) -> StudyData:
-        """Bars (embedded or a file), the published IV (embedded VIX or a file), the proxy map
-        fitted on the embedded SPX/VIX overlap, and optionally option quotes."""
+        """Bars (embedded or a file), the published IV indexes (embedded VIX, or one or several
+        files), the relations between symbols, and optionally option quotes.
+
+        Parameters
+        ----------
+        symbols
+            The symbols studied (default: all of the bars); symbols they are scaled from are
+            loaded too.
+        relations
+            Symbol -> the symbol its IV is scaled from; the built-in IXIC is scaled from SPX
+            when the bars are the embedded ones.
+        """
+        from research.backtest.service import effective_relations
         from research.data import market
 
-        wanted = None if symbols is None else list(dict.fromkeys([*symbols, anchor]))
-        if bars_path is not None and wanted is not None:
-            available = set(market.load_bars(bars_path)["symbol"])
-            wanted = [s for s in wanted if s in available or s in (symbols or [])]
+        if symbols is None:
+            wanted = None
+            universe = sorted(set(market.load_bars(bars_path)["symbol"]))
+            rel = effective_relations(universe, bars_path, relations)
+        else:
+            rel = effective_relations(symbols, bars_path, relations)
+            wanted = list(dict.fromkeys([*symbols, *rel.values()]))
         bars = market.load_bars(bars_path, symbols=wanted)
-        published = market.load_iv_index(iv_path)
-        fit = market.fit_iv_proxy(market.embedded_bars([anchor]), market.embedded_vix())
-        features = market.realized_vol_features(bars)
+        published = market.load_iv_indexes(iv_path, symbols=sorted(set(bars["symbol"])))
+        own = bars.loc[~bars["symbol"].isin(list(rel))].reset_index(drop=True)
+        features = market.realized_vol_features(own)
         chains = None
         if chains_path is not None:
             from research.backtest.service import CHAIN_MONEYNESS
@@ -184,7 +202,7 @@ class StudyData:
                 max_dte=120,
                 moneyness=CHAIN_MONEYNESS,
             )
-        return cls(bars, published, features, fit, anchor, chains, str(chains_path or ""))
+        return cls(bars, published, features, rel, chains, str(chains_path or ""))
 
     def with_chains(self, chains: pd.DataFrame | None, source: str = "") -> StudyData:
         """The same inputs with spreads priced from ``chains`` (or by the model: None)."""
@@ -192,44 +210,39 @@ class StudyData:
 
         return dataclasses.replace(self, chains=chains, chains_source=source, _cache={})
 
-    def iv(self, scenario: Scenario) -> pd.DataFrame:
-        """The IV frame (``date, symbol, iv, source``) of ``scenario``."""
-        from research.data import market
+    def resolution(self, scenario: Scenario) -> IvResolution:
+        """Where every symbol's IV comes from under ``scenario`` (real IV only: the published
+        rows alone, related symbols still scaled from them)."""
+        from research.data.iv import IvResolution, resolve_iv
 
+        key = ("resolution", scenario.market_key)
+        if key not in self._cache:
+            res = resolve_iv(
+                self.bars,
+                self.published,
+                relations=self.relations,
+                features=self.features,
+                shift=scenario.proxy_shift,
+                map_window=scenario.proxy_fit_window,
+            )
+            if scenario.real_iv_only:
+                frame = res.frame.loc[res.frame["source"] == "index"].reset_index(drop=True)
+                res = IvResolution(frame, res.relations, res.maps, res.notes)
+            self._cache[key] = res
+        out: IvResolution = self._cache[key]
+        return out
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the user should know about the baseline IV (uncalibrated proxies)."""
+        return self.resolution(SCENARIOS[0]).notes
+
+    def iv(self, scenario: Scenario) -> pd.DataFrame:
+        """Every symbol's IV (``date, symbol, iv, source``; scaled symbols included) under
+        ``scenario`` — what the regime models read."""
         key = ("iv", scenario.market_key)
         if key not in self._cache:
-            if scenario.real_iv_only:
-                # published values only; other symbols get the anchor's index scaled by their
-                # realized-volatility ratio (as in the backtest), labelled as index-based
-                from research.backtest.iv import underlying_iv
-
-                table = underlying_iv(
-                    self.bars, self.published.assign(source="index"), anchor=self.anchor
-                )
-                table = table.loc[table["iv_source"].isin(["index", "scaled:index"])]
-                frame = pd.DataFrame(
-                    {
-                        "date": table["date"],
-                        "symbol": table["symbol"],
-                        "iv": table["atm_iv"],
-                        "source": "index",
-                    }
-                ).reset_index(drop=True)
-            else:
-                coef: IvProxyFit | dict[str, float] = self.fit
-                if scenario.proxy_fit_window is not None:
-                    start, end = scenario.proxy_fit_window
-                    coef, _ = market.fit_proxy_map(
-                        self.features, self.published, symbol=self.anchor, start=start, end=end
-                    )
-                frame = market.iv_with_proxy(
-                    self.bars,
-                    self.published,
-                    coef,
-                    features=self.features,
-                    shift=scenario.proxy_shift,
-                )
-            self._cache[key] = frame
+            self._cache[key] = self.resolution(scenario).per_symbol(self.bars)
         out: pd.DataFrame = self._cache[key]
         return out
 
@@ -255,18 +268,11 @@ class StudyData:
     ) -> MarketPanel | None:
         """The backtest panel of ``tickers`` under ``scenario`` (None when the scenario leaves
         no date, e.g. real IV only on a period before any published index)."""
-        from research.backtest.iv import underlying_iv
         from research.backtest.run import market_panel
 
         key = ("panel", tuple(tickers), start, end, scenario.market_key)
         if key not in self._cache:
-            # real IV only: the published index as the anchor's, other symbols scaled from it
-            source = (
-                self.published.assign(source="index")
-                if scenario.real_iv_only
-                else self.iv(scenario)
-            )
-            table = underlying_iv(self.bars, source, anchor=self.anchor)
+            table = self.resolution(scenario).table(self.bars)
             lo, hi = start, end
             if scenario.real_iv_only:
                 mine = table.loc[table["symbol"].isin(list(tickers)) & table["atm_iv"].notna()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +20,19 @@ def classify_files(
     model: str,
     bars_path: str | Path,
     *,
-    iv: str | Path | None = None,
+    iv: str | Path | Sequence[str | Path] | None = None,
     iv_proxy: bool = False,
     ruleset: str | Path | None = None,
     table: str | None = None,
+    relations: Mapping[str, str] | None = None,
+    notes: list[str] | None = None,
 ) -> pd.DataFrame:
     """Load bars (and IV) through the contracts, then ``classify``.
 
-    ``iv_proxy`` fills every (date, symbol) without a published IV with the labelled GARCH
-    proxy, its map fitted on the embedded SPX/VIX overlap (``research.data.market``).
+    IV for the IV-based models comes from the ``iv`` files (several add up); with ``iv_proxy``
+    every symbol also gets an IV where none is published, by ``research.data.iv.resolve_iv``:
+    the proxy fitted on its own index, a symbol's IV scaled from another (``relations``), or its
+    own uncalibrated GARCH forecast (a note says so).
 
     Returns
     -------
@@ -38,25 +42,11 @@ def classify_files(
     spec = get_model(model)  # unknown model: fail before reading anything
     rules = load_ruleset(ruleset)
     bars = load("bars", bars_path, table=table)
-    iv_frame = load("iv_index", iv) if iv is not None else None
-    if spec.uses_iv and iv_frame is None and not iv_proxy:
-        raise ValueError(f"model {model!r} needs an IV index: pass --iv PATH or --iv-proxy")
-    if spec.uses_iv and iv_proxy:
-        from research.data import market
-
-        fit = market.fit_iv_proxy(market.embedded_bars(["SPX"]), market.embedded_vix())
-        published = (
-            iv_frame
-            if iv_frame is not None
-            else pd.DataFrame(
-                {
-                    "date": pd.Series(dtype="datetime64[ns]"),
-                    "symbol": pd.Series(dtype=str),
-                    "iv": pd.Series(dtype=float),
-                }
-            )
-        )
-        iv_frame = market.iv_with_proxy(bars, published, fit)
+    iv_frame = None
+    if spec.uses_iv:
+        if iv is None and not iv_proxy:
+            raise ValueError(f"model {model!r} needs an IV index: pass --iv PATH or --iv-proxy")
+        iv_frame = iv_for(bars, iv, relations=relations, proxy=iv_proxy, notes=notes)
     return classify(model, bars, iv_frame, rules, source=str(bars_path))
 
 
@@ -79,21 +69,32 @@ def summarize(labels: pd.DataFrame) -> str:
 
 
 def iv_for(
-    bars: pd.DataFrame, iv_path: str | Path | None = None, *, table: str | None = None
+    bars: pd.DataFrame,
+    iv_path: str | Path | Sequence[str | Path] | None = None,
+    *,
+    relations: Mapping[str, str] | None = None,
+    proxy: bool = True,
+    notes: list[str] | None = None,
 ) -> pd.DataFrame:
-    """IV for every bar: the published index (``iv_path``, default the embedded VIX for SPX)
-    where it exists, else the labelled GARCH proxy fitted on the embedded SPX/VIX overlap.
+    """Every symbol's IV for the regime models (``research.data.iv.resolve_iv``): the published
+    indexes of ``iv_path`` (several files add up; the embedded VIX stays SPX's), and with
+    ``proxy`` the proxies where none is published.
 
     Returns
     -------
     pandas.DataFrame
-        ``date, symbol, iv, source`` (``index`` | ``proxy``).
+        ``date, symbol, iv, source``.
     """
     from research.data import market
+    from research.data.iv import resolve_iv
 
-    published = market.load_iv_index(iv_path, table=table)
-    fit = market.fit_iv_proxy(market.embedded_bars(["SPX"]), market.embedded_vix())
-    return market.iv_with_proxy(bars, published, fit)
+    published = market.load_iv_indexes(iv_path, symbols=sorted(set(bars["symbol"])))
+    if not proxy:
+        return published.reset_index(drop=True)
+    resolution = resolve_iv(bars, published, relations=relations)
+    if notes is not None:
+        notes.extend(resolution.notes)
+    return resolution.per_symbol(bars)
 
 
 def classify_all(
