@@ -279,6 +279,14 @@ def backtest_run(
     missing_quote: Annotated[
         str, typer.Option(help="Chains, a leg without a quote: carry (last mark) or close.")
     ] = "carry",
+    conventions: Annotated[
+        Path | None,
+        typer.Option(help="Per-symbol market conventions YAML (strike_step, tick, ...)."),
+    ] = None,
+    convention: Annotated[
+        list[str] | None,
+        typer.Option(help="SYMBOL:FIELD=VALUE[,...], e.g. MSFT:width_pct=3; repeatable."),
+    ] = None,
     export_trades: Annotated[Path | None, typer.Option(help="Seed-004 trades JSON.")] = None,
     equity_out: Annotated[Path | None, typer.Option(help="Equity curve (.csv/.parquet).")] = None,
 ) -> None:
@@ -346,6 +354,7 @@ def backtest_run(
                 **_dividend_options(dividend_yield),
             }
         )
+        cfg = cfg.replace(conventions=_conventions_option(conventions, convention))
         if skew is not None:
             from research.backtest.calibrate import load_smile
 
@@ -388,6 +397,7 @@ def backtest_run(
         typer.echo(
             "\nskipped entries: " + ", ".join(f"{k} {v}" for k, v in result.counters.items())
         )
+        typer.echo(_conventions_text(cfg, panel.tickers, result.counters))
         typer.echo("\nstress windows:\n" + result.stress().to_string(index=False))
         typer.echo("\nper year:\n" + result.yearly().to_string(index=False))
     if export_trades is not None:
@@ -398,6 +408,46 @@ def backtest_run(
 
         write_table(result.equity.rename_axis("date").reset_index(), equity_out)
         typer.echo(f"wrote equity curve to {equity_out}")
+
+
+def _conventions_option(path: Path | None, items: list[str] | None) -> dict[str, dict[str, float]]:
+    """``--conventions FILE`` with ``--convention`` items on top, as a config mapping."""
+    import dataclasses
+
+    from research.backtest.conventions import (
+        load_conventions,
+        merge,
+        parse_convention_options,
+    )
+    from research.config import resolve_path
+
+    base = load_conventions(resolve_path(path)) if path is not None else ()
+    merged = merge(base, parse_convention_options(items))
+    return {
+        sym: {k: v for k, v in dataclasses.asdict(conv).items() if v is not None}
+        for sym, conv in merged
+    }
+
+
+def _conventions_text(cfg: object, tickers: tuple[str, ...], counters: dict[str, int]) -> str:
+    """One line per ticker: the conventions in force, and why entries were skipped."""
+    lines = ["market conventions (unset: by price level, research.backtest.conventions):"]
+    for t in tickers:
+        m = cfg.convention(t)  # type: ignore[attr-defined]
+        lines.append(
+            f"  {t}: strike step {m.strike_step or 'by price'}, tick {m.tick or 'by price'}, "
+            f"half-spread {m.half_spread_pct:g}% of mid (min "
+            f"{'one tick' if m.min_half_spread is None else f'${m.min_half_spread:g}'}), "
+            f"width {m.width_pct:g}% of spot (>= {cfg.spread.min_width_steps} steps), "  # type: ignore[attr-defined]
+            f"x{m.multiplier:g} per contract, ${m.fee_per_contract:g} per contract per leg"
+        )
+    skipped = counters.get("credit_below_costs", 0)
+    if skipped:
+        lines.append(
+            f"  {skipped} entries skipped: the credit did not clear one tick after fees, or "
+            "buying it back at once would already reach the stop loss"
+        )
+    return "\n".join(lines)
 
 
 grid_app = typer.Typer(help="Configuration grids, stored in DuckDB.", no_args_is_help=True)

@@ -134,9 +134,22 @@ def test_expiry_settles_at_intrinsic_from_the_underlying() -> None:
 @pytest.mark.parametrize(("fill", "credit"), [(0.0, 0.25), (1.0, 0.15), (0.25, 0.225)])
 def test_fill_between_mid_and_natural(fill: float, credit: float) -> None:
     days = {0: ENTRY, **_hold_days(1, 30)}
-    cfg = CFG.replace(**{"fills.chain_fill": fill})
+    cfg = CFG.replace(**{"fills.chain_fill": fill, "spread.stop_loss_pct": 200.0})
     t = run_backtest(_panel(_chain(days)), cfg).trades.iloc[0]
     assert t["credit"] == pytest.approx(credit)  # natural: bid 0.35 - ask 0.20
+
+
+def test_a_credit_an_immediate_buy_back_would_stop_out_is_not_taken() -> None:
+    """At the natural price the spread sells for 0.15 and buys back for 0.35: a loss of 0.20,
+    over the 125 % stop (0.1875) on unchanged quotes, so the entry is skipped and counted."""
+    days = {0: ENTRY, **_hold_days(1, 30)}
+    cfg = CFG.replace(**{"fills.chain_fill": 1.0})
+    res = run_backtest(_panel(_chain(days)), cfg)
+    assert res.trades.empty
+    assert res.counters["credit_below_costs"] >= 1 and res.counters["entries"] == 0
+    # with a 140 % stop (0.21 > 0.20) the same spread is taken
+    wider = run_backtest(_panel(_chain(days)), cfg.replace(**{"spread.stop_loss_pct": 140.0}))
+    assert wider.trades.iloc[0]["credit"] == pytest.approx(0.15)
 
 
 def test_delta_from_the_chain_iv_when_the_file_has_none() -> None:

@@ -130,8 +130,17 @@ def reference(
             ref_price(s, pos["kl"], t, r, q, ref_iv(atm, s, pos["kl"], t, **smile), call)
         )
 
-    def half(x: float) -> float:
-        return max(fl.half_spread_pct / 100 * x, fl.min_half_spread)
+    def tick(s: float) -> float:  # nickels at index-like levels, pennies below
+        return 0.05 if s >= 500 else 0.01
+
+    def half(x: float, s: float) -> float:
+        minimum = tick(s) if fl.min_half_spread is None else fl.min_half_spread
+        return max(fl.half_spread_pct / 100 * x, minimum)
+
+    def clears(credit: float, s: float, m: float) -> bool:
+        # a tick left after the entry fees; an immediate buy-back short of the stop
+        worth = credit - 2 * fl.fee_per_contract / 100 >= tick(s) - 1e-12
+        return worth and 2 * half(m, s) < sp.stop_loss_pct / 100 * credit
 
     def years(a: int, b: int) -> float:
         return (days[b] - days[a]).days / 365
@@ -148,15 +157,15 @@ def reference(
             t = years(d, pos["exp"])
             if pos["state"] == "exit":
                 value = mid(pos, s, t, atm_of(panel.mark_iv[d - 1, pos["j"]]))
-                debit = min(value + half(value), abs(pos["kl"] - pos["ks"]))
+                debit = min(value + half(value, s), abs(pos["kl"] - pos["ks"]))
                 pnl = (pos["credit"] - debit) * 100 * pos["n"] - 2 * fl.fee_per_contract * pos["n"]
                 realized += pnl
                 done.append({**pos, "exit": d, "pnl": pnl - 2 * fl.fee_per_contract * pos["n"]})
                 open_.remove(pos)
             else:
                 m = mid(pos, s, t, pos["atm"])
-                credit = m - half(m)
-                if credit <= 0:
+                credit = m - half(m, s)
+                if not clears(credit, s, m):
                     open_.remove(pos)
                     continue
                 pos.update(state="open", entry=d, credit=credit, spot=s)
@@ -171,7 +180,7 @@ def reference(
                 fees, reason = 0.0, "expiration"
             else:
                 value = mid(pos, s, years(d, pos["exp"]), atm_of(panel.mark_iv[d, pos["j"]]))
-                debit = min(value + half(value), width)
+                debit = min(value + half(value, s), width)
                 fees = 2 * fl.fee_per_contract * pos["n"]
                 if debit <= pos["credit"] * (1 - sp.profit_target_pct / 100):
                     reason = "profit_target"
@@ -226,7 +235,7 @@ def reference(
                         best, best_gap, best_delta = kk, gap, dl
                 if best is None:
                     continue
-                w = max(step, round(sp.width_pct / 100 * s / step) * step)
+                w = max(sp.min_width_steps * step, round(sp.width_pct / 100 * s / step) * step)
                 pos = {
                     "j": j,
                     "entry": d,
@@ -238,8 +247,8 @@ def reference(
                     "state": "entry" if lag else "open",
                 }
                 m = mid(pos, s, t, atm)
-                pos["credit"] = m - half(m)
-                if pos["credit"] <= 0:
+                pos["credit"] = m - half(m, s)
+                if not clears(pos["credit"], s, m):
                     continue
                 risk = (w - pos["credit"]) * 100
                 label = None if labels is None else labels[d, j]
@@ -404,7 +413,8 @@ def test_rally_through_the_spread_settles_at_max_loss() -> None:
     )
     t = run_backtest(make_panel(closes), cfg).trades.iloc[0]
     width = t["long_strike"] - t["short_strike"]
-    assert width == pytest.approx(1.5)  # 1.5% of 100 on a 0.25 grid
+    # 1.5% of 100 is 3 steps of the 0.5 grid; the width is at least min_width_steps (5) steps
+    assert width == pytest.approx(2.5)
     assert t["exit_reason"] == "expiration" and t["debit"] == pytest.approx(width)
     assert t["pnl"] == pytest.approx(-(width - t["credit"]) * 100 - 2 * 0.65)
     assert t["max_loss"] == pytest.approx(width - t["credit"])
@@ -445,7 +455,8 @@ def test_next_open_fills_exit_at_the_open_after_the_trigger() -> None:
     ) - ref_price(
         105.0, t["long_strike"], years, 0.02, 0.0, ref_iv(atm, 105.0, t["long_strike"], years), True
     )
-    debit = min(mid + max(0.05 * mid, 0.05), t["long_strike"] - t["short_strike"])
+    # half-spread: 5 % of mid, at least one tick ($0.01 below an index-like level of 500)
+    debit = min(mid + max(0.05 * mid, 0.01), t["long_strike"] - t["short_strike"])
     assert t["debit"] == pytest.approx(debit, rel=1e-9)
     same_close = run_backtest(panel, cfg.replace(**{"fills.timing": "close"})).trades.iloc[0]
     assert same_close["exit_date"] == panel.dates[5] and same_close["entry_date"] == panel.dates[0]

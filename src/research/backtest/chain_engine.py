@@ -18,8 +18,9 @@ Per configuration and day (kernel ``_run_chains``):
    chain's delta, else Black–Scholes delta from the chain's IV with the config's rate and
    dividend yield); the long strike: the quoted strike of the same expiration closest to
    ``width_pct`` of spot further out (at least the next strike). The credit is ``mid -
-   chain_fill x (half spreads)``; it must be positive and below the width. Sizing and limits
-   are the model kernel's.
+   chain_fill x (half spreads)``; it must be below the width and clear its costs (the model
+   kernel's ``_clears_costs``, with the quoted half-spreads). Sizing and limits are the model
+   kernel's; the contract multiplier and fees are the underlying's (``conventions``).
 4. Equity = cash + open spreads marked at mid; heat = max loss at risk / equity.
 
 Everything at day t uses quotes, closes and labels of days up to t.
@@ -57,14 +58,15 @@ from research.backtest.engine import (
     REASON_MISSING,
     REASON_PT,
     REASON_SL,
+    S_BELOW_COSTS,
     S_ENTRIES,
     S_IV_FILTER,
     S_LIMITS,
     S_MISSING,
-    S_NO_CREDIT,
     S_NO_STRIKE,
     S_SIZE_ZERO,
     STATE_OPEN,
+    _clears_costs,
     _contracts,
     _fit_limits,
     _intrinsic,
@@ -138,6 +140,8 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
     fill,
     missing_close,
     fee,
+    tick,
+    cm,  # per config x ticker
     scaled,
     n_fixed,
     risk_pct,
@@ -200,7 +204,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     hi = day_start[j, d + 1]
                     a = _find(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
                     b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
-                    cost = 2.0 * fee[c] * ncon
+                    cost = 2.0 * fee[c, j] * ncon
                     if a >= 0 and b >= 0 and _quoted(bid[a], ask[a]) and _quoted(bid[b], ask[b]):
                         mid = 0.5 * (bid[a] + ask[a]) - 0.5 * (bid[b] + ask[b])
                         half = 0.5 * (ask[a] - bid[a]) + 0.5 * (ask[b] - bid[b])
@@ -223,7 +227,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                         elif d == n_days - 1:
                             reason = REASON_END
                 if reason >= 0:
-                    pnl = (credit - debit) * 100.0 * ncon - cost
+                    pnl = (credit - debit) * cm[c, j] * ncon - cost
                     realized += pnl
                     if record and n_tr < max_trades:
                         _record(
@@ -234,7 +238,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                             d,
                             reason,
                             debit,
-                            pnl - 2.0 * fee[c] * ncon,
+                            pnl - 2.0 * fee[c, j] * ncon,
                         )
                     n_tr += 1
                     n_open -= 1
@@ -244,14 +248,14 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     p_last[i, 0] = p_last[n_open, 0]
                     p_last[i, 1] = p_last[n_open, 1]
                     continue
-                unreal += (credit - value) * 100.0 * ncon
+                unreal += (credit - value) * cm[c, j] * ncon
                 i += 1
             equity_now = realized + unreal
             # 2. entries
             if d < n_days - 1:
                 heat = 0.0
                 for i in range(n_open):
-                    heat += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
+                    heat += p_num[i, F_MAXLOSS] * cm[c, p_tk[i]] * p_num[i, F_CONTRACTS]
                 for j in range(n_tk):
                     if n_open >= max_pos[c]:
                         break
@@ -295,7 +299,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                         stats_out[c, S_NO_STRIKE] += 1
                         continue
                     ks = strike[best]
-                    want_k = ks + width_pct[c] * s if call else ks - width_pct[c] * s
+                    want_k = ks + width_pct[c, j] * s if call else ks - width_pct[c, j] * s
                     long_row = -1
                     long_gap = np.inf
                     for row in range(e0, e1):
@@ -319,13 +323,18 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     mid = 0.5 * (bid[best] + ask[best]) - 0.5 * (bid[long_row] + ask[long_row])
                     half = 0.5 * (ask[best] - bid[best]) + 0.5 * (ask[long_row] - bid[long_row])
                     credit = mid - fill[c] * half
-                    if not (credit > 0.0 and credit < width):
-                        stats_out[c, S_NO_CREDIT] += 1
+                    if not (
+                        credit < width
+                        and _clears_costs(
+                            credit, fill[c] * half, fee[c, j], cm[c, j], tick[c, j], s, sl[c]
+                        )
+                    ):
+                        stats_out[c, S_BELOW_COSTS] += 1
                         continue
                     max_loss = width - credit
                     code = codes[d, j]
                     mult = unknown_mult[c] if code < 0 else mult_table[c, code]
-                    risk_pc = max_loss * 100.0
+                    risk_pc = max_loss * cm[c, j]
                     ncon = _contracts(equity_now, risk_pc, mult, scaled[c], risk_pct[c], n_fixed[c])
                     if ncon < 1:
                         stats_out[c, S_SIZE_ZERO] += 1
@@ -341,6 +350,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                         j,
                         max_heat[c],
                         max_und[c],
+                        cm[c],
                     )
                     if ncon < 1:
                         stats_out[c, S_LIMITS] += 1
@@ -372,14 +382,14 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     p_last[k, _LAST_CLOSE] = min(max(mid + fill[c] * half, 0.0), width)
                     n_open += 1
                     heat += risk_pc * ncon
-                    realized -= 2.0 * fee[c] * ncon
-                    unreal += (credit - value) * 100.0 * ncon
+                    realized -= 2.0 * fee[c, j] * ncon
+                    unreal += (credit - value) * cm[c, j] * ncon
                     stats_out[c, S_ENTRIES] += 1
                     equity_now = realized + unreal
             eq = realized + unreal
             equity_out[c, d] = eq
             at_risk = 0.0
             for i in range(n_open):
-                at_risk += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
+                at_risk += p_num[i, F_MAXLOSS] * cm[c, p_tk[i]] * p_num[i, F_CONTRACTS]
             heat_out[c, d] = at_risk / eq if eq > 0.0 else np.nan
         ntrades_out[c] = n_tr

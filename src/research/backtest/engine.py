@@ -10,15 +10,18 @@ Day loop, per configuration (kernel ``_run``), on the trading days every ticker 
 1. With fills at the next open (``FillModel.timing == "next_open"``), orders decided at the
    previous close execute at today's open: pending exits pay the debit priced at the open
    (previous close's IV), pending entries receive the credit priced at the open (the entry
-   day's IV); an entry whose credit is no longer positive is cancelled (``no_credit``).
+   day's IV); an entry whose credit no longer clears its costs is cancelled
+   (``credit_below_costs``).
 2. Mark every open spread at today's close: expired ones settle at intrinsic value; others are
    repriced (skewed IV, remaining calendar time) and closed at the profit target or stop loss
    (at this close, or, with next-open fills, at the next open), paying the fill model's half
    spreads and fees.
 3. Screen the tickers in order for one new spread each: IV known and its percentile >= the
-   minimum, a short strike in the delta range on today's strike grid, positive credit after
-   costs, an expiry inside the data; size it (fixed or scaled, times the regime multiplier of
-   today's label); cut it to fit the portfolio limits (open positions, heat, per underlying) or
+   minimum, a short strike in the delta range on today's strike grid (the underlying's own step
+   when ``conventions`` set one), a credit that clears its costs (``_clears_costs``: a tick
+   left after fees, and an immediate buy-back short of the stop), an expiry inside the data;
+   size it (fixed or scaled, times the regime multiplier of today's label); cut it to fit the
+   portfolio limits (open positions, heat, per underlying) or
    skip it. With close fills it trades at this close; with next-open fills it is an order for
    the next open, sized and limited with the credit estimated at this close.
 4. Equity = realized (cash, fees paid) + open spreads marked at mid; heat = max loss at risk of
@@ -35,6 +38,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from research.backtest.conventions import INDEX_LEVEL
 from research.backtest.pricing import bs_delta_nb, bs_price_nb, norm_cdf, skewed_iv_nb
 
 # trade record fields (float64 columns of the trades buffer)
@@ -45,7 +49,7 @@ N_FIELDS = 20
 # position states (F_STATE)
 STATE_OPEN, STATE_ENTRY_PENDING, STATE_EXIT_PENDING = 0, 1, 2
 # per-config counters
-S_ENTRIES, S_SIZE_ZERO, S_LIMITS, S_NO_STRIKE, S_IV_FILTER, S_NO_CREDIT, S_MISSING = range(7)
+S_ENTRIES, S_SIZE_ZERO, S_LIMITS, S_NO_STRIKE, S_IV_FILTER, S_BELOW_COSTS, S_MISSING = range(7)
 N_STATS = 7
 REASON_PT, REASON_SL, REASON_EXPIRY, REASON_END, REASON_MISSING = 0, 1, 2, 3, 4
 _MAX_STRIKE_STEPS = 2000
@@ -54,6 +58,30 @@ _MAX_STRIKE_STEPS = 2000
 @njit(cache=True)
 def _half_spread(price: float, pct: float, minimum: float) -> float:
     return max(price * pct, minimum)
+
+
+@njit(cache=True)
+def _tick(tick: float, s: float) -> float:
+    """The tick set for the underlying, else by its level (``conventions.INDEX_LEVEL``)."""
+    if tick > 0.0:
+        return tick
+    return 0.05 if s >= INDEX_LEVEL else 0.01
+
+
+@njit(cache=True)
+def _min_half(minimum: float, tick: float, s: float) -> float:
+    """The smallest half-spread: the one set (>= 0), else one tick."""
+    return minimum if minimum >= 0.0 else _tick(tick, s)
+
+
+@njit(cache=True)
+def _clears_costs(  # type: ignore[no-untyped-def]
+    credit, half, fee, multiplier, tick, s, stop
+) -> bool:
+    """A credit worth taking: at least one tick left after the entry fees, and buying the
+    spread back at once (two half-spreads above the credit) short of the stop loss."""
+    net = credit - 2.0 * fee / multiplier
+    return net >= _tick(tick, s) - 1e-12 and 2.0 * half < stop * credit
 
 
 @njit(cache=True)
@@ -170,13 +198,13 @@ def _contracts(
 
 @njit(cache=True)
 def _fit_limits(  # type: ignore[no-untyped-def]
-    ncon, risk_pc, equity, heat, p_tk, p_num, n_open, j, max_heat, max_und
+    ncon, risk_pc, equity, heat, p_tk, p_num, n_open, j, max_heat, max_und, cm_row
 ) -> int:
     """``ncon`` cut down to what the heat and per-underlying limits leave room for."""
     und = 0.0
     for i in range(n_open):
         if p_tk[i] == j:
-            und += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
+            und += p_num[i, F_MAXLOSS] * cm_row[j] * p_num[i, F_CONTRACTS]
     room = min(max_heat * equity - heat, max_und * equity - und)
     fit = math.floor(room / risk_pc + 1e-9)
     return min(ncon, fit)
@@ -209,13 +237,17 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
     max_d,
     dte,
     width_pct,
+    min_steps,
     min_ivp,
     pt,
     sl,  # spread rules
     hs_pct,
     hs_min,
     fee,
-    next_open,  # fills
+    tick,
+    cm,
+    step_over,  # per config x ticker: fills and market conventions
+    next_open,
     scaled,
     n_fixed,
     risk_pct,
@@ -291,8 +323,16 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                             cap[c],
                             curv[c],
                         )
-                        debit = min(value + _half_spread(value, hs_pct[c], hs_min[c]), abs(kl - ks))
-                        pnl = (p_num[i, F_CREDIT] - debit) * 100.0 * ncon - 2.0 * fee[c] * ncon
+                        debit = min(
+                            value
+                            + _half_spread(
+                                value, hs_pct[c, j], _min_half(hs_min[c, j], tick[c, j], s)
+                            ),
+                            abs(kl - ks),
+                        )
+                        pnl = (p_num[i, F_CREDIT] - debit) * cm[c, j] * ncon - 2.0 * fee[
+                            c, j
+                        ] * ncon
                         realized += pnl
                         if record and n_tr < max_trades:
                             _record(
@@ -303,7 +343,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                                 d,
                                 p_num[i, F_REASON],
                                 debit,
-                                pnl - 2.0 * fee[c] * ncon,
+                                pnl - 2.0 * fee[c, j] * ncon,
                             )
                         n_tr += 1
                     else:  # pending entry
@@ -321,19 +361,20 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                             cap[c],
                             curv[c],
                         )
-                        credit = mid - _half_spread(mid, hs_pct[c], hs_min[c])
-                        if credit > 0.0:
+                        hs = _half_spread(mid, hs_pct[c, j], _min_half(hs_min[c, j], tick[c, j], s))
+                        credit = mid - hs
+                        if _clears_costs(credit, hs, fee[c, j], cm[c, j], tick[c, j], s, sl[c]):
                             p_num[i, F_STATE] = STATE_OPEN
                             p_num[i, F_ENTRY] = d
                             p_num[i, F_CREDIT] = credit
                             p_num[i, F_MAXLOSS] = abs(kl - ks) - credit
                             p_num[i, F_SPOT] = s
                             p_num[i, F_DTE] = day_ord[exp_i] - day_ord[d]
-                            realized -= 2.0 * fee[c] * ncon
+                            realized -= 2.0 * fee[c, j] * ncon
                             stats_out[c, S_ENTRIES] += 1
                             i += 1
                             continue
-                        stats_out[c, S_NO_CREDIT] += 1
+                        stats_out[c, S_BELOW_COSTS] += 1
                     n_open -= 1
                     p_tk[i] = p_tk[n_open]
                     for f in range(N_FIELDS):
@@ -373,8 +414,12 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                         curv[c],
                     )
                     # a combo order: half spread on the spread's mid, never above the width
-                    debit = min(value + _half_spread(value, hs_pct[c], hs_min[c]), abs(kl - ks))
-                    cost = 2.0 * fee[c] * ncon
+                    debit = min(
+                        value
+                        + _half_spread(value, hs_pct[c, j], _min_half(hs_min[c, j], tick[c, j], s)),
+                        abs(kl - ks),
+                    )
+                    cost = 2.0 * fee[c, j] * ncon
                     if debit <= credit * (1.0 - pt[c]):
                         reason = REASON_PT
                     elif debit - credit >= sl[c] * credit:
@@ -387,7 +432,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                         p_num[i, F_REASON] = reason
                         reason = -1
                 if reason >= 0:
-                    pnl = (credit - debit) * 100.0 * ncon - cost
+                    pnl = (credit - debit) * cm[c, j] * ncon - cost
                     realized += pnl
                     if record and n_tr < max_trades:
                         # entry fees were paid at entry; the trade's P&L includes them
@@ -399,7 +444,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                             d,
                             reason,
                             debit,
-                            pnl - 2.0 * fee[c] * ncon,
+                            pnl - 2.0 * fee[c, j] * ncon,
                         )
                     n_tr += 1
                     n_open -= 1
@@ -407,14 +452,14 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     for f in range(N_FIELDS):
                         p_num[i, f] = p_num[n_open, f]
                     continue
-                unreal += (credit - value) * 100.0 * ncon
+                unreal += (credit - value) * cm[c, j] * ncon
                 i += 1
             equity_now = realized + unreal
             # 2. entries (with next-open fills: orders for tomorrow's open)
             if d < n_days - 1 - lag:
                 heat = 0.0
                 for i in range(n_open):
-                    heat += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
+                    heat += p_num[i, F_MAXLOSS] * cm[c, p_tk[i]] * p_num[i, F_CONTRACTS]
                 for j in range(n_tk):
                     if n_open >= max_pos[c]:
                         break
@@ -431,7 +476,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                         continue
                     t = (day_ord[exp_i] - day_ord[d]) / 365.0
                     q = div[c, j]
-                    stp = step[d, j]
+                    stp = step_over[c, j] if step_over[c, j] > 0.0 else step[d, j]
                     ks, delta = _pick_short_strike(
                         s,
                         t,
@@ -450,19 +495,20 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     if math.isnan(ks):
                         stats_out[c, S_NO_STRIKE] += 1
                         continue
-                    w = max(stp, round(width_pct[c] * s / stp) * stp)
+                    w = max(min_steps[c] * stp, round(width_pct[c, j] * s / stp) * stp)
                     kl = ks + w if call else ks - w
                     mid = _spread_mid(
                         s, ks, kl, t, r, q, atm, call, slope[c], floor[c], cap[c], curv[c]
                     )
-                    credit = mid - _half_spread(mid, hs_pct[c], hs_min[c])
-                    if credit <= 0.0:
-                        stats_out[c, S_NO_CREDIT] += 1
+                    hs = _half_spread(mid, hs_pct[c, j], _min_half(hs_min[c, j], tick[c, j], s))
+                    credit = mid - hs
+                    if not _clears_costs(credit, hs, fee[c, j], cm[c, j], tick[c, j], s, sl[c]):
+                        stats_out[c, S_BELOW_COSTS] += 1
                         continue
                     max_loss = w - credit
                     code = codes[d, j]
                     mult = unknown_mult[c] if code < 0 else mult_table[c, code]
-                    risk_pc = max_loss * 100.0
+                    risk_pc = max_loss * cm[c, j]
                     ncon = _contracts(equity_now, risk_pc, mult, scaled[c], risk_pct[c], n_fixed[c])
                     if ncon < 1:
                         stats_out[c, S_SIZE_ZERO] += 1
@@ -478,6 +524,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                         j,
                         max_heat[c],
                         max_und[c],
+                        cm[c],
                     )
                     if ncon < 1:
                         stats_out[c, S_LIMITS] += 1
@@ -507,9 +554,9 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     n_open += 1
                     heat += risk_pc * ncon
                     if lag == 0:
-                        realized -= 2.0 * fee[c] * ncon
+                        realized -= 2.0 * fee[c, j] * ncon
                         # marked at mid: the half spreads paid show up at once
-                        unreal += (credit - mid) * 100.0 * ncon
+                        unreal += (credit - mid) * cm[c, j] * ncon
                         stats_out[c, S_ENTRIES] += 1
                         equity_now = realized + unreal
             eq = realized + unreal
@@ -517,6 +564,6 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
             at_risk = 0.0
             for i in range(n_open):
                 if p_num[i, F_STATE] != STATE_ENTRY_PENDING:
-                    at_risk += p_num[i, F_MAXLOSS] * 100.0 * p_num[i, F_CONTRACTS]
+                    at_risk += p_num[i, F_MAXLOSS] * cm[c, p_tk[i]] * p_num[i, F_CONTRACTS]
             heat_out[c, d] = at_risk / eq if eq > 0.0 else np.nan
         ntrades_out[c] = n_tr

@@ -19,7 +19,7 @@ from research.backtest import engine
 from research.backtest.chains import ChainBook
 from research.backtest.metrics import Metrics, compute_metrics, stress_table, yearly_returns
 from research.backtest.pricing import SkewModel
-from research.backtest.spreads import CONTRACT_MULTIPLIER, EXIT_REASONS, BacktestConfig
+from research.backtest.spreads import EXIT_REASONS, BacktestConfig
 
 TRADING_DAYS = 252
 """Trading days per year: cash grows by ``(1 + rate) ** (1 / TRADING_DAYS)`` per day, the
@@ -222,7 +222,8 @@ class BacktestResult:
     def export_frame(self) -> pd.DataFrame:
         """Trades in the seed-004 export format, validated by the ``trades`` contract.
 
-        ``credit`` and ``max_loss`` are per share after fills (x100 per contract); ``pnl`` is per
+        ``credit`` and ``max_loss`` are per share after fills (x the underlying's contract
+        multiplier, 100 by default, per contract); ``pnl`` is per
         contract in $ (fees included); ``hold_days`` are calendar days; ``vix`` is the anchor IV
         index (or its proxy) in points on the entry day; ``delta`` the short leg's |delta|.
         """
@@ -282,18 +283,29 @@ def _config_arrays(
         for k, name in enumerate(labels):
             mult[i, k] = table.get(name, c.sizing.unknown_multiplier)
     div = np.array([[c.dividend_yield(t) for t in tickers] for c in configs], dtype=float)
+    conv = [[c.convention(t) for t in tickers] for c in configs]
+
+    def per_ticker(fn, missing: float = -1.0) -> np.ndarray:  # type: ignore[no-untyped-def]
+        return np.array(
+            [[missing if fn(m) is None else fn(m) for m in row] for row in conv], dtype=float
+        ).reshape(len(configs), len(tickers))
+
     return dict(
         is_call=arr(lambda c: c.spread.strategy == "bear_call", np.int64),
         min_d=arr(lambda c: c.spread.min_delta),
         max_d=arr(lambda c: c.spread.max_delta),
         dte=arr(lambda c: c.spread.target_dte, np.int64),
-        width_pct=arr(lambda c: c.spread.width_pct / 100),
+        width_pct=per_ticker(lambda m: m.width_pct / 100),
+        min_steps=arr(lambda c: c.spread.min_width_steps),
         min_ivp=arr(lambda c: c.spread.min_iv_percentile),
         pt=arr(lambda c: c.spread.profit_target_pct / 100),
         sl=arr(lambda c: c.spread.stop_loss_pct / 100),
-        hs_pct=arr(lambda c: c.fills.half_spread_pct / 100),
-        hs_min=arr(lambda c: c.fills.min_half_spread),
-        fee=arr(lambda c: c.fills.fee_per_contract),
+        hs_pct=per_ticker(lambda m: m.half_spread_pct / 100),
+        hs_min=per_ticker(lambda m: m.min_half_spread),
+        fee=per_ticker(lambda m: m.fee_per_contract),
+        tick=per_ticker(lambda m: m.tick),
+        cm=per_ticker(lambda m: m.multiplier),
+        step_over=per_ticker(lambda m: m.strike_step, np.nan),
         next_open=arr(lambda c: c.fills.timing == "next_open", np.int64),
         scaled=arr(lambda c: c.sizing.mode == "scaled", np.int64),
         n_fixed=arr(lambda c: c.sizing.contracts),
@@ -424,12 +436,16 @@ def run_kernel(
         a["max_d"],
         a["dte"],
         a["width_pct"],
+        a["min_steps"],
         a["min_ivp"],
         a["pt"],
         a["sl"],
         a["hs_pct"],
         a["hs_min"],
         a["fee"],
+        a["tick"],
+        a["cm"],
+        a["step_over"],
         a["next_open"],
         a["scaled"],
         a["n_fixed"],
@@ -497,6 +513,8 @@ def _run_on_chains(  # type: ignore[no-untyped-def]
         np.array([c.fills.chain_fill for c in configs], dtype=float),
         np.array([c.fills.missing_quote == "close" for c in configs], dtype=np.int64),
         a["fee"],
+        a["tick"],
+        a["cm"],
         a["scaled"],
         a["n_fixed"],
         a["risk_pct"],
@@ -518,7 +536,9 @@ def _run_on_chains(  # type: ignore[no-untyped-def]
     )
 
 
-def _trades_frame(panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...]) -> pd.DataFrame:
+def _trades_frame(
+    panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...], config: BacktestConfig
+) -> pd.DataFrame:
     if len(raw) == 0:
         raw = np.empty((0, engine.N_FIELDS))
     entry = raw[:, engine.F_ENTRY].astype(int)
@@ -558,7 +578,8 @@ def _trades_frame(panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...]) 
         }
     )
     frame["pnl_per_contract"] = frame["pnl"] / frame["contracts"]
-    frame["max_loss_total"] = frame["max_loss"] * CONTRACT_MULTIPLIER * frame["contracts"]
+    units = np.array([config.convention(t).multiplier for t in panel.tickers], dtype=float)
+    frame["max_loss_total"] = frame["max_loss"] * units[tk] * frame["contracts"]
     return frame.sort_values(["entry_date", "ticker"], kind="stable", ignore_index=True)
 
 
@@ -590,7 +611,7 @@ def run_backtests(
                 config=cfg,
                 tickers=panel.tickers,
                 equity=pd.Series(out.equity[i], index=panel.dates, name="equity"),
-                trades=_trades_frame(panel, raw, labels),
+                trades=_trades_frame(panel, raw, labels, cfg),
                 counters=dict(
                     zip(
                         (
@@ -599,7 +620,7 @@ def run_backtests(
                             "limits",
                             "no_strike",
                             "iv_filter",
-                            "no_credit",
+                            "credit_below_costs",
                             "missing_quotes",
                         ),
                         map(int, out.counters[i]),

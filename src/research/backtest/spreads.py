@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from research.backtest.conventions import MarketConvention
 from research.backtest.pricing import (
     DEFAULT_ATM_RATIO,
     DEFAULT_SKEW_CAP_RATIO,
@@ -47,10 +48,11 @@ class SpreadRules:
 
     The short leg is the strike on the grid whose |delta| lies in [min_delta, max_delta] and is
     closest to the middle of that range; the long leg is ``width_pct`` of spot further out
-    (rounded to the strike grid, at least one step). Expiry: the first trading day at least
-    ``target_dte`` calendar days after entry. Exits, checked at each close: profit target when
-    the cost to close is at most (1 − profit_target_pct/100) × credit, stop loss when the loss
-    reaches stop_loss_pct/100 × credit, else held to expiry and settled at intrinsic value.
+    (rounded to the strike grid, at least ``min_width_steps`` steps). Expiry: the first trading
+    day at least ``target_dte`` calendar days after entry. Exits, checked at each close: profit
+    target when the cost to close is at most (1 − profit_target_pct/100) × credit, stop loss
+    when the loss reaches stop_loss_pct/100 × credit, else held to expiry and settled at
+    intrinsic value.
     """
 
     strategy: Strategy = "bear_call"
@@ -58,6 +60,11 @@ class SpreadRules:
     max_delta: float = 0.15
     target_dte: int = 30
     width_pct: float = 1.5
+    min_width_steps: int = 5
+    """The width is at least this many strike steps: on a low-priced underlying 1.5 % of spot
+    is one strike, and a one-strike spread's few cents of credit do not clear the tick and
+    fees (on SPX and IXIC 1.5 % is always wider). Model pricing only; with option chains the
+    long leg is the quoted strike nearest ``width_pct``."""
     min_iv_percentile: float = 0.0
     profit_target_pct: float = 65.0
     stop_loss_pct: float = 125.0
@@ -67,6 +74,7 @@ class SpreadRules:
 class FillModel:
     """Bid/ask, fees and when orders fill. The spread trades as one combo order
     ``half_spread_pct`` % of its mid (at least ``min_half_spread`` $ per share) worse than mid,
+    per underlying unless its ``conventions`` say otherwise;
     on entry and on early exits; a closing debit never exceeds the width; expiry settles at
     intrinsic value at no cost. Fees per contract per leg, on entry and on early exit.
 
@@ -76,7 +84,9 @@ class FillModel:
     close), a sensitivity check on the close-fill assumption."""
 
     half_spread_pct: float = 5.0
-    min_half_spread: float = 0.05
+    min_half_spread: float | None = None
+    """$ per share; None: one tick of the underlying (``research.backtest.conventions``: $0.05
+    at index-like levels, 500 and above, $0.01 below)."""
     fee_per_contract: float = 0.65
     timing: FillTiming = "close"
     chain_fill: float = 0.5
@@ -145,6 +155,23 @@ class BacktestConfig:
     """Continuous dividend yield per underlying, used in pricing and deltas (symbol, yield)."""
     default_dividend_yield: float = 0.0
     """Dividend yield of an underlying not listed in ``dividend_yields``."""
+    conventions: tuple[tuple[str, MarketConvention], ...] = ()
+    """Per-underlying market conventions (``research.backtest.conventions``): strike step,
+    tick, half-spread, width, contract multiplier and fees; unset fields use this config's."""
+
+    def convention(self, symbol: str) -> MarketConvention:
+        """``symbol``'s conventions with this config's values filled in (strike step, tick and
+        minimum half-spread may stay None: they then follow the day's price level)."""
+        own = dict(self.conventions).get(symbol, MarketConvention())
+        return MarketConvention(
+            strike_step=own.strike_step,
+            tick=own.tick,
+            half_spread_pct=_first(own.half_spread_pct, self.fills.half_spread_pct),
+            min_half_spread=_first(own.min_half_spread, self.fills.min_half_spread),
+            width_pct=_first(own.width_pct, self.spread.width_pct),
+            multiplier=_first(own.multiplier, float(CONTRACT_MULTIPLIER)),
+            fee_per_contract=_first(own.fee_per_contract, self.fills.fee_per_contract),
+        )
 
     def dividend_yield(self, symbol: str) -> float:
         """The dividend yield used for ``symbol``."""
@@ -163,6 +190,8 @@ class BacktestConfig:
             )
         if s.width_pct <= 0:
             problems.append(f"width_pct must be > 0, got {s.width_pct}")
+        if s.min_width_steps < 1:
+            problems.append(f"min_width_steps must be >= 1, got {s.min_width_steps}")
         if s.target_dte <= 0:
             problems.append(f"target_dte must be > 0 days, got {s.target_dte}")
         if s.profit_target_pct <= 0 or s.profit_target_pct > 100:
@@ -191,7 +220,7 @@ class BacktestConfig:
             problems.append(f"atm_ratio must be > 0, got {self.atm_ratio}")
         if not -0.5 < self.rate < 1:
             problems.append(f"rate must be an annual rate in (-0.5, 1), got {self.rate}")
-        if f.half_spread_pct < 0 or f.min_half_spread < 0 or f.fee_per_contract < 0:
+        if f.half_spread_pct < 0 or (f.min_half_spread or 0) < 0 or f.fee_per_contract < 0:
             problems.append(
                 "fills: half_spread_pct, min_half_spread and fee_per_contract must be >= 0"
             )
@@ -216,6 +245,10 @@ class BacktestConfig:
     def replace(self, **changes: Any) -> BacktestConfig:
         """A copy with dotted-path changes, e.g. ``replace(**{"spread.min_delta": 0.1})``."""
         return config_from_dict(changes, base=self)
+
+
+def _first(value: float | None, default: float | None) -> float | None:
+    return default if value is None else value
 
 
 def parse_multipliers(text: str, labels: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
@@ -257,6 +290,18 @@ def config_from_dict(data: Mapping[str, Any], base: BacktestConfig | None = None
             f"settings {sorted(scalars)}"
         )
     changes: dict[str, Any] = dict(top)
+    if "conventions" in changes:
+        from research.backtest.conventions import conventions_from_mapping
+
+        given = changes["conventions"]
+        try:
+            changes["conventions"] = (
+                conventions_from_mapping(given, "conventions")
+                if isinstance(given, Mapping)
+                else conventions_from_mapping(dict(given), "conventions")
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
     if isinstance(changes.get("dividend_yields"), Mapping):
         changes["dividend_yields"] = tuple(
             (str(k), float(v)) for k, v in changes["dividend_yields"].items()

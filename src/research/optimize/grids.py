@@ -151,7 +151,8 @@ def load_grid_file(path: str | Path) -> tuple[BacktestConfig, dict[str, list[Any
 
 
 def flat_params(cfg: BacktestConfig) -> dict[str, Any]:
-    """A config as ``param_*`` columns (multipliers as one text column)."""
+    """A config as ``param_*`` columns (multipliers and per-symbol conventions as one text
+    column each)."""
     out: dict[str, Any] = {}
     for block in ("spread", "fills", "sizing", "limits"):
         for key, value in vars(getattr(cfg, block)).items():
@@ -159,6 +160,13 @@ def flat_params(cfg: BacktestConfig) -> dict[str, Any]:
                 value = ",".join(f"{k}={v:g}" for k, v in value) or "none"
             out[f"param_{block}_{key}"] = value
     out["param_initial_equity"] = cfg.initial_equity
+    out["param_conventions"] = (
+        ";".join(
+            f"{sym}:" + ",".join(f"{k}={v:g}" for k, v in vars(conv).items() if v is not None)
+            for sym, conv in cfg.conventions
+        )
+        or "none"
+    )
     return out
 
 

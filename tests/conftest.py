@@ -1,0 +1,54 @@
+"""Shared fixtures: real daily series that are not the built-in S&P 500 / NASDAQ, written as
+a user's own files — a stock (Google, 2004–2013, shipped with ``backtesting``) and a commodity
+(WTI crude oil spot, 1986–2019, FRED DCOILWTICO shipped with ``arch``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+def goog_bars() -> pd.DataFrame:
+    """GOOG daily OHLCV in the bars contract (2,148 days, 2004-08-19..2013-03-01)."""
+    from backtesting.test import GOOG
+
+    frame = GOOG.rename(columns=str.lower).rename_axis("date").reset_index()
+    frame.insert(1, "symbol", "GOOG")
+    return frame[["date", "symbol", "open", "high", "low", "close", "volume"]]
+
+
+def wti_bars() -> pd.DataFrame:
+    """WTI spot closes as bars: the series has closes only, so open = high = low = close (the
+    documented way to bring a close-only series); holidays (no price) dropped."""
+    from arch.data import wti
+
+    close = wti.load()["DCOILWTICO"].dropna()
+    frame = pd.DataFrame({"date": close.index, "symbol": "WTI"})
+    for col in ("open", "high", "low", "close"):
+        frame[col] = close.to_numpy(float)
+    return frame
+
+
+@pytest.fixture(scope="session")
+def goog_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("own") / "goog.csv"
+    goog_bars().to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path
+
+
+@pytest.fixture(scope="session")
+def wti_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("own") / "wti.csv"
+    wti_bars().to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stock_and_commodity_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CSV of two symbols, GOOG and WTI, each on its own calendar."""
+    path = tmp_path_factory.mktemp("own") / "two.csv"
+    both = pd.concat([goog_bars(), wti_bars()], ignore_index=True)
+    both.to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path
