@@ -20,14 +20,16 @@ def goog_bars() -> pd.DataFrame:
 
 
 def wti_bars() -> pd.DataFrame:
-    """WTI spot closes as bars: the series has closes only, so open = high = low = close (the
-    documented way to bring a close-only series); holidays (no price) dropped."""
+    """WTI spot closes as bars: the series has closes only, so open = high = low = close and
+    volume is empty (the documented way to bring a close-only series); holidays (no price)
+    dropped."""
     from arch.data import wti
 
     close = wti.load()["DCOILWTICO"].dropna()
     frame = pd.DataFrame({"date": close.index, "symbol": "WTI"})
     for col in ("open", "high", "low", "close"):
         frame[col] = close.to_numpy(float)
+    frame["volume"] = float("nan")
     return frame
 
 

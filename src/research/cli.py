@@ -7,9 +7,13 @@ Heavy libraries are imported inside the commands so that ``research --help`` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from research.optimize.scenarios import StudyData
+    from research.optimize.service import StudyInputs
 
 app = typer.Typer(
     help="Regime Lab research commands.",
@@ -155,9 +159,10 @@ def regimes_classify(
         raise typer.Exit(1) from exc
     for note in notes:
         typer.echo(f"note: {note}", err=True)
+    from research.regimes.ruleset import load_ruleset
     from research.regimes.service import summarize
 
-    typer.echo(summarize(labels))
+    typer.echo(summarize(labels, load_ruleset(ruleset)))
     typer.echo(f"wrote {len(labels)} rows to {out}")
 
 
@@ -450,6 +455,59 @@ def _conventions_text(cfg: object, tickers: tuple[str, ...], counters: dict[str,
     return "\n".join(lines)
 
 
+BarsOption = Annotated[
+    Path | None,
+    typer.Option(help="Bars file (bars contract; default: the embedded SPX and IXIC)."),
+]
+IvOption = Annotated[
+    list[Path] | None,
+    typer.Option(help="IV index file(s); repeatable, they add up (VIX stays SPX's)."),
+]
+IvFromOption = Annotated[
+    list[str] | None,
+    typer.Option(help="SYMBOL=ANCHOR: scale SYMBOL's IV from ANCHOR's; repeatable."),
+]
+ConventionsOption = Annotated[
+    Path | None,
+    typer.Option(help="Per-symbol market conventions YAML (strike_step, tick, ...)."),
+]
+ConventionOption = Annotated[
+    list[str] | None,
+    typer.Option(help="SYMBOL:FIELD=VALUE[,...], e.g. MSFT:width_pct=3; repeatable."),
+]
+
+
+def _study_inputs(
+    kind: str,
+    tickers: list[str] | None,
+    bars: Path | None,
+    iv: list[Path] | None,
+    iv_from: list[str] | None,
+    conventions: Path | None,
+    convention: list[str] | None,
+) -> StudyInputs:
+    """Ticker sets (``--tickers``; default every symbol of ``--bars``, SPX and IXIC when
+    embedded), their data and the base config with the conventions."""
+    from research.backtest.service import parse_relations
+    from research.optimize.service import study_inputs
+
+    sets = [tuple(t.strip() for t in s.split(",") if t.strip()) for s in tickers or []]
+    return study_inputs(
+        kind,
+        sets or None,
+        bars_path=bars,
+        iv_path=iv or None,
+        iv_from=parse_relations(iv_from),
+        conventions_path=conventions,
+        conventions=_conventions_option(None, convention),
+    )
+
+
+def _data_notes(data: StudyData) -> None:
+    for note in data.notes:
+        typer.echo(f"note: {note}", err=True)
+
+
 grid_app = typer.Typer(help="Configuration grids, stored in DuckDB.", no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
 
@@ -471,18 +529,23 @@ def grid_run(
     address: Annotated[str | None, typer.Option(help="Dask scheduler tcp://host:port.")] = None,
     db: Annotated[Path | None, typer.Option(help="DuckDB file (default data/lab.duckdb).")] = None,
     spa_reps: Annotated[int, typer.Option(help="Bootstrap replications for SPA.")] = 1000,
+    bars: BarsOption = None,
+    iv: IvOption = None,
+    iv_from: IvFromOption = None,
+    conventions: ConventionsOption = None,
+    convention: ConventionOption = None,
 ) -> None:
     """Run a grid, store it in DuckDB and print the results with DSR, PBO and SPA."""
     import pandas as pd
 
     from research.backtest.spreads import ConfigError
     from research.config import PATHS
+    from research.data.errors import ContractError
     from research.optimize.service import run_named_grid
 
-    defaults: dict[str, list[str]] = {"multipliers": ["SPX", "IXIC"], "limits": ["SPX,IXIC"]}
-    default_sets = defaults.get(kind, ["SPX"])
-    sets = [tuple(t.strip() for t in s.split(",")) for s in (tickers or default_sets)]
     try:
+        inputs = _study_inputs(kind, tickers, bars, iv, iv_from, conventions, convention)
+        sets, data, base = inputs.ticker_sets, inputs.data, inputs.base
         ex = None
         if executor != "inline":
             from research.optimize.executors import get_executor
@@ -498,11 +561,14 @@ def grid_run(
             executor=ex,
             store_path=db or PATHS.database,
             spa_reps=spa_reps,
+            base=base,
+            data=data,
             progress=lambda m: typer.echo(m, err=True),
         )
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ContractError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    _data_notes(data)
     cols = ["variant", "tickers", "cagr", "sharpe", "sortino", "max_drawdown", "trades", "win_rate"]
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         typer.echo(run.result.table[cols].round(4).to_string(index=False))
@@ -530,6 +596,14 @@ def grid_study_cmd(
     spa_reps: Annotated[int, typer.Option(help="SPA bootstrap replications.")] = 1000,
     db: Annotated[Path | None, typer.Option(help="Results store counted for DSR trials.")] = None,
     summary_out: Annotated[Path | None, typer.Option(help="Write the JSON summary here.")] = None,
+    bars: BarsOption = None,
+    iv: IvOption = None,
+    iv_from: IvFromOption = None,
+    conventions: ConventionsOption = None,
+    convention: ConventionOption = None,
+    regime_model: Annotated[
+        str, typer.Option(help="Labels for the multipliers study.")
+    ] = "bull_bear_vol",
 ) -> None:
     """The notebooks' study headless: walk-forward, controls, permutation null, Sharpe tests
     and every sensitivity scenario; prints the verdicts and the sensitivity table."""
@@ -539,21 +613,22 @@ def grid_study_cmd(
 
     from research.backtest.spreads import ConfigError
     from research.config import PATHS
+    from research.data.errors import ContractError
     from research.optimize.study import grid_study
 
     if kind not in ("multipliers", "limits"):
         typer.echo(f"error: unknown study {kind!r}; use multipliers or limits", err=True)
         raise typer.Exit(1)
-    defaults = {"multipliers": ["SPX", "IXIC"], "limits": ["SPX,IXIC"]}
-    sets = [tuple(t.strip() for t in x.split(",")) for x in (tickers or defaults[kind])]
     try:
+        inputs = _study_inputs(kind, tickers, bars, iv, iv_from, conventions, convention)
+        sets, data, base = inputs.ticker_sets, inputs.data, inputs.base
         study = grid_study(
             kind,
             sets,
             benchmark="flat" if kind == "multipliers" else "wide_open",
             start=start,
             end=end,
-            regime_model="bull_bear_vol" if kind == "multipliers" else None,
+            regime_model=regime_model if kind == "multipliers" else None,
             is_years=is_years,
             oos_years=oos_years,
             scenarios=None if scenarios is None else [x.strip() for x in scenarios.split(",")],
@@ -561,11 +636,14 @@ def grid_study_cmd(
             sharpe_reps=sharpe_reps,
             spa_reps=spa_reps,
             store_path=db or PATHS.database,
+            data=data,
+            base=base,
             progress=lambda m: typer.echo(m, err=True),
         )
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ContractError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    _data_notes(data)
     summary = study.summary()
     rows = summary["per_tickers"]
     assert isinstance(rows, list)

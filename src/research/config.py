@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT_ENV = "REGIME_LAB_ROOT"
+PARAMS_ENV = "REGIME_LAB_PARAMS_FILE"
+"""Set by ``research run`` for the notebooks: the parameters file their values came from."""
 KERNEL_NAME = "regime-lab"
 """Name of the Jupyter kernel registered for this project (used by papermill and JupyterLab)."""
 
@@ -80,13 +82,15 @@ PATHS = Paths.from_root()
 
 
 def resolve_path(value: str | Path, paths: Paths | None = None) -> Path:
-    """A user-given path: absolute as is; relative to the project root, else to notebooks/
-    (where notebooks run), whichever exists; the project root when neither does."""
+    """A user-given path: absolute as is; a relative one from the current directory, the
+    project root or notebooks/ (where notebooks run), the first where it exists — so
+    ``data/own/bars.csv`` names the same file in the CLI (from the root) and in a notebook;
+    the project root when it exists nowhere (the error then shows that full path)."""
     path = Path(value).expanduser()
     if path.is_absolute():
         return path
     paths = paths or Paths.from_root()
-    for base in (paths.root, paths.notebooks):
+    for base in (Path.cwd(), paths.root, paths.notebooks):
         if (base / path).exists():
             return (base / path).resolve()
     return (paths.root / path).resolve()

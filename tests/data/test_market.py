@@ -717,6 +717,8 @@ def test_coverage_hand_built() -> None:
             "bars": [4, 3],
             "iv_index_days": [2, 0],
             "iv_proxy_days": [1, 1],
+            "iv_scaled_days": [0, 0],
+            "iv_uncalibrated_days": [0, 0],
             "iv_missing_days": [1, 2],
         }
     )

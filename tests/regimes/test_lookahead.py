@@ -15,6 +15,8 @@ from research.regimes import classify
 from research.regimes.ruleset import DEFAULT_RULESET
 
 RULE_MODELS = ("vix_trend", "vol_ratio", "bull_bear_vol", "tags")
+# every cut leaves at least the 61 bars the rule models need (registry.min_history)
+MIN_CUT = 60
 # a fast Markov schedule: first fit after 120 returns, refit every 60
 FAST_MARKOV = dataclasses.replace(
     DEFAULT_RULESET,
@@ -51,16 +53,30 @@ def _assert_prefix_invariant(
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(cut=st.integers(min_value=25, max_value=1000))
+@given(cut=st.integers(min_value=MIN_CUT, max_value=1000))
 def test_rule_models_have_no_look_ahead(model: str, cut: int, data) -> None:  # type: ignore[no-untyped-def]
     bars, iv = data
     _assert_prefix_invariant(model, bars, iv, cut)
 
 
+PERCENTILE = dataclasses.replace(
+    DEFAULT_RULESET, vix_trend=dataclasses.replace(DEFAULT_RULESET.vix_trend, iv_scale="percentile")
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.integers(min_value=125, max_value=1000))  # 126 bars: the first IV rank
+def test_vix_trend_percentile_scale_has_no_look_ahead(cut: int, data) -> None:  # type: ignore[no-untyped-def]
+    bars, iv = data
+    _assert_prefix_invariant("vix_trend", bars, iv, cut, PERCENTILE)
+
+
 @settings(
     max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(cut=st.integers(min_value=100, max_value=370))
+@given(cut=st.integers(min_value=120, max_value=370))  # 121 bars: min_train_bars + 1
 def test_markov_has_no_look_ahead(cut: int, data) -> None:  # type: ignore[no-untyped-def]
     # one symbol keeps it fast; tests/regimes/test_markov.py checks exact cuts at refit points
     bars, iv = data

@@ -19,7 +19,13 @@ from research.regimes.keys import (
     tag_dimensions,
 )
 from research.regimes.registry import classify, get_model
-from research.regimes.ruleset import DEFAULT_RULESET, RulesetError, load_ruleset, ruleset_from_dict
+from research.regimes.ruleset import (
+    DEFAULT_RULESET,
+    Ruleset,
+    RulesetError,
+    load_ruleset,
+    ruleset_from_dict,
+)
 
 
 def make_bars(
@@ -104,7 +110,7 @@ def test_vectorised_keys_match_the_scalar_function() -> None:
 def test_vix_buckets_at_and_around_the_edges() -> None:
     values = [0.1199, 0.12, 0.1499, 0.15, 0.20, 0.2499, 0.25, 0.3499, 0.35, 0.80]
     closes = np.full(60 + len(values), 100.0)
-    bars = make_bars(closes)
+    bars = make_bars(closes, symbol="SPX")  # SPX: bucketed by VIX points (iv_scale auto)
     iv = flat_iv(bars, [0.16] * 60 + values)
     out = classify("vix_trend", bars, iv)
     tail = out.iloc[60:]
@@ -128,7 +134,7 @@ def test_vix_buckets_at_and_around_the_edges() -> None:
 def test_vix_trend_band_and_warmup() -> None:
     # 50 closes at 100 then one close: distance to the 50-day SMA decides the trend
     def last(close: float) -> pd.Series:
-        bars = make_bars([100.0] * 50 + [close])
+        bars = make_bars([100.0] * 50 + [close], symbol="SPX")
         return classify("vix_trend", bars, flat_iv(bars, 0.13)).iloc[-1]
 
     # SMA of the last 50 closes = (49 * 100 + c) / 50
@@ -137,7 +143,7 @@ def test_vix_trend_band_and_warmup() -> None:
     assert up["trend_distance"] == pytest.approx(103 / 100.06 - 1)
     assert last(102.0)["trend"] == "NEUTRAL"  # +1.96%: inside the band
     assert last(97.0)["regime"] == "LOW_VOL_BEARISH"  # -2.94%
-    bars = make_bars([100.0] * 51)
+    bars = make_bars([100.0] * 51, symbol="SPX")
     out = classify("vix_trend", bars, flat_iv(bars, 0.13))
     assert out["regime"].iloc[:49].isna().all() and (out["flag"].iloc[:49] == "warmup").all()
     assert out["regime"].iloc[49] == "LOW_VOL_NEUTRAL"
@@ -147,7 +153,7 @@ def test_vix_buckets_only_mode_and_missing_iv_flag() -> None:
     rules = dataclasses.replace(
         DEFAULT_RULESET, vix_trend=dataclasses.replace(DEFAULT_RULESET.vix_trend, buckets_only=True)
     )
-    bars = make_bars(np.linspace(100, 120, 5))
+    bars = make_bars(np.linspace(100, 120, 5), symbol="SPX")
     iv = flat_iv(bars, [0.11, 0.13, np.nan, 0.22, 0.40]).dropna()
     out = classify("vix_trend", bars, iv, rules)
     assert list(out["regime"].fillna("-")) == [
@@ -160,6 +166,170 @@ def test_vix_buckets_only_mode_and_missing_iv_flag() -> None:
     assert out["flag"].iloc[2] == "missing_iv"
     assert len(vix_trend.labels_for(rules.vix_trend)) == 6
     assert len(vix_trend.labels_for(DEFAULT_RULESET.vix_trend)) == 18
+
+
+# --- vix_trend IV scale: VIX points or trailing IV percentile -----------------------------
+
+# a 5-bar percentile window (ranks from 3 IVs on) and a 3-bar SMA keep the hand computation short
+SMALL_WINDOWS = dataclasses.replace(
+    DEFAULT_RULESET,
+    vix_trend=dataclasses.replace(
+        DEFAULT_RULESET.vix_trend, percentile_window=5, percentile_min_periods=3, trend_window=3
+    ),
+)
+IV_SERIES = [0.30, 0.25, 0.35, 0.40, 0.20, np.nan, 0.28, 0.50, 0.38, 0.10, 0.50]
+
+
+def _vix_rules(**kw: object) -> Ruleset:
+    return dataclasses.replace(
+        SMALL_WINDOWS, vix_trend=dataclasses.replace(SMALL_WINDOWS.vix_trend, **kw)
+    )
+
+
+def test_vix_percentile_buckets_hand_computed() -> None:
+    bars = make_bars([100.0] * len(IV_SERIES), symbol="GOOG")
+    out = classify("vix_trend", bars, flat_iv(bars, IV_SERIES).dropna(), SMALL_WINDOWS)
+    # rank = 100 x (window IVs <= today's) / (window IVs), window = last 5 rows, NaN IVs left out:
+    # row 2 [.30 .25 .35] 3/3; row 3 4/4; row 4 [.30 .25 .35 .40 .20] 1/5; row 5 no IV;
+    # row 6 [.35 .40 .20 - .28] 2/4; row 7 [.40 .20 - .28 .50] 4/4; row 8 [.20 - .28 .50 .38] 3/4;
+    # row 9 [- .28 .50 .38 .10] 1/4; row 10 [.28 .50 .38 .10 .50] 5/5 (a tie counts as <=)
+    expected_rank = [np.nan, np.nan, 100, 100, 20, np.nan, 50, 100, 75, 25, 100]
+    np.testing.assert_allclose(out["iv_rank"], expected_rank)
+    # default edges 24 / 64 / 88 / 96 / 100, a rank on an edge goes to the bucket above
+    assert list(out["iv_bucket"].fillna("-")) == [
+        "-",
+        "-",
+        "EXTREME",
+        "EXTREME",
+        "ULTRA_LOW",
+        "-",
+        "LOW",
+        "EXTREME",
+        "NORMAL",
+        "LOW",
+        "EXTREME",
+    ]
+    assert (out["iv_scale"] == "percentile").all()
+    assert out["regime"].iloc[8] == "NORMAL_VOL_NEUTRAL" and out["vol_dim"].iloc[4] == "low"
+    assert list(out["flag"].iloc[:2]) == ["warmup", "warmup"]  # one flag for rank and SMA
+    assert out["flag"].iloc[5] == "missing_iv" and pd.isna(out["regime"].iloc[5])
+    assert (out["flag"].drop([0, 1, 5]) == "").all()
+    assert out["regime"].drop([0, 1, 5]).notna().all()
+
+
+def test_vix_percentile_warmup_without_trend_in_buckets_only_mode() -> None:
+    bars = make_bars([100.0] * 5, symbol="GOOG")
+    rules = _vix_rules(buckets_only=True)
+    out = classify("vix_trend", bars, flat_iv(bars, IV_SERIES[:5]), rules)
+    assert list(out["regime"].fillna("-")) == [
+        "-",
+        "-",
+        "EXTREME_VOL",
+        "EXTREME_VOL",
+        "ULTRA_LOW_VOL",
+    ]
+    assert list(out["flag"]) == ["warmup", "warmup", "", "", ""]
+
+
+def test_vix_auto_scale_points_for_index_symbols_percentile_otherwise() -> None:
+    spx = make_bars([100.0] * len(IV_SERIES), symbol="SPX")
+    goog = make_bars([100.0] * len(IV_SERIES), symbol="GOOG")
+    bars = pd.concat([spx, goog])
+    iv = pd.concat([flat_iv(spx, IV_SERIES).dropna(), flat_iv(goog, IV_SERIES).dropna()])
+    out = classify("vix_trend", bars, iv, SMALL_WINDOWS).set_index("symbol")
+    assert (out.loc["SPX", "iv_scale"] == "points").all()
+    assert (out.loc["GOOG", "iv_scale"] == "percentile").all()
+    # SPX by points: 30 -> HIGH, 25 -> HIGH (edge), 35 -> EXTREME, 40, 20 -> ELEVATED
+    assert list(out.loc["SPX", "iv_bucket"].iloc[:5]) == [
+        "HIGH",
+        "HIGH",
+        "EXTREME",
+        "EXTREME",
+        "ELEVATED",
+    ]
+    assert out.loc["GOOG", "iv_bucket"].iloc[4] == "ULTRA_LOW"
+    # the rank is computed for every symbol, whatever the scale
+    np.testing.assert_allclose(out.loc["SPX", "iv_rank"], out.loc["GOOG", "iv_rank"])
+    assert out.loc["SPX", "regime"].iloc[2] == "EXTREME_VOL_NEUTRAL"  # no rank warmup on points
+
+
+def test_vix_explicit_scale_overrides_the_symbol() -> None:
+    spx = make_bars([100.0] * len(IV_SERIES), symbol="SPX")
+    goog = make_bars([100.0] * len(IV_SERIES), symbol="GOOG")
+    by_pct = classify(
+        "vix_trend", spx, flat_iv(spx, IV_SERIES).dropna(), _vix_rules(iv_scale="percentile")
+    )
+    assert (by_pct["iv_scale"] == "percentile").all()
+    assert by_pct["iv_bucket"].iloc[4] == "ULTRA_LOW" and by_pct["iv_bucket"].iloc[8] == "NORMAL"
+    by_pts = classify(
+        "vix_trend", goog, flat_iv(goog, IV_SERIES).dropna(), _vix_rules(iv_scale="points")
+    )
+    assert (by_pts["iv_scale"] == "points").all()
+    assert by_pts["iv_bucket"].iloc[4] == "ELEVATED" and by_pts["iv_bucket"].iloc[9] == "ULTRA_LOW"
+    # points_symbols decides in auto mode
+    listed = classify(
+        "vix_trend", goog, flat_iv(goog, IV_SERIES).dropna(), _vix_rules(points_symbols=("GOOG",))
+    )
+    assert (listed["iv_scale"] == "points").all()
+
+
+def test_vix_percentile_edges_come_from_the_embedded_vix() -> None:
+    from research.data.market import embedded_vix
+
+    points = embedded_vix()["iv"].to_numpy() * 100
+    idx = np.searchsorted(DEFAULT_RULESET.vix_trend.iv_edges, points, "right")
+    cumulative = np.cumsum(np.bincount(idx, minlength=6))[:5] / len(points) * 100
+    np.testing.assert_allclose(cumulative, [23.75, 64.10, 87.61, 96.43, 99.68], atol=0.005)
+    assert DEFAULT_RULESET.vix_trend.percentile_edges == tuple(np.round(cumulative))
+
+
+def test_vix_bad_iv_scale_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(
+        RulesetError, match=r"iv_scale must be one of \['auto', 'points', 'percentile'\], got 'vix'"
+    ):
+        dataclasses.replace(DEFAULT_RULESET.vix_trend, iv_scale="vix")
+    path = tmp_path / "rules.yaml"
+    path.write_text("ruleset_id: x\nvix_trend:\n  iv_scale: vix\n")
+    with pytest.raises(RulesetError, match=r"rules.yaml: vix_trend\.iv_scale must be one of"):
+        load_ruleset(path)
+    path.write_text("ruleset_id: x\nvix_trend:\n  iv_scale: 3\n")
+    with pytest.raises(RulesetError, match=r"vix_trend\.iv_scale: expected a non-empty string"):
+        load_ruleset(path)
+
+
+def test_vix_scale_settings_load_from_a_ruleset_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "ruleset_id: x\nvix_trend:\n  iv_scale: percentile\n  points_symbols: [SPX, GC]\n"
+        "  percentile_edges: [10, 50, 90, 95, 99]\n  percentile_window: 500\n"
+    )
+    r = load_ruleset(path).vix_trend
+    assert (r.iv_scale, r.points_symbols, r.percentile_window) == ("percentile", ("SPX", "GC"), 500)
+    assert r.percentile_edges == (10.0, 50.0, 90.0, 95.0, 99.0)
+    assert r.percentile_min_periods == 126  # untouched default
+    for text, message in [
+        ("percentile_edges: [10, 50, 40, 95, 99]", "percentile_edges must increase"),
+        ("percentile_edges: [10, 50, 90, 95]", "one more bucket_names than percentile_edges"),
+        ("percentile_min_periods: 300", "percentile_min_periods <= percentile_window"),
+    ]:
+        path.write_text(f"ruleset_id: x\nvix_trend:\n  {text}\n")
+        with pytest.raises(RulesetError, match=message):
+            load_ruleset(path)
+
+
+def test_summary_names_each_symbols_iv_scale() -> None:
+    from research.regimes.service import summarize
+
+    spx = make_bars([100.0] * len(IV_SERIES), symbol="SPX")
+    goog = make_bars([100.0] * len(IV_SERIES), symbol="GOOG")
+    iv = pd.concat([flat_iv(spx, IV_SERIES).dropna(), flat_iv(goog, IV_SERIES).dropna()])
+    out = classify("vix_trend", pd.concat([spx, goog]), iv, SMALL_WINDOWS)
+    text = summarize(out, SMALL_WINDOWS)
+    assert "vix_trend IV buckets: GOOG by trailing 5-day IV percentile; SPX by VIX points" in text
+    assert "trailing 252-day IV percentile" in summarize(out)  # default ruleset
+    assert "IV buckets" not in summarize(
+        classify("vol_ratio", make_bars(np.linspace(100, 110, 80)))
+    )
 
 
 # --- vol_ratio (seed 003) ---------------------------------------------------------------
@@ -193,10 +363,16 @@ def test_seed_scenarios_stable_spike_compression_insufficient() -> None:
     low = classify("vol_ratio", make_bars(_returns_to_closes(calm))).iloc[-1]
     assert low["regime"] == "low" and low["vol_ratio"] < 0.6
 
-    short = classify("vol_ratio", make_bars(_returns_to_closes(base[:59])))
+    # the fallback: rows 0..59 have fewer than 60 returns (row 60 is the first with a ratio)
+    out = classify("vol_ratio", make_bars(_returns_to_closes(base)))
+    short = out.iloc[:60]
     assert (short["regime"] == "normal").all()
     assert (short[["vol_short", "vol_long"]] == 0).all().all() and (short["vol_ratio"] == 1).all()
     assert (short["flag"] == "insufficient_data").all()
+    assert out["flag"].iloc[60] == "" and out["vol_long"].iloc[60] > 0
+    # a history with no row past the fallback is refused
+    with pytest.raises(ValueError, match=r"TST has 60 bars .* needs 61 \(long_window_bars 60"):
+        classify("vol_ratio", make_bars(_returns_to_closes(base[:59])))
 
 
 def test_vol_ratio_thresholds_are_strict_lower_bounds() -> None:
@@ -311,7 +487,7 @@ def test_nan_close_duplicate_and_unsorted_dates_are_contract_errors() -> None:
 
 
 def test_gaps_are_flagged() -> None:
-    bars = make_bars(np.linspace(100, 110, 30))
+    bars = make_bars(np.linspace(100, 110, 80))
     bars.loc[20:, "date"] = bars.loc[20:, "date"] + pd.Timedelta(days=10)
     out = classify("vol_ratio", bars)
     assert out["flag"].str.contains("gap").sum() == 1
@@ -388,6 +564,7 @@ def test_ruleset_file_overrides_only_what_it_names(tmp_path) -> None:  # type: i
         ),
         ("ruleset_id: x\ntags:\n  long_window: ten\n", r"tags\.long_window: expected an integer"),
         ("ruleset_id: x\nmarkov:\n  k_regimes: 4\n", "k_regimes must be 2 or 3"),
+        ("ruleset_id: x\nvix_trend:\n  iv_scale: Points\n", r"vix_trend\.iv_scale must be one of"),
         ("ruleset_id: [unclosed\n", "not valid"),
     ],
 )

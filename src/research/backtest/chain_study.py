@@ -63,9 +63,13 @@ def chains_or_synthetic(
     start: str | None = None,
     end: str | None = None,
     seed: int = 0,
+    bars_path: str | None = None,
+    iv_path: str | None = None,
 ) -> ChainInput:
     """The user's chain file (resolved like every notebook path), or a synthetic chain of
-    ``underlying`` (embedded SPX bars and VIX; default 2015-2018) when ``chains_path`` is None."""
+    ``underlying`` around its real closes and IV when ``chains_path`` is None: the embedded
+    SPX bars and VIX (default 2015-2018), or the bars of ``bars_path`` with the IV of
+    ``iv_path`` as every command resolves it (default: the last four years of the bars)."""
     from research.data.chains import load_chains
 
     if chains_path is not None:
@@ -88,12 +92,23 @@ def chains_or_synthetic(
     from research.data.contracts import validate
     from research.data.synthetic_chains import synthetic_chains
 
+    if bars_path is None and iv_path is None:
+        bars, iv = market.load_bars(symbols=[underlying]), market.load_iv_index()
+        start, end = start or "2015-01-01", end or "2018-12-31"
+    else:
+        from research.data.overview import load_market
+
+        own = load_market(bars_path, iv_path, symbols=[underlying])
+        bars, iv = own.bars, own.iv
+        last = bars["date"].max()
+        start = start or str((last - pd.DateOffset(years=4)).date())
+        end = end or str(last.date())
     raw = synthetic_chains(
-        market.load_bars(symbols=[underlying]),
-        market.load_iv_index(),
+        bars,
+        iv,
         symbol=underlying,
-        start=start or "2015-01-01",
-        end=end or "2018-12-31",
+        start=start,
+        end=end,
         missing=0.001,
         seed=seed,
     )

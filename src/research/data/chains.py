@@ -271,7 +271,9 @@ def load_chains(
     """
     import duckdb
 
-    path = Path(path)
+    from research.config import resolve_path
+
+    path = resolve_path(path)
     source = str(path)
     if layout not in ("auto", *LAYOUTS):
         raise _fail(source, "unknown layout", "layouts: auto, " + ", ".join(LAYOUTS), repr(layout))

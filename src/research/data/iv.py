@@ -519,8 +519,8 @@ def resolve_iv(
             notes.append(
                 f"{sym}: {reason}; its IV is its own GARCH volatility forecast (labelled "
                 f"{UNCALIBRATED!r}: no variance premium, usually below option-implied "
-                "volatility). Give an IV file for it (--iv), or scale it from another symbol's "
-                "IV (--iv-from)."
+                "volatility). Give an IV file for it (--iv / iv_path), or scale it from another "
+                "symbol's IV (--iv-from / iv_from)."
             )
         values = (proxy + float(shift)).clip(lower=MIN_PROXY_IV).where(proxy.notna())
         frame = pd.DataFrame(

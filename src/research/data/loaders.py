@@ -72,7 +72,9 @@ def read_table(path: str | Path, *, table: str | None = None) -> pd.DataFrame:
     ----------
     path : str or Path
         A ``.csv``, ``.csv.gz``, ``.parquet``/``.pq``, ``.json`` (array of records),
-        ``.jsonl``/``.ndjson``, ``.sqlite``/``.sqlite3``/``.db`` or ``.duckdb`` file.
+        ``.jsonl``/``.ndjson``, ``.sqlite``/``.sqlite3``/``.db`` or ``.duckdb`` file; a
+        relative path is looked up from the current directory, the project root and
+        notebooks/ (``research.config.resolve_path``).
     table : str, optional
         Table (or view) to read from a database file. Default: the only table, if there is
         exactly one. Not allowed for other formats.
@@ -90,7 +92,9 @@ def read_table(path: str | Path, *, table: str | None = None) -> pd.DataFrame:
         directory, no permission, corrupt content, parse failure), ``empty file`` (0 bytes,
         header only, zero rows), ``unknown table`` or ``ambiguous table``.
     """
-    p = Path(path)
+    from research.config import resolve_path
+
+    p = resolve_path(path)
     fmt = _format_of(p)
     if not p.exists():
         raise _fail(p, "unreadable file", "no such file")

@@ -469,6 +469,7 @@ def fit_iv_proxy(
     *,
     symbol: str = "SPX",
     holdout_start: str | pd.Timestamp = "2017-01-01",
+    features: pd.DataFrame | None = None,
 ) -> IvProxyFit:
     """Fit the IV proxy on the overlap of ``symbol``'s bars and IV index.
 
@@ -483,12 +484,18 @@ def fit_iv_proxy(
     holdout_start
         Overlap dates on/after this are held out to measure out-of-sample error; the final
         coefficients are then refit on the whole overlap.
+    features
+        ``realized_vol_features`` of the symbol's bars when already computed.
 
     Returns
     -------
     IvProxyFit
     """
-    feats = realized_vol_features(bars.loc[bars["symbol"] == symbol].reset_index(drop=True))
+    feats = (
+        realized_vol_features(bars.loc[bars["symbol"] == symbol].reset_index(drop=True))
+        if features is None
+        else features.loc[features["symbol"] == symbol].reset_index(drop=True)
+    )
     index = iv.loc[iv["symbol"] == symbol, ["date", "iv"]]
     overlap = feats.merge(index, on="date", how="inner").dropna(subset=[*PROXY_FEATURES, "iv"])
     if len(overlap) < 2 * RV_WINDOW:
@@ -701,25 +708,34 @@ def proxy_band(
 
 
 def coverage(bars: pd.DataFrame, iv: pd.DataFrame) -> pd.DataFrame:
-    """What is loaded: per symbol, the bar range and how many days have index vs proxy IV.
+    """What is loaded: per symbol, the bar range and how many days have each kind of IV.
 
     Returns
     -------
     pandas.DataFrame
-        ``symbol, first_date, last_date, bars, iv_index_days, iv_proxy_days, iv_missing_days``.
+        ``symbol, first_date, last_date, bars, iv_index_days, iv_proxy_days,
+        iv_scaled_days`` (another symbol's IV scaled), ``iv_uncalibrated_days`` (its own GARCH
+        forecast, unmapped) and ``iv_missing_days``.
     """
     merged = bars[["date", "symbol"]].merge(
         iv[["date", "symbol", "source"]], on=["date", "symbol"], how="left"
     )
+    source = merged["source"].astype(object)
+    merged = merged.assign(
+        index=source.eq("index"),
+        proxy=source.eq("proxy"),
+        scaled=source.astype(str).str.startswith("scaled") & source.notna(),
+        uncalibrated=source.eq("uncalibrated_proxy"),
+        missing=source.isna(),
+    )
     grouped = merged.groupby("symbol", sort=True)
+    counts = grouped[["index", "proxy", "scaled", "uncalibrated", "missing"]].sum().astype(int)
     return pd.DataFrame(
         {
             "first_date": grouped["date"].min(),
             "last_date": grouped["date"].max(),
             "bars": grouped.size(),
-            "iv_index_days": grouped["source"].agg(lambda s: int((s == "index").sum())),
-            "iv_proxy_days": grouped["source"].agg(lambda s: int((s == "proxy").sum())),
-            "iv_missing_days": grouped["source"].agg(lambda s: int(s.isna().sum())),
+            **{f"iv_{k}_days": counts[k] for k in counts.columns},
         }
     ).reset_index()
 

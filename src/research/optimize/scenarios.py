@@ -151,6 +151,10 @@ class StudyData:
     chains: pd.DataFrame | None = field(default=None, repr=False)
     """Option quotes (``option_chains``): spreads are then priced from them."""
     chains_source: str = ""
+    bars_source: str = "the embedded arch data"
+    """Where the bars came from, for the page text."""
+    iv_sources: tuple[str, ...] = ()
+    """The IV index files (and the embedded VIX when it is SPX's), for the page text."""
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -202,7 +206,43 @@ class StudyData:
                 max_dte=120,
                 moneyness=CHAIN_MONEYNESS,
             )
-        return cls(bars, published, features, rel, chains, str(chains_path or ""))
+        from research.data.overview import iv_source_names
+
+        return cls(
+            bars,
+            published,
+            features,
+            rel,
+            chains,
+            str(chains_path or ""),
+            bars_source="the embedded arch data" if bars_path is None else f"`{bars_path}`",
+            iv_sources=iv_source_names(iv_path, published),
+        )
+
+    @property
+    def symbols(self) -> list[str]:
+        """Every symbol loaded (those scaled from included)."""
+        return sorted(set(self.bars["symbol"]))
+
+    def about(
+        self,
+        symbols: Sequence[str] | None = None,
+        start: str | None = None,
+        end: str | None = None,
+    ) -> str:
+        """A paragraph for the top of a page: the data of ``symbols`` (default all) between
+        ``start`` and ``end``, where each one's IV comes from in the baseline, and the
+        parameters file."""
+        from research.data.overview import describe_data
+
+        keep = list(symbols) if symbols is not None else self.symbols
+        bars = self.bars.loc[self.bars["symbol"].isin(keep)]
+        if start is not None:
+            bars = bars.loc[bars["date"] >= pd.Timestamp(start)]
+        if end is not None:
+            bars = bars.loc[bars["date"] <= pd.Timestamp(end)]
+        iv = self.iv(SCENARIOS[0])
+        return describe_data(bars, iv, self.relations, self.bars_source, self.iv_sources)
 
     def with_chains(self, chains: pd.DataFrame | None, source: str = "") -> StudyData:
         """The same inputs with spreads priced from ``chains`` (or by the model: None)."""

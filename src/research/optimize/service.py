@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from research.backtest.run import MarketPanel
 from research.backtest.spreads import BacktestConfig
 from research.optimize import grids
 from research.optimize.overfitting import OverfittingReport, overfitting_report
+from research.optimize.scenarios import StudyData
 
 DEFAULT_BASE = BacktestConfig().replace(**{"sizing.mode": "scaled"})
 """Grids size by risk (2% of equity by max loss) so multipliers act on a continuous size."""
@@ -28,6 +29,85 @@ def base_config(skew_path: str | Path | None = None) -> BacktestConfig:
     return DEFAULT_BASE.replace(**load_smile(resolve_path(skew_path)).config_changes())
 
 
+def default_ticker_sets(kind: str, symbols: Sequence[str]) -> list[tuple[str, ...]]:
+    """The ticker sets a grid runs on when none are named: every symbol on its own, or all of
+    them together for the ``limits`` grid (traded on shared equity)."""
+    if kind == "limits":
+        return [tuple(symbols)]
+    return [(s,) for s in symbols]
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """What a grid notebook or command studies: ticker sets, market data and base config."""
+
+    ticker_sets: list[tuple[str, ...]]
+    data: StudyData
+    base: BacktestConfig
+
+    def about(self, start: str | None = None, end: str | None = None) -> str:
+        """The data paragraph for the page (``StudyData.about`` between ``start`` and
+        ``end``), plus the ticker sets and any per-symbol conventions."""
+        sets = "; ".join(" + ".join(ts) for ts in self.ticker_sets)
+        symbols = sorted({t for ts in self.ticker_sets for t in ts})
+        text = f"{self.data.about(symbols, start, end)} "
+        text += f"**Ticker sets studied:** {sets}."
+        if self.base.conventions:
+            conv = "; ".join(
+                f"{sym}: " + ", ".join(f"{k} {v:g}" for k, v in vars(c).items() if v is not None)
+                for sym, c in self.base.conventions
+            )
+            text += f" **Market conventions:** {conv}."
+        return text
+
+
+def study_inputs(
+    kind: str,
+    ticker_sets: Sequence[Sequence[str]] | None = None,
+    *,
+    bars_path: str | Path | None = None,
+    iv_path: str | Path | Sequence[str | Path] | None = None,
+    iv_from: Mapping[str, str] | None = None,
+    conventions_path: str | Path | None = None,
+    conventions: Mapping[str, Mapping[str, float]] | None = None,
+    skew_path: str | Path | None = None,
+) -> StudyInputs:
+    """Ticker sets (default: ``default_ticker_sets`` of the bars' symbols — SPX and IXIC when
+    embedded), their market data (``StudyData.load``: the user's bars and IV files) and the
+    base config (``base_config`` with the conventions of ``conventions_path`` and, on top,
+    ``conventions``).
+
+    Returns
+    -------
+    StudyInputs
+    """
+    from research.backtest.conventions import conventions_from_mapping, load_conventions, merge
+    from research.config import resolve_path
+    from research.data import market
+
+    if ticker_sets:
+        sets = [tuple(str(t) for t in ts) for ts in ticker_sets]
+    else:
+        symbols = (
+            list(market.DEFAULT_SYMBOLS)
+            if bars_path is None
+            else sorted(set(market.load_bars(bars_path)["symbol"]))
+        )
+        sets = default_ticker_sets(kind, symbols)
+    data = StudyData.load(
+        bars_path,
+        iv_path,
+        symbols=sorted({t for ts in sets for t in ts}),
+        relations=dict(iv_from or {}),
+    )
+    conv = load_conventions(resolve_path(conventions_path)) if conventions_path else ()
+    conv = merge(conv, conventions_from_mapping(dict(conventions or {}), "conventions"))
+    base = base_config(skew_path)
+    if conv:
+        base = base.replace(conventions=dict(conv))
+    return StudyInputs(sets, data, base)
+
+
 @dataclass(frozen=True)
 class GridRun:
     """A finished grid: results, where they were stored, and the overfitting diagnostics per
@@ -39,29 +119,39 @@ class GridRun:
 
 
 def panel_loader(
-    start: str | None = None, end: str | None = None
+    data: StudyData | None = None, start: str | None = None, end: str | None = None
 ) -> Callable[[tuple[str, ...]], MarketPanel]:
-    """A cached ticker set → panel function over the embedded data."""
-    from research.backtest.service import load_panel
+    """A cached ticker set -> baseline panel function over ``data`` (default: the embedded
+    data of the tickers asked for)."""
+    from research.optimize.scenarios import SCENARIOS
 
     cache: dict[tuple[str, ...], MarketPanel] = {}
 
     def panel_for(tickers: tuple[str, ...]) -> MarketPanel:
         if tickers not in cache:
-            cache[tickers] = load_panel(list(tickers), start=start, end=end)[0]
+            source = data or StudyData.load(symbols=list(tickers))
+            panel = source.panel(SCENARIOS[0], tickers, start, end)
+            if panel is None:
+                raise ValueError(f"no dates with bars and IV for {list(tickers)}")
+            cache[tickers] = panel
         return cache[tickers]
 
     return panel_for
 
 
-def regimes_for(model: str | None, tickers: Sequence[str]) -> pd.DataFrame | None:
-    """Labels of ``model`` on the embedded bars of ``tickers`` (None without a model)."""
+def regimes_for(
+    model: str | None, tickers: Sequence[str], data: StudyData | None = None
+) -> pd.DataFrame | None:
+    """Labels of ``model`` on the bars of ``tickers`` with their baseline IV (None without a
+    model)."""
     if model is None:
         return None
-    from research.backtest.service import load_panel, regime_labels
+    from research.optimize.scenarios import SCENARIOS
 
-    _, bars, iv = load_panel(list(tickers))
-    return regime_labels(model, bars, iv)
+    source = data or StudyData.load(symbols=list(tickers))
+    labels = source.labels(SCENARIOS[0], model)
+    assert labels is not None
+    return labels.loc[labels["symbol"].isin(list(tickers))].reset_index(drop=True)
 
 
 def run_named_grid(
@@ -77,12 +167,17 @@ def run_named_grid(
     chunk_size: int | None = None,
     store_path: str | Path | None = None,
     spa_reps: int = 1000,
+    data: StudyData | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> GridRun:
     """Run the ``multipliers`` / ``limits`` grid (seed 004) or a ``cartesian`` grid file,
     store it, and compute DSR / PBO / SPA per ticker set (in-sample: the whole window) on
     returns in excess of the risk-free rate; the DSR counts this grid's configurations plus the
     distinct ones already stored for the same tickers and window (``store.count_trials``).
+
+    ``data`` holds the market inputs (``StudyData.load``: the user's bars and IV files; default
+    the embedded data of the tickers); ``base.conventions`` also apply to a cartesian grid
+    file's own base.
 
     Returns
     -------
@@ -97,15 +192,22 @@ def run_named_grid(
         if grid_file is None:
             raise ValueError("a cartesian grid needs a grid file (YAML with base: and grid:)")
         file_base, axes = grids.load_grid_file(grid_file)
+        if base.conventions:
+            from research.backtest.conventions import merge
+
+            file_base = file_base.replace(
+                conventions=dict(merge(file_base.conventions, base.conventions))
+            )
         variants = grids.cartesian_variants(file_base, axes)
     else:
         raise ValueError(f"unknown grid {kind!r}; use multipliers, limits or cartesian")
     tickers_all = sorted({t for ts in ticker_sets for t in ts})
-    regimes = regimes_for(regime_model, tickers_all)
+    data = data or StudyData.load(symbols=tickers_all)
+    regimes = regimes_for(regime_model, tickers_all, data)
     result = grids.run_grid(
         kind,
         variants,
-        panel_loader(start, end),
+        panel_loader(data, start, end),
         ticker_sets,
         regimes=regimes,
         executor=executor,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from research.config import KERNEL_NAME, ROOT_ENV, Paths
+from research.config import KERNEL_NAME, PARAMS_ENV, ROOT_ENV, Paths
 from research.pipeline.manifest import (
     MANIFEST_NAME,
     Fingerprint,
@@ -55,6 +55,8 @@ class NotebookJob:
     kernel: str
     timeout: int
     progress: bool
+    params_file: str = ""
+    """The parameters file the values came from (shown on the page)."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ def execute_job(job: NotebookJob) -> NotebookOutcome:
     from papermill.exceptions import PapermillExecutionError
 
     os.environ[ROOT_ENV] = str(job.root)
+    os.environ[PARAMS_ENV] = job.params_file
     job.staging.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
@@ -382,7 +385,12 @@ def run_pipeline(
         from research.pipeline.kernel import ensure_kernel
 
         ensure_kernel()
-        outcomes.update(_execute_all(todo, paths, manifest, jobs, timeout, log))
+        shown = params_file or paths.default_params
+        try:
+            shown = Path(shown).resolve().relative_to(paths.root)
+        except ValueError:
+            pass
+        outcomes.update(_execute_all(todo, paths, manifest, jobs, timeout, log, str(shown)))
 
     ordered = tuple(outcomes[nb.stem] for nb in notebooks)
     failures = tuple(o for o in ordered if not o.ok)
@@ -423,6 +431,7 @@ def _execute_all(
     jobs: int | None,
     timeout: int,
     log: Log,
+    params_file: str = "",
 ) -> dict[str, NotebookOutcome]:
     staging_dir = paths.executed / ".staging"
     failed_dir = paths.executed / "failed"
@@ -439,6 +448,7 @@ def _execute_all(
             kernel=KERNEL_NAME,
             timeout=timeout,
             progress=progress,
+            params_file=params_file,
         )
         for nb, _, values, _ in todo
     }

@@ -8,7 +8,15 @@ from plotly.subplots import make_subplots
 
 from research.data.market import IvProxyFit
 
-IV_COLORS = {"index": "#d62728", "proxy": "#ff9896"}
+IV_COLORS = {
+    "index": "#8b0000",
+    "proxy": "#ff9896",
+    "scaled:index": "#ff7f0e",
+    "scaled:proxy": "#ffbb78",
+    "uncalibrated_proxy": "#9467bd",
+}
+"""IV line colour by ``source``: published index, proxy, another symbol's IV scaled, and the
+uncalibrated GARCH forecast."""
 
 
 def price_with_iv(bars: pd.DataFrame, iv: pd.DataFrame) -> go.Figure:

@@ -12,12 +12,16 @@ those rows:
 - the features the label was computed from, and ``prob_*`` state probabilities where it has them.
 
 Every value at date t must use bars (and IV) up to t only.
+
+Each model also states its ``min_history``: the fewest bars per symbol with which at least one
+row gets a label (one bar fewer gives none); ``registry.classify`` refuses shorter input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,6 +43,15 @@ VOL_DIM: tuple[str, ...] = ("low", "normal", "high")
 Compute = Callable[[pd.DataFrame, "pd.Series | None", Ruleset], pd.DataFrame]
 
 
+class MinHistory(Protocol):
+    """``(rules, symbol=None) -> (bars, reason)``: the fewest bars per symbol with which the
+    model labels at least one row, and why (e.g. ``"trend_window 50"``). ``symbol`` matters only
+    for models whose rules depend on it (``vix_trend``'s ``iv_scale="auto"``); None gives the
+    most any symbol needs."""
+
+    def __call__(self, rules: Ruleset, symbol: str | None = None) -> tuple[int, str]: ...
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A regime model."""
@@ -49,6 +62,8 @@ class ModelSpec:
     """Every label the model can give, in display order (low risk → high risk)."""
     compute: Compute
     description: str
+    min_history: MinHistory
+    """Fewest bars per symbol for at least one label, and the reason (see :class:`MinHistory`)."""
 
 
 def add_flag(flag: pd.Series, mask: pd.Series | np.ndarray, name: str) -> pd.Series:

@@ -17,6 +17,22 @@ from research.regimes.ruleset import Ruleset
 LABELS: tuple[str, ...] = ("bull_low_vol", "bull_high_vol", "bear_low_vol", "bear_high_vol")
 
 
+def min_history(rules: Ruleset, symbol: str | None = None) -> tuple[int, str]:
+    """The longest need of the three features: ``trend_window`` closes (SMA),
+    ``rv_window + 1`` bars (``rv_window`` returns), ``momentum_window + 1`` bars (the return
+    over ``momentum_window`` bars); the first named wins a tie."""
+    r = rules.bull_bear_vol
+    needs = [
+        (r.trend_window, f"trend_window {r.trend_window}"),
+        (r.rv_window + 1, f"rv_window {r.rv_window} (+1 bar: {r.rv_window} returns)"),
+        (
+            r.momentum_window + 1,
+            f"momentum_window {r.momentum_window} (+1 bar: a {r.momentum_window}-bar return)",
+        ),
+    ]
+    return max(needs, key=lambda need: need[0])
+
+
 def compute(bars: pd.DataFrame, iv: pd.Series | None, rules: Ruleset) -> pd.DataFrame:
     """Classify one symbol.
 
@@ -60,4 +76,5 @@ SPEC = ModelSpec(
     labels=LABELS,
     compute=compute,
     description="bull/bear x low/high vol from rv20, momentum20, trend, iv, iv-rv (seed 004)",
+    min_history=min_history,
 )

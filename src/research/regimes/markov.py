@@ -21,7 +21,8 @@ Expanding-window refits, no look-ahead
     refit point or ``n``); the *filtered* marginal probabilities ``P(S_s | y_1..y_s)`` of rows
     ``p .. q-1`` are used. Smoothed probabilities are never used, so no value at row t depends on
     a bar after t. Rows before the first refit point are ``warmup`` (regime NaN); with fewer than
-    ``min_train_bars + 1`` bars every row is ``warmup`` (documented fallback, not an error).
+    ``min_train_bars + 1`` bars every row is ``warmup`` (:func:`compute` returns that;
+    ``registry.classify`` refuses such input, see :func:`min_history`).
 
 Stable labels
     The states of every fit are ordered by variance, ascending: state 0 is the calmest. ``k = 2``:
@@ -337,6 +338,13 @@ def refit_points(n_bars: int, min_train_bars: int, refit_every_bars: int) -> lis
     return list(range(min_train_bars, n_bars, refit_every_bars))
 
 
+def min_history(rules: Ruleset, symbol: str | None = None) -> tuple[int, str]:
+    """``min_train_bars + 1`` bars: the first fit uses the ``min_train_bars`` bars before row
+    ``min_train_bars``, the first row labelled (if that fit succeeds)."""
+    m = rules.markov.min_train_bars
+    return m + 1, f"min_train_bars {m} (+1 bar: the first labelled row follows them)"
+
+
 def _seed_rng(seed: int, point: int) -> np.random.Generator:
     return np.random.default_rng([seed, point])
 
@@ -438,4 +446,5 @@ SPEC = ModelSpec(
         "calm/(normal/)turbulent by variance x bull/bear by filtered expected mean; "
         "expanding-window refits, filtered probabilities only"
     ),
+    min_history=min_history,
 )

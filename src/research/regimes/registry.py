@@ -29,6 +29,51 @@ def get_model(name: str) -> ModelSpec:
     return registry[name]
 
 
+def min_history(
+    model: str, ruleset: Ruleset | None = None, symbol: str | None = None
+) -> tuple[int, str]:
+    """The fewest bars per symbol ``model`` needs under ``ruleset``, and why.
+
+    With exactly that many bars at least one row gets a label (given IV on those dates, for the
+    IV models); with one fewer none does, and ``classify`` refuses the input.
+
+    Parameters
+    ----------
+    model
+        A registered model name.
+    ruleset
+        Windows to use (default: the seeds' defaults).
+    symbol
+        Only matters for ``vix_trend`` with ``iv_scale="auto"`` (points or percentile per
+        symbol); None gives the most any symbol needs.
+
+    Returns
+    -------
+    tuple of (int, str)
+        Number of bars and the reason, e.g. ``(50, "trend_window 50")``.
+    """
+    return get_model(model).min_history(ruleset or DEFAULT_RULESET, symbol)
+
+
+def check_history(model: str, bars: pd.DataFrame, ruleset: Ruleset | None = None) -> None:
+    """Raise a ValueError naming every symbol of ``bars`` with fewer bars than ``model`` needs
+    (its bar count, date range, the number needed and why), with a hint how to fix it."""
+    short = []
+    for symbol, dates in bars.groupby("symbol", sort=True)["date"]:
+        need, reason = min_history(model, ruleset, str(symbol))
+        if len(dates) < need:
+            short.append(
+                f"{symbol} has {len(dates)} bars ({dates.min().date()}..{dates.max().date()}), "
+                f"needs {need} ({reason})"
+            )
+    if short:
+        raise ValueError(
+            f"model {model!r}: too little history to label any row: "
+            + "; ".join(short)
+            + "; use a longer history or shorter windows in a ruleset (--ruleset)"
+        )
+
+
 def _iv_by_row(bars: pd.DataFrame, iv: pd.DataFrame) -> pd.Series:
     keyed = iv.drop_duplicates(["date", "symbol"], keep="last").set_index(["date", "symbol"])
     index = pd.MultiIndex.from_frame(bars[["date", "symbol"]])
@@ -63,6 +108,12 @@ def classify(
         ``date, symbol, model, regime, trend_dim, vol_dim, flag`` then the model's features and
         ``prob_*`` columns; one row per bar, sorted by symbol and date. Bars more than
         ``ruleset.max_gap_days`` after the previous bar carry the flag ``gap``.
+
+    Raises
+    ------
+    ValueError
+        Before computing anything, when a symbol has fewer bars than the model needs
+        (:func:`min_history`); the message names each such symbol, its bar count and dates.
     """
     spec = get_model(model)
     rules = ruleset or DEFAULT_RULESET
@@ -78,6 +129,7 @@ def classify(
             raise ValueError(
                 f"model {model!r}: the IV index has no value on any date of symbol(s) {empty}"
             )
+    check_history(model, bars, rules)
     parts = []
     for _, idx in bars.groupby("symbol", sort=True).groups.items():
         one = bars.loc[idx].reset_index(drop=True)

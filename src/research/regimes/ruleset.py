@@ -24,6 +24,15 @@ SCHEMA_VERSION = "regime_v1_1"
 DEFAULT_RULESET_ID = "default_v1"
 
 
+IV_SCALES: tuple[str, ...] = ("auto", "points", "percentile")
+"""How ``vix_trend`` buckets IV: ``points`` (VIX points), ``percentile`` (trailing IV
+percentile) or ``auto`` (points for ``points_symbols``, percentile for every other symbol)."""
+
+
+class RulesetError(ValueError):
+    """A ruleset file that cannot be used; the message names the file and the key."""
+
+
 @dataclass(frozen=True)
 class VixTrendRules:
     """Seed 001: 6 IV buckets x 3 trends.
@@ -32,6 +41,22 @@ class VixTrendRules:
     15-20 NORMAL, 20-25 ELEVATED, 25-35 HIGH, 35 and above EXTREME (a value on an edge belongs to
     the bucket above it). Trend: close vs its ``trend_window``-day simple moving average; above
     ``+trend_band`` BULLISH, below ``-trend_band`` BEARISH, else NEUTRAL.
+
+    VIX points only mean something for a VIX-like index: a single stock or a commodity (IV often
+    25-40%) would sit in the top buckets most days. ``iv_scale`` chooses the scale: ``points``,
+    ``percentile``, or ``auto`` (default): ``points_symbols`` by points, every other symbol by
+    percentile. The percentile scale buckets ``iv_rank``, the trailing percentile rank of the
+    symbol's IV over its last ``percentile_window`` bars up to and including t (rank method
+    "max", x 100, so in (0, 100]; NaN and flagged ``warmup`` while the window holds fewer than
+    ``percentile_min_periods`` IV values), at ``percentile_edges`` (a rank on an edge belongs to
+    the bucket above it).
+
+    ``percentile_edges`` default: the share of days of the embedded VIX (``arch.data.vix``,
+    1,259 closes 2014-01-03..2019-01-03) in each VIX-point bucket was ULTRA_LOW 23.75%, LOW
+    40.35%, NORMAL 23.51%, ELEVATED 8.82%, HIGH 3.26%, EXTREME 0.32%; cumulative 23.75, 64.10,
+    87.61, 96.43, 99.68, rounded to (24, 64, 88, 96, 100). So a percentile bucket is as rare for
+    the symbol as the VIX bucket was for the S&P 500; EXTREME (rank 100) means IV at its highest
+    of the window.
     """
 
     iv_edges: tuple[float, ...] = (12.0, 15.0, 20.0, 25.0, 35.0)
@@ -39,6 +64,21 @@ class VixTrendRules:
     trend_window: int = 50
     trend_band: float = 0.02
     buckets_only: bool = False
+    iv_scale: str = "auto"
+    points_symbols: tuple[str, ...] = ("SPX", "SPY", "IXIC", "NDX", "QQQ")
+    percentile_edges: tuple[float, ...] = (24.0, 64.0, 88.0, 96.0, 100.0)
+    percentile_window: int = 252
+    percentile_min_periods: int = 126
+
+    def __post_init__(self) -> None:
+        if self.iv_scale not in IV_SCALES:
+            raise RulesetError(f"iv_scale must be one of {list(IV_SCALES)}, got {self.iv_scale!r}")
+
+    def scale_for(self, symbol: str) -> str:
+        """``points`` or ``percentile``: the scale ``symbol``'s IV is bucketed on."""
+        if self.iv_scale != "auto":
+            return self.iv_scale
+        return "points" if symbol in self.points_symbols else "percentile"
 
 
 @dataclass(frozen=True)
@@ -148,10 +188,6 @@ DEFAULT_RULESET = Ruleset()
 _BLOCKS = {f.name: f.type for f in dataclasses.fields(Ruleset)}
 
 
-class RulesetError(ValueError):
-    """A ruleset file that cannot be used; the message names the file and the key."""
-
-
 def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -196,7 +232,10 @@ def _block(cls: Any, data: Any, where: str) -> Any:
     if unknown:
         raise RulesetError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
     values = {k: _coerce(v, getattr(default, k), f"{where}.{k}") for k, v in data.items()}
-    return dataclasses.replace(default, **values)
+    try:
+        return dataclasses.replace(default, **values)
+    except RulesetError as exc:  # a value the block rejects itself: "<key> must be …"
+        raise RulesetError(f"{where}.{exc}") from exc
 
 
 def ruleset_from_dict(data: dict[str, Any], source: str = "<ruleset>") -> Ruleset:
@@ -248,6 +287,18 @@ def check_ruleset(r: Ruleset, source: str = "<ruleset>") -> None:
             "vix_trend: iv_edges must increase and there must be one more "
             "bucket_names than iv_edges"
         )
+    edges = list(v.percentile_edges)
+    if (
+        edges != sorted(edges)
+        or not all(0 <= e <= 100 for e in edges)
+        or len(v.bucket_names) != len(edges) + 1
+    ):
+        problems.append(
+            "vix_trend: percentile_edges must increase within 0..100 and there must be one more "
+            "bucket_names than percentile_edges"
+        )
+    if not 1 <= v.percentile_min_periods <= v.percentile_window:
+        problems.append("vix_trend: need 1 <= percentile_min_periods <= percentile_window")
     q = r.vol_ratio
     if not 0 < q.ratio_low < q.ratio_normal < q.ratio_high:
         problems.append("vol_ratio: need 0 < ratio_low < ratio_normal < ratio_high")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from research.data.loaders import load
 from research.regimes.registry import classify, get_model
-from research.regimes.ruleset import Ruleset, load_ruleset
+from research.regimes.ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
 
 if TYPE_CHECKING:
     from research.regimes.sizing import VolRegimesConfig
@@ -50,8 +50,18 @@ def classify_files(
     return classify(model, bars, iv_frame, rules, source=str(bars_path))
 
 
-def summarize(labels: pd.DataFrame) -> str:
-    """A few lines: per symbol the date range, the latest label and label counts; flags."""
+def summarize(labels: pd.DataFrame, ruleset: Ruleset | None = None) -> str:
+    """A few lines: per symbol the date range, the latest label and label counts; for
+    ``vix_trend`` the IV scale each symbol was bucketed on; flags.
+
+    Parameters
+    ----------
+    labels
+        A ``classify`` table.
+    ruleset
+        The ruleset it was classified with (only its ``vix_trend.percentile_window`` is
+        named; default: the seeds' defaults).
+    """
     lines = []
     for symbol, part in labels.groupby("symbol", sort=True):
         counts = part["regime"].value_counts()
@@ -61,11 +71,28 @@ def summarize(labels: pd.DataFrame) -> str:
             f"latest {last['regime']} ({last['date'].date()}); "
             + ", ".join(f"{k} {v}" for k, v in counts.items())
         )
+    scale = iv_scale_text(labels, ruleset)
+    if scale:
+        lines.append(scale)
     exploded = labels["flag"].str.split(";").explode()
     flag_counts = exploded[exploded != ""].value_counts()
     if len(flag_counts):
         lines.append("flags: " + ", ".join(f"{k} {v}" for k, v in flag_counts.items()))
     return "\n".join(lines)
+
+
+def iv_scale_text(labels: pd.DataFrame, ruleset: Ruleset | None = None) -> str:
+    """For ``vix_trend`` labels: which IV scale each symbol was bucketed on, e.g.
+    ``vix_trend IV buckets: GOOG by trailing 252-day IV percentile; SPX by VIX points``
+    (empty for other models)."""
+    if "iv_scale" not in labels.columns or not (labels["model"] == "vix_trend").any():
+        return ""
+    window = (ruleset or DEFAULT_RULESET).vix_trend.percentile_window
+    words = {"points": "VIX points", "percentile": f"trailing {window}-day IV percentile"}
+    scales = labels.groupby("symbol", sort=True)["iv_scale"].first()
+    return "vix_trend IV buckets: " + "; ".join(
+        f"{sym} by {words.get(sc, sc)}" for sym, sc in scales.items()
+    )
 
 
 def iv_for(
@@ -118,6 +145,31 @@ def classify_all(
         for name in names
         if iv is not None or not get_model(name).uses_iv
     }
+
+
+def min_history_table(
+    models: Sequence[str], symbols: Sequence[str], ruleset: Ruleset | None = None
+) -> pd.DataFrame:
+    """What each model needs: bars per symbol before its first label, and why (for a page).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model, symbol, bars_needed, because``; one row per model and symbol when the need
+        depends on the symbol (vix_trend by VIX points or by percentile), else one per model.
+    """
+    from research.regimes.registry import min_history
+
+    rows = []
+    for model in models:
+        needs = {s: min_history(model, ruleset, symbol=s) for s in symbols}
+        if len(set(needs.values())) == 1:
+            bars, why = next(iter(needs.values()))
+            rows.append({"model": model, "symbol": "all", "bars_needed": bars, "because": why})
+            continue
+        for sym, (bars, why) in needs.items():
+            rows.append({"model": model, "symbol": sym, "bars_needed": bars, "because": why})
+    return pd.DataFrame(rows)
 
 
 def label_order(model: str, labels: pd.DataFrame, column: str = "regime") -> list[str]:

@@ -28,6 +28,24 @@ LABELS: tuple[str, ...] = tuple(
 )
 
 
+def min_history(rules: Ruleset, symbol: str | None = None) -> tuple[int, str]:
+    """``1 +`` the longest of ``long_window``, ``short_window`` (returns over that many bars),
+    ``vol_window`` (that many returns) and ``efficiency_window`` (that many daily changes); the
+    first named wins a tie."""
+    r = rules.tags
+    needs = [
+        (r.long_window, f"long_window {r.long_window} (+1 bar: a {r.long_window}-bar return)"),
+        (r.short_window, f"short_window {r.short_window} (+1 bar: a {r.short_window}-bar return)"),
+        (r.vol_window, f"vol_window {r.vol_window} (+1 bar: {r.vol_window} returns)"),
+        (
+            r.efficiency_window,
+            f"efficiency_window {r.efficiency_window} (+1 bar: {r.efficiency_window} changes)",
+        ),
+    ]
+    window, reason = max(needs, key=lambda need: need[0])
+    return window + 1, reason
+
+
 def compute(bars: pd.DataFrame, iv: pd.Series | None, rules: Ruleset) -> pd.DataFrame:
     """Tag one symbol.
 
@@ -90,4 +108,5 @@ SPEC = ModelSpec(
     labels=LABELS,
     compute=compute,
     description="trend/vol/efficiency tags with regime key and SHA-256 fingerprint (seed 002)",
+    min_history=min_history,
 )

@@ -51,6 +51,13 @@ def classify_ratio(ratio: np.ndarray, low: float, normal: float, high: float) ->
     return np.select([ratio < low, ratio < normal, ratio < high], list(LABELS[:3]), LABELS[3])
 
 
+def min_history(rules: Ruleset, symbol: str | None = None) -> tuple[int, str]:
+    """``long_window_bars + 1`` bars: the first long EWMA vol needs ``long_window_bars`` returns
+    (earlier rows get the seed's ``insufficient_data`` fallback, not a label)."""
+    w = rules.vol_ratio.long_window_bars
+    return w + 1, f"long_window_bars {w} (+1 bar: {w} returns)"
+
+
 def compute(bars: pd.DataFrame, iv: pd.Series | None, rules: Ruleset) -> pd.DataFrame:
     """Classify one symbol.
 
@@ -92,4 +99,5 @@ SPEC = ModelSpec(
     labels=LABELS,
     compute=compute,
     description="EWMA short/long realized vol ratio: low/normal/high/crisis (seed 003)",
+    min_history=min_history,
 )

@@ -1,0 +1,97 @@
+"""Every notebook on a user's own markets through ``research run`` with a parameters file: one
+CSV of a stock (GOOG) and a commodity (WTI) — real series the project never ships — and no
+IV file. The pages name those markets, their IV source and the parameters file, never the
+built-in S&P 500 / NASDAQ / VIX."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from research.config import Paths
+from research.pipeline.runner import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = (
+    "01_market_data",
+    "02_market_regimes",
+    "03_regime_multiplier_grid",
+    "04_portfolio_limits_grid",
+    "08_option_chains",
+)
+
+
+@pytest.fixture(scope="module")
+def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: Path) -> Paths:
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    shutil.copytree(ROOT / "data" / "sample", root / "data" / "sample")
+    (root / "data" / "own").mkdir()
+    shutil.copy(stock_and_commodity_csv, root / "data" / "own" / "markets.csv")
+    (root / "reports").mkdir()
+    for f in ("index.qmd", "_quarto.yml"):
+        shutil.copy(ROOT / "reports" / f, root / "reports" / f)
+    grid = {"is_years": 4.0, "oos_years": 2.0, "spa_reps": 100, "sharpe_reps": 300}
+    grid["scenarios"] = ["baseline", "proxy_minus_2"]
+    params = {
+        # relative to the project root, as the README writes it
+        "all": {"bars_path": "data/own/markets.csv"},
+        "01_market_data": {},
+        "02_market_regimes": {"models": ["vix_trend", "vol_ratio", "bull_bear_vol", "tags"]},
+        "03_regime_multiplier_grid": grid,
+        "04_portfolio_limits_grid": grid,
+        "08_option_chains": {
+            "underlying": "GOOG",
+            "is_years": 1.0,
+            "oos_years": 0.5,
+            "sharpe_reps": 300,
+        },
+    }
+    (root / "notebooks" / "params" / "own.yaml").write_text(yaml.safe_dump(params))
+    paths = Paths.from_root(root)
+    result = run_pipeline(
+        paths, params_file=paths.params / "own.yaml", renderer="nbconvert", log=print
+    )
+    assert result.ok, [o.describe() for o in result.failures]
+    return paths
+
+
+def test_pages_name_the_users_markets_iv_and_parameters(own_site: Paths) -> None:
+    for name in PAGES:
+        page = (own_site.site / "executed" / f"{name}.html").read_text()
+        assert "GOOG" in page, name
+        assert "S&amp;P 500" not in page and "S&P 500" not in page, name
+        assert "NASDAQ" not in page and "IXIC" not in page, name
+        assert "notebooks/params/own.yaml" in page, name
+        assert "data/own/markets.csv" in page, name
+        assert "uncalibrated" in page, name
+    for name in PAGES[:4]:
+        page = (own_site.site / "executed" / f"{name}.html").read_text()
+        assert "WTI" in page, name
+
+
+def test_regimes_page_buckets_by_percentile_and_states_the_history(own_site: Paths) -> None:
+    page = (own_site.site / "executed" / "02_market_regimes.html").read_text()
+    assert "GOOG by trailing 252-day IV percentile" in page
+    assert "WTI by trailing 252-day IV percentile" in page
+    assert "percentile_min_periods 126" in page and "long_window_bars 60" in page
+
+
+def test_market_page_has_no_proxy_to_fit_and_says_why(own_site: Paths) -> None:
+    page = (own_site.site / "executed" / "01_market_data.html").read_text()
+    assert "No symbol has an IV index of its own, so there is no proxy map to fit" in page
+    assert "2004-08-19" in page and "1986-01-02" in page
+
+
+def test_grid_summaries_are_about_the_users_markets(own_site: Paths) -> None:
+    s3 = json.loads((own_site.reports / "summaries" / "03_regime_multiplier_grid.json").read_text())
+    assert [r["tickers"] for r in s3["per_tickers"]] == ["GOOG", "WTI"]
+    s4 = json.loads((own_site.reports / "summaries" / "04_portfolio_limits_grid.json").read_text())
+    assert [r["tickers"] for r in s4["per_tickers"]] == ["GOOG+WTI"]
+    for row in s3["per_tickers"] + s4["per_tickers"]:
+        assert row["verdict"].split(":")[0]  # a worded verdict, not an error
+        assert [s["scenario"] for s in row["sensitivity"]] == ["baseline", "proxy_minus_2"]
