@@ -135,6 +135,21 @@ def test_a_short_history_is_refused_with_what_it_needs(goog_csv: Path, tmp_path:
         assert f"GOOG has 60 bars (2004-08-19..2004-11-11), needs {need}" in res.stderr
     res = _run("grid", "study", "multipliers", "--bars", str(short), "--db", str(tmp_path / "x.db"))
     assert res.returncode == 1 and "too short for one fold" in res.stderr
+    # a backtest: IV from bar 23, its percentile from 20 IV values, then a 30-day expiry
+    trades = tmp_path / "t.json"
+    res = _run(
+        "backtest", "run", "--tickers", "GOOG", "--bars", str(short), "--export-trades",
+        str(trades),
+    )  # fmt: skip
+    assert res.returncode == 1 and not trades.exists()
+    assert (
+        "GOOG: too little history for a 30-day spread: IV and its percentile from 2004-10-18"
+        in res.stderr
+    )
+    longer = tmp_path / "goog80.csv"
+    pd.read_csv(goog_csv).head(80).to_csv(longer, index=False)
+    res = _run("backtest", "run", "--tickers", "GOOG", "--bars", str(longer))
+    assert res.returncode == 0 and _metric(res.stdout, "trades") > 0
 
 
 # --- grids ------------------------------------------------------------------------------------

@@ -300,6 +300,7 @@ def backtest_run(
 
     from research.backtest.run import run_backtest
     from research.backtest.service import (
+        check_history,
         load_panel,
         multipliers_for,
         parse_relations,
@@ -376,6 +377,7 @@ def backtest_run(
             chain_layout=chain_layout,
             max_dte=dte + 60,
         )
+        check_history(panel, dte)
         labels = regime_labels(regime_model, bars_frame, iv_frame) if regime_model else None
         result = run_backtest(panel, cfg, labels)
         if export_trades is not None:

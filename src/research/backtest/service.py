@@ -71,6 +71,37 @@ def load_panel(
     return panel, bars, resolution.per_symbol(bars)
 
 
+def check_history(panel: MarketPanel, target_dte: int) -> None:
+    """Refuse a panel on which no spread can be opened: a first day with every ticker's IV and
+    IV percentile (a volatility forecast needs 22 bars of history, its percentile 20 values)
+    and an expiry ``target_dte`` calendar days later inside the data.
+
+    Raises
+    ------
+    ValueError
+        Naming the dates and what is needed.
+    """
+    import numpy as np
+
+    known = (np.isfinite(panel.atm_iv) & np.isfinite(panel.iv_percentile)).all(axis=1)
+    last = panel.dates[-1]
+    if not known.any():
+        raise ValueError(
+            f"{', '.join(panel.tickers)}: no day with an implied volatility and its percentile "
+            f"for every ticker between {panel.dates[0].date()} and {last.date()} "
+            f"({len(panel.dates)} days; an IV forecast needs 22 bars of history, its percentile "
+            "20 values)"
+        )
+    first = panel.dates[int(np.argmax(known))]
+    if (last - first).days < target_dte:
+        raise ValueError(
+            f"{', '.join(panel.tickers)}: too little history for a {target_dte}-day spread: IV "
+            f"and its percentile from {first.date()} (an IV forecast needs 22 bars of history, "
+            f"its percentile 20 values), last bar {last.date()}; need at least {target_dte} "
+            "calendar days after that"
+        )
+
+
 def effective_relations(
     tickers: Sequence[str], bars_path: str | Path | None, relations: Mapping[str, str] | None
 ) -> dict[str, str]:
