@@ -134,6 +134,9 @@ def test_a_short_history_is_refused_with_what_it_needs(goog_csv: Path, tmp_path:
         assert res.returncode == 1 and not out.exists()
         assert f"GOOG has 60 bars (2004-08-19..2004-11-11), needs {need}" in res.stderr
     res = _run("grid", "study", "multipliers", "--bars", str(short), "--db", str(tmp_path / "x.db"))
+    assert res.returncode == 1 and "'bull_bear_vol': too little history" in res.stderr
+    assert "GOOG has 60 bars (2004-08-19..2004-11-11), needs 146" in res.stderr
+    res = _run("grid", "study", "limits", "--bars", str(short), "--db", str(tmp_path / "x.db"))
     assert res.returncode == 1 and "too short for one fold" in res.stderr
     # a backtest: IV from bar 23, its percentile from 20 IV values, then a 30-day expiry
     trades = tmp_path / "t.json"

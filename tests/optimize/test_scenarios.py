@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,8 +27,8 @@ def test_scenario_names_and_order() -> None:
         "real_iv_only",
         "proxy_minus_2",
         "proxy_plus_2",
-        "proxy_map_2014_15",
-        "proxy_map_2016_18",
+        "proxy_map_early",
+        "proxy_map_late",
         "skew_x0.5",
         "skew_x1.5",
         "no_dividends",
@@ -58,20 +61,49 @@ def test_proxy_shift_moves_only_proxy_values(data: StudyData) -> None:
         np.testing.assert_allclose(ratio_moved, ratio_base, rtol=1e-9)
 
 
-def test_sub_period_maps_are_refits_on_their_window(data: StudyData) -> None:
-    for name, (start, end) in (
-        ("proxy_map_2014_15", ("2014-01-01", "2015-12-31")),
-        ("proxy_map_2016_18", ("2016-01-01", "2018-12-31")),
-    ):
+def test_sub_period_maps_are_refits_on_their_share_of_the_overlap(data: StudyData) -> None:
+    # the SPX/VIX overlap of proxy features and index, by hand: 40 % of its dates, then the rest
+    overlap = (
+        data.features.loc[data.features["symbol"] == "SPX", ["date", "garch22"]]
+        .merge(data.published.loc[data.published["symbol"] == "SPX", ["date", "iv"]], on="date")
+        .dropna()["date"]
+        .sort_values()
+        .reset_index(drop=True)
+    )
+    cut = int(math.floor(0.4 * len(overlap)))
+    windows = {
+        "proxy_map_early": (overlap[0], overlap[cut - 1]),
+        "proxy_map_late": (overlap[cut], overlap.iloc[-1]),
+    }
+    # on the built-in data the shares are the calendar periods 2014–15 and 2016–18
+    assert windows["proxy_map_early"][1].year == 2015 and windows["proxy_map_late"][0].year in (
+        2015,
+        2016,
+    )
+    for name, (start, end) in windows.items():
         coef, _ = market.fit_proxy_map(data.features, data.published, start=start, end=end)
         iv = data.iv(BY_NAME[name])
         rows = iv.loc[iv["source"] == "proxy"].merge(data.features, on=["date", "symbol"])
         want = np.maximum(coef["const"] + coef["garch22"] * rows["garch22"], 0.05)
         np.testing.assert_allclose(rows["iv"], want, rtol=1e-12)
-    # the two halves disagree (by up to about one vol point here)
-    a = data.iv(BY_NAME["proxy_map_2014_15"])["iv"].to_numpy()
-    b = data.iv(BY_NAME["proxy_map_2016_18"])["iv"].to_numpy()
+    # the two parts disagree (by up to about one vol point here)
+    a = data.iv(BY_NAME["proxy_map_early"])["iv"].to_numpy()
+    b = data.iv(BY_NAME["proxy_map_late"])["iv"].to_numpy()
     assert 0.005 < np.abs(a - b).max() < 0.02
+
+
+def test_scenarios_that_change_nothing_are_not_applicable(goog_csv: Path) -> None:
+    from research.optimize.service import DEFAULT_BASE
+
+    own = StudyData.load(goog_csv, symbols=["GOOG"])  # no IV file: the uncalibrated forecast
+    status = {sc.name: own.applies(sc, ["GOOG"], DEFAULT_BASE) for sc in SCENARIOS}
+    assert status["proxy_map_early"] == (False, "no ticker has its own IV index to map a proxy on")
+    assert status["no_dividends"] == (False, "every ticker's dividend yield is already 0")
+    assert status["real_iv_only"] == (False, "no published IV index for these tickers")
+    assert status["proxy_minus_2"] == (True, "")  # the uncalibrated level moves too
+    assert status["skew_x0.5"] == (True, "")
+    builtin = StudyData.load(symbols=["SPX", "IXIC"])
+    assert all(builtin.applies(sc, ["IXIC"], DEFAULT_BASE)[0] for sc in SCENARIOS)
 
 
 def test_real_iv_only_has_no_proxy_and_starts_with_the_index(data: StudyData) -> None:

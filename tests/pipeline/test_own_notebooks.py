@@ -78,6 +78,7 @@ def test_regimes_page_buckets_by_percentile_and_states_the_history(own_site: Pat
     page = (own_site.site / "executed" / "02_market_regimes.html").read_text()
     assert "GOOG by trailing 252-day IV percentile" in page
     assert "WTI by trailing 252-day IV percentile" in page
+    assert "bull_bear_vol vol thresholds: GOOG by trailing 252-day percentile" in page
     assert "percentile_min_periods 126" in page and "long_window_bars 60" in page
 
 

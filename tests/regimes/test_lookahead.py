@@ -73,6 +73,21 @@ def test_vix_trend_percentile_scale_has_no_look_ahead(cut: int, data) -> None:  
     _assert_prefix_invariant("vix_trend", bars, iv, cut, PERCENTILE)
 
 
+BULL_BEAR_PERCENTILE = dataclasses.replace(
+    DEFAULT_RULESET,
+    bull_bear_vol=dataclasses.replace(DEFAULT_RULESET.bull_bear_vol, vol_scale="percentile"),
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.integers(min_value=145, max_value=1000))  # 146 bars: the first realized-vol rank
+def test_bull_bear_vol_percentile_scale_has_no_look_ahead(cut: int, data) -> None:  # type: ignore[no-untyped-def]
+    bars, iv = data
+    _assert_prefix_invariant("bull_bear_vol", bars, iv, cut, BULL_BEAR_PERCENTILE)
+
+
 @settings(
     max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -46,6 +46,8 @@ CASES = [
     ("vix_trend", "GOOG", DEFAULT_RULESET, 126, "percentile_min_periods 126"),
     ("vol_ratio", "SPX", DEFAULT_RULESET, 61, "long_window_bars 60"),
     ("bull_bear_vol", "SPX", DEFAULT_RULESET, 50, "trend_window 50"),
+    # percentile scale: the first realized vol with bar 21, its rank 125 bars later
+    ("bull_bear_vol", "GOOG", DEFAULT_RULESET, 146, "percentile_min_periods 126 realized vols"),
     ("tags", "SPX", DEFAULT_RULESET, 61, "long_window 60"),
     ("markov", "SPX", DEFAULT_RULESET, 501, "min_train_bars 500"),
 ]
@@ -115,11 +117,15 @@ def test_min_history_follows_the_ruleset() -> None:
     assert min_history("vix_trend", with_("vix_trend", iv_scale="points"))[0] == 50
     assert min_history("vix_trend", with_("vix_trend", trend_window=200), "GOOG")[0] == 200
     assert min_history("vol_ratio", with_("vol_ratio", long_window_bars=100))[0] == 101
-    assert min_history("bull_bear_vol", with_("bull_bear_vol", trend_window=10)) == (
+    assert min_history("bull_bear_vol", with_("bull_bear_vol", trend_window=10), "SPX") == (
         21,
         "rv_window 20 (+1 bar: 20 returns)",
     )
-    assert min_history("bull_bear_vol", with_("bull_bear_vol", momentum_window=90))[0] == 91
+    assert min_history("bull_bear_vol", with_("bull_bear_vol", momentum_window=90), "SPX")[0] == 91
+    assert min_history("bull_bear_vol")[0] == 146  # any symbol: the percentile scale
+    assert min_history("bull_bear_vol", with_("bull_bear_vol", vol_scale="absolute"))[0] == 50
+    assert min_history("bull_bear_vol", with_("bull_bear_vol", rv_window=30), "GOOG")[0] == 156
+    assert min_history("bull_bear_vol", with_("bull_bear_vol", trend_window=200), "GOOG")[0] == 200
     assert min_history("tags", with_("tags", efficiency_window=80)) == (
         81,
         "efficiency_window 80 (+1 bar: 80 changes)",

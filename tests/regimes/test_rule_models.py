@@ -389,18 +389,19 @@ def test_vol_ratio_constant_prices_fall_back_with_zero_vol_flag() -> None:
 
 
 def test_bull_bear_vol_states_and_multipliers() -> None:
-    up = make_bars(100 * 1.002 ** np.arange(80))
-    down = make_bars(100 * 0.998 ** np.arange(80), symbol="DN")
+    # SPX and IXIC: vol levels judged absolute (vol_scale auto)
+    up = make_bars(100 * 1.002 ** np.arange(80), symbol="SPX")
+    down = make_bars(100 * 0.998 ** np.arange(80), symbol="IXIC")
     iv = pd.concat([flat_iv(up, 0.15), flat_iv(down, 0.15)])
     out = classify("bull_bear_vol", pd.concat([up, down]), iv).groupby("symbol").last()
-    assert out.loc["TST", "regime"] == "bull_low_vol" and out.loc["TST", "size_multiplier"] == 1.0
-    assert out.loc["DN", "regime"] == "bear_low_vol" and out.loc["DN", "size_multiplier"] == 0.5
+    assert out.loc["SPX", "regime"] == "bull_low_vol" and out.loc["SPX", "size_multiplier"] == 1.0
+    assert out.loc["IXIC", "regime"] == "bear_low_vol" and out.loc["IXIC", "size_multiplier"] == 0.5
     # momentum_20 and trend hand-computed for the rising series
-    assert out.loc["TST", "momentum_20"] == pytest.approx(1.002**20 - 1)
+    assert out.loc["SPX", "momentum_20"] == pytest.approx(1.002**20 - 1)
     sma50 = np.mean(100 * 1.002 ** np.arange(30, 80))
-    assert out.loc["TST", "trend"] == pytest.approx(100 * 1.002**79 / sma50 - 1)
+    assert out.loc["SPX", "trend"] == pytest.approx(100 * 1.002**79 / sma50 - 1)
     # constant log returns: realized vol exactly 0, so iv - rv = iv
-    assert out.loc["TST", "realized_vol_20"] == pytest.approx(0, abs=1e-12)
+    assert out.loc["SPX", "realized_vol_20"] == pytest.approx(0, abs=1e-12)
 
     high = classify("bull_bear_vol", up, flat_iv(up, 0.20)).iloc[-1]
     assert high["regime"] == "bull_high_vol" and high["size_multiplier"] == 0.75
@@ -410,7 +411,7 @@ def test_bull_bear_vol_states_and_multipliers() -> None:
 
 def test_bull_bear_realized_over_implied_triggers_high_vol() -> None:
     rng = np.random.default_rng(3)
-    bars = make_bars(_returns_to_closes(0.001 + rng.choice([-0.008, 0.008], 79)))
+    bars = make_bars(_returns_to_closes(0.001 + rng.choice([-0.008, 0.008], 79)), symbol="SPX")
     row = classify("bull_bear_vol", bars, flat_iv(bars, 0.05)).iloc[-1]
     assert 0.10 < row["realized_vol_20"] < 0.20  # below the 0.20 rv threshold …
     assert row["iv_rv_spread"] <= -0.05  # … but realized exceeds implied by >= 5 points

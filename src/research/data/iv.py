@@ -59,6 +59,7 @@ whether that day's anchor IV is the published index or the proxy shows in the an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -441,6 +442,41 @@ class IvResolution:
         return pd.DataFrame(rows)
 
 
+class PartTooShort(ValueError):
+    """A share of a symbol's overlap too short to fit a proxy map on (``overlap_part``)."""
+
+
+def overlap_part(
+    features: pd.DataFrame, published: pd.DataFrame, symbol: str, part: tuple[float, float]
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last date of the ``part`` share (e.g. ``(0.0, 0.4)``) of ``symbol``'s overlap
+    of proxy features and published index, in date order.
+
+    Raises
+    ------
+    PartTooShort
+        When the part holds fewer than ``2 * RV_WINDOW`` dates.
+    """
+    from research.data.market import PROXY_FEATURES, RV_WINDOW
+
+    lo, hi = part
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"map part must satisfy 0 <= start < end <= 1, got {part}")
+    feats = features.loc[features["symbol"] == symbol, ["date", *PROXY_FEATURES]]
+    index = published.loc[published["symbol"] == symbol, ["date", "iv"]]
+    dates = (
+        feats.merge(index, on="date").dropna(subset=[*PROXY_FEATURES, "iv"])["date"].sort_values()
+    )
+    n = len(dates)
+    first, last = int(math.floor(lo * n)), int(math.floor(hi * n)) - 1  # parts are disjoint
+    if last - first + 1 < 2 * RV_WINDOW:
+        raise PartTooShort(
+            f"{symbol}: the {lo:.0%}–{hi:.0%} part of its IV index overlap holds "
+            f"{max(last - first + 1, 0)} dates; a proxy map needs at least {2 * RV_WINDOW}"
+        )
+    return dates.iloc[first], dates.iloc[last]
+
+
 def resolve_iv(
     bars: pd.DataFrame,
     published: pd.DataFrame,
@@ -448,7 +484,7 @@ def resolve_iv(
     relations: Mapping[str, str] | None = None,
     features: pd.DataFrame | None = None,
     shift: float = 0.0,
-    map_window: tuple[str, str] | None = None,
+    map_part: tuple[float, float] | None = None,
 ) -> IvResolution:
     """Each symbol's IV, in order of preference:
 
@@ -471,8 +507,14 @@ def resolve_iv(
         ``realized_vol_features(bars)`` when already computed.
     shift
         Added to every proxy value (annualised): a sensitivity check.
-    map_window
-        Fit each own map on this part of the overlap only.
+    map_part
+        Fit each own map on this share of the symbol's own overlap of index and forecast
+        only, e.g. ``(0.0, 0.4)``: its first 40 % of dates (a sensitivity check).
+
+    Raises
+    ------
+    ValueError
+        With ``map_part``, when that part of a symbol's overlap is too short to fit a map.
 
     Returns
     -------
@@ -504,10 +546,14 @@ def resolve_iv(
         try:
             if mine.empty:
                 raise ValueError("no index")
-            start, end = map_window if map_window is not None else (None, None)
-            coef, _ = fit_proxy_map(feats, pub, symbol=sym, start=start, end=end)
+            coef, _ = fit_proxy_map(feats, pub, symbol=sym)
+            if map_part is not None:
+                start, end = overlap_part(feats, pub, sym, map_part)
+                coef, _ = fit_proxy_map(feats, pub, symbol=sym, start=start, end=end)
             maps[sym] = coef
             proxy = _linear(coef, f, PROXY_FEATURES)
+        except PartTooShort:
+            raise
         except ValueError:
             proxy = f["garch22"].astype(float)
             proxy_source = UNCALIBRATED

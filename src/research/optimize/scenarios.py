@@ -12,8 +12,9 @@ real_iv_only        only dates with a published IV index (VIX, 2014–2018 here)
                     shorter walk-forward windows (``REAL_IV_SPLIT``)
 proxy_minus_2       every proxy IV value 2 vol points lower (published values unchanged)
 proxy_plus_2        every proxy IV value 2 vol points higher
-proxy_map_2014_15   the proxy map fitted on 2014–15 VIX only
-proxy_map_2016_18   the proxy map fitted on 2016–18 VIX only
+proxy_map_early     each proxy map fitted on the first 40 % of its IV index's overlap only
+                    (built-in VIX: 2014–15)
+proxy_map_late      each proxy map fitted on the last 60 % of the overlap (VIX: 2016–18)
 skew_x0.5           skew slope × 0.5
 skew_x1.5           skew slope × 1.5
 no_dividends        dividend yield 0 for every underlying (default: ``DEFAULT_DIVIDEND_YIELDS``)
@@ -22,6 +23,11 @@ next_open_fills     entries and early exits fill at the next day's open, not the
 
 Regime labels are recomputed from each scenario's IV (an IV-based model such as
 ``bull_bear_vol`` calls a different share of days high-vol when the proxy moves).
+
+A scenario that changes nothing for the tickers studied is *not applicable*
+(``StudyData.applies``) rather than counted as one the verdict survives: the proxy scenarios
+when no ticker's IV is a proxy, the map scenarios when no ticker has its own mapped index,
+no dividends when every ticker's yield is already 0, real IV only without a published index.
 """
 
 from __future__ import annotations
@@ -61,8 +67,8 @@ class Scenario:
     config_changes: Mapping[str, Any] = field(default_factory=dict)
     proxy_shift: float = 0.0
     """Added to proxy IV values (annualised)."""
-    proxy_fit_window: tuple[str, str] | None = None
-    """Refit the proxy map on this part of the overlap."""
+    proxy_fit_part: tuple[float, float] | None = None
+    """Refit each proxy map on this share of its own overlap (``research.data.iv.overlap_part``)."""
     real_iv_only: bool = False
     """Keep only dates with a published IV index."""
     skew_factor: float = 1.0
@@ -73,7 +79,7 @@ class Scenario:
         """It changes only how the model prices options (skew, dividends, fills at the open):
         it does not apply to spreads priced from option chains."""
         changes_model = bool(self.config_changes) or self.skew_factor != 1.0
-        return changes_model and not (self.proxy_shift or self.proxy_fit_window)
+        return changes_model and not (self.proxy_shift or self.proxy_fit_part)
 
     def apply(self, config: BacktestConfig) -> BacktestConfig:
         """``config`` under this scenario's config changes and skew factor."""
@@ -84,9 +90,9 @@ class Scenario:
         return out
 
     @property
-    def market_key(self) -> tuple[float, tuple[str, str] | None, bool]:
+    def market_key(self) -> tuple[float, tuple[float, float] | None, bool]:
         """What the market inputs (IV, labels) depend on."""
-        return (self.proxy_shift, self.proxy_fit_window, self.real_iv_only)
+        return (self.proxy_shift, self.proxy_fit_part, self.real_iv_only)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -100,14 +106,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("proxy_minus_2", "IV proxy 2 vol points lower", proxy_shift=-0.02),
     Scenario("proxy_plus_2", "IV proxy 2 vol points higher", proxy_shift=0.02),
     Scenario(
-        "proxy_map_2014_15",
-        "proxy map fitted on 2014–15 only",
-        proxy_fit_window=("2014-01-01", "2015-12-31"),
+        "proxy_map_early",
+        "proxy map fitted on the first 40% of its index overlap (VIX: 2014–15)",
+        proxy_fit_part=(0.0, 0.4),
     ),
     Scenario(
-        "proxy_map_2016_18",
-        "proxy map fitted on 2016–18 only",
-        proxy_fit_window=("2016-01-01", "2018-12-31"),
+        "proxy_map_late",
+        "proxy map fitted on the last 60% of its index overlap (VIX: 2016–18)",
+        proxy_fit_part=(0.4, 1.0),
     ),
     Scenario("skew_x0.5", "skew slope × 0.5", skew_factor=0.5),
     Scenario("skew_x1.5", "skew slope × 1.5", skew_factor=1.5),
@@ -263,7 +269,7 @@ class StudyData:
                 relations=self.relations,
                 features=self.features,
                 shift=scenario.proxy_shift,
-                map_window=scenario.proxy_fit_window,
+                map_part=scenario.proxy_fit_part,
             )
             if scenario.real_iv_only:
                 frame = res.frame.loc[res.frame["source"] == "index"].reset_index(drop=True)
@@ -271,6 +277,26 @@ class StudyData:
             self._cache[key] = res
         out: IvResolution = self._cache[key]
         return out
+
+    def applies(
+        self, scenario: Scenario, tickers: Sequence[str], base: BacktestConfig
+    ) -> tuple[bool, str]:
+        """Whether ``scenario`` changes anything for ``tickers`` (and why not): see the module
+        docstring."""
+        base_res = self.resolution(SCENARIOS[0])
+        own = {base_res.relations.get(t, t) for t in tickers}
+        sources = set(base_res.frame.loc[base_res.frame["symbol"].isin(list(own)), "source"])
+        if scenario.proxy_fit_part is not None and not own & set(base_res.maps):
+            return False, "no ticker has its own IV index to map a proxy on"
+        if scenario.proxy_shift and not sources - {"index"}:
+            return False, "no ticker's IV is a proxy"
+        if scenario.real_iv_only and "index" not in sources:
+            return False, "no published IV index for these tickers"
+        if "default_dividend_yield" in scenario.config_changes and not any(
+            base.dividend_yield(t) for t in tickers
+        ):
+            return False, "every ticker's dividend yield is already 0"
+        return True, ""
 
     @property
     def notes(self) -> tuple[str, ...]:

@@ -780,9 +780,14 @@ def grid_study(
                 results.append(sc)  # chain prices do not use the model's skew or dividends
                 say(f"{name} {sc.name}: not applicable to chain prices")
                 continue
-            panel = data.panel(sc, tickers, start, end)
+            applies, why = data.applies(sc, tickers, base_cfg)  # type: ignore[arg-type]
+            if sc is not baseline_sc and not applies:
+                results.append(sc)
+                say(f"{name} {sc.name}: not applicable ({why})")
+                continue
             is_y, oos_y = REAL_IV_SPLIT if sc.real_iv_only else (is_years, oos_years)
             try:
+                panel = data.panel(sc, tickers, start, end)
                 if panel is None:
                     raise ValueError("no data")
                 splits = walk_forward_splits(

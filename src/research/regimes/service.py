@@ -52,14 +52,15 @@ def classify_files(
 
 def summarize(labels: pd.DataFrame, ruleset: Ruleset | None = None) -> str:
     """A few lines: per symbol the date range, the latest label and label counts; for
-    ``vix_trend`` the IV scale each symbol was bucketed on; flags.
+    ``vix_trend`` and ``bull_bear_vol`` the scale each symbol's volatility was judged on
+    (:func:`iv_scale_text`); flags.
 
     Parameters
     ----------
     labels
         A ``classify`` table.
     ruleset
-        The ruleset it was classified with (only its ``vix_trend.percentile_window`` is
+        The ruleset it was classified with (only its ``percentile_window`` settings are
         named; default: the seeds' defaults).
     """
     lines = []
@@ -82,17 +83,52 @@ def summarize(labels: pd.DataFrame, ruleset: Ruleset | None = None) -> str:
 
 
 def iv_scale_text(labels: pd.DataFrame, ruleset: Ruleset | None = None) -> str:
-    """For ``vix_trend`` labels: which IV scale each symbol was bucketed on, e.g.
-    ``vix_trend IV buckets: GOOG by trailing 252-day IV percentile; SPX by VIX points``
-    (empty for other models)."""
-    if "iv_scale" not in labels.columns or not (labels["model"] == "vix_trend").any():
+    """Which scale each symbol's volatility was judged on, for the models that choose one per
+    symbol (empty for other models).
+
+    ``vix_trend``: ``vix_trend IV buckets: GOOG by trailing 252-day IV percentile; SPX by VIX
+    points``; ``bull_bear_vol``: ``bull_bear_vol vol thresholds: GOOG by trailing 252-day
+    percentile; SPX by absolute level``. Labels of both models (concatenated) give both
+    sentences, joined by ``". "``.
+
+    Parameters
+    ----------
+    labels
+        A ``classify`` table (or several concatenated).
+    ruleset
+        The ruleset it was classified with (only the ``percentile_window`` is named; default:
+        the seeds' defaults).
+    """
+    if "model" not in labels.columns:
         return ""
-    window = (ruleset or DEFAULT_RULESET).vix_trend.percentile_window
-    words = {"points": "VIX points", "percentile": f"trailing {window}-day IV percentile"}
-    scales = labels.groupby("symbol", sort=True)["iv_scale"].first()
-    return "vix_trend IV buckets: " + "; ".join(
-        f"{sym} by {words.get(sc, sc)}" for sym, sc in scales.items()
-    )
+    rules = ruleset or DEFAULT_RULESET
+    vix_window = rules.vix_trend.percentile_window
+    bbv_window = rules.bull_bear_vol.percentile_window
+    models = [
+        (
+            "vix_trend",
+            "iv_scale",
+            "IV buckets",
+            {"points": "VIX points", "percentile": f"trailing {vix_window}-day IV percentile"},
+        ),
+        (
+            "bull_bear_vol",
+            "vol_scale",
+            "vol thresholds",
+            {"absolute": "absolute level", "percentile": f"trailing {bbv_window}-day percentile"},
+        ),
+    ]
+    parts = []
+    for model, column, what, words in models:
+        rows = labels.loc[labels["model"] == model]
+        if column not in rows.columns or rows.empty:
+            continue
+        scales = rows.groupby("symbol", sort=True)[column].first()
+        parts.append(
+            f"{model} {what}: "
+            + "; ".join(f"{sym} by {words.get(sc, sc)}" for sym, sc in scales.items())
+        )
+    return ". ".join(parts)
 
 
 def iv_for(
