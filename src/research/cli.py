@@ -27,6 +27,15 @@ notebooks_app = typer.Typer(help="Notebook utilities.", no_args_is_help=True)
 app.add_typer(notebooks_app, name="notebooks")
 
 
+def _add_attribute_app() -> None:
+    from research.cli_attribute import attribute_app
+
+    app.add_typer(attribute_app, name="attribute")
+
+
+_add_attribute_app()
+
+
 @app.command()
 def run(
     only: Annotated[

@@ -19,7 +19,7 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return datasets.generate(tmp_path_factory.mktemp("sample"))
 
 
-@pytest.mark.parametrize("name", ["experiments.csv", "tunes.csv", "trades.json"])
+@pytest.mark.parametrize("name", ["experiments.csv", "tunes.csv", "signals.csv", "trades.json"])
 def test_regenerates_identically(regenerated: dict[str, Path], name: str) -> None:
     assert regenerated[name].read_bytes() == (SAMPLE / name).read_bytes(), (
         f"data/sample/{name} is stale: run `research data generate`"

@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # share of time, snapshot counts)
 # 01: proxy fit, proxy band, price/IV, yearly; 03: OOS controls, permutation null,
 # sensitivity, in-sample equity, a stress heatmap per market; 04: OOS controls, sensitivity,
-# in-sample equity, two stress heatmaps
+# in-sample equity, two stress heatmaps; 05: heatmap of all agents, one per cluster (3), decay
 FIGURES = {
     "01_market_data": 4,
     "02_market_regimes": 6,
     "03_regime_multiplier_grid": 6,
     "04_portfolio_limits_grid": 5,
+    "05_regime_attribution": 5,
     "08_option_chains": 2,
 }
 
@@ -134,6 +135,20 @@ def test_grid_pages_state_verdicts_that_follow_from_their_numbers(rendered: Path
             assert "mean daily returns" in row["oos_spa"]["test"]
             # the page shows the verdict (the headline and the sentence)
             assert text.split(":")[0] in page.replace("&amp;", "&")
+
+
+def test_attribution_page_states_the_finding_of_its_own_table(rendered: Paths) -> None:
+    import json
+
+    page = (rendered.site / "executed" / "05_regime_attribution.html").read_text()
+    s5 = json.loads((rendered.reports / "summaries" / "05_regime_attribution.json").read_text())
+    finding = s5["finding"]
+    assert finding["sentence"].split(" at 95%")[0] in page.replace("&amp;", "&")
+    rows = [r for r in s5["per_agent_regime"] if r["enough"]]
+    assert finding["tested"] == len(rows)
+    assert len(finding["beats"]) == sum(r["excess_ci_low"] > 0 for r in rows)
+    assert len(finding["trails"]) == sum(r["excess_ci_high"] < 0 for r in rows)
+    assert s5["sample"] == "in-sample" and "base rate" in page
 
 
 def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(

@@ -21,6 +21,7 @@ PAGES = (
     "02_market_regimes",
     "03_regime_multiplier_grid",
     "04_portfolio_limits_grid",
+    "05_regime_attribution",
     "08_option_chains",
 )
 
@@ -32,6 +33,12 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
     shutil.copytree(ROOT / "data" / "sample", root / "data" / "sample")
     (root / "data" / "own").mkdir()
     shutil.copy(stock_and_commodity_csv, root / "data" / "own" / "markets.csv")
+    # the user's own agents' signals on those markets
+    from research.attribution.agents import generate_signals
+    from research.data.loaders import load
+
+    signals = generate_signals(load("bars", stock_and_commodity_csv))
+    signals.to_csv(root / "data" / "own" / "signals.csv", index=False, date_format="%Y-%m-%d")
     (root / "reports").mkdir()
     for f in ("index.qmd", "_quarto.yml"):
         shutil.copy(ROOT / "reports" / f, root / "reports" / f)
@@ -44,6 +51,7 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
         "02_market_regimes": {"models": ["vix_trend", "vol_ratio", "bull_bear_vol", "tags"]},
         "03_regime_multiplier_grid": grid,
         "04_portfolio_limits_grid": grid,
+        "05_regime_attribution": {"signals_path": "data/own/signals.csv"},
         "08_option_chains": {
             "underlying": "GOOG",
             "is_years": 1.0,
@@ -69,7 +77,7 @@ def test_pages_name_the_users_markets_iv_and_parameters(own_site: Paths) -> None
         assert "notebooks/params/own.yaml" in page, name
         assert "data/own/markets.csv" in page, name
         assert "uncalibrated" in page, name
-    for name in PAGES[:4]:
+    for name in PAGES[:5]:
         page = (own_site.site / "executed" / f"{name}.html").read_text()
         assert "WTI" in page, name
 
@@ -96,3 +104,16 @@ def test_grid_summaries_are_about_the_users_markets(own_site: Paths) -> None:
     for row in s3["per_tickers"] + s4["per_tickers"]:
         assert row["verdict"].split(":")[0]  # a worded verdict, not an error
         assert [s["scenario"] for s in row["sensitivity"]] == ["baseline", "proxy_minus_2"]
+
+
+def test_attribution_page_reads_the_users_signals(own_site: Paths) -> None:
+    page = (own_site.site / "executed" / "05_regime_attribution.html").read_text()
+    assert "data/own/signals.csv" in page and "MomentumAgent" in page
+    s5 = json.loads((own_site.reports / "summaries" / "05_regime_attribution.json").read_text())
+    assert s5["regime_model"] == "bull_bear_vol" and s5["finding"]["tested"] > 0
+    assert {r["regime"] for r in s5["per_agent_regime"]} <= {
+        "bull_low_vol",
+        "bull_high_vol",
+        "bear_low_vol",
+        "bear_high_vol",
+    }

@@ -8,6 +8,10 @@ generate``), committed small under ``data/sample/``:
   (2-year in-sample, the next year out-of-sample, rolling), the same 16 parameter sets as runs,
   an IS and an OOS row per run, the seed-004 default (delta 0.05–0.15, PT 65) flagged as the
   baseline — what seed 002's ``backtest_tunes`` looks like;
+- ``signals.csv`` (signals contract, seed 000): the sample agents of
+  ``research.attribution.agents`` (momentum, breakout, mean reversion, market correction,
+  defensive; three clusters) on the SPX and IXIC bars, with their 20-day forward returns and no
+  regime (the attribution labels them with a regime model);
 - ``trades.json`` (trades contract, seed-004 export format): the default configuration's
   trades on SPX+IXIC over 2014–2018 — the years with a published VIX, so ``vix`` is the real index,
   not the proxy — for the LLM calibration.
@@ -164,7 +168,8 @@ def default_trades(panel: MarketPanel, regimes: pd.DataFrame | None = None) -> p
 
 
 def generate(out: str | Path) -> dict[str, Path]:
-    """Write experiments.csv, tunes.csv and trades.json to ``out`` (validated, atomic).
+    """Write experiments.csv, tunes.csv, signals.csv and trades.json to ``out`` (validated,
+    atomic).
 
     Returns
     -------
@@ -181,8 +186,12 @@ def generate(out: str | Path) -> dict[str, Path]:
     exp = validate("experiments", experiments(panels), source="generated experiments")
     tun = validate("tunes", tunes(panels), source="generated tunes")
     trd = validate("trades", default_trades(both), source="generated trades")
+    from research.attribution.agents import generate_signals
+    from research.data.market import load_bars
+
+    sig = validate("signals", _round(generate_signals(load_bars())), source="generated signals")
     written = {}
-    for name, frame in (("experiments.csv", exp), ("tunes.csv", tun)):
+    for name, frame in (("experiments.csv", exp), ("tunes.csv", tun), ("signals.csv", sig)):
         text = frame.to_csv(index=False, date_format="%Y-%m-%d", lineterminator="\n")
         write_text_atomic(out / name, text)
         written[name] = out / name

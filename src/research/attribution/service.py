@@ -1,0 +1,112 @@
+"""Attribution from files, for the command line and the notebooks: load the records and the
+market data the way every command does, label regimes, prepare."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from research.attribution.signals import PreparedSignals, prepare
+from research.data.overview import MarketData
+
+__all__ = ["SignalStudy", "load_signal_study"]
+
+
+@dataclass(frozen=True)
+class SignalStudy:
+    """Prepared signals and the market data they were joined to."""
+
+    prepared: PreparedSignals
+    market: MarketData
+    signals_source: str
+    model: str
+
+    @property
+    def regimes(self) -> list[str]:
+        """The regimes present, in the model's order (low risk first), others after."""
+        from research.regimes import get_model
+
+        present = set(self.prepared.usable["regime"])
+        order = [r for r in get_model(self.model).labels if r in present]
+        return order + sorted(present - set(order))
+
+    def summary(
+        self, table: pd.DataFrame, finding: Mapping[str, object], decay: pd.DataFrame
+    ) -> dict[str, object]:
+        """The notebook's machine-readable summary."""
+        f = self.prepared.usable
+        return {
+            "signals": self.signals_source,
+            "records_used": len(f),
+            "agents": sorted(set(f["agent"])),
+            "regime_model": self.prepared.regime_model,
+            "sample": "in-sample",
+            "finding": dict(finding),
+            "per_agent_regime": table.to_dict(orient="records"),
+            "decay": decay.to_dict(orient="records"),
+            "notes": [*self.market.notes, *self.prepared.notes()],
+        }
+
+    def about(self) -> str:
+        """The data paragraph for a page: the records, then the market data."""
+        f = self.prepared.frame
+        model = self.prepared.regime_model
+        regimes = (
+            f"regimes from the records and, where they carry none, the `{model}` model"
+            if model
+            else "regimes as the records give them"
+        )
+        return (
+            f"**Signals:** {len(f):,} records of {f['agent'].nunique()} agents in "
+            f"{f['cluster'].nunique()} clusters on {', '.join(sorted(set(f['symbol'])))}, "
+            f"{f['asof'].min().date()} to {f['asof'].max().date()}, from {self.signals_source}; "
+            f"{regimes}. {self.market.about()}"
+        )
+
+
+def load_signal_study(
+    signals_path: str | Path | None = None,
+    *,
+    bars_path: str | Path | None = None,
+    iv_path: str | Path | Sequence[str | Path] | None = None,
+    iv_from: Mapping[str, str] | None = None,
+    model: str = "bull_bear_vol",
+    ruleset_path: str | Path | None = None,
+) -> SignalStudy:
+    """Signals (default ``data/sample/signals.csv``) joined to the bars of their symbols and to
+    the regimes of ``model`` (used only for records without a regime).
+
+    Returns
+    -------
+    SignalStudy
+    """
+    from research.config import PATHS
+    from research.data.loaders import load
+    from research.data.overview import load_market
+    from research.regimes import classify, load_ruleset
+
+    path = signals_path if signals_path is not None else PATHS.sample / "signals.csv"
+    from research.data import market as market_data
+
+    records = load("signals", path)
+    available = set(
+        market_data.DEFAULT_SYMBOLS
+        if bars_path is None
+        else market_data.load_bars(bars_path)["symbol"]
+    )
+    symbols = sorted(set(records["symbol"]) & available)
+    if not symbols:
+        raise ValueError(
+            f"{path}: column 'symbol': no symbol of the signals {sorted(set(records['symbol']))}"
+            f" has bars (bars: {sorted(available)})"
+        )
+    market = load_market(bars_path, iv_path, symbols=symbols, iv_from=iv_from)
+    labels = classify(model, market.bars, market.iv, load_ruleset(ruleset_path))
+    prepared = prepare(records, market.bars, labels, source=str(path))
+    shown = (
+        "the sample signals (`data/sample/signals.csv`)" if signals_path is None else f"`{path}`"
+    )
+    return SignalStudy(prepared, market, shown, model)
