@@ -76,3 +76,89 @@ def attribute_signals(
     if heat is not None and heatmap_out is not None:
         write_table(heat, heatmap_out)
         typer.echo(f"wrote {heatmap_out}")
+
+
+@attribute_app.command("experiments")
+def attribute_experiments(
+    experiments: Annotated[
+        Path | None,
+        typer.Option(help="Experiments file (CSV, Parquet, ...; default the sample)."),
+    ] = None,
+    db: Annotated[Path | None, typer.Option(help="The user's SQLite experiments database.")] = None,
+    table: Annotated[str, typer.Option(help="Table in --db.")] = "experiments",
+    bars: Annotated[Path | None, typer.Option(help="Bars (default: embedded).")] = None,
+    iv: Annotated[list[Path] | None, typer.Option(help="IV index file(s).")] = None,
+    model: Annotated[str, typer.Option(help="Regime model for dominant_regime.")] = "vix_trend",
+    metric: Annotated[str, typer.Option(help="Column ranking the configs.")] = "pnl_pct",
+    min_experiments: Annotated[int, typer.Option(help="Runs per config in a regime.")] = 5,
+    hmm: Annotated[bool, typer.Option(help="Compute avg_hmm_trend / avg_hmm_vol.")] = True,
+    learned_out: Annotated[
+        Path | None, typer.Option(help="Write the learned per-regime configs (JSON).")
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write/--dry-run", help="Add the seed's columns to --db (default: dry run)."
+        ),
+    ] = False,
+) -> None:
+    """Tag experiments with their regimes (seed 001), print the best configuration per regime
+    against its runner-up, export learned configs, and (with --db --write) write the seed's
+    columns back into the SQLite table in one transaction."""
+    import json
+
+    import pandas as pd
+
+    from research.attribution import experiments as ex
+    from research.attribution import experiments_db
+    from research.attribution.service import load_experiment_study
+    from research.data.errors import ContractError
+    from research.pipeline.manifest import write_text_atomic
+    from research.regimes.ruleset import RulesetError
+
+    if experiments is not None and db is not None:
+        typer.echo("error: give --experiments FILE or --db SQLITE, not both", err=True)
+        raise typer.Exit(1)
+    if write and db is None:
+        typer.echo("error: --write needs --db (the SQLite file to write to)", err=True)
+        raise typer.Exit(1)
+    source = db if db is not None else experiments
+    try:
+        study = load_experiment_study(
+            source,
+            table=table if db is not None else None,
+            bars_path=bars,
+            iv_path=iv or None,
+            model=model,
+            markov=hmm,
+        )
+        best = ex.best_by_regime(study.tagged, metric=metric, min_experiments=min_experiments)
+        plan = experiments_db.plan(db, study.tagged, table=table) if db is not None else None
+    except (ContractError, RulesetError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for note in study.market.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(
+        f"{len(study.tagged):,} experiments from {study.source}; dominant regime by {model}; "
+        "in-sample; overlapping windows make the intervals indicative"
+    )
+    typer.echo(study.tagged["dominant_regime"].value_counts().to_string())
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        typer.echo("\nbest configuration per regime:")
+        typer.echo(best.round(4).to_string(index=False))
+    for regime, why in best.attrs.get("skipped", {}).items():
+        typer.echo(f"  {regime}: not compared ({why})")
+    if learned_out is not None:
+        learned = ex.learned_configs(study.tagged, best, metric=metric, model=model)
+        write_text_atomic(learned_out, json.dumps(learned, indent=2, default=float))
+        typer.echo(f"wrote {learned_out}")
+    if plan is not None:
+        typer.echo(("will: " if write else "dry run, would: ") + plan.describe())
+        if write:
+            try:
+                n = experiments_db.apply(plan)
+            except Exception as exc:  # sqlite errors: nothing was written (rolled back)
+                typer.echo(f"error: {db}: {exc}; nothing was written", err=True)
+                raise typer.Exit(1) from exc
+            typer.echo(f"updated {n} rows of {table} in {db}")

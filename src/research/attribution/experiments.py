@@ -75,7 +75,8 @@ def tag_experiments(
     Returns
     -------
     pandas.DataFrame
-        ``experiments`` with the columns added, same row order.
+        ``experiments`` with the columns added (or recomputed, when already there), same row
+        order.
     """
     default_symbol = str(sorted(set(labels["symbol"]))[0])
     sym = (
@@ -136,7 +137,9 @@ def tag_experiments(
             f"(outside the market data or an unknown symbol), e.g. {'; '.join(empty[:3])}"
         )
     added = pd.DataFrame([o for _, o in rows], index=experiments.index[[i for i, _ in rows]])
-    return pd.concat([experiments, added], axis=1)
+    # columns from an earlier tagging (e.g. read back from the database) are recomputed
+    kept = experiments.drop(columns=[c for c in added.columns if c in experiments.columns])
+    return pd.concat([kept, added], axis=1)
 
 
 BEST_COLUMNS = (

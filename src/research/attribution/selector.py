@@ -62,14 +62,17 @@ class RegimeConfigSelector:
     """
 
     def __init__(self, configs: Mapping[str, Any] | str | Path) -> None:
-        if isinstance(configs, str | Path):
-            configs = json.loads(Path(configs).read_text(encoding="utf-8"))
-        if "default" not in configs or "regimes" not in configs:
+        data: Mapping[str, Any] = (
+            json.loads(Path(configs).read_text(encoding="utf-8"))
+            if isinstance(configs, str | Path)
+            else configs
+        )
+        if "default" not in data or "regimes" not in data:
             raise ValueError("a learned-config file needs 'regimes' and 'default'")
         self.regime_configs: dict[str, dict[str, Any]] = {
-            k: dict(v["params"]) for k, v in configs["regimes"].items()
+            k: dict(v["params"]) for k, v in data["regimes"].items()
         }
-        self.default_config: dict[str, Any] = dict(configs["default"]["params"])
+        self.default_config: dict[str, Any] = dict(data["default"]["params"])
         self.current_regime: str | None = None
 
     def config_for(self, regime: str) -> dict[str, Any]:

@@ -110,3 +110,47 @@ def load_signal_study(
         "the sample signals (`data/sample/signals.csv`)" if signals_path is None else f"`{path}`"
     )
     return SignalStudy(prepared, market, shown, model)
+
+
+@dataclass(frozen=True)
+class ExperimentStudy:
+    """Experiments tagged with their regimes, and where they came from."""
+
+    tagged: pd.DataFrame
+    market: MarketData
+    source: str
+    model: str
+
+
+def load_experiment_study(
+    experiments_path: str | Path | None = None,
+    *,
+    table: str | None = None,
+    bars_path: str | Path | None = None,
+    iv_path: str | Path | Sequence[str | Path] | None = None,
+    model: str = "vix_trend",
+    markov: bool = True,
+    ruleset_path: str | Path | None = None,
+) -> ExperimentStudy:
+    """Experiments (default ``data/sample/experiments.csv``; CSV, Parquet, ... or the user's
+    SQLite file with ``table``) tagged by ``research.attribution.experiments.tag_experiments``
+    with the regimes of ``model`` and, with ``markov``, the Markov model's trend and vol.
+
+    Returns
+    -------
+    ExperimentStudy
+    """
+    from research.attribution.experiments import tag_experiments
+    from research.config import PATHS
+    from research.data.loaders import load
+    from research.data.overview import load_market
+    from research.regimes import classify, load_ruleset
+
+    path = experiments_path if experiments_path is not None else PATHS.sample / "experiments.csv"
+    records = load("experiments", path, table=table)
+    market = load_market(bars_path, iv_path)
+    rules = load_ruleset(ruleset_path)
+    labels = classify(model, market.bars, market.iv, rules)
+    hmm = classify("markov", market.bars, None, rules) if markov else None
+    tagged = tag_experiments(records, labels, market.iv, hmm, source=str(path))
+    return ExperimentStudy(tagged, market, str(path), model)
