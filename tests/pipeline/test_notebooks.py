@@ -149,6 +149,18 @@ def test_attribution_page_states_the_finding_of_its_own_table(rendered: Paths) -
     assert len(finding["beats"]) == sum(r["excess_ci_low"] > 0 for r in rows)
     assert len(finding["trails"]) == sum(r["excess_ci_high"] < 0 for r in rows)
     assert s5["sample"] == "in-sample" and "base rate" in page
+    # the experiments part: its table and the learned configs a bot loads
+    learned = json.loads(
+        (rendered.reports / "summaries" / "learned_regime_configs.json").read_text()
+    )
+    best = {r["regime"]: r for r in s5["best_by_regime"]}
+    assert set(learned["regimes"]) == set(best)
+    for regime, cfg in learned["regimes"].items():
+        assert cfg["config"] == best[regime]["best_config"]
+        assert cfg["evidence"]["beats_runner_up"] == best[regime]["beats_runner_up"]
+    assert s5["experiments"].startswith(
+        "**Experiments:** 608 from the sample experiments (`data/sample/experiments.csv`)"
+    )
 
 
 def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(

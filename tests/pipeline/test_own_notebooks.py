@@ -51,7 +51,8 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
         "02_market_regimes": {"models": ["vix_trend", "vol_ratio", "bull_bear_vol", "tags"]},
         "03_regime_multiplier_grid": grid,
         "04_portfolio_limits_grid": grid,
-        "05_regime_attribution": {"signals_path": "data/own/signals.csv"},
+        # the sample experiments are SPX/IXIC runs: not these markets, so the section is skipped
+        "05_regime_attribution": {"signals_path": "data/own/signals.csv", "experiments_path": ""},
         "08_option_chains": {
             "underlying": "GOOG",
             "is_years": 1.0,
@@ -109,6 +110,7 @@ def test_grid_summaries_are_about_the_users_markets(own_site: Paths) -> None:
 def test_attribution_page_reads_the_users_signals(own_site: Paths) -> None:
     page = (own_site.site / "executed" / "05_regime_attribution.html").read_text()
     assert "data/own/signals.csv" in page and "MomentumAgent" in page
+    assert "No experiments attributed: experiments_path is empty" in page
     s5 = json.loads((own_site.reports / "summaries" / "05_regime_attribution.json").read_text())
     assert s5["regime_model"] == "bull_bear_vol" and s5["finding"]["tested"] > 0
     assert {r["regime"] for r in s5["per_agent_regime"]} <= {
