@@ -181,7 +181,8 @@ def best_by_regime(
     """Per dominant regime, the configuration with the highest mean ``metric`` among those with
     at least ``min_experiments`` experiments in it, with a bootstrap interval, the seed's P&L
     and win rate, and the test against the runner-up (paired bootstrap over shared windows,
-    one-sided p of "best > runner-up"; ``beats_runner_up`` at ``alpha``).
+    one-sided p of "best > runner-up"; ``beats_runner_up`` at ``alpha``). ``key_settings``
+    lists the parameters that differ between configurations.
 
     Raises
     ------
@@ -214,6 +215,8 @@ def best_by_regime(
         + (tagged["symbol"].astype(str) if "symbol" in tagged.columns else ""),
     )
     params = sorted(c for c in tagged.columns if c.startswith("param_"))
+    # key settings: the parameters that differ between configurations
+    params = [c for c in params if tagged[c].nunique(dropna=False) > 1] or params
     rows, skipped = [], {}
     for regime, part in frame.groupby("dominant_regime", sort=True):
         counts = part["_config"].value_counts()
