@@ -161,6 +161,11 @@ def test_attribution_page_states_the_finding_of_its_own_table(rendered: Paths) -
     assert s5["experiments"].startswith(
         "**Experiments:** 608 from the sample experiments (`data/sample/experiments.csv`)"
     )
+    losing = [r["regime"] for r in s5["best_by_regime"] if r["pnl_pct"] < 0]
+    assert (
+        f"In {len(losing)} of them ({', '.join(losing)}) even the best loses money"
+        in (s5["experiments"])
+    ) == bool(losing)
 
 
 def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(

@@ -177,12 +177,20 @@ class ExperimentSection:
             return f"No experiments attributed: {self.reason}."
         t = self.study.tagged
         wins = int(self.best["beats_runner_up"].sum())
+        losing = self.best.loc[self.best["pnl_pct"] < 0, "regime"].tolist()
+        money = (
+            f" In {len(losing)} of them ({', '.join(losing)}) even the best loses money on "
+            "average: the least bad, not a configuration to trade."
+            if losing
+            else ""
+        )
         return (
             f"**Experiments:** {len(t):,} from {self.study.source}, each tagged with the "
             f"`{self.study.model}` regime most of its days fell in. {len(self.best)} regimes have "
             f"two or more configurations with enough runs to compare; the best beats its "
-            f"runner-up significantly (paired bootstrap, 5%) in {wins} of them. In-sample: the "
-            "experiments that choose a configuration also score it, and rolling windows overlap."
+            f"runner-up significantly (paired bootstrap, 5%) in {wins} of them.{money} "
+            "In-sample: the experiments that choose a configuration also score it, and rolling "
+            "windows overlap."
         )
 
 
