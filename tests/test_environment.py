@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # conda-forge package names that differ from the PyPI names
 CONDA_NAMES = {"arch": "arch-py", "duckdb": "python-duckdb", "types-pyyaml": "types-pyyaml"}
 CONDA_ONLY = {"python", "pip", "quarto"}
-_SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$")
+_SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)$")  # extras dropped
 
 
 def _parse(spec: str) -> tuple[str, str]:

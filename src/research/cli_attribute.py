@@ -162,3 +162,193 @@ def attribute_experiments(
                 typer.echo(f"error: {db}: {exc}; nothing was written", err=True)
                 raise typer.Exit(1) from exc
             typer.echo(f"updated {n} rows of {table} in {db}")
+
+
+@attribute_app.command("tunes")
+def attribute_tunes(
+    tunes: Annotated[
+        Path | None,
+        typer.Option(help="Tuning runs (tunes contract; default data/sample/tunes.csv)."),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(help="postgresql://… URL or DuckDB file (default data/lab.duckdb)."),
+    ] = None,
+    bars: Annotated[Path | None, typer.Option(help="Bars of the tunes' markets.")] = None,
+    symbol: Annotated[
+        str | None, typer.Option(help="The market of every tune (when there is no symbol column).")
+    ] = None,
+    ruleset: Annotated[
+        Path | None, typer.Option(help="Ruleset file (schema version, ruleset id, tag rules).")
+    ] = None,
+    min_tunes: Annotated[
+        int, typer.Option(help="Fewer tunes with a key: fall back to similar keys.")
+    ] = 3,
+    drift_window: Annotated[int, typer.Option(help="Recent tagged days for drift.")] = 63,
+    drift_symbol: Annotated[
+        str | None, typer.Option(help="Market whose current regime is checked for drift.")
+    ] = None,
+    allow_unattributed: Annotated[
+        bool,
+        typer.Option(
+            help="Leave tunes that cannot be attributed (no OOS rows, no bars in the OOS window) "
+            "null and write the rest, instead of stopping."
+        ),
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the per-tune attribution table.")] = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write/--dry-run",
+            help="Apply migration 032 and write the regime columns (default: dry run).",
+        ),
+    ] = False,
+) -> None:
+    """Attribute tuning runs to the regime of their out-of-sample window (seed 002): regime key,
+    fingerprint, tags, best OOS score/params/run, baseline; the walk-forward uplift of
+    regime-selected parameters with a CI; drift of the current regime; and (with --write)
+    migration 032 plus the population on PostgreSQL or the lab's DuckDB file."""
+
+    from research.attribution import tunes as tu
+    from research.attribution import tunes_db
+    from research.attribution.service import load_tune_study
+    from research.data.errors import ContractError
+    from research.data.writers import write_table
+    from research.regimes.ruleset import RulesetError
+
+    try:
+        study = load_tune_study(tunes, bars_path=bars, symbol=symbol, ruleset_path=ruleset)
+    except (ContractError, RulesetError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for note in study.market.notes:
+        typer.echo(f"note: {note}", err=True)
+    a = study.attributed
+    bad = study.not_attributed
+    if bad:
+        listing = "; ".join(f"{t}: {why}" for t, why in list(bad.items())[:10])
+        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+        if not allow_unattributed:
+            typer.echo(
+                f"error: {study.source}: {len(bad)} of {len(a)} tunes cannot be attributed: "
+                f"{listing}{more}. Nothing was written; --allow-unattributed leaves them null.",
+                err=True,
+            )
+            raise typer.Exit(1)
+        typer.echo(f"note: {len(bad)} tunes left null: {listing}{more}", err=True)
+    ok = a[a["reason"] == ""]
+    typer.echo(
+        f"{len(a):,} tunes from {study.source}; {len(ok):,} attributed to the regime of their "
+        "best run's OOS window (best run = highest in-sample sharpe)"
+    )
+    typer.echo(ok["regime_key"].value_counts().rename("tunes").to_string())
+    result = tu.uplift(study.records, a, min_tunes=min_tunes)
+    typer.echo(
+        "\nuplift of regime-selected parameters, out of sample, walk-forward (paired per tune, "
+        f"95% CI resampling OOS years):\n{result.summary.round(3).to_string(index=False)}"
+    )
+    typer.echo(result.verdict())
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    try:
+        drift = tu.drift(
+            study.labels, a, symbol=drift_symbol, window=drift_window, min_tunes=min_tunes
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("\n" + drift.text().replace("**", ""))
+    if out is not None:
+        write_table(a, out)
+        typer.echo(f"wrote {out}")
+    try:
+        report = tunes_db.populate(db, a, study.records, write=write)
+    except tunes_db.DatabaseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("\n" + report.describe())
+
+
+tune_query_app = typer.Typer(
+    help="Seed 002's three queries, run as written on PostgreSQL or DuckDB.",
+    no_args_is_help=True,
+)
+attribute_app.add_typer(tune_query_app, name="tune-query")
+
+_DB = Annotated[
+    str | None, typer.Option(help="postgresql://… URL or DuckDB file (default data/lab.duckdb).")
+]
+_WORKSPACE = Annotated[str, typer.Option(help="workspace_id ($1).")]
+
+
+def _show(frame: object, text: str | None = None) -> None:
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 120):
+        if text:
+            typer.echo(text)
+        typer.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
+
+
+def _query(fn: object, *args: object) -> object:
+    from research.attribution.tunes_db import DatabaseError
+
+    try:
+        return fn(*args)  # type: ignore[operator]
+    except DatabaseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@tune_query_app.command("best-key")
+def query_best_key(
+    key: Annotated[str, typer.Argument(help="Regime key ($2).")],
+    workspace: _WORKSPACE = "regime-lab",
+    db: _DB = None,
+    min_tunes: Annotated[
+        int, typer.Option(help="Fewer rows: fall back to keys within tag distance 1, 2, 3.")
+    ] = 3,
+    explain: Annotated[bool, typer.Option(help="Print PostgreSQL's plan.")] = False,
+) -> None:
+    """Best params for the same regime (seed query 1), falling back to similar keys."""
+    from research.attribution import tunes_db
+
+    found = _query(lambda: tunes_db.best_with_fallback(db, workspace, key, min_tunes=min_tunes))
+    assert isinstance(found, tunes_db.FallbackResult)
+    _show(found.rows, found.text())
+    if explain:
+        _explain(db, "best_by_key", workspace, key)
+
+
+@tune_query_app.command("best-trend-vol")
+def query_best_trend_vol(
+    trend: Annotated[str, typer.Argument(help="trend_tag ($2).")],
+    vol: Annotated[str, typer.Argument(help="vol_tag ($3).")],
+    workspace: _WORKSPACE = "regime-lab",
+    db: _DB = None,
+    explain: Annotated[bool, typer.Option(help="Print PostgreSQL's plan.")] = False,
+) -> None:
+    """Best params by trend + vol, ignoring efficiency (seed query 2)."""
+    from research.attribution import tunes_db
+
+    _show(_query(tunes_db.run_query, db, "best_by_trend_vol", workspace, trend, vol))
+    if explain:
+        _explain(db, "best_by_trend_vol", workspace, trend, vol)
+
+
+@tune_query_app.command("summary")
+def query_summary(workspace: _WORKSPACE = "regime-lab", db: _DB = None) -> None:
+    """Regime performance summary (seed query 3)."""
+    from research.attribution import tunes_db
+
+    _show(_query(tunes_db.run_query, db, "summary", workspace))
+
+
+def _explain(db: str | None, name: str, *params: object) -> None:
+    from research.attribution import tunes_db
+
+    if tunes_db.parse_target(db).kind != "postgresql":
+        typer.echo("(--explain needs a postgresql:// database)", err=True)
+        return
+    typer.echo(str(_query(tunes_db.explain, db, name, *params)))

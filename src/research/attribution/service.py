@@ -216,3 +216,94 @@ def experiment_section(
     best = best_by_regime(study.tagged, metric=metric, min_experiments=min_experiments)
     learned = learned_configs(study.tagged, best, metric=metric, model=model)
     return ExperimentSection(study, best, learned)
+
+
+@dataclass(frozen=True)
+class TuneStudy:
+    """Tuning runs attributed to the regimes of their out-of-sample windows (seed 002)."""
+
+    records: pd.DataFrame
+    attributed: pd.DataFrame
+    labels: pd.DataFrame
+    """The ``tags`` model's daily labels of the tunes' markets."""
+    market: MarketData
+    source: str
+    schema_version: str
+    ruleset_id: str
+
+    @property
+    def not_attributed(self) -> dict[str, str]:
+        """Tune id -> why it has no regime columns."""
+        bad = self.attributed[self.attributed["reason"] != ""]
+        return dict(zip(bad["tune_id"], bad["reason"], strict=True))
+
+    def about(self) -> str:
+        """The data paragraph for a page."""
+        a = self.attributed
+        runs = self.records["run_id"].nunique()
+        return (
+            f"**Tunes:** {len(a):,} tunes ({runs:,} runs, each scored in and out of sample) of "
+            f"{a['strategy_id'].nunique()} strategies on {', '.join(sorted(set(a['symbol'])))}, "
+            f"from {self.source}; regime keys from the `tags` model (schema "
+            f"`{self.schema_version}`, ruleset `{self.ruleset_id}`). {self.market.about()}"
+        )
+
+
+def load_tune_study(
+    tunes_path: str | Path | None = None,
+    *,
+    bars_path: str | Path | None = None,
+    symbol: str | None = None,
+    ruleset_path: str | Path | None = None,
+    entry_window: int = 63,
+) -> TuneStudy:
+    """Tunes (default ``data/sample/tunes.csv``; CSV, Parquet, ... or a database file) with the
+    seed-002 columns computed from the ``tags`` model on the bars of their markets.
+
+    Raises
+    ------
+    ValueError
+        A market of the tunes has no bars (names the file, the column and the rows).
+    """
+    from research.attribution.tunes import attribute_tunes
+    from research.config import PATHS
+    from research.data import market as market_data
+    from research.data.loaders import load
+    from research.data.overview import load_market
+    from research.regimes import classify, load_ruleset
+
+    path = tunes_path if tunes_path is not None else PATHS.sample / "tunes.csv"
+    records = load("tunes", path)
+    if symbol is not None:
+        records = records.assign(symbol=symbol)
+    elif "symbol" not in records.columns:
+        raise ValueError(
+            f"{path}: no 'symbol' column: say which market the tunes ran on (--symbol)"
+        )
+    available = set(
+        market_data.DEFAULT_SYMBOLS
+        if bars_path is None
+        else market_data.load_bars(bars_path)["symbol"]
+    )
+    missing = records[~records["symbol"].isin(available)]
+    if len(missing):
+        rows = ", ".join(str(i + 1) for i in missing.index[:5])
+        raise ValueError(
+            f"{path}: column 'symbol': {sorted(set(missing['symbol']))} have no bars in "
+            f"{len(missing)} rows (rows {rows}{', ...' if len(missing) > 5 else ''}; bars have "
+            f"{sorted(available)})"
+        )
+    market = load_market(bars_path, None, symbols=sorted(set(records["symbol"])))
+    rules = load_ruleset(ruleset_path)
+    labels = classify("tags", market.bars, None, rules)
+    attributed = attribute_tunes(
+        records,
+        labels,
+        schema_version=rules.schema_version,
+        ruleset_id=rules.ruleset_id,
+        entry_window=entry_window,
+    )
+    shown = "the sample tunes (`data/sample/tunes.csv`)" if tunes_path is None else f"`{path}`"
+    return TuneStudy(
+        records, attributed, labels, market, shown, rules.schema_version, rules.ruleset_id
+    )

@@ -249,7 +249,7 @@ def heatmap(prepared: PreparedSignals, *, freq: str = "M", by: str | None = None
     return out.reset_index()
 
 
-def _cluster_bootstrap_ci(
+def cluster_bootstrap_ci(
     values: np.ndarray, clusters: np.ndarray, reps: int, alpha: float, rng: np.random.Generator
 ) -> tuple[float, float]:
     """Percentile interval of the mean, resampling whole clusters with replacement."""
@@ -286,7 +286,7 @@ def _summaries(
         vals = part[value].to_numpy(float)
         n = len(vals)
         hits = int((vals > 0).sum())
-        lo, hi = _cluster_bootstrap_ci(vals, months[part.index.to_numpy()], reps, alpha, rng)
+        lo, hi = cluster_bootstrap_ci(vals, months[part.index.to_numpy()], reps, alpha, rng)
         w_lo, w_hi = proportion_confint(hits, n, alpha=alpha, method="wilson")
         row = {
             **dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)),
@@ -301,7 +301,7 @@ def _summaries(
         }
         if base and "base_return_20d" in part.columns and part["base_return_20d"].notna().all():
             excess = vals - part["base_return_20d"].to_numpy(float)
-            e_lo, e_hi = _cluster_bootstrap_ci(
+            e_lo, e_hi = cluster_bootstrap_ci(
                 excess, months[part.index.to_numpy()], reps, alpha, rng
             )
             row |= {

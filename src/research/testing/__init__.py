@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks (throwaway servers); nothing here is used by the analysis."""
