@@ -1,9 +1,10 @@
 """Shared fixtures: real daily series that are not the built-in S&P 500 / NASDAQ, written as
 a user's own files — a stock (Google, 2004–2013, shipped with ``backtesting``) and a commodity
-(WTI crude oil spot, 1986–2019, FRED DCOILWTICO shipped with ``arch``)."""
+(WTI crude oil spot, 1986–2019, FRED DCOILWTICO shipped with ``arch``) — and a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -54,3 +55,31 @@ def stock_and_commodity_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     both = pd.concat([goog_bars(), wti_bars()], ignore_index=True)
     both.to_csv(path, index=False, date_format="%Y-%m-%d")
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server for the session (``research.testing.postgres``); skips,
+    with the reason, where the binaries are missing (``make test`` installs them as root)."""
+    from research.testing.postgres import throwaway_server, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"no PostgreSQL: {reason}")
+    with throwaway_server() as url:
+        yield url
+
+
+@pytest.fixture()
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server; its URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    yield pg_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -19,13 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 # share of time, snapshot counts)
 # 01: proxy fit, proxy band, price/IV, yearly; 03: OOS controls, permutation null,
 # sensitivity, in-sample equity, a stress heatmap per market; 04: OOS controls, sensitivity,
-# in-sample equity, two stress heatmaps; 05: heatmap of all agents, one per cluster (3), decay
+# in-sample equity, two stress heatmaps; 05: heatmap of all agents, one per cluster (3), decay;
+# 06: uplift per tune, drift of the regime mix
 FIGURES = {
     "01_market_data": 4,
     "02_market_regimes": 6,
     "03_regime_multiplier_grid": 6,
     "04_portfolio_limits_grid": 5,
     "05_regime_attribution": 5,
+    "06_tune_attribution": 2,
     "08_option_chains": 2,
 }
 
@@ -166,6 +168,33 @@ def test_attribution_page_states_the_finding_of_its_own_table(rendered: Paths) -
         f"In {len(losing)} of them ({', '.join(losing)}) even the best loses money"
         in (s5["experiments"])
     ) == bool(losing)
+
+
+def test_tune_page_states_the_uplift_of_its_own_table_and_the_fallback(rendered: Paths) -> None:
+    import json
+
+    from research.attribution.tunes import uplift_verdict
+
+    page = (rendered.site / "executed" / "06_tune_attribution.html").read_text()
+    page = page.replace("&amp;", "&").replace("&#39;", "'").replace("&quot;", '"')
+    s6 = json.loads((rendered.reports / "summaries" / "06_tune_attribution.json").read_text())
+    assert s6["tunes_count"] == 36 and s6["attributed"] == 36
+    # the verdict is the tested rule applied to the page's own summary table
+    summary = pd.DataFrame(s6["uplift"])
+    assert s6["uplift_verdict"] == uplift_verdict(summary)
+    assert s6["uplift_verdict"].split(",")[0] in page
+    assert set(summary["vs"]) == {"baseline", "regime-blind", "tuned", "random"}
+    # seed query 3 ran on the database the page wrote: its keys are the attributed keys
+    for key, n in s6["regime_keys"].items():
+        assert key.startswith("regime_v1_1|default_v1|") and key in page
+        assert n >= 1
+    # today's regime per market, with the lookup saying when it fell back to similar keys
+    current = {r["symbol"]: r for r in s6["current"]}
+    assert set(current) == {"SPX", "IXIC"}
+    for r in current.values():
+        assert (r["tunes_with_key"] < 3) == r["lookup"].startswith("fell back")
+    assert "out-of-sample" in s6["sample"] and "migration 032" in page
+    assert "temporary DuckDB file" in s6["population"]
 
 
 def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(

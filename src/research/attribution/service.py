@@ -7,9 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from research.attribution.signals import PreparedSignals, prepare
+from research.attribution.tunes import DriftResult, UpliftResult
+from research.attribution.tunes_db import PopulationReport
 from research.data.overview import MarketData
 
 __all__ = ["SignalStudy", "load_signal_study"]
@@ -232,6 +235,44 @@ class TuneStudy:
     ruleset_id: str
 
     @property
+    def workspace(self) -> str:
+        """The workspace most tunes belong to (the queries' ``$1``)."""
+        return str(self.attributed["workspace_id"].mode().iloc[0])
+
+    def summary(self, uplift: UpliftResult, drift: DriftResult) -> dict[str, object]:
+        """The notebook's machine-readable summary."""
+        a = self.attributed
+        return {
+            "tunes": self.source,
+            "tunes_count": len(a),
+            "attributed": int((a["reason"] == "").sum()),
+            "not_attributed": self.not_attributed,
+            "regime_keys": a["regime_key"].value_counts().to_dict(),
+            "sample": "out-of-sample (walk-forward: parameters chosen from earlier tunes only)",
+            "uplift": uplift.summary.to_dict(orient="records"),
+            "uplift_verdict": uplift.verdict(),
+            "fell_back": uplift.notes,
+            "drift": {
+                "symbol": drift.symbol,
+                "current_key": drift.current_key,
+                "total_variation": drift.total_variation,
+                "psi": drift.psi,
+                "alert": drift.alert,
+                "reasons": drift.reasons(),
+            },
+            "notes": list(self.market.notes),
+        }
+
+    def not_attributed_text(self) -> str:
+        """Which tunes have no regime columns and why (empty when all are attributed)."""
+        bad = self.not_attributed
+        if not bad:
+            return ""
+        listing = "; ".join(f"{t}: {why}" for t, why in list(bad.items())[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        return f"{len(bad)} tunes are not attributed (their columns stay null): {listing}{more}."
+
+    @property
     def not_attributed(self) -> dict[str, str]:
         """Tune id -> why it has no regime columns."""
         bad = self.attributed[self.attributed["reason"] != ""]
@@ -307,3 +348,69 @@ def load_tune_study(
     return TuneStudy(
         records, attributed, labels, market, shown, rules.schema_version, rules.ruleset_id
     )
+
+
+def tune_database(db: str | None) -> str:
+    """Where notebook 06 writes the tunes: ``db`` itself (a DuckDB file or a ``postgresql://``
+    URL), or for ``""``/None a new DuckDB file in a temporary directory (the report then leaves
+    the user's databases alone)."""
+    import tempfile
+
+    if db:
+        return db
+    return str(Path(tempfile.mkdtemp(prefix="regime-lab-tunes-")) / "tunes.duckdb")
+
+
+def population_text(report: PopulationReport, db: str | None) -> str:
+    """What the population did, naming the database (a temporary file when ``db`` is empty)."""
+    name = "a temporary DuckDB file" if not db else f"`{report.target}`"
+    return f"**Written to {name}:** " + report.describe().split(": ", 1)[1] + "."
+
+
+def current_regimes(
+    target: str, study: TuneStudy, *, window: int = 63, min_tunes: int = 3
+) -> pd.DataFrame:
+    """Per market of the tunes: its current regime key, how many tunes have it, the database
+    lookup a bot would make for it (seed query 1 with the similar-key fallback) and the drift
+    of its recent regime mix from the tunes' training days.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``symbol``, ``date``, ``current_regime`` (the key's trend | vol | efficiency),
+        ``tunes_with_key``, ``lookup`` (words: exact or
+        fell back), ``best_oos_sharpe`` and ``best_params`` of the top tune found,
+        ``total_variation`` and ``drift`` (the reasons, or "none").
+    """
+    from research.attribution.tunes import drift, params_text
+    from research.attribution.tunes_db import best_with_fallback
+
+    rows = []
+    for sym in sorted(set(study.attributed["symbol"])):
+        d = drift(study.labels, study.attributed, symbol=sym, window=window, min_tunes=min_tunes)
+        key = d.current_key or ""
+        found = best_with_fallback(target, study.workspace, key, min_tunes=min_tunes)
+        top = found.rows.iloc[0] if len(found.rows) else None
+        tunes = d.table.set_index("regime_key")["tunes"].get(key, 0)
+        rows.append(
+            {
+                "symbol": sym,
+                "date": d.asof,
+                "current_regime": " | ".join(key.split("|")[2:]),
+                "tunes_with_key": int(tunes),
+                "lookup": (
+                    "exact key"
+                    if found.distance == 0
+                    else f"fell back to {len(found.keys_used)} "
+                    f"key{'s' if len(found.keys_used) != 1 else ''} within tag distance "
+                    f"{found.distance}"
+                    if found.distance is not None
+                    else "nothing found"
+                ),
+                "best_oos_sharpe": np.nan if top is None else float(top["best_oos_score"]),
+                "best_params": None if top is None else params_text(top["best_oos_params"]),
+                "total_variation": d.total_variation,
+                "drift": "; ".join(d.reasons()) or "none",
+            }
+        )
+    return pd.DataFrame(rows)

@@ -59,6 +59,7 @@ __all__ = [
     "drift",
     "key_distance",
     "lookup",
+    "params_text",
     "run_uuid",
     "entry_snapshot",
     "snapshot_tags",
@@ -126,6 +127,24 @@ def _params_json(records: pd.DataFrame) -> pd.Series:
         index=records.index,
         dtype=object,
     )
+
+
+def params_text(params: object) -> str:
+    """Parameters JSON (or a dict) in short words: ``min_delta=0.2, max_delta=0.3``; other
+    values are returned as text."""
+    value = params
+    if isinstance(params, str):
+        try:
+            value = json.loads(params)
+        except ValueError:
+            return params
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+
+    def fmt(v: object) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
 
 
 def _mode(counts: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -645,8 +664,8 @@ class DriftResult:
             tunes = 0 if pd.isna(row["tunes"]) else int(row["tunes"])
             if share < self.rare_share:
                 out.append(
-                    f"the current regime {self.current_key} was {100 * share:.1f}% of training "
-                    f"days (< {100 * self.rare_share:.0f}%)"
+                    f"the current regime was {100 * share:.1f}% of training days "
+                    f"(< {100 * self.rare_share:.0f}%)"
                 )
             if tunes < self.min_tunes:
                 out.append(
@@ -658,9 +677,10 @@ class DriftResult:
     def text(self) -> str:
         when = self.asof.date() if self.asof is not None else "?"
         head = (
-            f"Current regime of {self.symbol}: {self.current_key} on {when}; last {self.window} tagged days against "
-            f"the tunes' in-sample days: total variation {self.total_variation:.2f}, PSI "
-            f"{self.psi:.2f} (descriptive; consecutive days are not independent, so no test)."
+            f"Current regime of {self.symbol}: {self.current_key} on {when}; last "
+            f"{self.window} tagged days against the tunes' in-sample days: total variation "
+            f"{self.total_variation:.2f}, PSI {self.psi:.2f} (descriptive; consecutive days are "
+            "not independent, so no test)."
         )
         why = self.reasons()
         return head + (" **Drift:** " + "; ".join(why) + "." if why else " No drift by the rule.")

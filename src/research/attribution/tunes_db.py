@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research.attribution.tunes import ATTRIBUTION_COLUMNS, run_uuid
+from research.attribution.tunes import ATTRIBUTION_COLUMNS, params_text, run_uuid
 
 __all__ = [
     "MIGRATION_032",
@@ -40,6 +40,7 @@ __all__ = [
     "DatabaseError",
     "PopulationReport",
     "Target",
+    "best_params_by_key",
     "best_with_fallback",
     "explain",
     "parse_target",
@@ -705,3 +706,24 @@ def best_with_fallback(
         if len(found) >= min_tunes:
             break
     return FallbackResult(found.reset_index(drop=True), regime_key, distance, used, min_tunes)
+
+
+def best_params_by_key(db: str | Path | None, workspace_id: str) -> pd.DataFrame:
+    """Per regime key of the workspace (seed query 3, best average first): its tune count,
+    average and best OOS score, and the top row of seed query 1 (the strategy and parameters of
+    its best tune)."""
+    summary = run_query(db, "summary", workspace_id)
+    rows = []
+    for _, r in summary.iterrows():
+        top = run_query(db, "best_by_key", workspace_id, r["regime_key"]).iloc[0]
+        rows.append(
+            {
+                "regime_key": r["regime_key"],
+                "tunes": int(r["tune_count"]),
+                "avg_oos_sharpe": float(r["avg_score"]),
+                "best_oos_sharpe": float(top["best_oos_score"]),
+                "best_strategy": top["strategy_entity_id"],
+                "best_params": params_text(top["best_oos_params"]),
+            }
+        )
+    return pd.DataFrame(rows)

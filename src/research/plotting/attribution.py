@@ -1,5 +1,6 @@
-"""Figures for the regime-attribution notebook: the seed-000 regime x time heatmap drawn under
-the price, and the decay of forward returns by horizon."""
+"""Figures for the attribution notebooks: the seed-000 regime x time heatmap drawn under the
+price, the decay of forward returns by horizon, and (seed 002) the walk-forward uplift of
+regime-selected parameters and the drift of the regime mix."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["decay_figure", "regime_heatmap"]
+__all__ = ["decay_figure", "drift_figure", "regime_heatmap", "uplift_figure"]
 
 
 def regime_heatmap(
@@ -91,5 +92,69 @@ def decay_figure(decay: pd.DataFrame, by: str, title: str) -> go.Figure:
         yaxis_title="mean forward return (%)",
         height=380,
         legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def uplift_figure(per_tune: pd.DataFrame, title: str) -> go.Figure:
+    """Out-of-sample sharpe per tune (by OOS start) of the regime-selected parameters, the
+    baseline, and the same lookup ignoring the regime.
+
+    Parameters
+    ----------
+    per_tune
+        ``research.attribution.tunes.UpliftResult.per_tune``.
+    """
+    fig = go.Figure()
+    f = per_tune.sort_values(["oos_start", "tune_id"])
+    hover = f["tune_id"] + "<br>" + f["entry_key"].astype(str)
+    for col, name, style in (
+        ("selected_oos", "regime-selected", {"size": 9, "symbol": "circle"}),
+        ("agnostic_oos", "ignoring the regime", {"size": 7, "symbol": "diamond-open"}),
+        ("baseline_oos", "baseline", {"size": 7, "symbol": "x"}),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=f["oos_start"],
+                y=f[col],
+                name=name,
+                mode="markers",
+                marker=style,
+                text=hover,
+                hovertemplate="%{text}<br>OOS sharpe %{y:.2f}<extra>" + name + "</extra>",
+            )
+        )
+    fig.add_hline(y=0, line={"color": "#888", "width": 1})
+    fig.update_layout(
+        title=title,
+        xaxis_title="start of the out-of-sample window",
+        yaxis_title="out-of-sample sharpe",
+        height=400,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def drift_figure(table: pd.DataFrame, current_key: str | None, title: str) -> go.Figure:
+    """Share of days per regime key: the tunes' in-sample days against the recent window
+    (horizontal bars, keys shortened to trend|vol|efficiency; the current key marked)."""
+    f = table.sort_values("training_share")
+    short = f["regime_key"].str.split("|").str[2:].str.join("|")
+    labels = [
+        f"{k} ◀ now" if full == current_key else k
+        for k, full in zip(short, f["regime_key"], strict=True)
+    ]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(y=labels, x=f["training_share"] * 100, name="tunes' in-sample days", orientation="h")
+    )
+    fig.add_trace(go.Bar(y=labels, x=f["current_share"] * 100, name="recent days", orientation="h"))
+    fig.update_layout(
+        title=title,
+        barmode="group",
+        xaxis_title="share of days (%)",
+        height=max(320, 28 * len(f) + 140),
+        legend={"orientation": "h", "y": -0.15},
+        margin={"l": 220},
     )
     return fig
