@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import uuid
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ def _key(tags: Tags, schema: str = SCHEMA, rules: str = RULES) -> str:
     return compute_regime_key([t for t in tags if t], schema, rules)
 
 
-def _labels(symbol: str, dates: pd.DatetimeIndex, tags: list[Tags | None]) -> pd.DataFrame:
+def _labels(symbol: str, dates: pd.DatetimeIndex, tags: Sequence[Tags | None]) -> pd.DataFrame:
     """``tags`` model output: ``None`` in ``tags`` = an untagged day (null key, decoy tags)."""
     rows = []
     for d, t in zip(dates, tags, strict=True):
@@ -109,14 +110,34 @@ def _tune(
             continue
         for i, s in enumerate(sharpes, start=1):
             rows.append(
-                _run(tune, f"{tune}-R{i}", split, window, s, a=i, baseline=i == 1, symbol=symbol, ws=ws)
+                _run(
+                    tune,
+                    f"{tune}-R{i}",
+                    split,
+                    window,
+                    s,
+                    a=i,
+                    baseline=i == 1,
+                    symbol=symbol,
+                    ws=ws,
+                )
             )
     return rows
 
 
-def _attribute(rows: list[dict], labels: pd.DataFrame, **kw: object) -> pd.DataFrame:
-    kw = {"schema_version": SCHEMA, "ruleset_id": RULES, **kw}
-    return tn.attribute_tunes(pd.DataFrame(rows), labels, **kw).set_index("tune_id")  # type: ignore[arg-type]
+def _attribute(
+    rows: list[dict],
+    labels: pd.DataFrame,
+    *,
+    schema_version: str = SCHEMA,
+    ruleset_id: str = RULES,
+    symbol: str | None = None,
+) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    out = tn.attribute_tunes(
+        frame, labels, schema_version=schema_version, ruleset_id=ruleset_id, symbol=symbol
+    )
+    return out.set_index("tune_id")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +179,7 @@ def test_fingerprint_is_sha256_of_the_key_and_stable() -> None:
         assert row["regime_fingerprint"] == want, tid
         assert len(want) == 64
     # same regime (two tunes on S1) -> same fingerprint; a rerun gives the same fingerprints
-    assert t.loc["T-S1", "regime_fingerprint"] == t.loc["T-S1b", "regime_fingerprint"]
+    assert str(t.loc["T-S1", "regime_fingerprint"]) == str(t.loc["T-S1b", "regime_fingerprint"])
     assert t["regime_fingerprint"].tolist() == _four_markets()["regime_fingerprint"].tolist()
     assert t["regime_fingerprint"].nunique() == 4
 
@@ -178,9 +199,10 @@ def test_fingerprint_changes_with_schema_or_ruleset() -> None:
             other_rules.loc[tid, "regime_fingerprint"],
         }
         assert len(prints) == 3, tid
-        assert other_rules.loc[tid, "regime_fingerprint"] == hashlib.sha256(
-            str(other_rules.loc[tid, "regime_key"]).encode()
-        ).hexdigest()
+        assert (
+            other_rules.loc[tid, "regime_fingerprint"]
+            == hashlib.sha256(str(other_rules.loc[tid, "regime_key"]).encode()).hexdigest()
+        )
 
 
 def test_denormalised_tags_match_the_key() -> None:
@@ -192,7 +214,9 @@ def test_denormalised_tags_match_the_key() -> None:
             value = row[col]
             assert (pd.isna(value) and part == "_") or value == part, (tid, col, value, part)
         want = REGIMES[str(row["symbol"])]
-        got = tuple(None if pd.isna(row[c]) else row[c] for c in ("trend_tag", "vol_tag", "efficiency_tag"))
+        got = tuple(
+            None if pd.isna(row[c]) else row[c] for c in ("trend_tag", "vol_tag", "efficiency_tag")
+        )
         assert got == want, tid
 
 
@@ -221,9 +245,13 @@ def _snap_labels() -> pd.DataFrame:
 
 
 def _rows(frame: pd.DataFrame) -> list[tuple]:
+    """(trend, vol, efficiency, days) per row, null tags as None."""
     return [
-        (r.trend_tag, None if pd.isna(r.vol_tag) else r.vol_tag, r.efficiency_tag, int(r.days))
-        for r in frame.itertuples()
+        (
+            *(None if pd.isna(r[c]) else r[c] for c in ("trend_tag", "vol_tag", "efficiency_tag")),
+            int(r["days"]),
+        )
+        for r in frame.to_dict("records")
     ]
 
 
@@ -284,7 +312,11 @@ def test_entry_snapshot_uses_the_tagged_days_strictly_before_the_date() -> None:
     # no look-ahead: whatever the labels say on and after D8, the snapshot is the same
     future = labels.copy()
     late = future["date"] >= d[8]
-    future.loc[late, ["trend_tag", "vol_tag", "efficiency_tag"]] = ["uptrend", "low_vol", "efficient"]
+    future.loc[late, ["trend_tag", "vol_tag", "efficiency_tag"]] = [
+        "uptrend",
+        "low_vol",
+        "efficient",
+    ]
     future.loc[late, "regime_key"] = _key(A)
     assert _rows(tn.entry_snapshot(future, ["SPX"], [d[8]], window=4)) == [want]
     assert _rows(tn.entry_snapshot(future.iloc[:8], ["SPX"], [d[8]], window=4)) == [want]
@@ -375,11 +407,12 @@ def test_best_run_is_the_highest_in_sample_sharpe_not_the_best_oos() -> None:
 def test_run_and_tune_ids_are_uuids() -> None:
     labels = _labels("SPX", DAYS10, [A] * 10)
     t = _attribute(_best_run_rows(), labels)
-    rid = t.loc["T1", "best_oos_run_id"]
+    rid = str(t.loc["T1", "best_oos_run_id"])
     assert rid == tn.run_uuid("R2") and str(uuid.UUID(rid)) == rid
     assert uuid.UUID(rid).version == 5
     assert t.loc["T2", "best_oos_run_id"] == tn.run_uuid("R1") != rid
-    assert t.loc["T1", "id"] == tn.tune_uuid("T1") and uuid.UUID(t.loc["T1", "id"]).version == 5
+    tid1 = str(t.loc["T1", "id"])
+    assert tid1 == tn.tune_uuid("T1") and uuid.UUID(tid1).version == 5
     # stable, distinct per id, and distinct between a tune and a run of the same name
     assert tn.tune_uuid("T1") == tn.tune_uuid("T1") != tn.tune_uuid("T2")
     assert tn.tune_uuid("T1") != tn.run_uuid("T1")
@@ -516,7 +549,9 @@ def test_lookup_widens_until_enough_tunes(
     if distance == 0:
         assert f"the exact key ({candidates} tunes)" in found.text()
     else:
-        assert f"fell back to keys within tag distance {distance} ({candidates} tunes)" in found.text()
+        assert (
+            f"fell back to keys within tag distance {distance} ({candidates} tunes)" in found.text()
+        )
     assert found.text().startswith(f"{KA}: best tune {tune} (OOS sharpe {score:.2f})")
 
 
@@ -581,7 +616,11 @@ def _walk_rows(t5_oos_end: str = "2023-01-06") -> list[dict]:
     rows += _tune("T3", _year(2021), _year(2022), [1, 0, 0.5], [0.6, -0.2, 0.9])
     rows += _tune("T4", _year(2022), _year(2023), [0, 1, 0], [0.3, 0.7, -0.4])
     rows += _tune(
-        "T5", ("2021-10-01", "2022-09-30"), ("2022-10-03", t5_oos_end), [1, 0, 0], [99.0, 0.1, 0.5],
+        "T5",
+        ("2021-10-01", "2022-09-30"),
+        ("2022-10-03", t5_oos_end),
+        [1, 0, 0],
+        [99.0, 0.1, 0.5],
         symbol="NDX",
     )
     rows += _tune("T6", _year(2018), _year(2019), [0, 0, 1], [0, 0, 50.0], ws="ws2")
@@ -589,10 +628,12 @@ def _walk_rows(t5_oos_end: str = "2023-01-06") -> list[dict]:
     return rows
 
 
-def _walk(rows: list[dict], **kw: object) -> tuple[pd.DataFrame, tn.UpliftResult]:
+def _walk(rows: list[dict], *, min_tunes: int) -> tuple[pd.DataFrame, tn.UpliftResult]:
     records = pd.DataFrame(rows)
-    attributed = tn.attribute_tunes(records, _walk_labels(), schema_version=SCHEMA, ruleset_id=RULES)
-    return attributed, tn.uplift(records, attributed, reps=300, **kw)  # type: ignore[arg-type]
+    attributed = tn.attribute_tunes(
+        records, _walk_labels(), schema_version=SCHEMA, ruleset_id=RULES
+    )
+    return attributed, tn.uplift(records, attributed, min_tunes=min_tunes, reps=300)
 
 
 def test_walk_forward_attribution_is_as_designed() -> None:
@@ -623,7 +664,11 @@ def test_uplift_walk_forward_by_hand() -> None:
         "T3": ("T2", 1, 0.9, 0.6, '{"a": 2, "b": 0.5}', -0.2, 0.6, (0.6 - 0.2 + 0.9) / 3),
         "T4": ("T2", 2, -0.4, 0.3, '{"a": 2, "b": 0.5}', 0.7, 0.7, (0.3 + 0.7 - 0.4) / 3),
     }
-    sel_params = {"T2": '{"a": 2, "b": 0.5}', "T3": '{"a": 3, "b": 0.5}', "T4": '{"a": 3, "b": 0.5}'}
+    sel_params = {
+        "T2": '{"a": 2, "b": 0.5}',
+        "T3": '{"a": 3, "b": 0.5}',
+        "T4": '{"a": 3, "b": 0.5}',
+    }
     for tid, (src, cand, sel, base, bp, blind, tuned, rnd) in want.items():
         row = per.loc[tid]
         assert row["source_tune"] == src and row["candidates"] == cand, tid
@@ -703,11 +748,19 @@ def test_uplift_skips_a_tune_without_the_selected_parameters() -> None:
 # uplift_verdict
 
 
-def _summary(n: int, base: tuple[float, float, float], blind: tuple[float, float, float]) -> pd.DataFrame:
+def _summary(
+    n: int, base: tuple[float, float, float], blind: tuple[float, float, float]
+) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {"vs": "baseline", "n": n, "mean_diff": base[0], "ci_low": base[1], "ci_high": base[2]},
-            {"vs": "regime-blind", "n": n, "mean_diff": blind[0], "ci_low": blind[1], "ci_high": blind[2]},
+            {
+                "vs": "regime-blind",
+                "n": n,
+                "mean_diff": blind[0],
+                "ci_low": blind[1],
+                "ci_high": blind[2],
+            },
         ]
     )
 
@@ -798,7 +851,7 @@ def test_drift_shares_tv_psi_and_alerts_by_hand() -> None:
     reasons = res.reasons()
     assert len(reasons) == 3 and res.alert
     assert "total variation 0.78 > 0.5" in reasons[0]
-    assert reasons[1] == f"the current regime {KC} was 0.0% of training days (< 5%)"
+    assert "was 0.0% of training days (< 5%)" in reasons[1]
     assert reasons[2].startswith("only 1 tunes have the current regime key (< 3)")
     assert "**Drift:**" in res.text()
 
@@ -908,13 +961,19 @@ def test_sample_tunes_are_all_attributed_with_the_in_sample_best_run() -> None:
         ["tune_id", "sharpe", "run_id"], ascending=[True, False, True]
     )
     best = ins.groupby("tune_id").head(1).set_index("tune_id")["run_id"]
-    oos = raw[raw["split"] == "oos"].set_index(["tune_id", "run_id"])["sharpe"]
-    want = pd.Series({tid: oos.loc[(tid, rid)] for tid, rid in best.items()})
+    oos = raw[raw["split"] == "oos"][["tune_id", "run_id", "sharpe"]]
+    picked = best.reset_index().merge(oos, on=["tune_id", "run_id"], how="left")
+    want = picked.set_index("tune_id")["sharpe"]
+    assert want.notna().all() and len(want) == 36
     base = raw[(raw["split"] == "oos") & raw["is_baseline"]].set_index("tune_id")["sharpe"]
     best_oos_anywhere = raw[raw["split"] == "oos"].groupby("tune_id")["sharpe"].max()
     assert (t.loc[want.index, "best_run"] == best).all()
-    np.testing.assert_allclose(t.loc[want.index, "best_oos_score"].to_numpy(float), want.to_numpy())
-    np.testing.assert_allclose(t.loc[base.index, "baseline_oos_score"].to_numpy(float), base.to_numpy())
+    np.testing.assert_allclose(
+        t.loc[want.index, "best_oos_score"].to_numpy(float), want.to_numpy(float)
+    )
+    np.testing.assert_allclose(
+        t.loc[base.index, "baseline_oos_score"].to_numpy(float), base.to_numpy()
+    )
     # the in-sample pick is not, in general, the run that did best out of sample
     assert (want < best_oos_anywhere.loc[want.index]).any()
     assert (t["best_oos_run_id"] == [tn.run_uuid(r) for r in t["best_run"]]).all()
