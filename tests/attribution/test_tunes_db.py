@@ -596,10 +596,6 @@ def test_target_parsing_and_masking() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Target.shown masks only user:password@, not libpq's ?password= query parameter",
-)
 def test_password_in_the_query_string_is_masked() -> None:
     shown = tunes_db.parse_target("postgresql://db.example/lab?user=alice&password=pa55word").shown
     assert "pa55word" not in shown

@@ -392,6 +392,10 @@ def key_distance(a: str, b: str) -> int | None:
     return sum(x != y for x, y in zip(da[2:], db[2:], strict=True))
 
 
+def _tunes(n: int) -> str:
+    return f"{n} tune{'s' if n != 1 else ''}"
+
+
 @dataclass(frozen=True)
 class Lookup:
     """The best tune for a regime key, and how far the search had to widen."""
@@ -403,6 +407,7 @@ class Lookup:
     tune_id: str | None
     params: str | None
     score: float
+    max_distance: int = 3
 
     @property
     def fell_back(self) -> bool:
@@ -411,12 +416,12 @@ class Lookup:
     def text(self) -> str:
         """One sentence for a page or a terminal."""
         if self.tune_id is None:
-            return f"{self.key}: no tune within tag distance 3 with an OOS score"
+            return f"{self.key}: no tune within tag distance {self.max_distance} with an OOS score"
         where = (
-            f"the exact key ({self.candidates} tunes)"
+            f"the exact key ({_tunes(self.candidates)})"
             if not self.fell_back
             else f"too few tunes for the exact key; fell back to keys within tag distance "
-            f"{self.distance} ({self.candidates} tunes)"
+            f"{self.distance} ({_tunes(self.candidates)})"
         )
         return f"{self.key}: best tune {self.tune_id} (OOS sharpe {self.score:.2f}) from {where}"
 
@@ -444,7 +449,7 @@ def lookup(
         if len(part) >= min_tunes:
             break
     if chosen is None:
-        return Lookup(key, None, 0, None, None, float("nan"))
+        return Lookup(key, None, 0, None, None, float("nan"), max_distance)
     top = chosen.sort_values(["best_oos_score", "tune_id"], ascending=[False, True]).iloc[0]
     return Lookup(
         key,
@@ -453,6 +458,7 @@ def lookup(
         str(top["tune_id"]),
         str(top["best_oos_params"]),
         float(top["best_oos_score"]),
+        max_distance,
     )
 
 
@@ -696,8 +702,9 @@ def drift(
     min_tunes: int = 3,
 ) -> DriftResult:
     """Current regime keys (the last ``window`` tagged days of ``symbol`` up to ``asof``,
-    default its last bar) against the training distribution (every tagged day inside the tunes'
-    in-sample windows, per tune symbol).
+    default its last bar) against the training distribution: every tagged day inside each
+    tune's in-sample window, of the tune's symbol — the mix the tunes were trained on, so a day
+    inside two tunes' windows counts twice.
 
     Drift rule: total variation distance > 0.5, or the current key below 5% of training days, or
     fewer than ``min_tunes`` attributed tunes with the current key. PSI uses shares floored at
@@ -713,7 +720,7 @@ def drift(
     cur = cur.tail(window)
     train_parts = []
     for s, part in attributed.dropna(subset=["is_start"]).groupby("symbol"):
-        lab = known[known["symbol"] == s]
+        lab = known[known["symbol"] == s].sort_values("date")
         dates = lab["date"].to_numpy()
         for lo, hi in zip(part["is_start"], part["is_end"], strict=True):
             a, b = (

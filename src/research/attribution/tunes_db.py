@@ -217,7 +217,8 @@ class Target:
     @property
     def shown(self) -> str:
         """The location with any password masked."""
-        return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.location)
+        text = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.location)
+        return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", text)
 
 
 def parse_target(db: str | Path | None) -> Target:
@@ -602,6 +603,16 @@ def _update(con: _Connection, id_text: str) -> int:
     return con.rowcount(con.execute(sql))
 
 
+def _checked_query(name: str, params: Sequence[object]) -> str:
+    if name not in QUERIES:
+        raise DatabaseError(f"unknown query {name!r} (known: {sorted(QUERIES)})")
+    sql = QUERIES[name]
+    want = len(set(re.findall(r"\$(\d+)", sql)))
+    if len(params) != want:
+        raise DatabaseError(f"query {name} takes {want} parameters, got {len(params)}")
+    return sql
+
+
 def run_query(db: str | Path | None, name: str, *params: object) -> pd.DataFrame:
     """Run one of seed 002's ``QUERIES`` as written (read-only).
 
@@ -610,12 +621,7 @@ def run_query(db: str | Path | None, name: str, *params: object) -> pd.DataFrame
     DatabaseError
         Unknown query, wrong number of parameters, cannot connect, no such table or columns.
     """
-    if name not in QUERIES:
-        raise DatabaseError(f"unknown query {name!r} (known: {sorted(QUERIES)})")
-    sql = QUERIES[name]
-    want = len(set(re.findall(r"\$(\d+)", sql)))
-    if len(params) != want:
-        raise DatabaseError(f"query {name} takes {want} parameters, got {len(params)}")
+    sql = _checked_query(name, params)
     target = parse_target(db)
     if target.kind == "duckdb" and not Path(target.location).exists():
         raise DatabaseError(
@@ -639,12 +645,26 @@ def run_query(db: str | Path | None, name: str, *params: object) -> pd.DataFrame
 
 
 def explain(db: str, name: str, *params: object) -> str:
-    """PostgreSQL's ``EXPLAIN`` of a seed query with its parameters (the plan as text)."""
+    """PostgreSQL's ``EXPLAIN`` of a seed query with its parameters (the plan as text).
+
+    Raises
+    ------
+    DatabaseError
+        Not a PostgreSQL URL, unknown query, wrong number of parameters, cannot connect, or
+        the query fails.
+    """
     target = parse_target(db)
+    if target.kind != "postgresql":
+        raise DatabaseError(f"{target.shown}: EXPLAIN is shown for PostgreSQL databases only")
+    sql = _checked_query(name, params)
     con = _Connection(target, create=False)
     try:
-        rows = con.execute("EXPLAIN " + QUERIES[name], list(params)).fetchall()
-        con.finish(commit=False)
+        try:
+            rows = con.execute("EXPLAIN " + sql, list(params)).fetchall()
+        except Exception as exc:
+            raise DatabaseError(f"{target.shown}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            con.finish(commit=False)
     finally:
         con.close()
     return "\n".join(str(r[0]) for r in rows)
