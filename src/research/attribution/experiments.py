@@ -101,45 +101,110 @@ def tag_experiments(
                 },
                 index=g["date"].to_numpy(),
             )
-    rows, empty = [], []
-    for i, (s, (_, exp)) in enumerate(zip(sym.astype(str), experiments.iterrows(), strict=True)):
-        start, end = exp["start"], exp["end"]
+    n = len(experiments)
+    starts = pd.to_datetime(experiments["start"]).to_numpy()
+    ends = pd.to_datetime(experiments["end"]).to_numpy()
+    sym_arr = sym.astype(str).to_numpy()
+    dominant = np.full(n, None, dtype=object)
+    breakdown = np.full(n, None, dtype=object)
+    n_days = np.zeros(n, dtype=np.int64)
+    avg_vix = np.full(n, np.nan)
+    avg_trend = np.full(n, np.nan)
+    avg_vol = np.full(n, np.nan)
+    for s in np.unique(sym_arr):
+        rows_s = np.flatnonzero(sym_arr == s)
         days = by_symbol.get(s)
-        window = (
-            days.loc[(days["date"] >= start) & (days["date"] <= end)] if days is not None else None
-        )
-        if window is None or window.empty:
-            empty.append(f"{exp['experiment_id']} ({s} {start.date()}..{end.date()})")
+        if days is None:
             continue
-        shares = window["regime"].value_counts(normalize=True)
-        top = shares.index[0]
-        out = {
-            "dominant_regime": str(top),
-            "regime_breakdown": json.dumps(
-                {str(k): round(float(v), 4) for k, v in shares.items()}, sort_keys=True
-            ),
-            "regime_days": len(window),
-            "avg_vix": np.nan,
-            "avg_hmm_trend": np.nan,
-            "avg_hmm_vol": np.nan,
-        }
+        dates = days["date"].to_numpy()
+        lo = np.searchsorted(dates, starts[rows_s], side="left")
+        hi = np.maximum(np.searchsorted(dates, ends[rows_s], side="right"), lo)
+        n_days[rows_s] = hi - lo
+        dominant[rows_s], breakdown[rows_s] = _window_regimes(
+            days["regime"].astype(str).to_numpy(), lo, hi
+        )
         if s in iv_by:
-            vals = iv_by[s].loc[start:end]
-            out["avg_vix"] = float(vals.mean() * 100) if len(vals) else np.nan
+            avg_vix[rows_s] = _window_means(iv_by[s], starts[rows_s], ends[rows_s]) * 100
         if s in mk_by:
-            m = mk_by[s].loc[start:end]
-            out["avg_hmm_trend"] = float(m["trend"].mean()) if len(m) else np.nan
-            out["avg_hmm_vol"] = float(m["vol"].mean()) if len(m) else np.nan
-        rows.append((i, out))
+            m = mk_by[s]
+            avg_trend[rows_s] = _window_means(m["trend"], starts[rows_s], ends[rows_s])
+            avg_vol[rows_s] = _window_means(m["vol"], starts[rows_s], ends[rows_s])
+    empty = [
+        f"{eid} ({s} {pd.Timestamp(a).date()}..{pd.Timestamp(b).date()})"
+        for eid, s, a, b, d in zip(
+            experiments["experiment_id"], sym_arr, starts, ends, n_days, strict=True
+        )
+        if d == 0
+    ]
     if empty:
         raise ValueError(
             f"{source}: {len(empty)} experiments have no labelled market day in their window "
             f"(outside the market data or an unknown symbol), e.g. {'; '.join(empty[:3])}"
         )
-    added = pd.DataFrame([o for _, o in rows], index=experiments.index[[i for i, _ in rows]])
+    added = pd.DataFrame(
+        {
+            "dominant_regime": dominant,
+            "regime_breakdown": breakdown,
+            "regime_days": n_days,
+            "avg_vix": avg_vix,
+            "avg_hmm_trend": avg_trend,
+            "avg_hmm_vol": avg_vol,
+        },
+        index=experiments.index,
+    )
     # columns from an earlier tagging (e.g. read back from the database) are recomputed
     kept = experiments.drop(columns=[c for c in added.columns if c in experiments.columns])
     return pd.concat([kept, added], axis=1)
+
+
+def _window_regimes(
+    regimes: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per window ``[lo, hi)`` of the day-ordered ``regimes``: the regime most days carried (a
+    tie goes to the regime seen first in the window) and the JSON ``{regime: share}`` (4
+    decimals, sorted keys); None for an empty window."""
+    names, codes = np.unique(regimes, return_inverse=True)
+    k, m = len(names), len(regimes)
+    onehot = np.zeros((m, k), dtype=np.int64)
+    onehot[np.arange(m), codes] = 1
+    cum = np.vstack([np.zeros((1, k), dtype=np.int64), onehot.cumsum(axis=0)])
+    counts = cum[hi] - cum[lo]
+    # first position of each regime at or after i: for the tie rule
+    nxt = np.full((m + 1, k), m, dtype=np.int64)
+    for i in range(m - 1, -1, -1):
+        nxt[i] = nxt[i + 1]
+        nxt[i, codes[i]] = i
+    first = nxt[lo]
+    best = counts.max(axis=1, keepdims=True)
+    tie_key = np.where(counts == best, first, m + 1)
+    top = tie_key.argmin(axis=1)
+    total = (hi - lo).astype(float)
+    dominant = np.full(len(lo), None, dtype=object)
+    breakdown = np.full(len(lo), None, dtype=object)
+    for j in np.flatnonzero(total > 0):
+        row = counts[j]
+        dominant[j] = str(names[top[j]])
+        breakdown[j] = json.dumps(
+            {str(names[c]): round(float(row[c] / total[j]), 4) for c in np.flatnonzero(row)},
+            sort_keys=True,
+        )
+    return dominant, breakdown
+
+
+def _window_means(values: pd.Series, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` (date-indexed) over each inclusive ``[start, end]``, NaNs skipped
+    (NaN when the window holds no value)."""
+    v = values.sort_index()
+    dates = v.index.to_numpy()
+    x = v.to_numpy(dtype=float)
+    ok = ~np.isnan(x)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
+    ccnt = np.concatenate([[0], np.cumsum(ok)])
+    lo = np.searchsorted(dates, starts, side="left")
+    hi = np.maximum(np.searchsorted(dates, ends, side="right"), lo)
+    cnt = ccnt[hi] - ccnt[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, (csum[hi] - csum[lo]) / np.maximum(cnt, 1), np.nan)
 
 
 BEST_COLUMNS = (

@@ -281,17 +281,19 @@ def _summaries(
     rng = np.random.default_rng(seed)
     rows = []
     frame = frame.reset_index(drop=True)
-    months = frame["asof"].dt.to_period("M").astype(str).to_numpy()
+    # calendar months as integers (year * 12 + month): the bootstrap's clusters
+    months = (frame["asof"].dt.year * 12 + frame["asof"].dt.month).to_numpy()
     for key, part in frame.groupby(keys, sort=True):
         vals = part[value].to_numpy(float)
         n = len(vals)
         hits = int((vals > 0).sum())
-        lo, hi = cluster_bootstrap_ci(vals, months[part.index.to_numpy()], reps, alpha, rng)
+        cell_months = months[part.index.to_numpy()]
+        lo, hi = cluster_bootstrap_ci(vals, cell_months, reps, alpha, rng)
         w_lo, w_hi = proportion_confint(hits, n, alpha=alpha, method="wilson")
         row = {
             **dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)),
             "n": n,
-            "months": int(part["asof"].dt.to_period("M").nunique()),
+            "months": int(len(np.unique(cell_months))),
             "mean_return": float(vals.mean()),
             "ci_low": lo,
             "ci_high": hi,
@@ -301,9 +303,7 @@ def _summaries(
         }
         if base and "base_return_20d" in part.columns and part["base_return_20d"].notna().all():
             excess = vals - part["base_return_20d"].to_numpy(float)
-            e_lo, e_hi = cluster_bootstrap_ci(
-                excess, months[part.index.to_numpy()], reps, alpha, rng
-            )
+            e_lo, e_hi = cluster_bootstrap_ci(excess, cell_months, reps, alpha, rng)
             row |= {
                 "base_return": float(part["base_return_20d"].mean()),
                 "excess_return": float(excess.mean()),

@@ -561,8 +561,23 @@ def _is_uuid(con: _Connection, table: str) -> bool:
 
 def _insert_runs(con: _Connection, records: pd.DataFrame, attributed: pd.DataFrame) -> int:
     have = con.columns("backtest_runs")
+    id_text = "CAST(r.id AS TEXT)" if con.kind == "postgresql" else "CAST(r.id AS VARCHAR)"
+    # which runs are missing, from their ids alone (the full rows are built only for those)
+    run_ids = records["run_id"].drop_duplicates()
+    uuids = run_ids.map(run_uuid)
+    con.stage("_lab_run_ids", pd.DataFrame({"id": uuids.to_numpy()}), {})
+    missing = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT a.id FROM _lab_run_ids a WHERE NOT EXISTS "
+            f"(SELECT 1 FROM backtest_runs r WHERE {id_text} = a.id)"
+        ).fetchall()
+    }
+    if not missing:
+        return 0
+    wanted = set(run_ids[uuids.isin(missing).to_numpy()])
     tune_ids = pd.Series(attributed["id"].to_numpy(), index=attributed["tune_id"].to_numpy())
-    runs = _runs_frame(records, tune_ids)
+    runs = _runs_frame(records[records["run_id"].isin(wanted)], tune_ids)
     runs = runs[["id", *[c for c in _RUN_COLUMNS if c in have]]]
     json_type = "JSONB" if con.kind == "postgresql" else "JSON"
     con.stage("_lab_runs", runs, {})
@@ -574,7 +589,6 @@ def _insert_runs(con: _Connection, records: pd.DataFrame, attributed: pd.DataFra
     select = ", ".join(
         f"CAST(a.{c} AS {casts[c]})" if c in casts else f"a.{c}" for c in runs.columns
     )
-    id_text = "CAST(r.id AS TEXT)" if con.kind == "postgresql" else "CAST(r.id AS VARCHAR)"
     cur = con.execute(
         f"INSERT INTO backtest_runs ({', '.join(runs.columns)}) SELECT {select} FROM _lab_runs a "
         f"WHERE NOT EXISTS (SELECT 1 FROM backtest_runs r WHERE {id_text} = a.id)"
