@@ -1,8 +1,9 @@
 """Benchmark: regime attribution at scale (issue 11), on the embedded real bars (SPX + IXIC).
 
 1. **Signals, 1,000,000 records** (100 agents in 3 clusters, distinct (bar, agent) pairs drawn
-   at random over the real bars; forward returns left null, so computed from the bars): ``prepare`` (checks, forward returns from the bars, regimes joined), the regime x
-   month ``heatmap`` and the per agent x regime ``regime_table`` (month-cluster bootstrap,
+   at random over the real bars; forward returns left null, so computed from the bars):
+   ``prepare`` (checks, forward returns from the bars, regimes joined), the regime x month
+   ``heatmap`` and the per agent x regime ``regime_table`` (month-cluster bootstrap,
    2,000 draws per cell). Peer: the heatmap's aggregation (mean, hit rate, count per regime and
    month) as one DuckDB ``GROUP BY`` over the same prepared records.
 2. **Experiments, 100,000** (random windows of 1-3 years over the real bars, 16 configurations):
@@ -126,7 +127,8 @@ def bench_experiments(
     assert isinstance(tagged, pd.DataFrame)
     print(f"experiments: {n:,} windows of 1-3 years on the real bars, 16 configurations")
     print(
-        f"  tag_experiments (dominant regime, breakdown, avg VIX): {seconds:6.2f} s  ({verdict(seconds)})"
+        f"  tag_experiments (dominant regime, breakdown, avg VIX): {seconds:6.2f} s  "
+        f"({verdict(seconds)})"
     )
     best_s, best = best_of(lambda: ex.best_by_regime(tagged, min_experiments=5), repeat=1)
     assert isinstance(best, pd.DataFrame)
@@ -198,7 +200,8 @@ def bench_tunes(labels: pd.DataFrame) -> None:
     n = len(attributed)
     print(f"tunes: {n:,} tunes x 4 runs x (IS, OOS) = {len(records):,} rows")
     print(
-        f"  attribute_tunes (OOS snapshots, keys, best runs): {seconds:6.2f} s  ({verdict(seconds)})"
+        f"  attribute_tunes (OOS snapshots, keys, best runs): {seconds:6.2f} s  "
+        f"({verdict(seconds)})"
     )
     reason = unavailable()
     if reason is not None:
