@@ -1,6 +1,7 @@
 """Shared fixtures: real daily series that are not the built-in S&P 500 / NASDAQ, written as
 a user's own files — a stock (Google, 2004–2013, shipped with ``backtesting``) and a commodity
-(WTI crude oil spot, 1986–2019, FRED DCOILWTICO shipped with ``arch``) — and a throwaway PostgreSQL server."""
+(WTI crude oil spot, 1986–2019, FRED DCOILWTICO shipped with ``arch``) — and a throwaway
+PostgreSQL server."""
 
 from __future__ import annotations
 
