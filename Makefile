@@ -33,10 +33,22 @@ report: install
 	$(BIN)/research run $(ARGS)
 
 ## Run the whole test suite: pytest, plus nbval over the notebooks with small parameters
-test: install
+test: install postgres
 	rm -rf $(NBVAL_DIR)
 	$(BIN)/research notebooks prepare --params notebooks/params/small.yaml --out $(NBVAL_DIR)
 	$(BIN)/python -m pytest tests $(NBVAL_DIR) --nbval-lax --nbval-kernel-name regime-lab -p no:cacheprovider $(PYTEST_ARGS)
+
+## Install Debian's PostgreSQL server for the database tests when it is missing (as root, apt)
+postgres: install
+	@if $(BIN)/python -c "import sys; from research.testing.postgres import unavailable; sys.exit(unavailable() is not None)"; then \
+	  echo "PostgreSQL binaries found: the database tests run against a throwaway server"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing PostgreSQL (apt-get install postgresql) for the database tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	    || echo "could not install PostgreSQL: the database tests will be skipped"; \
+	else \
+	  echo "PostgreSQL binaries not found and not installable here (needs root and apt-get): the database tests will be skipped"; \
+	fi
 
 ## Open JupyterLab in the project's environment (kernel "Python (Regime Lab)")
 lab: install

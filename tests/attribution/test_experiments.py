@@ -118,6 +118,14 @@ def test_learned_configs_and_the_selector(tmp_path: Path, caplog: pytest.LogCapt
     assert learned["regimes"]["A"]["params"] == {"stop": 1.0}
     assert learned["regimes"]["A"]["source_experiments"] == [f"a{w}" for w in range(6)]
     assert learned["default"] == {"config": "c2", "params": {"stop": 2.0}}
+    assert learned["regimes"]["A"]["evidence"]["loses_money"] is False  # mean 12.5
+    # the same grid shifted down by 20: c1 is still best in A, but loses money on average
+    g_losing = g.assign(pnl_pct=g["pnl_pct"] - 20)
+    best_losing = ex.best_by_regime(g_losing, min_experiments=5, reps=500)
+    losing = ex.learned_configs(g_losing, best_losing, default="c2", model="toy")
+    assert losing["regimes"]["A"]["config"] == "c1"
+    assert losing["regimes"]["A"]["evidence"]["mean"] == pytest.approx(-7.5)
+    assert losing["regimes"]["A"]["evidence"]["loses_money"] is True
     path = tmp_path / "learned.json"
     path.write_text(json.dumps(learned, default=float))
     sel = RegimeConfigSelector(path)

@@ -343,7 +343,8 @@ def learned_configs(
 ) -> dict[str, object]:
     """The learned per-regime configuration file (JSON-ready): for each regime of ``best``,
     the parameters of its best configuration (``param_`` prefix dropped), the experiments it
-    came from and the evidence; and the ``default`` configuration (the best overall by mean
+    came from and the evidence (``loses_money``: its mean ``metric`` is below zero, so even the
+    best of that regime lost — a bot may prefer to stand aside); and the ``default`` configuration (the best overall by mean
     ``metric`` unless named) for regimes without a learned one.
 
     Returns
@@ -377,6 +378,8 @@ def learned_configs(
                 "runner_up": r["runner_up"],
                 "p_vs_runner_up": r["p_vs_runner_up"],
                 "beats_runner_up": bool(r["beats_runner_up"]),
+                # the best of a regime can still lose money: the least bad, not one to trade
+                "loses_money": bool(r["metric_mean"] < 0),
             },
         }
     return {
