@@ -721,6 +721,53 @@ def data_generate(
         typer.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
 
 
+@data_app.command("tunes")
+def data_tunes(
+    out: Annotated[Path, typer.Option(help="Where to write the tunes (CSV, Parquet, ...).")],
+    bars: Annotated[Path | None, typer.Option(help="Bars file (default: embedded).")] = None,
+    iv: Annotated[list[Path] | None, typer.Option(help="IV index file(s).")] = None,
+    symbols: Annotated[
+        list[str] | None, typer.Option(help="Symbols to tune (default: every one).")
+    ] = None,
+) -> None:
+    """Walk-forward tuning runs on your own bars, in the tunes contract: per symbol, one tune
+    per year with two full years before it (2 years in sample, the year out of sample), the
+    sample's 16 bear-call parameter sets as runs, delta 0.05-0.15 / PT 65 as the baseline.
+    Feed the file to `research attribute tunes --tunes` and notebook 06."""
+    import pandas as pd
+
+    from research.backtest.service import load_panel
+    from research.data import market
+    from research.data.contracts import validate
+    from research.data.errors import ContractError
+    from research.data.writers import write_table
+    from research.optimize.datasets import fold_years, tunes
+
+    try:
+        available = sorted(set(market.load_bars(bars)["symbol"])) if bars else ["SPX", "IXIC"]
+        wanted = symbols or available
+        unknown = sorted(set(wanted) - set(available))
+        if unknown:
+            raise ValueError(f"--symbols {unknown} have no bars (bars: {available})")
+        frames = []
+        for sym in wanted:
+            panel = load_panel([sym], bars_path=bars, iv_path=iv or None)[0]
+            years = fold_years(pd.DatetimeIndex(panel.dates))
+            if len(years) == 0:
+                typer.echo(f"note: {sym}: fewer than three full calendar years: no tune", err=True)
+                continue
+            typer.echo(f"{sym}: {len(years)} tunes ({years[0]}..{years[-1]} out of sample) ...")
+            frames.append(tunes({sym: panel}))
+        if not frames:
+            raise ValueError("no symbol has three full calendar years of bars")
+        frame = validate("tunes", pd.concat(frames, ignore_index=True), source="generated tunes")
+    except (ContractError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    write_table(frame, out)
+    typer.echo(f"wrote {out}: {frame['tune_id'].nunique()} tunes, {len(frame):,} rows")
+
+
 chains_app = typer.Typer(help="Option chains: calibrate the pricing model.", no_args_is_help=True)
 app.add_typer(chains_app, name="chains")
 

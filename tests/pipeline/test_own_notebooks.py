@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ PAGES = (
     "03_regime_multiplier_grid",
     "04_portfolio_limits_grid",
     "05_regime_attribution",
+    "06_tune_attribution",
     "08_option_chains",
 )
 
@@ -39,6 +42,21 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
 
     signals = generate_signals(load("bars", stock_and_commodity_csv))
     signals.to_csv(root / "data" / "own" / "signals.csv", index=False, date_format="%Y-%m-%d")
+    # and walk-forward tunes of those markets, made by the lab's tuner from the same file
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("research")),
+            "data",
+            "tunes",
+            "--bars",
+            str(stock_and_commodity_csv),
+            "--out",
+            str(root / "data" / "own" / "tunes.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
     (root / "reports").mkdir()
     for f in ("index.qmd", "_quarto.yml"):
         shutil.copy(ROOT / "reports" / f, root / "reports" / f)
@@ -53,6 +71,7 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
         "04_portfolio_limits_grid": grid,
         # the sample experiments are SPX/IXIC runs: not these markets, so the section is skipped
         "05_regime_attribution": {"signals_path": "data/own/signals.csv", "experiments_path": ""},
+        "06_tune_attribution": {"tunes_path": "data/own/tunes.csv"},
         "08_option_chains": {
             "underlying": "GOOG",
             "is_years": 1.0,
@@ -119,3 +138,14 @@ def test_attribution_page_reads_the_users_signals(own_site: Paths) -> None:
         "bear_low_vol",
         "bear_high_vol",
     }
+
+
+def test_tune_page_attributes_the_users_tunes_on_their_markets(own_site: Paths) -> None:
+    page = (own_site.site / "executed" / "06_tune_attribution.html").read_text()
+    assert "data/own/tunes.csv" in page
+    s6 = json.loads((own_site.reports / "summaries" / "06_tune_attribution.json").read_text())
+    # GOOG 2004-08..2013-03: OOS years 2007-2012; WTI 1986-2019: 1988-2018
+    assert s6["tunes_count"] == 6 + 31 and s6["attributed"] == 37
+    assert {r["symbol"] for r in s6["current"]} == {"GOOG", "WTI"}
+    assert str(s6["current"][0]["date"]).startswith("2013-03-01")  # GOOG's last bar
+    assert {r["vs"] for r in s6["uplift"]} == {"baseline", "regime-blind", "tuned", "random"}

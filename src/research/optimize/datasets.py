@@ -120,8 +120,19 @@ def experiments(panels: dict[str, MarketPanel]) -> pd.DataFrame:
     return _round(frame)
 
 
+def fold_years(dates: pd.DatetimeIndex | pd.Series) -> range:
+    """Out-of-sample years of the walk-forward folds over ``dates``: every calendar year with
+    two full years before it, all three inside the data (a year counts as full when the data
+    start by its 10th of January and end on or after its 20th of December)."""
+    first, last = pd.Timestamp(dates.min()), pd.Timestamp(dates.max())
+    first_full = first.year if first <= pd.Timestamp(f"{first.year}-01-10") else first.year + 1
+    last_full = last.year if last >= pd.Timestamp(f"{last.year}-12-20") else last.year - 1
+    return range(first_full + 2, last_full + 1)
+
+
 def tunes(panels: dict[str, MarketPanel]) -> pd.DataFrame:
-    """Walk-forward tuning runs (see the module docstring), in the tunes contract."""
+    """Walk-forward tuning runs (see the module docstring), in the tunes contract: per ticker
+    of ``panels``, one tune per ``fold_years`` year (the sample: 2001-2018)."""
     sets = parameter_sets()
     configs = [cfg for _, cfg, _ in sets]
     baseline = next(
@@ -130,9 +141,8 @@ def tunes(panels: dict[str, MarketPanel]) -> pd.DataFrame:
         if cfg.spread.min_delta == 0.05 and cfg.spread.profit_target_pct == 65
     )
     rows = []
-    for ticker in TICKERS:
-        panel = panels[ticker]
-        for fold, year in enumerate(range(2001, 2019)):
+    for ticker, panel in panels.items():
+        for fold, year in enumerate(fold_years(pd.DatetimeIndex(panel.dates))):
             is_start, is_end = pd.Timestamp(f"{year - 2}-01-01"), pd.Timestamp(f"{year - 1}-12-31")
             oos_start, oos_end = pd.Timestamp(f"{year}-01-01"), pd.Timestamp(f"{year}-12-31")
             tune_id = f"TUNE-{ticker}-{fold + 1:02d}"
