@@ -344,8 +344,9 @@ def learned_configs(
     """The learned per-regime configuration file (JSON-ready): for each regime of ``best``,
     the parameters of its best configuration (``param_`` prefix dropped), the experiments it
     came from and the evidence (``loses_money``: its mean ``metric`` is below zero, so even the
-    best of that regime lost — a bot may prefer to stand aside); and the ``default`` configuration (the best overall by mean
-    ``metric`` unless named) for regimes without a learned one.
+    best of that regime lost — a bot may prefer to stand aside); and the ``default``
+    configuration (the best overall by mean ``metric`` unless named) for regimes without a
+    learned one.
 
     Returns
     -------
