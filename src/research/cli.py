@@ -33,7 +33,14 @@ def _add_attribute_app() -> None:
     app.add_typer(attribute_app, name="attribute")
 
 
+def _add_llm_app() -> None:
+    from research.cli_llm import llm_app
+
+    app.add_typer(llm_app, name="llm")
+
+
 _add_attribute_app()
+_add_llm_app()
 
 
 @app.command()

@@ -1,0 +1,198 @@
+"""``research llm …``: ask a trade filter about every trade, then measure it (seed 004, Phase 3)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+llm_app = typer.Typer(
+    help="LLM trade-filter calibration: evaluate trades with a provider, analyze the decisions.",
+    no_args_is_help=True,
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@llm_app.command("evaluate")
+def llm_evaluate(
+    out: Annotated[Path, typer.Option(help="Decisions file to write (CSV, Parquet, JSON, JSONL).")],
+    trades: Annotated[
+        Path | None, typer.Option(help="Trades (trades contract; default data/sample/trades.json).")
+    ] = None,
+    provider: Annotated[str, typer.Option(help="openai, replay or heuristic.")] = "heuristic",
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible server (default $REGIME_LAB_LLM_BASE_URL or OpenRouter)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name (default $REGIME_LAB_LLM_MODEL or x-ai/grok-2).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Environment variable holding the key (default OPENROUTER_API_KEY, then "
+            "OPENAI_API_KEY). Keys are never taken as flags."
+        ),
+    ] = None,
+    prompt: Annotated[
+        list[str] | None, typer.Option(help="Prompt variant(s); repeatable (default balanced).")
+    ] = None,
+    prompts_dir: Annotated[
+        Path | None, typer.Option(help="Your prompt files (NAME.md / NAME.txt).")
+    ] = None,
+    replay: Annotated[
+        Path | None, typer.Option(help="Recorded decisions (llm_decisions) for --provider replay.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 30.0,
+    retries: Annotated[int, typer.Option(help="Retries on 429, 5xx, timeouts, drops.")] = 4,
+    cache: Annotated[
+        Path | None, typer.Option(help="Reply cache folder (default data/llm_cache).")
+    ] = None,
+    prices: Annotated[
+        Path | None, typer.Option(help="Price table: {model: {input: $/1M, output: $/1M}}.")
+    ] = None,
+    json_mode: Annotated[
+        bool,
+        typer.Option(help="Ask for a JSON response format (turn off if the server rejects it)."),
+    ] = True,
+    retry_errors: Annotated[
+        bool, typer.Option(help="Ask again the trades an earlier run recorded as errors.")
+    ] = False,
+    bars: Annotated[Path | None, typer.Option(help="Bars for the entry regime.")] = None,
+    iv: Annotated[list[Path] | None, typer.Option(help="IV index file(s).")] = None,
+    regime_model: Annotated[str, typer.Option(help="Regime model for the context.")] = "vix_trend",
+) -> None:
+    """Ask the provider to approve or reject every trade under each prompt; resumable (run the
+    same command again after an interruption), cached (a re-run makes no request)."""
+    from research.config import PATHS
+    from research.data.errors import ContractError
+    from research.llm.harness import EvalConfig, Prices, evaluate, journal_path
+    from research.llm.prompts import load_prompts
+    from research.llm.providers import make_provider
+    from research.llm.service import load_trades
+
+    key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not key:
+        raise _fail(f"${api_key_env} is not set")
+    try:
+        trade_set = load_trades(
+            trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model
+        )
+        chosen = load_prompts(prompt or ["balanced"], prompts_dir)
+        prov = make_provider(
+            provider,
+            model=model,
+            base_url=base_url,
+            api_key=key,
+            replay_path=replay,
+            concurrency=concurrency,
+            json_mode=json_mode,
+        )
+        price_table = Prices.load(prices)
+    except (ContractError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    if provider == "openai" and not getattr(prov, "api_key", None):
+        typer.echo(
+            "note: no API key in the environment (OPENROUTER_API_KEY / OPENAI_API_KEY); fine for "
+            "a local server, a hosted one will answer 401",
+            err=True,
+        )
+    if not prov.is_llm:
+        typer.echo(f"note: {prov.label}: these decisions do not measure any LLM", err=True)
+    typer.echo(
+        f"{len(trade_set.trades):,} trades x {len(chosen)} prompt(s) -> {prov.label}; "
+        f"journal {journal_path(out)}"
+    )
+    config = EvalConfig(
+        concurrency=concurrency, timeout=timeout, retries=retries, retry_errors=retry_errors
+    )
+    try:
+        result = evaluate(
+            trade_set.trades,
+            prov,
+            chosen,
+            regimes=trade_set.regimes,
+            out=out,
+            cache_dir=cache if cache is not None else PATHS.root / "data" / "llm_cache",
+            config=config,
+            prices=price_table,
+        )
+    except KeyboardInterrupt:
+        typer.echo(
+            f"\ninterrupted: the finished decisions are in {journal_path(out)}; run the same "
+            "command again to resume",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    typer.echo(result.text())
+    typer.echo(f"wrote {out}")
+
+
+@llm_app.command("analyze")
+def llm_analyze(
+    decisions: Annotated[Path, typer.Option(help="Decisions (llm_decisions contract).")],
+    trades: Annotated[
+        Path | None, typer.Option(help="The trades they decided (default the sample).")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option(help="Variant for the single-prompt parts (default balanced).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model, when the file holds several.")] = None,
+    bars: Annotated[Path | None, typer.Option(help="Bars for the entry regime.")] = None,
+    iv: Annotated[list[Path] | None, typer.Option(help="IV index file(s).")] = None,
+    regime_model: Annotated[str, typer.Option(help="Regime model for the by-regime part.")] = (
+        "vix_trend"
+    ),
+    summary_out: Annotated[
+        Path | None, typer.Option(help="Write the machine-readable summary (JSON).")
+    ] = None,
+) -> None:
+    """Approved vs rejected with intervals and tests, against a random filter and the best
+    simple rule; the confidence-threshold sweep and a threshold chosen in-sample, reported
+    out-of-sample; prompt variants compared; calibration; all by regime."""
+    import json
+
+    import pandas as pd
+
+    from research.data.errors import ContractError
+    from research.data.loaders import load
+    from research.llm.service import analyze, load_trades
+    from research.pipeline.manifest import write_text_atomic
+
+    try:
+        trade_set = load_trades(
+            trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model
+        )
+        frame = load("llm_decisions", decisions)
+        result = analyze(frame, trade_set, prompt=prompt, model=model)
+    except (ContractError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        typer.echo(result.headline().replace("**", ""))
+        typer.echo("\napproved vs rejected (95%: Wilson; month-cluster bootstrap):")
+        typer.echo(result.approval.round(3).to_string(index=False))
+        typer.echo("\nconfidence thresholds (approved trades with confidence >= t):")
+        typer.echo(result.sweep.round(3).to_string(index=False))
+        typer.echo(result.threshold.text())
+        if len(result.prompts):
+            typer.echo("\nprompt variants, paired (McNemar; bootstrap of P&L kept):")
+            typer.echo(result.prompts.round(4).to_string(index=False))
+        s = result.calibration_scores
+        typer.echo(
+            f"\ncalibration: Brier {s['brier']:.3f} (base rate {s['brier_base']:.3f}, skill "
+            f"{s['brier_skill']:+.3f}), ECE {s['ece']:.3f}"
+        )
+        typer.echo("\nby regime at entry:")
+        typer.echo(result.regimes.round(3).to_string(index=False))
+    if summary_out is not None:
+        write_text_atomic(summary_out, json.dumps(result.summary(), indent=2, default=str))
+        typer.echo(f"wrote {summary_out}")
