@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # 01: proxy fit, proxy band, price/IV, yearly; 03: OOS controls, permutation null,
 # sensitivity, in-sample equity, a stress heatmap per market; 04: OOS controls, sensitivity,
 # in-sample equity, two stress heatmaps; 05: heatmap of all agents, one per cluster (3), decay;
-# 06: uplift per tune, drift of the regime mix
+# 06: uplift per tune, drift of the regime mix; 07: threshold sweep, reliability
 FIGURES = {
     "01_market_data": 4,
     "02_market_regimes": 6,
@@ -28,6 +28,7 @@ FIGURES = {
     "04_portfolio_limits_grid": 5,
     "05_regime_attribution": 5,
     "06_tune_attribution": 2,
+    "07_llm_threshold_calibration": 2,
     "08_option_chains": 2,
 }
 
