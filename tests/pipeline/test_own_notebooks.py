@@ -25,6 +25,7 @@ PAGES = (
     "04_portfolio_limits_grid",
     "05_regime_attribution",
     "06_tune_attribution",
+    "07_llm_threshold_calibration",
     "08_option_chains",
 )
 
@@ -57,6 +58,23 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
         text=True,
     )
     assert done.returncode == 0, done.stderr
+    # and the trades the rules took on them, exported by the backtest, for the trade filter
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("research")),
+            "backtest",
+            "run",
+            "--tickers",
+            "GOOG,WTI",
+            "--bars",
+            str(stock_and_commodity_csv),
+            "--export-trades",
+            str(root / "data" / "own" / "trades.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
     (root / "reports").mkdir()
     for f in ("index.qmd", "_quarto.yml"):
         shutil.copy(ROOT / "reports" / f, root / "reports" / f)
@@ -72,6 +90,7 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
         # the sample experiments are SPX/IXIC runs: not these markets, so the section is skipped
         "05_regime_attribution": {"signals_path": "data/own/signals.csv", "experiments_path": ""},
         "06_tune_attribution": {"tunes_path": "data/own/tunes.csv"},
+        "07_llm_threshold_calibration": {"trades_path": "data/own/trades.json"},
         "08_option_chains": {
             "underlying": "GOOG",
             "is_years": 1.0,
@@ -149,3 +168,15 @@ def test_tune_page_attributes_the_users_tunes_on_their_markets(own_site: Paths) 
     assert {r["symbol"] for r in s6["current"]} == {"GOOG", "WTI"}
     assert str(s6["current"][0]["date"]).startswith("2013-03-01")  # GOOG's last bar
     assert {r["vs"] for r in s6["uplift"]} == {"baseline", "regime-blind", "tuned", "random"}
+
+
+def test_trade_filter_page_reads_the_users_trades_and_names_the_provider(own_site: Paths) -> None:
+    page = (own_site.site / "executed" / "07_llm_threshold_calibration.html").read_text()
+    assert "data/own/trades.json" in page and "not an LLM" in page
+    s7 = json.loads(
+        (own_site.reports / "summaries" / "07_llm_threshold_calibration.json").read_text()
+    )
+    assert s7["provider"] == "heuristic rule (not an LLM)" and s7["is_llm"] is False
+    trades = json.loads((own_site.root / "data" / "own" / "trades.json").read_text())
+    assert s7["trades"] == len(trades) and {t["ticker"] for t in trades} == {"GOOG", "WTI"}
+    assert s7["verdict"].startswith("heuristic rule (not an LLM)")

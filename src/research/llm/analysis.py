@@ -82,7 +82,7 @@ def join(
     unknown = sorted(set(decisions["trade_id"].astype(str)) - set(t["trade_id"]))
     if unknown:
         raise ValueError(
-            f"{len(unknown)} decisions name trades that are not in the trades file, e.g. "
+            f"decisions name {len(unknown)} trades that are not in the trades file, e.g. "
             f"{unknown[:3]} (trade ids are date-ticker-short-long-expiration)"
         )
     cols = ["trade_id", "date", "ticker", "iv_percentile", "vix", "regime", "pnl"]
@@ -440,15 +440,18 @@ def recommend_threshold(
     min_kept: int = 30,
     seed: int = 0,
 ) -> ThresholdChoice:
-    """Choose the threshold with the largest total P&L (at least ``min_kept`` trades kept) on
-    the first half of the trades by date; report the sweep's row for it on the second half."""
+    """Choose the threshold with the largest total P&L among those keeping at least
+    ``min_kept`` trades on the first half of the trades by date (when none does, the one keeping
+    the most); report the sweep's row for it on the second half."""
     f = joined.sort_values(["date", "trade_id"]).reset_index(drop=True)
     half = len(f) // 2
     ins, oos = f.iloc[:half], f.iloc[half:]
     sweep_in = threshold_sweep(ins, thresholds, seed=seed)
-    eligible = sweep_in[sweep_in["kept"] >= min(min_kept, max(1, half // 4))]
-    pick = eligible if len(eligible) else sweep_in
-    best = pick.sort_values(["total_pnl", "threshold"], ascending=[False, True]).iloc[0]
+    eligible = sweep_in[sweep_in["kept"] >= min_kept]
+    if len(eligible):
+        best = eligible.sort_values(["total_pnl", "threshold"], ascending=[False, True]).iloc[0]
+    else:  # no threshold keeps min_kept trades: the one that keeps the most (the lowest)
+        best = sweep_in.sort_values(["kept", "threshold"], ascending=[False, True]).iloc[0]
     sweep_out = threshold_sweep(oos, [float(best["threshold"])], seed=seed)
     return ThresholdChoice(float(best["threshold"]), best, sweep_out.iloc[0], len(ins), len(oos))
 
@@ -520,8 +523,10 @@ def calibration(joined: pd.DataFrame, bins: int = 10) -> tuple[pd.DataFrame, dic
     conf = ok["confidence"].to_numpy(float)
     p = np.where(ok["decision"] == "approve", conf, 1 - conf)
     y = ok["win"].to_numpy(float)
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1], right=False), 0, bins - 1)
+    edges = np.round(np.linspace(0, 1, bins + 1), 10)
+    # bin of each forecast, [k/bins, (k+1)/bins); rounding first so that 0.7 (or 1 - 0.8) on an
+    # edge falls in the bin that starts there despite floating point
+    idx = np.clip(np.floor(np.round(p * bins, 9)).astype(int), 0, bins - 1)
     rows, ece = [], 0.0
     for b in range(bins):
         m = idx == b

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.data.overview import MarketData
 from research.llm import analysis as an
 
 __all__ = ["FilterAnalysis", "TradeSet", "analyze", "evaluate_trades", "load_trades"]
@@ -22,6 +23,8 @@ class TradeSet:
     regimes: pd.Series
     source: str
     regime_model: str
+    market: MarketData | None = None
+    """The bars and IV the entry regimes came from."""
 
     def about(self) -> str:
         t = self.trades
@@ -32,6 +35,7 @@ class TradeSet:
             f"{pd.Timestamp(t['date'].max()).date()}; {wins:.1%} won, mean P&L "
             f"${t['pnl'].mean():.2f} per contract. Regime at entry: the `{self.regime_model}` "
             "model, from bars up to the entry date."
+            + (f" {self.market.about()}" if self.market is not None else "")
         )
 
 
@@ -72,7 +76,7 @@ def load_trades(
     market = load_market(bars_path, iv_path, symbols=sorted(set(trades["ticker"])))
     labels = classify(regime_model, market.bars, market.iv, load_ruleset(None))
     shown = "the sample trades (`data/sample/trades.json`)" if trades_path is None else f"`{path}`"
-    return TradeSet(trades, entry_regimes(trades, labels), shown, regime_model)
+    return TradeSet(trades, entry_regimes(trades, labels), shown, regime_model, market)
 
 
 @dataclass(frozen=True)
