@@ -198,6 +198,45 @@ def test_tune_page_states_the_uplift_of_its_own_table_and_the_fallback(rendered:
     assert "temporary DuckDB file" in s6["population"]
 
 
+def test_trade_filter_page_says_who_decided_and_words_its_verdict_by_the_rule(
+    rendered: Paths,
+) -> None:
+    import json
+
+    from research.llm.analysis import Controls, verdict
+
+    page = (rendered.site / "executed" / "07_llm_threshold_calibration.html").read_text()
+    page = page.replace("&amp;", "&").replace("&#39;", "'").replace("&quot;", '"')
+    s7 = json.loads(
+        (rendered.reports / "summaries" / "07_llm_threshold_calibration.json").read_text()
+    )
+    # the default provider is the heuristic, and every page part says it is not an LLM
+    assert s7["provider"] == "heuristic rule (not an LLM)" and s7["is_llm"] is False
+    assert page.count("not an LLM") >= 5  # headline, table captions, figure titles
+    assert s7["prompts"] == ["aggressive", "balanced", "conservative"] and s7["errors"] == 0
+    # the verdict on the page is the tested rule applied to the summary's own numbers
+    c = s7["controls"]
+    ctl = Controls(
+        approval_rate=s7["tests"]["approval_rate"],
+        mean_approved=0.0,
+        mean_all=0.0,
+        random_p=c["random_p"],
+        random_reps=5000,
+        rule=c["best_rule"],
+        rule_in_sample_mean=0.0,
+        oos_trades=0,
+        oos_filter_mean=0.0,
+        oos_rule_mean=0.0,
+        oos_diff=c["oos_diff"],
+        oos_diff_ci=tuple(c["oos_diff_ci"]),
+    )
+    assert s7["verdict"] == verdict(s7["tests"], ctl, s7["provider"])
+    assert s7["verdict"].split(" (")[0] in page
+    # the threshold is chosen in-sample and reported out-of-sample
+    assert s7["threshold"]["chosen_on"].endswith("(in-sample)")
+    assert s7["threshold"]["text"].split(":")[0] in page
+
+
 def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(
     rendered: Paths,
 ) -> None:
