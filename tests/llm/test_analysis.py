@@ -754,6 +754,45 @@ def test_by_regime_by_hand() -> None:
     assert out.loc["(none)", "trades"] == 2 and out.loc["(none)", "approval_rate"] == 1.0
 
 
+def test_by_regime_adds_the_tests_the_threshold_and_the_variants_by_hand() -> None:
+    from statsmodels.stats.proportion import proportions_ztest
+
+    trades = _trades([p for *_, p in REG])
+    regimes = pd.Series([r for r, *_ in REG])
+    conf = [0.9 if i % 4 == 0 else 0.6 for i in range(len(REG))]
+    one = _decisions(trades, [d for _, d, _ in REG], conf)
+    # a second variant approving everything the first did plus the calm rejections
+    other = [A if (d == R and r == "calm") else d for r, d, _ in REG]
+    both = pd.concat([one, _decisions(trades, other, conf, variant="aggressive")])
+    joined = an.join(one, trades, regimes)
+    out = an.by_regime(
+        joined, threshold=0.8, variants=an.join(both, trades, regimes), reps=100, perm_reps=500
+    ).set_index("regime")
+    calm = [(d, p, c) for (r, d, p), c in zip(REG, conf, strict=True) if r == "calm"]
+    app = [p for d, p, _ in calm if d == A]
+    rej = [p for d, p, _ in calm if d == R]
+    _, want_p = proportions_ztest(
+        np.array([sum(p > 0 for p in app), sum(p > 0 for p in rej)]), np.array([4, 2])
+    )
+    assert out.loc["calm", "win_p"] == pytest.approx(want_p)
+    kept = [p for d, p, c in calm if d == A and c >= 0.8]
+    assert len(kept) == 2 and out.loc["calm", "kept_at_threshold"] == 2
+    assert out.loc["calm", "uplift_at_threshold"] == pytest.approx(
+        np.mean(kept) - np.mean([p for _, p, _ in calm])
+    )
+    # 4 of 6 approved; every way of approving 4 of these 6 P&Ls: the permutation p is near the
+    # exact share of 4-subsets whose mean reaches the filter's
+    from itertools import combinations
+
+    pnl = [p for _, p, _ in calm]
+    observed = np.mean(app)
+    exact = np.mean([np.mean(c) >= observed - 1e-9 for c in combinations(pnl, 4)])
+    assert out.loc["calm", "random_p"] == pytest.approx(exact, abs=0.06)
+    assert out.loc["calm", "approve_balanced"] == pytest.approx(4 / 6)
+    assert out.loc["calm", "approve_aggressive"] == pytest.approx(1.0)
+    assert out.loc["stress", "approve_aggressive"] == pytest.approx(1 / 4)
+
+
 # ---------------------------------------------------------------------------------------------
 # verdict
 

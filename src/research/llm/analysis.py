@@ -558,28 +558,86 @@ def calibration(joined: pd.DataFrame, bins: int = 10) -> tuple[pd.DataFrame, dic
     }
 
 
-def by_regime(joined: pd.DataFrame, *, reps: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per regime at entry: approved and rejected trades' count, win rate and mean P&L, the
-    approval rate, and the calibration scores."""
+def by_regime(
+    joined: pd.DataFrame,
+    *,
+    threshold: float | None = None,
+    variants: pd.DataFrame | None = None,
+    reps: int = 1000,
+    perm_reps: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Everything above, per regime at entry (in-sample; a regime with few trades is noise):
+    approval rate; approved and rejected win rates and mean P&L; the z-test p of the win-rate
+    difference; the random-filter permutation p (same number approved within the regime); with
+    ``threshold``, the trades kept at it and their uplift over the regime's trades; the Brier
+    skill and ECE; with ``variants`` (decisions of every prompt variant), each variant's
+    approval rate.
+
+    Parameters
+    ----------
+    joined
+        One model and prompt variant (``join`` output).
+    threshold
+        The recommended confidence threshold (reported per regime, not re-chosen).
+    variants
+        ``join`` output holding every prompt variant of the same model.
+    """
+    from statsmodels.stats.proportion import proportions_ztest
+
+    rng = np.random.default_rng(seed)
     rows = []
     f = joined.assign(regime=joined["regime"].fillna("(none)"))
+    v = (
+        variants.assign(regime=variants["regime"].fillna("(none)"))
+        if variants is not None
+        else None
+    )
     for regime, part in f.groupby("regime", sort=True):
         tab = approval_table(part, reps=reps, seed=seed).set_index("group")
         _, scores = calibration(part)
         ok = _ok(part)
-        rows.append(
-            {
-                "regime": regime,
-                "trades": len(part),
-                "approval_rate": float((ok["decision"] == "approve").mean()) if len(ok) else np.nan,
-                "approved_win_rate": tab.loc["approved", "win_rate"],
-                "rejected_win_rate": tab.loc["rejected", "win_rate"],
-                "approved_mean_pnl": tab.loc["approved", "mean_pnl"],
-                "rejected_mean_pnl": tab.loc["rejected", "mean_pnl"],
-                "brier": scores["brier"],
-                "brier_skill": scores["brier_skill"],
-            }
-        )
+        approve = (ok["decision"] == "approve").to_numpy()
+        pnl = ok["pnl"].to_numpy(float)
+        k, n = int(approve.sum()), len(ok)
+        win_p = random_p = np.nan
+        if 0 < k < n:
+            wins = np.array(
+                [ok["win"].to_numpy()[approve].sum(), ok["win"].to_numpy()[~approve].sum()]
+            )
+            if 0 < wins.sum() < n:
+                _, win_p = proportions_ztest(wins, np.array([k, n - k]))
+            observed = pnl[approve].mean()
+            perm = np.array([pnl[rng.permutation(n)[:k]].mean() for _ in range(perm_reps)])
+            random_p = (1 + np.sum(perm >= observed)) / (perm_reps + 1)
+        row: dict[str, object] = {
+            "regime": regime,
+            "trades": len(part),
+            "approval_rate": k / n if n else np.nan,
+            "approved_win_rate": tab.loc["approved", "win_rate"],
+            "rejected_win_rate": tab.loc["rejected", "win_rate"],
+            "win_p": float(win_p),
+            "approved_mean_pnl": tab.loc["approved", "mean_pnl"],
+            "rejected_mean_pnl": tab.loc["rejected", "mean_pnl"],
+            "random_p": float(random_p),
+        }
+        if threshold is not None:
+            keep = (part["decision"] == "approve").to_numpy() & (
+                part["confidence"].to_numpy(float) >= threshold - 1e-12
+            )
+            all_pnl = part["pnl"].to_numpy(float)
+            row["kept_at_threshold"] = int(keep.sum())
+            row["uplift_at_threshold"] = (
+                float(all_pnl[keep].mean() - all_pnl.mean()) if keep.any() else np.nan
+            )
+        row["brier_skill"] = scores["brier_skill"]
+        row["ece"] = scores["ece"]
+        row["brier"] = scores["brier"]
+        if v is not None:
+            vp = _ok(v[v["regime"] == regime])
+            for name, g in vp.groupby("prompt_variant", sort=True):
+                row[f"approve_{name}"] = float((g["decision"] == "approve").mean())
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -238,6 +238,7 @@ def analyze(
     tests = an.approval_tests(one, seed=seed)
     ctl = an.controls(one, seed=seed)
     bins, scores = an.calibration(one)
+    choice = an.recommend_threshold(one, seed=seed)
     return FilterAnalysis(
         provider=provider,
         is_llm=bool(is_llm),
@@ -248,11 +249,11 @@ def analyze(
         tests=tests,
         controls=ctl,
         sweep=an.threshold_sweep(one, seed=seed),
-        threshold=an.recommend_threshold(one, seed=seed),
+        threshold=choice,
         prompts=an.compare_prompts(joined, seed=seed),
         calibration_bins=bins,
         calibration_scores=scores,
-        regimes=an.by_regime(one, seed=seed),
+        regimes=an.by_regime(one, threshold=choice.threshold, variants=joined, seed=seed),
         verdict=an.verdict(tests, ctl, provider),
     )
 
