@@ -100,6 +100,12 @@ class FilterAnalysis:
     regimes: pd.DataFrame
     verdict: str
 
+    @property
+    def regime_percent_columns(self) -> list[str]:
+        """The by-regime table's columns that are shares (for formatting)."""
+        shares = ["approval_rate", "approved_win_rate", "rejected_win_rate"]
+        return shares + [c for c in self.regimes.columns if c.startswith("approve_")]
+
     def headline(self) -> str:
         """What the page says first: who decided (an LLM or not) and the verdict."""
         who = (
@@ -253,7 +259,10 @@ def analyze(
         prompts=an.compare_prompts(joined, seed=seed),
         calibration_bins=bins,
         calibration_scores=scores,
-        regimes=an.by_regime(one, threshold=choice.threshold, variants=joined, seed=seed),
+        # the primary prompt's approval rate is already there; Brier skill stands for Brier
+        regimes=an.by_regime(one, threshold=choice.threshold, variants=joined, seed=seed).drop(
+            columns=[f"approve_{primary}", "brier"], errors="ignore"
+        ),
         verdict=an.verdict(tests, ctl, provider),
     )
 
