@@ -73,7 +73,7 @@ def build_context(trade: Mapping[str, Any], regime: str | None = None) -> str:
         f"- VIX: {float(t['vix']):.1f}",
         f"- IV Percentile: {float(t['iv_percentile']):.1f}%",
     ]
-    if regime:
+    if regime is not None and not pd.isna(regime) and str(regime):
         lines.append(f"- Market regime: {regime}")
     lines += [
         "",

@@ -286,7 +286,7 @@ async def _ask(
     while True:
         attempt += 1
         async with sem:
-            counters["requests"] += 1
+            counters["requests"] += int(provider.network)
             try:
                 reply = await provider.complete(
                     messages, prompt_name=prompt_name, trade_id=trade_id, timeout=config.timeout
@@ -480,7 +480,7 @@ def evaluate(
                     counters=counters,
                 )
                 rec = _record(
-                    provider, tid, p.name, reply, error, attempts, latency, cached, prices
+                    provider, tid, p.name, reply, error, attempts, latency, cached, prices, raw
                 )
                 new_records.append(rec)
                 if fh is not None:
@@ -527,5 +527,5 @@ def evaluate(
         int(frame["error"].notna().sum()),
         time.perf_counter() - start,
         out_path,
-        provider.uses_cache,
+        provider.network,
     )

@@ -79,6 +79,8 @@ class Provider(Protocol):
     model: str
     is_llm: bool
     uses_cache: bool
+    network: bool
+    """Answers come over the network (counted as requests)."""
 
     @property
     def label(self) -> str:
@@ -141,6 +143,7 @@ class OpenAIProvider:
     name: str = "openai"
     is_llm: bool = True
     uses_cache: bool = True
+    network: bool = True
     _client: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -247,6 +250,7 @@ class ReplayProvider:
     name: str = "replay"
     is_llm: bool = True
     uses_cache: bool = False
+    network: bool = False
     params: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -316,6 +320,7 @@ class HeuristicProvider:
     name: str = "heuristic"
     is_llm: bool = False
     uses_cache: bool = False
+    network: bool = False
     params: dict[str, object] = field(default_factory=dict)
 
     @property

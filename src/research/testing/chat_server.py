@@ -160,7 +160,10 @@ class ChatServer:
                     }
                     self._send(200, json.dumps(payload).encode())
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default 5 drops bursts of new connections
+
+        server = Server(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self._server = server
         threading.Thread(target=server.serve_forever, daemon=True).start()
