@@ -286,6 +286,13 @@ class DaskExecutor:
     numba_threads
         Threads numba may use in each task (default 1, for workers with one thread per core;
         ``None`` leaves the workers' numba default).
+    no_worker_timeout
+        Seconds the cluster may have no worker at all, with tasks pending, before the run fails
+        with a message saying so (instead of waiting forever). A worker killed mid-grid while
+        others live is not a failure: the scheduler re-runs its tasks elsewhere (a task whose
+        workers die three times fails with ``KilledWorker``, named in the ``ChunkError``).
+    poll
+        Seconds between those checks while no task completes.
 
     Notes
     -----
@@ -303,6 +310,8 @@ class DaskExecutor:
         *,
         scatter: Sequence[str] = SCATTER_FIELDS,
         numba_threads: int | None = 1,
+        no_worker_timeout: float = 60.0,
+        poll: float = 1.0,
     ) -> None:
         if address is None and client is None:
             raise ValueError(
@@ -316,6 +325,8 @@ class DaskExecutor:
         self.progress = progress
         self.scatter = tuple(scatter)
         self.numba_threads = numba_threads
+        self.no_worker_timeout = no_worker_timeout
+        self.poll = poll
         self._client = client
         self._owns_client = False
         self._managed = False
@@ -407,7 +418,7 @@ class DaskExecutor:
         return stripped, refs
 
     def _run(self, client: Client, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        from distributed import as_completed as dask_completed
+        import time
 
         stripped, shared = self._split(client, items)
         token = uuid.uuid4().hex[:12]
@@ -422,16 +433,50 @@ class DaskExecutor:
         index = {fut.key: i for i, fut in enumerate(futures)}
         try:
             with _progress_bar(len(items), self.progress, "chunks") as bar:
-                for fut in dask_completed(futures):
-                    if fut.status == "error":
-                        exc = fut.exception()
-                        i = index[fut.key]
-                        raise ChunkError.wrap(exc, i, items) from exc
-                    bar.update(1)
+                # wait on this client's futures (no default client needed: the executor's own
+                # client, possibly one of several, is not made the default), checking that the
+                # cluster still has workers: with none left the tasks would wait forever
+                # (distributed.wait / as_completed would need a default client)
+                pending = list(futures)
+                idle_since: float | None = None
+                last_progress = time.monotonic()
+                while pending:
+                    done = [f for f in pending if f.done()]
+                    for fut in done:
+                        if fut.status == "error":
+                            exc = fut.exception()
+                            raise ChunkError.wrap(exc, index[fut.key], items) from exc
+                        bar.update(1)
+                    if done:
+                        finished = {f.key for f in done}
+                        pending = [f for f in pending if f.key not in finished]
+                        idle_since, last_progress = None, time.monotonic()
+                        continue
+                    if time.monotonic() - last_progress >= self.poll:
+                        idle_since = self._check_workers(client, idle_since)
+                        last_progress = time.monotonic()
+                    time.sleep(0.02)
             return list(client.gather(futures))
         except BaseException:
             client.cancel(futures)
             raise
+
+    def _check_workers(self, client: Client, idle_since: float | None) -> float | None:
+        """Raise when the cluster has had no worker for ``no_worker_timeout`` seconds; return
+        since when it has had none (None while it has workers)."""
+        import time
+
+        if client.scheduler_info().get("workers"):
+            return None
+        now = time.monotonic()
+        since = idle_since if idle_since is not None else now
+        if now - since >= self.no_worker_timeout:
+            raise RuntimeError(
+                f"the Dask cluster at {client.scheduler.address} has had no workers for "
+                f"{self.no_worker_timeout:g} s (all killed or never started): start workers "
+                f"(dask worker {client.scheduler.address}) and run the grid again"
+            )
+        return since
 
 
 def get_executor(name: str, address: str | None = None, workers: int | None = None) -> Executor:
