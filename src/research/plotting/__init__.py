@@ -3,6 +3,8 @@ results (DataFrames or result dataclasses) and return ``plotly.graph_objects.Fig
 
 from __future__ import annotations
 
+from typing import Any
+
 OFFLINE_RENDERER = "notebook"
 """Plotly renderer used in the notebooks.
 
@@ -33,3 +35,14 @@ def use_offline_renderer() -> str:
     if activate is not None:
         activate()
     return OFFLINE_RENDERER
+
+
+def interval_bars(mid: Any, low: Any, high: Any) -> dict[str, Any]:
+    """A plotly ``error_y`` drawing the interval ``[low, high]`` around ``mid`` (asymmetric)."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": high - mid,
+        "arrayminus": mid - low,
+        "thickness": 1,
+    }

@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from research.plotting import interval_bars
+
 __all__ = ["decay_figure", "drift_figure", "regime_heatmap", "uplift_figure"]
 
 
@@ -76,13 +78,9 @@ def decay_figure(decay: pd.DataFrame, by: str, title: str) -> go.Figure:
                 y=part["mean_return"] * 100,
                 name=str(name),
                 mode="lines+markers",
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": (part["ci_high"] - part["mean_return"]) * 100,
-                    "arrayminus": (part["mean_return"] - part["ci_low"]) * 100,
-                    "thickness": 1,
-                },
+                error_y=interval_bars(
+                    part["mean_return"] * 100, part["ci_low"] * 100, part["ci_high"] * 100
+                ),
             )
         )
     fig.add_hline(y=0, line={"color": "#888", "width": 1})

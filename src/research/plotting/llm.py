@@ -8,6 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from research.plotting import interval_bars
+
 __all__ = ["reliability_figure", "threshold_figure"]
 
 
@@ -22,13 +24,7 @@ def threshold_figure(sweep: pd.DataFrame, label: str) -> go.Figure:
             y=f["uplift"],
             name="uplift of mean P&L ($/trade)",
             mode="lines+markers",
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": f["uplift_ci_high"] - f["uplift"],
-                "arrayminus": f["uplift"] - f["uplift_ci_low"],
-                "thickness": 1,
-            },
+            error_y=interval_bars(f["uplift"], f["uplift_ci_low"], f["uplift_ci_high"]),
         ),
         secondary_y=False,
     )
@@ -72,13 +68,7 @@ def reliability_figure(bins: pd.DataFrame, label: str) -> go.Figure:
             mode="markers+lines",
             marker={"size": size},
             text=bins["n"].map(lambda n: f"{n} trades"),
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": bins["win_ci_high"] - bins["win_rate"],
-                "arrayminus": bins["win_rate"] - bins["win_ci_low"],
-                "thickness": 1,
-            },
+            error_y=interval_bars(bins["win_rate"], bins["win_ci_low"], bins["win_ci_high"]),
         )
     )
     fig.update_layout(
