@@ -65,7 +65,7 @@ bench: install
 
 ## Remove generated outputs (executed notebooks, site, build folders)
 clean:
-	rm -rf reports/executed reports/_site reports/.site-build-* reports/.quarto build
+	rm -rf reports/executed reports/_site reports/.site-build-* reports/.quarto build data/cache
 
 ## List the targets
 help:

@@ -1,10 +1,12 @@
 """Shared fixtures: real daily series that are not the built-in S&P 500 / NASDAQ, written as
 a user's own files — a stock (Google, 2004–2013, shipped with ``backtesting``) and a commodity
 (WTI crude oil spot, 1986–2019, FRED DCOILWTICO shipped with ``arch``) — and a throwaway
-PostgreSQL server."""
+PostgreSQL server. Trade paths the engine caches on disk go to a temporary folder, not the
+project's ``data/cache``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +35,12 @@ def wti_bars() -> pd.DataFrame:
         frame[col] = close.to_numpy(float)
     frame["volume"] = float("nan")
     return frame
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _trade_path_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The shared-path engine's disk cache in a temporary folder (unless set already)."""
+    os.environ.setdefault("RESEARCH_PATH_CACHE", str(tmp_path_factory.mktemp("trade_paths")))
 
 
 @pytest.fixture(scope="session")

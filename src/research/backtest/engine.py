@@ -75,13 +75,26 @@ def _min_half(minimum: float, tick: float, s: float) -> float:
 
 
 @njit(cache=True)
+def _net_ok(credit: float, fee: float, multiplier: float, tick: float, s: float) -> bool:
+    """At least one tick of credit left after the entry fees."""
+    net = credit - 2.0 * fee / multiplier
+    return net >= _tick(tick, s) - 1e-12
+
+
+@njit(cache=True)
+def _short_of_stop(credit: float, half: float, stop: float) -> bool:
+    """Buying the spread back at once (two half-spreads above the credit) stays short of the
+    stop loss."""
+    return 2.0 * half < stop * credit
+
+
+@njit(cache=True)
 def _clears_costs(  # type: ignore[no-untyped-def]
     credit, half, fee, multiplier, tick, s, stop
 ) -> bool:
     """A credit worth taking: at least one tick left after the entry fees, and buying the
     spread back at once (two half-spreads above the credit) short of the stop loss."""
-    net = credit - 2.0 * fee / multiplier
-    return net >= _tick(tick, s) - 1e-12 and 2.0 * half < stop * credit
+    return _net_ok(credit, fee, multiplier, tick, s) and _short_of_stop(credit, half, stop)
 
 
 @njit(cache=True)

@@ -48,6 +48,7 @@ __all__ = [
     "compare",
     "compute_metrics",
     "drawdown_series",
+    "grid_metrics",
     "metrics_frame",
     "stress_table",
     "yearly_returns",
@@ -345,7 +346,11 @@ METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Metric
 
 
 def _trade_stats(trades: pd.DataFrame) -> dict[str, Any]:
-    pnl = trades["pnl"].to_numpy(dtype="float64")
+    return _pnl_stats(trades["pnl"].to_numpy(dtype="float64"))
+
+
+def _pnl_stats(pnl: np.ndarray) -> dict[str, Any]:
+    """Trade statistics of closed trades' P&L (in closing order)."""
     n = len(pnl)
     if n == 0:
         nan = math.nan
@@ -455,6 +460,108 @@ def compute_metrics(
         exposure=exposure,
         **_trade_stats(tr),
     )
+
+
+GRID_METRICS: tuple[str, ...] = (
+    "total_return",
+    "cagr",
+    "ann_vol",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "trades",
+    "win_rate",
+    "avg_pnl",
+    "profit_factor",
+)
+"""The columns of ``grid_metrics`` (a grid's table)."""
+
+
+def grid_metrics(
+    equity: np.ndarray,
+    dates: pd.DatetimeIndex,
+    pnl: Sequence[np.ndarray],
+    rf: np.ndarray | float = 0.0,
+) -> pd.DataFrame:
+    """``compute_metrics`` of many equity curves on the same dates at once (a grid's rows).
+
+    The same formulas as :func:`compute_metrics`, vectorised over the rows of ``equity``
+    (tests/backtest/test_metrics.py checks the two agree).
+
+    Parameters
+    ----------
+    equity : ndarray
+        Configs x days account values (finite, > 0).
+    dates : pd.DatetimeIndex
+        The days (strictly increasing).
+    pnl : sequence of ndarray
+        Per config, its closed trades' P&L in $ (in the order the trades closed).
+    rf : ndarray or float
+        Annual risk-free rate per config (or one for all).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per config, columns ``GRID_METRICS``.
+
+    Raises
+    ------
+    ValueError
+        A shape mismatch, or a curve with a non-finite or non-positive value (named by row).
+    """
+    values = np.asarray(equity, dtype="float64")
+    if values.ndim != 2 or values.shape[1] != len(dates) or len(pnl) != len(values):
+        raise ValueError(
+            f"grid_metrics: equity {values.shape} needs one column per date ({len(dates)}) "
+            f"and one trade list per row ({len(pnl)})"
+        )
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"equity row {row} has a non-finite or non-positive value {values[row, col]!r} "
+            f"at {dates[col]}"
+        )
+    n = len(values)
+    rates = np.broadcast_to(np.asarray(rf, dtype="float64"), (n,))
+    rf_d = np.array([_daily_rf(float(r)) for r in rates])[:, None]
+    returns = values[:, 1:] / values[:, :-1] - 1.0
+    years = (dates[-1] - dates[0]) / pd.Timedelta(days=1) / DAYS_PER_YEAR if n else 0.0
+    growth = values[:, -1] / values[:, 0] if n else np.empty(0)
+    nan = np.full(n, math.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cagr = growth ** (1.0 / years) - 1.0 if years > 0 else nan
+        ann_vol, sharpe, sortino = nan, nan, nan
+        if returns.shape[1] >= 2:
+            ann_vol = np.std(returns, ddof=1, axis=1) * math.sqrt(PERIODS_PER_YEAR)
+            excess = returns - rf_d
+            std = np.std(excess, ddof=1, axis=1)
+            mean = np.mean(excess, axis=1)
+            flat = np.where(np.abs(mean) <= _RISK_FREE_TOL, 0.0, math.nan)
+            sharpe = np.where(std > _RISK_FREE_TOL, mean / std * math.sqrt(PERIODS_PER_YEAR), flat)
+            down = np.sqrt(np.mean(np.minimum(excess, 0.0) ** 2, axis=1))
+            unbounded = np.where(mean > 0, math.inf, math.nan)
+            sortino = np.where(down > 0, mean / down * math.sqrt(PERIODS_PER_YEAR), unbounded)
+        depth = np.min(values / np.maximum.accumulate(values, axis=1) - 1.0, axis=1)
+        calmar = np.where(depth < 0, cagr / np.abs(depth), math.nan)
+    stats = [_pnl_stats(np.asarray(p, dtype="float64")) for p in pnl]
+    frame = pd.DataFrame(
+        {
+            "total_return": growth - 1.0,
+            "cagr": cagr,
+            "ann_vol": ann_vol,
+            "sharpe": sharpe,
+            "sortino": sortino,
+            "max_drawdown": depth,
+            "calmar": calmar,
+            "trades": [s["trades"] for s in stats],
+            "win_rate": [s["win_rate"] for s in stats],
+            "avg_pnl": [s["avg_pnl"] for s in stats],
+            "profit_factor": [s["profit_factor"] for s in stats],
+        }
+    )
+    return frame
 
 
 def metrics_frame(rows: Iterable[tuple[str, Metrics]]) -> pd.DataFrame:

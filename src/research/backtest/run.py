@@ -7,19 +7,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from research.backtest import engine
+from research.backtest import engine as engine_mod
 from research.backtest.chains import ChainBook
 from research.backtest.metrics import Metrics, compute_metrics, stress_table, yearly_returns
 from research.backtest.pricing import SkewModel
 from research.backtest.spreads import EXIT_REASONS, BacktestConfig
+
+if TYPE_CHECKING:
+    from research.backtest.path_cache import PathCache
+    from research.backtest.trade_paths import TradePaths
 
 TRADING_DAYS = 252
 """Trading days per year: cash grows by ``(1 + rate) ** (1 / TRADING_DAYS)`` per day, the
@@ -67,6 +72,14 @@ class MarketPanel:
     """Opening prices (for fills at the next open); None or NaN: the previous close."""
     chains: ChainBook | None = None
     """Option quotes on these days: spreads are priced from them instead of the model."""
+
+    @cached_property
+    def digest(self) -> str:
+        """Hash of what the engine reads from the panel (``trade_paths.panel_digest``); the
+        arrays are treated as read-only once the panel is built."""
+        from research.backtest.trade_paths import panel_digest
+
+        return panel_digest(self)
 
     @property
     def day_ordinals(self) -> np.ndarray:
@@ -325,6 +338,8 @@ def _config_arrays(
         curv=arr(lambda c: c.skew_curvature),
         atm_a=arr(lambda c: c.atm_intercept),
         atm_b=arr(lambda c: c.atm_ratio),
+        chain_fill=arr(lambda c: c.fills.chain_fill),
+        missing_close=arr(lambda c: c.fills.missing_quote == "close", np.int64),
     )
 
 
@@ -338,6 +353,18 @@ class GridOutput:
     trades: np.ndarray | None
     heat: np.ndarray
     """configs x days: max loss at risk of the open spreads / equity at each close."""
+    trade_pnl: np.ndarray | None = None
+    """With ``record_trades="pnl"``: configs x trades, each closed trade's P&L (fees included)
+    in closing order (rows past ``n_trades`` undefined)."""
+
+    def pnl_of(self, i: int) -> np.ndarray:
+        """Config ``i``'s closed trades' P&L in closing order (from either record)."""
+        n = int(self.n_trades[i])
+        if self.trade_pnl is not None:
+            return self.trade_pnl[i, :n]
+        if self.trades is None:
+            raise ValueError("the kernel ran with record_trades=False")
+        return self.trades[i, :n, engine_mod.F_PNL]
 
     def pnl_frame(self, i: int, dates: pd.DatetimeIndex) -> pd.DataFrame:
         """Config ``i``'s trades as ``entry_date, exit_date, pnl`` (what ``compute_metrics``
@@ -347,9 +374,9 @@ class GridOutput:
         raw = self.trades[i, : self.n_trades[i]]
         return pd.DataFrame(
             {
-                "entry_date": dates[raw[:, engine.F_ENTRY].astype(int)],
-                "exit_date": dates[raw[:, engine.F_EXIT].astype(int)],
-                "pnl": raw[:, engine.F_PNL],
+                "entry_date": dates[raw[:, engine_mod.F_ENTRY].astype(int)],
+                "exit_date": dates[raw[:, engine_mod.F_EXIT].astype(int)],
+                "pnl": raw[:, engine_mod.F_PNL],
             }
         )
 
@@ -364,17 +391,148 @@ class RegimeCodes:
     labels: tuple[str, ...]
 
 
+ENGINES: tuple[str, ...] = ("auto", "shared", "per_config")
+"""``run_kernel(engine=...)``: shared trade paths where they pay (``auto``), always, or the
+per-configuration reference kernels."""
+SHARED_MIN_CONFIGS = 4
+"""With ``engine="auto"``, configurations sharing a strategy are run on shared trade paths
+when there are at least this many of them (or the paths are already computed): phase 1 costs
+about as much as this many per-configuration runs (``benchmarks/bench_grids.py``)."""
+
+
+def _label_codes(
+    panel: MarketPanel,
+    n_configs: int,
+    regimes: pd.DataFrame | None,
+    regime_column: str,
+    code_sets: RegimeCodes | None,
+    set_of: Sequence[int] | np.ndarray | None,
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    if code_sets is None:
+        codes2d, labels = regime_codes(panel, regimes, regime_column)
+        codes = codes2d[None, :, :]
+    else:
+        codes, labels = np.asarray(code_sets.codes, np.int64), code_sets.labels
+        if codes.shape[1:] != panel.close.shape:
+            raise ValueError(
+                f"code sets have shape {codes.shape[1:]} per set, the panel {panel.close.shape}"
+            )
+    which = np.zeros(n_configs, np.int64) if set_of is None else np.asarray(set_of, np.int64)
+    if len(which) != n_configs or (len(which) and not 0 <= which.min() <= which.max() < len(codes)):
+        raise ValueError("set_of needs one valid label-set index per config")
+    return np.ascontiguousarray(codes), labels, which
+
+
+@dataclass(frozen=True)
+class PathPlan:
+    """Configurations grouped by strategy (``trade_paths.strategy_key``) on one panel."""
+
+    digests: tuple[str, ...]
+    """Per group, the cache key of its trade paths."""
+    members: tuple[tuple[int, ...], ...]
+    """Per group, the indices of its configurations."""
+
+
+def plan_paths(
+    panel: MarketPanel, configs: Sequence[BacktestConfig], arrays: dict | None = None
+) -> PathPlan:
+    """Group ``configs`` by the strategy their trade paths depend on (``arrays``: their
+    ``_config_arrays``, if already built)."""
+    from research.backtest.trade_paths import path_digest, strategy_groups
+
+    a = arrays if arrays is not None else _config_arrays(configs, (), panel.tickers)
+    chains = panel.chains is not None
+    groups = strategy_groups(chains, a)
+    return PathPlan(
+        digests=tuple(path_digest(panel.digest, key, chains) for key in groups),
+        members=tuple(tuple(v) for v in groups.values()),
+    )
+
+
+def prepare_paths(
+    panel: MarketPanel,
+    configs: Sequence[BacktestConfig],
+    *,
+    min_configs: int = SHARED_MIN_CONFIGS,
+    cache: PathCache | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_path: Callable[[], None] | None = None,
+) -> dict[str, TradePaths]:
+    """Phase 1 for every strategy at least ``min_configs`` of ``configs`` share (or already
+    cached): ``{digest: TradePaths}``, to hand to ``run_kernel(paths=...)`` — e.g. shipped once
+    to the workers of a grid.
+
+    ``on_plan(n)`` is told how many strategies' paths will be prepared, ``on_path()`` is called
+    as each is ready (a progress bar's total and steps).
+    """
+    from research.backtest.path_cache import default_cache
+
+    for cfg in configs:
+        cfg.check()
+    _refuse_late_fills_on_chains(panel, configs)
+    cache = cache if cache is not None else default_cache()
+    a = _config_arrays(configs, (), panel.tickers)
+    plan = plan_paths(panel, configs, a)
+    wanted = [
+        (digest, members)
+        for digest, members in zip(plan.digests, plan.members, strict=True)
+        if len(members) >= min_configs or digest in cache
+    ]
+    if on_plan is not None:
+        on_plan(len(wanted))
+    out: dict[str, TradePaths] = {}
+    for digest, members in wanted:
+        out[digest] = _paths_for(panel, a, members[0], digest, cache)
+        if on_path is not None:
+            on_path()
+    return out
+
+
+def _paths_for(
+    panel: MarketPanel, a: dict, index: int, digest: str, cache: PathCache
+) -> TradePaths:
+    from research.backtest.trade_paths import compute_trade_paths
+
+    paths = cache.get(digest)
+    if paths is None:
+        paths = compute_trade_paths(panel, a, index, key=digest)
+        cache.put(paths)
+    return paths
+
+
+def _refuse_late_fills_on_chains(panel: MarketPanel, configs: Sequence[BacktestConfig]) -> None:
+    from research.backtest.spreads import ConfigError
+
+    if panel.chains is None:
+        return
+    late = [i for i, c in enumerate(configs) if c.fills.timing == "next_open"]
+    if late:
+        raise ConfigError(
+            "fills at the next open need opening quotes; option chains are end-of-day "
+            f"(configs {late[:5]}): use fills.timing = close"
+        )
+
+
 def run_kernel(
     panel: MarketPanel,
     configs: Sequence[BacktestConfig],
     regimes: pd.DataFrame | None = None,
     *,
-    record_trades: bool = True,
+    record_trades: bool | Literal["pnl"] = True,
     regime_column: str = "regime",
     code_sets: RegimeCodes | None = None,
     set_of: Sequence[int] | np.ndarray | None = None,
+    engine: str = "auto",
+    paths: Mapping[str, TradePaths] | None = None,
+    cache: PathCache | None = None,
 ) -> GridOutput:
-    """Evaluate every config in one compiled call (parallel over configs).
+    """Evaluate every config (parallel over configs).
+
+    Configurations that share a strategy (same panel, strikes, expiry, pricing: everything but
+    sizing, limits, regime multipliers, label set, IV-percentile filter, profit target and stop
+    loss) share its candidate trades and their price paths (phase 1, ``trade_paths``, cached);
+    each then runs a portfolio pass over them (phase 2, ``portfolio``). Results are identical
+    to the per-configuration kernels (``engine._run``, ``chain_engine._run_chains``).
 
     Parameters
     ----------
@@ -385,50 +543,178 @@ def run_kernel(
     regimes
         A regime table (``date, symbol, regime``) whose labels the multipliers refer to.
     record_trades
-        Keep every trade (False: equity, heat and counters only).
+        Keep every trade (False: equity, heat and counters only; ``"pnl"``: only each trade's
+        P&L, in ``GridOutput.trade_pnl``, what a grid's metrics need).
     regime_column
         Column of ``regimes`` with the labels.
     code_sets, set_of
         Instead of ``regimes``: several label sets as codes (``RegimeCodes``, days aligned with
         the panel) and, per config, which set it uses (default: set 0 for every config).
+    engine
+        ``"auto"``: shared paths for strategies with at least ``SHARED_MIN_CONFIGS`` configs
+        (or paths already computed), the per-configuration kernel for the rest; ``"shared"``:
+        always; ``"per_config"``: never (the reference).
+    paths
+        Phase-1 results already computed (``prepare_paths``), by digest.
+    cache
+        Where computed paths are kept (default ``path_cache.default_cache()``).
     """
+    from research.backtest.path_cache import default_cache
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     for cfg in configs:
         cfg.check()
-    if code_sets is None:
-        codes2d, labels = regime_codes(panel, regimes, regime_column)
-        codes = codes2d[None, :, :]
-    else:
-        codes, labels = np.asarray(code_sets.codes, np.int64), code_sets.labels
-        if codes.shape[1:] != panel.close.shape:
-            raise ValueError(
-                f"code sets have shape {codes.shape[1:]} per set, the panel {panel.close.shape}"
-            )
-    which = np.zeros(len(configs), np.int64) if set_of is None else np.asarray(set_of, np.int64)
-    if len(which) != len(configs) or (
-        len(which) and not 0 <= which.min() <= which.max() < len(codes)
-    ):
-        raise ValueError("set_of needs one valid label-set index per config")
+    _refuse_late_fills_on_chains(panel, configs)
+    codes, labels, which = _label_codes(
+        panel, len(configs), regimes, regime_column, code_sets, set_of
+    )
     a = _config_arrays(configs, labels, panel.tickers)
-    n_cfg, (n_days, n_tk) = len(configs), panel.close.shape
-    max_trades = n_days * n_tk if record_trades else 1
+    n_cfg, n_days = len(configs), panel.close.shape[0]
+    if engine == "per_config" or n_cfg == 0:
+        groups: list[tuple[tuple[int, ...], TradePaths | None]] = [(tuple(range(n_cfg)), None)]
+    else:
+        cache = cache if cache is not None else default_cache()
+        given = paths or {}
+        plan = plan_paths(panel, configs, a)
+        groups = []
+        rest: list[int] = []
+        for digest, members in zip(plan.digests, plan.members, strict=True):
+            if digest in given:
+                groups.append((members, given[digest]))
+            elif engine == "shared" or len(members) >= SHARED_MIN_CONFIGS or digest in cache:
+                groups.append((members, _paths_for(panel, a, members[0], digest, cache)))
+            else:
+                rest.extend(members)
+        if rest:
+            groups.append((tuple(sorted(rest)), None))
     equity = np.zeros((n_cfg, n_days))
     heat = np.zeros((n_cfg, n_days))
-    trades = np.full((n_cfg, max_trades, engine.N_FIELDS), np.nan)
     n_trades = np.zeros(n_cfg, np.int64)
-    counters = np.zeros((n_cfg, engine.N_STATS), np.int64)
-    if panel.chains is not None:
-        _run_on_chains(
-            panel, configs, a, codes, which, record_trades, equity, heat, trades, n_trades, counters
+    counters = np.zeros((n_cfg, engine_mod.N_STATS), np.int64)
+    pnl_only = record_trades == "pnl"
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for members, group_paths in groups:
+        idx = np.asarray(members, np.int64)
+        whole = len(idx) == n_cfg
+        sub = a if whole else {k: v[idx] for k, v in a.items()}
+        out = GridOutput(
+            equity if whole else np.zeros((len(idx), n_days)),
+            n_trades if whole else np.zeros(len(idx), np.int64),
+            counters if whole else np.zeros((len(idx), engine_mod.N_STATS), np.int64),
+            None,
+            heat if whole else np.zeros((len(idx), n_days)),
         )
-        return GridOutput(equity, n_trades, counters, trades if record_trades else None, heat)
-    engine._run(
+        if group_paths is None:
+            trades = _run_reference(panel, sub, codes, which[idx], bool(record_trades), out)
+            if pnl_only:
+                trades = trades[:, :, engine_mod.F_PNL : engine_mod.F_PNL + 1]
+        else:
+            trades = _run_shared(panel, group_paths, sub, codes, which[idx], record_trades, out)
+        if not whole:
+            equity[idx], heat[idx] = out.equity, out.heat
+            n_trades[idx], counters[idx] = out.n_trades, out.counters
+        parts.append((idx, trades))
+    if not record_trades:
+        return GridOutput(equity, n_trades, counters, None, heat)
+    if len(parts) == 1 and len(parts[0][0]) == n_cfg:
+        trades = parts[0][1]
+    else:
+        width = max(1, max((t.shape[1] for _, t in parts), default=1))
+        trades = np.full((n_cfg, width, 1 if pnl_only else engine_mod.N_FIELDS), np.nan)
+        for idx, part in parts:
+            trades[idx, : part.shape[1]] = part
+    if pnl_only:
+        return GridOutput(equity, n_trades, counters, None, heat, trade_pnl=trades[:, :, 0])
+    return GridOutput(equity, n_trades, counters, trades, heat)
+
+
+def _run_shared(  # type: ignore[no-untyped-def]
+    panel: MarketPanel,
+    tp: TradePaths,
+    a: dict,
+    codes,
+    which,
+    record: bool | str,
+    out: GridOutput,
+) -> np.ndarray:
+    """Phase 2 over ``tp`` for the configs of ``a``; returns the trades buffer (rows past
+    ``n_trades`` undefined; one field, the P&L, with ``record="pnl"``)."""
+    from research.backtest.portfolio import _portfolio
+
+    ivp = np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float)
+
+    def call(trades: np.ndarray, keep: bool) -> None:
+        _portfolio(
+            tp.screen,
+            tp.entry,
+            tp.half,
+            tp.mid0,
+            tp.exp_day,
+            tp.fill if tp.lag else np.empty((1, 5)),
+            tp.fill_ok if tp.lag else np.empty(1, np.int8),
+            tp.offset,
+            tp.value,
+            tp.debit,
+            tp.open_debit if tp.lag else np.empty(1),
+            tp.missing if tp.kind == "chain" else np.empty(1, np.uint8),
+            tp.lag,
+            tp.kind == "chain",
+            ivp,
+            codes,
+            which,
+            a["fee"][0],
+            a["cm"][0],
+            a["min_ivp"],
+            a["pt"],
+            a["sl"],
+            a["missing_close"],
+            a["scaled"],
+            a["n_fixed"],
+            a["risk_pct"],
+            a["mult_table"],
+            a["unknown_mult"],
+            a["max_pos"],
+            a["max_heat"],
+            a["max_und"],
+            a["init_eq"],
+            a["growth"],
+            keep,
+            out.equity,
+            out.heat,
+            trades,
+            out.n_trades,
+            out.counters,
+        )
+
+    n_cfg = len(a["pt"])
+    # at most one trade per candidate; rows past a config's count are never written (nor,
+    # with np.empty, touched: the buffer costs only the trades it holds)
+    width = int((tp.screen == 0).sum()) if record else 0
+    fields = 1 if record == "pnl" else engine_mod.N_FIELDS
+    trades = np.empty((n_cfg, max(width, 1), fields))
+    call(trades, bool(record))
+    return trades
+
+
+def _run_reference(  # type: ignore[no-untyped-def]
+    panel: MarketPanel, a: dict, codes, which, record: bool, out: GridOutput
+) -> np.ndarray:
+    """The per-configuration kernels (model or chain) for the configs of ``a``."""
+    n_cfg, (n_days, n_tk) = len(a["pt"]), panel.close.shape
+    max_trades = n_days * n_tk if record else 1
+    trades = np.full((n_cfg, max_trades, engine_mod.N_FIELDS), np.nan)
+    if panel.chains is not None:
+        _run_on_chains(panel, a, codes, which, record, out, trades)
+        return trades
+    engine_mod._run(
         panel.day_ordinals,
         np.ascontiguousarray(panel.close, dtype=float),
         panel.opens(),
         np.ascontiguousarray(panel.atm_iv, dtype=float),
         np.ascontiguousarray(panel.mark_iv, dtype=float),
         np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float),
-        np.ascontiguousarray(codes),
+        codes,
         which,
         panel.steps_2d(),
         a["is_call"],
@@ -465,34 +751,28 @@ def run_kernel(
         a["curv"],
         a["atm_a"],
         a["atm_b"],
-        record_trades,
-        equity,
-        heat,
+        record,
+        out.equity,
+        out.heat,
         trades,
-        n_trades,
-        counters,
+        out.n_trades,
+        out.counters,
     )
-    return GridOutput(equity, n_trades, counters, trades if record_trades else None, heat)
+    return trades
 
 
 def _run_on_chains(  # type: ignore[no-untyped-def]
-    panel, configs, a, codes, which, record_trades, equity, heat, trades, n_trades, counters
+    panel: MarketPanel, a: dict, codes, which, record: bool, out: GridOutput, trades
 ) -> None:
     from research.backtest.chain_engine import _run_chains
-    from research.backtest.spreads import ConfigError
 
-    late = [i for i, c in enumerate(configs) if c.fills.timing == "next_open"]
-    if late:
-        raise ConfigError(
-            "fills at the next open need opening quotes; option chains are end-of-day "
-            f"(configs {late[:5]}): use fills.timing = close"
-        )
     book = panel.chains
+    assert book is not None
     _run_chains(
         panel.day_ordinals,
         np.ascontiguousarray(panel.close, dtype=float),
         np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float),
-        np.ascontiguousarray(codes),
+        codes,
         which,
         book.day_start,
         book.put,
@@ -510,8 +790,8 @@ def _run_on_chains(  # type: ignore[no-untyped-def]
         a["min_ivp"],
         a["pt"],
         a["sl"],
-        np.array([c.fills.chain_fill for c in configs], dtype=float),
-        np.array([c.fills.missing_quote == "close" for c in configs], dtype=np.int64),
+        a["chain_fill"],
+        a["missing_close"],
         a["fee"],
         a["tick"],
         a["cm"],
@@ -527,12 +807,12 @@ def _run_on_chains(  # type: ignore[no-untyped-def]
         a["rate"],
         a["growth"],
         a["div"],
-        record_trades,
-        equity,
-        heat,
+        record,
+        out.equity,
+        out.heat,
         trades,
-        n_trades,
-        counters,
+        out.n_trades,
+        out.counters,
     )
 
 
@@ -540,12 +820,12 @@ def _trades_frame(
     panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...], config: BacktestConfig
 ) -> pd.DataFrame:
     if len(raw) == 0:
-        raw = np.empty((0, engine.N_FIELDS))
-    entry = raw[:, engine.F_ENTRY].astype(int)
-    exit_ = raw[:, engine.F_EXIT].astype(int)
-    expiry = raw[:, engine.F_EXPIRY].astype(np.int64)
-    tk = raw[:, engine.F_TICKER].astype(int)
-    codes = raw[:, engine.F_REGIME].astype(int)
+        raw = np.empty((0, engine_mod.N_FIELDS))
+    entry = raw[:, engine_mod.F_ENTRY].astype(int)
+    exit_ = raw[:, engine_mod.F_EXIT].astype(int)
+    expiry = raw[:, engine_mod.F_EXPIRY].astype(np.int64)
+    tk = raw[:, engine_mod.F_TICKER].astype(int)
+    codes = raw[:, engine_mod.F_REGIME].astype(int)
     names = np.array([*labels, None], dtype=object)
     frame = pd.DataFrame(
         {
@@ -556,25 +836,27 @@ def _trades_frame(
             "expiration": pd.to_datetime(expiry, unit="D")
             if panel.chains is not None
             else panel.dates[expiry],
-            "short_strike": raw[:, engine.F_KS],
-            "long_strike": raw[:, engine.F_KL],
-            "credit": raw[:, engine.F_CREDIT],
-            "max_loss": raw[:, engine.F_MAXLOSS],
-            "delta": raw[:, engine.F_DELTA],
-            "dte": raw[:, engine.F_DTE],
-            "iv_percentile": raw[:, engine.F_IVP],
-            "iv": raw[:, engine.F_IV],
+            "short_strike": raw[:, engine_mod.F_KS],
+            "long_strike": raw[:, engine_mod.F_KL],
+            "credit": raw[:, engine_mod.F_CREDIT],
+            "max_loss": raw[:, engine_mod.F_MAXLOSS],
+            "delta": raw[:, engine_mod.F_DELTA],
+            "dte": raw[:, engine_mod.F_DTE],
+            "iv_percentile": raw[:, engine_mod.F_IVP],
+            "iv": raw[:, engine_mod.F_IV],
             "vix": panel.vix[entry, tk] if len(raw) else np.empty(0),
             "iv_source": panel.iv_source[entry, tk] if len(raw) else np.empty(0, object),
-            "underlying_price": raw[:, engine.F_SPOT],
-            "contracts": raw[:, engine.F_CONTRACTS].astype(int),
-            "debit": raw[:, engine.F_DEBIT],
-            "pnl": raw[:, engine.F_PNL],
-            "exit_reason": np.array(EXIT_REASONS, dtype=object)[raw[:, engine.F_REASON].astype(int)]
+            "underlying_price": raw[:, engine_mod.F_SPOT],
+            "contracts": raw[:, engine_mod.F_CONTRACTS].astype(int),
+            "debit": raw[:, engine_mod.F_DEBIT],
+            "pnl": raw[:, engine_mod.F_PNL],
+            "exit_reason": np.array(EXIT_REASONS, dtype=object)[
+                raw[:, engine_mod.F_REASON].astype(int)
+            ]
             if len(raw)
             else np.empty(0, object),
             "regime": names[np.where(codes >= 0, codes, len(labels))],
-            "multiplier": raw[:, engine.F_MULT],
+            "multiplier": raw[:, engine_mod.F_MULT],
         }
     )
     frame["pnl_per_contract"] = frame["pnl"] / frame["contracts"]

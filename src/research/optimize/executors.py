@@ -16,6 +16,7 @@ under ``if __name__ == "__main__":``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 EXECUTORS: tuple[str, ...] = ("inline", "local", "dask")
 """Names accepted by ``get_executor`` (the CLI's ``--executor``)."""
-SCATTER_FIELDS: tuple[str, ...] = ("panel", "regimes")
+SCATTER_FIELDS: tuple[str, ...] = ("panel", "regimes", "paths")
 """Fields of a dataclass item (``grids.Chunk``) that ``DaskExecutor`` sends to each worker once."""
 
 __all__ = [
@@ -102,8 +103,11 @@ def describe_item(item: Any) -> str:
     )
 
 
-def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
-    """tqdm over completed chunks on stderr; silent unless enabled and stderr is a terminal."""
+def _progress_bar(total: int, enabled: bool, desc: str, outer: Any | None = None) -> Any:
+    """tqdm over completed chunks on stderr; silent unless enabled and stderr is a terminal.
+    ``outer``: the caller's bar, advanced instead (and left open)."""
+    if outer is not None:
+        return contextlib.nullcontext(outer)
     show = enabled and total > 0 and sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr, disable=not show)
 
@@ -201,10 +205,13 @@ class LocalExecutor:
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=True)
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], bar: Any | None = None
+    ) -> list[Any]:
         """``[fn(item) for item in items]``, computed in the worker processes.
 
-        ``fn`` and the items must be picklable (``fn`` a module-level function).
+        ``fn`` and the items must be picklable (``fn`` a module-level function). ``bar``: a
+        tqdm-like bar to advance per finished item instead of this executor's own.
 
         Raises
         ------
@@ -219,7 +226,7 @@ class LocalExecutor:
             self._pool = pool
         ok = False
         try:
-            results = self._run(pool, fn, items)
+            results = self._run(pool, fn, items, bar)
             ok = True
             return results
         finally:
@@ -227,14 +234,18 @@ class LocalExecutor:
                 pool.shutdown(wait=ok, cancel_futures=True)
 
     def _run(
-        self, pool: ProcessPoolExecutor, fn: Callable[[Any], Any], items: list[Any]
+        self,
+        pool: ProcessPoolExecutor,
+        fn: Callable[[Any], Any],
+        items: list[Any],
+        outer: Any | None = None,
     ) -> list[Any]:
         futures: dict[Future[Any], int] = {}
         try:
             for i, item in enumerate(items):
                 futures[pool.submit(fn, item)] = i
             results: list[Any] = [None] * len(items)
-            with _progress_bar(len(items), self.progress, "chunks") as bar:
+            with _progress_bar(len(items), self.progress, "chunks", outer) as bar:
                 for fut in as_completed(futures):
                     i = futures[fut]
                     exc = fut.exception()
@@ -364,8 +375,11 @@ class DaskExecutor:
             self._client = None
             self._owns_client = False
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        """``[fn(item) for item in items]``, computed on the cluster.
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], bar: Any | None = None
+    ) -> list[Any]:
+        """``[fn(item) for item in items]``, computed on the cluster (``bar``: a tqdm-like bar
+        to advance per finished item instead of this executor's own).
 
         Raises
         ------
@@ -377,7 +391,7 @@ class DaskExecutor:
             return []
         client = self._connect()
         try:
-            return self._run(client, fn, items)
+            return self._run(client, fn, items, bar)
         finally:
             if not self._managed:
                 self.close()
@@ -417,7 +431,9 @@ class DaskExecutor:
             stripped.append(dataclasses.replace(item, **dict.fromkeys(moved)) if moved else item)
         return stripped, refs
 
-    def _run(self, client: Client, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    def _run(
+        self, client: Client, fn: Callable[[Any], Any], items: list[Any], outer: Any | None = None
+    ) -> list[Any]:
         import time
 
         stripped, shared = self._split(client, items)
@@ -432,7 +448,7 @@ class DaskExecutor:
         )
         index = {fut.key: i for i, fut in enumerate(futures)}
         try:
-            with _progress_bar(len(items), self.progress, "chunks") as bar:
+            with _progress_bar(len(items), self.progress, "chunks", outer) as bar:
                 # wait on this client's futures (no default client needed: the executor's own
                 # client, possibly one of several, is not made the default), checking that the
                 # cluster still has workers: with none left the tasks would wait forever

@@ -9,6 +9,7 @@ of every row (for the overfitting diagnostics).
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,16 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from research.backtest.metrics import compute_metrics
-from research.backtest.run import MarketPanel, run_kernel
+from research.backtest.metrics import grid_metrics
+from research.backtest.run import (
+    MarketPanel,
+    RegimeCodes,
+    prepare_paths,
+    regime_codes,
+    run_kernel,
+)
 from research.backtest.spreads import BacktestConfig, ConfigError, config_from_dict
+from research.backtest.trade_paths import TradePaths
 
 BULL_BEAR_LABELS: tuple[str, ...] = (
     "bull_low_vol",
@@ -194,16 +202,26 @@ PanelFor = Callable[[tuple[str, ...]], MarketPanel]
 
 
 class Executor(Protocol):
-    """Runs a function over items (in worker processes, on a cluster, or inline)."""
+    """Runs a function over items (in worker processes, on a cluster, or inline); ``bar``, a
+    tqdm-like progress bar, is advanced once per finished item."""
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]: ...
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], bar: Any | None = None
+    ) -> list[Any]: ...
 
 
 class InlineExecutor:
     """Everything in this process (numba still uses all cores inside each call)."""
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        return [fn(item) for item in items]
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], bar: Any | None = None
+    ) -> list[Any]:
+        out = []
+        for item in items:
+            out.append(fn(item))
+            if bar is not None:
+                bar.update(1)
+        return out
 
 
 @dataclass(frozen=True)
@@ -215,28 +233,61 @@ class Chunk:
     regimes: pd.DataFrame | None
     grid: str
     tickers: str
+    paths: Mapping[str, TradePaths] | None = None
+    """Phase-1 trade paths of the window's strategies (``run.prepare_paths``), computed once
+    by the caller and shared by every chunk (a Dask cluster gets them once per worker)."""
+    engine: str = "auto"
+    """``run_kernel``'s engine."""
 
 
-def evaluate_chunk(chunk: Chunk) -> list[tuple[dict[str, Any], pd.Series]]:
-    """Backtest a chunk's variants; one (row, daily returns) per variant."""
-    out = run_kernel(chunk.panel, [v.config for v in chunk.variants], chunk.regimes)
+BATCH = 64
+"""Configurations per kernel call inside a chunk: bounds the memory of the trade records
+(about 40 MB for 64 configs of SPX+IXIC 1999–2018) whatever the chunk's size."""
+
+
+def evaluate_chunk(chunk: Chunk) -> tuple[pd.DataFrame, np.ndarray]:
+    """Backtest a chunk's variants: one table row per variant (``grid, variant, tickers,
+    window_start, window_end``, the metrics, ``param_*``) and the daily returns (variants x the
+    window's days, the first day 0)."""
     dates = chunk.panel.dates
-    results = []
-    for i, variant in enumerate(chunk.variants):
-        equity = pd.Series(out.equity[i], index=dates)
-        trades = out.pnl_frame(i, dates)
-        m = compute_metrics(equity, trades, rf=variant.config.rate).to_dict()
-        row = {
+    configs = [v.config for v in chunk.variants]
+    returns = np.zeros((len(configs), len(dates)))
+    codes, labels = regime_codes(chunk.panel, chunk.regimes)
+    sets = RegimeCodes(codes[None, :, :], labels)
+    metrics: list[pd.DataFrame] = []
+    for start in range(0, len(configs), BATCH):
+        part = configs[start : start + BATCH]
+        out = run_kernel(
+            chunk.panel,
+            part,
+            code_sets=sets,
+            paths=chunk.paths,
+            engine=chunk.engine,
+            record_trades="pnl",
+        )
+        pnl = [out.pnl_of(i) for i in range(len(part))]
+        metrics.append(grid_metrics(out.equity, dates, pnl, rf=np.array([c.rate for c in part])))
+        returns[start : start + len(part), 1:] = out.equity[:, 1:] / out.equity[:, :-1] - 1.0
+    head = pd.DataFrame(
+        {
             "grid": chunk.grid,
-            "variant": variant.name,
+            "variant": [v.name for v in chunk.variants],
             "tickers": chunk.tickers,
             "window_start": dates[0],
             "window_end": dates[-1],
-            **{k: m[k] for k in METRIC_COLUMNS},
-            **flat_params(variant.config),
         }
-        results.append((row, equity.pct_change().fillna(0.0)))
-    return results
+    )
+    body = (
+        pd.concat(metrics, ignore_index=True)[list(METRIC_COLUMNS)]
+        if metrics
+        else pd.DataFrame(columns=list(METRIC_COLUMNS))
+    )
+    params = pd.DataFrame.from_records([flat_params(c) for c in configs], nrows=len(configs))
+    return pd.concat([head, body, params], axis=1), returns
+
+
+def _show_progress() -> bool:
+    return sys.stderr.isatty()
 
 
 def run_grid(
@@ -250,8 +301,14 @@ def run_grid(
     executor: Executor | None = None,
     chunk_size: int | None = None,
     progress: Callable[[str], None] | None = None,
+    engine: str = "auto",
 ) -> GridResult:
     """Evaluate every variant on every ticker set and window.
+
+    Two phases: the trade paths of every strategy that several variants share (phase 1, in
+    this process, cached: ``research.backtest.trade_paths``), then the chunks of variants
+    (phase 2, on the executor, each chunk given the paths). The progress bar (on a terminal)
+    counts both.
 
     Parameters
     ----------
@@ -272,6 +329,9 @@ def run_grid(
         Where chunks run (default: inline in this process).
     chunk_size
         Variants per chunk (default: all variants of a window in one chunk).
+    engine
+        ``run_kernel``'s engine (``auto``: shared paths where they pay; ``per_config``: the
+        reference kernels).
 
     Returns
     -------
@@ -281,30 +341,68 @@ def run_grid(
         win_rate, avg_pnl, profit_factor``), then ``param_*``. Row order does not depend on the
         executor.
     """
+    from tqdm import tqdm
+
     executor = executor or InlineExecutor()
     size = chunk_size or max(len(variants), 1)
-    chunks: list[Chunk] = []
+    configs = [v.config for v in variants]
+    windows_of: list[tuple[tuple[str, ...], MarketPanel]] = []
     for tickers in ticker_sets:
         panel = panel_for(tuple(tickers))
         for start, end in windows or [(panel.dates[0], panel.dates[-1])]:
-            sub = _window(panel, start, end)
-            for i in range(0, len(variants), size):
-                chunks.append(
-                    Chunk(sub, tuple(variants[i : i + size]), regimes, grid, "+".join(tickers))
-                )
+            windows_of.append((tuple(tickers), _window(panel, start, end)))
+    n_chunks = len(windows_of) * -(-len(variants) // size) if variants else 0
     if progress:
         progress(
-            f"{grid}: {len(variants)} configs x {len(chunks) * size // max(size, 1)} "
-            f"windows in {len(chunks)} chunks"
+            f"{grid}: {len(variants)} configs x {len(windows_of)} windows: phase 1 (trade "
+            f"paths shared by several configs) then phase 2 ({n_chunks} chunks)"
         )
-    rows: list[dict[str, Any]] = []
-    returns: dict[int, pd.Series] = {}
-    for part in executor.map(evaluate_chunk, chunks):
-        for row, ret in part:
-            row_id = len(rows)
-            rows.append({"row_id": row_id, **row})
-            returns[row_id] = ret
-    return GridResult(grid, pd.DataFrame(rows), pd.DataFrame(returns))
+    chunks: list[Chunk] = []
+    with tqdm(
+        total=n_chunks,
+        desc=grid,
+        unit="step",
+        file=sys.stderr,
+        disable=not _show_progress(),
+    ) as bar:
+
+        def plan(n: int) -> None:
+            bar.total += n
+            bar.refresh()
+
+        for tickers, sub in windows_of:
+            paths = (
+                prepare_paths(sub, configs, on_plan=plan, on_path=lambda: bar.update(1))
+                if engine != "per_config" and configs
+                else None
+            )
+            for i in range(0, len(variants), size):
+                chunks.append(
+                    Chunk(
+                        sub,
+                        tuple(variants[i : i + size]),
+                        regimes,
+                        grid,
+                        "+".join(tickers),
+                        paths or None,
+                        engine,
+                    )
+                )
+        parts = executor.map(evaluate_chunk, chunks, bar=bar)
+    tables: list[pd.DataFrame] = []
+    blocks: list[pd.DataFrame] = []
+    first = 0
+    for chunk, (table, returns) in zip(chunks, parts, strict=True):
+        ids = range(first, first + len(table))
+        first += len(table)
+        tables.append(table)
+        blocks.append(pd.DataFrame(returns.T, index=chunk.panel.dates, columns=ids, copy=False))
+    if not tables:
+        return GridResult(grid, pd.DataFrame(), pd.DataFrame())
+    table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    table.insert(0, "row_id", np.arange(len(table)))
+    frame = blocks[0] if len(blocks) == 1 else pd.concat(blocks, axis=1).sort_index()
+    return GridResult(grid, table, frame)
 
 
 def _window_slice(panel: MarketPanel, start: str | pd.Timestamp, end: str | pd.Timestamp) -> slice:

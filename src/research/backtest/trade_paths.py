@@ -1,0 +1,836 @@
+"""Phase 1 of the shared-path engine: every candidate spread of a strategy, and its price path.
+
+Most dimensions of a grid — regime multipliers, risk per trade, sizing mode, portfolio limits,
+label permutations, the IV-percentile filter, profit target and stop loss — do not change which
+spread the engine would open on a given day and ticker, nor what it is worth on every later
+day: strikes and prices depend on the market, not on size. ``trade_paths`` computes, once per
+*strategy* (the parameters ``strategy_key`` lists, on one panel), for every (day, ticker):
+
+- the screening outcome the per-configuration kernels reach before sizing (no IV that day, no
+  expiry inside the data, no strike in the delta band, a credit below its costs) and, for a
+  candidate, its entry record (strikes, expiry, credit, max loss, delta, IV, spot) and the
+  half-spread the stop-loss test of ``engine._clears_costs`` needs;
+- with next-open fills, the fill at the next open (credit, max loss, spot, whether the credit
+  still clears its costs);
+- its daily path from the day after entry to expiry (or the panel's last day): the mark (mid),
+  the closing price (debit) at each close, with next-open fills the debit at each open, and on
+  chains whether the quotes were missing (marks and debits then carry the last quoted ones).
+
+Phase 2 (``research.backtest.portfolio``) walks these candidates per sizing/limits/exit
+configuration. Both phases use the same pricing functions and the same floating-point
+expressions as ``engine._run`` and ``chain_engine._run_chains`` (the reference kernels), so
+their equity, trades and counters are identical (tests/backtest/test_shared_paths.py).
+
+Everything for day t uses closes, opens, IV, quotes and strike grids of days up to t (a path's
+value on day t is computed from day t's data and is read by phase 2 on day t only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numba import njit, prange
+
+from research.backtest import chain_engine, engine, pricing
+from research.backtest.chain_engine import _find, _lower_bound, _quoted
+from research.backtest.engine import (
+    F_CREDIT,
+    F_DELTA,
+    F_DTE,
+    F_ENTRY,
+    F_EXPIRY,
+    F_IV,
+    F_IVP,
+    F_KL,
+    F_KS,
+    F_MAXLOSS,
+    F_SPOT,
+    F_TICKER,
+    _atm,
+    _half_spread,
+    _intrinsic,
+    _min_half,
+    _net_ok,
+    _pick_short_strike,
+    _spread_mid,
+)
+from research.backtest.pricing import bs_delta_nb
+
+if TYPE_CHECKING:
+    from research.backtest.run import MarketPanel
+
+# screening outcome per (day, ticker), in the order the kernels test them
+SCREEN_CANDIDATE = 0
+SCREEN_SILENT = 1
+"""No IV (model) or no quotes (chain) that day: skipped before the IV-percentile filter."""
+SCREEN_SILENT_AFTER_IVP = 2
+"""No expiry inside the data (model): skipped after the filter, not counted."""
+SCREEN_NO_STRIKE = 3
+SCREEN_BELOW_COSTS = 4
+# entry fields kept per candidate (the trade record's, see engine.F_*)
+ENTRY_FIELDS: tuple[int, ...] = (
+    F_TICKER,
+    F_ENTRY,
+    F_EXPIRY,
+    F_KS,
+    F_KL,
+    F_CREDIT,
+    F_MAXLOSS,
+    F_DELTA,
+    F_DTE,
+    F_IVP,
+    F_IV,
+    F_SPOT,
+)
+# fields of a fill at the next open
+FILL_CREDIT, FILL_MAXLOSS, FILL_SPOT, FILL_DTE, FILL_HALF = range(5)
+N_FILL = 5
+
+__all__ = [
+    "CODE_VERSION",
+    "TradePaths",
+    "compute_trade_paths",
+    "strategy_groups",
+]
+
+
+def _code_version() -> str:
+    """Digest of the code both phases run: a change to it invalidates cached paths."""
+    from research.backtest import portfolio
+
+    text = "".join(
+        inspect.getsource(module)
+        for module in (engine, chain_engine, pricing, portfolio, sys.modules[__name__])
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+CODE_VERSION = ""
+"""Filled on first use (``_code_version``)."""
+
+
+@dataclass(frozen=True, eq=False)
+class TradePaths:
+    """Phase 1 of one strategy on one panel (see the module docstring).
+
+    Candidates are indexed densely by ``day * n_tickers + ticker``; ``screen`` says which of
+    them exist. Paths are flat arrays: candidate ``k`` opened on day ``d`` has its value on day
+    ``d + e`` (``e >= 1``) at ``offset[k] + e - 1``.
+    """
+
+    key: str
+    kind: str
+    """``"model"`` or ``"chain"``."""
+    lag: int
+    """1 with fills at the next open, else 0."""
+    screen: np.ndarray
+    """int8 days x tickers: ``SCREEN_*``."""
+    entry: np.ndarray
+    """float64 (days x tickers) x ``engine.N_FIELDS``: the entry record (``ENTRY_FIELDS``)."""
+    half: np.ndarray
+    """The half-spread of the entry credit (the stop-loss part of ``_clears_costs``)."""
+    mid0: np.ndarray
+    """The spread's mark on the entry day (close fills)."""
+    exp_day: np.ndarray
+    """int64 panel day of the expiry (the first day on or after it)."""
+    fill: np.ndarray
+    """float64 (days x tickers) x ``N_FILL`` with next-open fills (else 0 rows)."""
+    fill_ok: np.ndarray
+    """int8: the fill's credit clears the fees (its stop-loss test is phase 2's)."""
+    offset: np.ndarray
+    """int64 start of each candidate's path (−1: none)."""
+    value: np.ndarray
+    debit: np.ndarray
+    open_debit: np.ndarray
+    """Debit of an exit at the open (next-open fills; else empty)."""
+    missing: np.ndarray
+    """uint8: quotes missing that day (chains; else empty)."""
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in ARRAYS)
+
+    @property
+    def candidates(self) -> int:
+        """Days x tickers with a spread to open."""
+        return int((self.screen == SCREEN_CANDIDATE).sum())
+
+
+ARRAYS: tuple[str, ...] = (
+    "screen",
+    "entry",
+    "half",
+    "mid0",
+    "exp_day",
+    "fill",
+    "fill_ok",
+    "offset",
+    "value",
+    "debit",
+    "open_debit",
+    "missing",
+)
+"""The array fields of ``TradePaths`` (what the disk cache stores)."""
+
+
+MODEL_SCALARS: tuple[str, ...] = (
+    "is_call",
+    "min_d",
+    "max_d",
+    "dte",
+    "min_steps",
+    "next_open",
+    "rate",
+    "slope",
+    "floor",
+    "cap",
+    "curv",
+    "atm_a",
+    "atm_b",
+)
+MODEL_ROWS: tuple[str, ...] = (
+    "width_pct",
+    "fee",
+    "tick",
+    "cm",
+    "div",
+    "hs_pct",
+    "hs_min",
+    "step_over",
+)
+CHAIN_SCALARS: tuple[str, ...] = ("is_call", "min_d", "max_d", "dte", "rate", "chain_fill")
+CHAIN_ROWS: tuple[str, ...] = ("width_pct", "fee", "tick", "cm", "div")
+"""The columns of ``run._config_arrays`` phase 1 reads (per config; rows: per ticker too)."""
+
+
+def strategy_groups(chains: bool, arrays: dict) -> dict[bytes, list[int]]:
+    """Configs by the phase-1 parameters they share (``*_SCALARS``, ``*_ROWS`` of
+    ``run._config_arrays``), compared exactly (by their bytes), in first-seen order."""
+    scalars, rows = (CHAIN_SCALARS, CHAIN_ROWS) if chains else (MODEL_SCALARS, MODEL_ROWS)
+    n = len(arrays["pt"])
+    columns = [np.asarray(arrays[name], dtype=float).reshape(n, -1) for name in scalars + rows]
+    matrix = np.ascontiguousarray(np.hstack(columns)) if columns else np.empty((n, 0))
+    groups: dict[bytes, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(matrix[i].tobytes(), []).append(i)
+    return groups
+
+
+def panel_digest(panel: MarketPanel) -> str:
+    """Digest of everything phase 1 reads from a panel (days, prices, IV, strike grids,
+    quotes)."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(panel.tickers).encode())
+    parts: list[np.ndarray] = [
+        panel.day_ordinals,
+        np.asarray(panel.close, float),
+        panel.opens(),
+        np.asarray(panel.atm_iv, float),
+        np.asarray(panel.mark_iv, float),
+        np.asarray(panel.iv_percentile, float),
+        panel.steps_2d(),
+    ]
+    book = panel.chains
+    if book is not None:
+        lo, hi = int(book.day_start.min()), int(book.day_start.max())
+        parts += [book.day_start - lo]
+        parts += [
+            np.asarray(x)[lo:hi]
+            for x in (book.put, book.expiry, book.strike, book.bid, book.ask, book.delta, book.iv)
+        ]
+    for x in parts:
+        x = np.ascontiguousarray(x)
+        h.update(str((x.dtype.str, x.shape)).encode())
+        h.update(x.tobytes())
+    return h.hexdigest()
+
+
+def path_digest(panel_hash: str, key: bytes, chains: bool) -> str:
+    """The cache key of a strategy's paths on a panel (and of the code computing them)."""
+    global CODE_VERSION
+    if not CODE_VERSION:
+        CODE_VERSION = _code_version()
+    text = repr((CODE_VERSION, panel_hash, "chain" if chains else "model", key.hex()))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# ---------------------------------------------------------------- model-priced (engine._run)
+
+
+@njit(parallel=True, cache=True)
+def _model_screen(  # type: ignore[no-untyped-def]
+    day_ord,
+    close,
+    open_,
+    atm_iv,
+    ivp,
+    step,
+    call,
+    min_d,
+    max_d,
+    dte,
+    width_pct,
+    min_steps,
+    hs_pct,
+    hs_min,
+    fee,
+    tick,
+    cm,
+    step_over,
+    lag,
+    r,
+    div,
+    slope,
+    floor,
+    cap,
+    curv,
+    atm_a,
+    atm_b,
+    screen,
+    entry,
+    half,
+    mid0,
+    exp_day,
+    fill,
+    fill_ok,
+):
+    """Screen every (day, ticker) as ``engine._run`` step 2 does, without sizing."""
+    n_days, n_tk = close.shape
+    for d in prange(n_days):
+        for j in range(n_tk):
+            screen[d, j] = SCREEN_SILENT
+        if d >= n_days - 1 - lag:
+            continue
+        for j in range(n_tk):
+            s = close[d, j]
+            if not (atm_iv[d, j] > 0.0):
+                continue
+            atm = _atm(atm_iv[d, j], atm_a, atm_b)
+            target = day_ord[d] + dte
+            exp_i = np.searchsorted(day_ord, target)
+            if exp_i >= n_days or exp_i <= d + lag:
+                screen[d, j] = SCREEN_SILENT_AFTER_IVP
+                continue
+            t = (day_ord[exp_i] - day_ord[d]) / 365.0
+            q = div[j]
+            stp = step_over[j] if step_over[j] > 0.0 else step[d, j]
+            ks, delta = _pick_short_strike(
+                s, t, r, q, atm, stp, call, min_d, max_d, slope, floor, cap, curv
+            )
+            if math.isnan(ks):
+                screen[d, j] = SCREEN_NO_STRIKE
+                continue
+            w = max(min_steps * stp, round(width_pct[j] * s / stp) * stp)
+            kl = ks + w if call else ks - w
+            mid = _spread_mid(s, ks, kl, t, r, q, atm, call, slope, floor, cap, curv)
+            hs = _half_spread(mid, hs_pct[j], _min_half(hs_min[j], tick[j], s))
+            credit = mid - hs
+            if not _net_ok(credit, fee[j], cm[j], tick[j], s):
+                screen[d, j] = SCREEN_BELOW_COSTS
+                continue
+            k = d * n_tk + j
+            screen[d, j] = SCREEN_CANDIDATE
+            entry[k, F_TICKER] = j
+            entry[k, F_ENTRY] = d
+            entry[k, F_EXPIRY] = exp_i
+            entry[k, F_KS] = ks
+            entry[k, F_KL] = kl
+            entry[k, F_CREDIT] = credit
+            entry[k, F_MAXLOSS] = w - credit
+            entry[k, F_DELTA] = delta
+            entry[k, F_DTE] = day_ord[exp_i] - day_ord[d]
+            entry[k, F_IVP] = ivp[d, j]
+            entry[k, F_IV] = atm
+            entry[k, F_SPOT] = s
+            half[k] = hs
+            mid0[k] = mid
+            exp_day[k] = exp_i
+            if lag == 1:
+                # the order fills at the next open, priced with the entry day's IV
+                s1 = open_[d + 1, j]
+                t1 = (day_ord[exp_i] - day_ord[d + 1]) / 365.0
+                mid1 = _spread_mid(s1, ks, kl, t1, r, q, atm, call, slope, floor, cap, curv)
+                hs1 = _half_spread(mid1, hs_pct[j], _min_half(hs_min[j], tick[j], s1))
+                credit1 = mid1 - hs1
+                fill_ok[k] = 1 if _net_ok(credit1, fee[j], cm[j], tick[j], s1) else 0
+                fill[k, FILL_CREDIT] = credit1
+                fill[k, FILL_MAXLOSS] = abs(kl - ks) - credit1
+                fill[k, FILL_SPOT] = s1
+                fill[k, FILL_DTE] = day_ord[exp_i] - day_ord[d + 1]
+                fill[k, FILL_HALF] = hs1
+
+
+@njit(parallel=True, cache=True)
+def _model_paths(  # type: ignore[no-untyped-def]
+    day_ord,
+    close,
+    open_,
+    mark_iv,
+    call,
+    hs_pct,
+    hs_min,
+    tick,
+    lag,
+    r,
+    div,
+    slope,
+    floor,
+    cap,
+    curv,
+    atm_a,
+    atm_b,
+    entry,
+    exp_day,
+    cands,
+    offset,
+    value,
+    debit,
+    open_debit,
+):
+    """Marks and closing prices of every candidate (``engine._run`` steps 0 and 1)."""
+    n_days, n_tk = close.shape
+    for n in prange(len(cands)):
+        k = cands[n]
+        d0 = k // n_tk
+        j = k - d0 * n_tk
+        ks = entry[k, F_KS]
+        kl = entry[k, F_KL]
+        exp_i = exp_day[k]
+        last = min(exp_i, n_days - 1)
+        base = offset[k]
+        q = div[j]
+        for d in range(d0 + 1, last + 1):
+            pos = base + d - d0 - 1
+            s = close[d, j]
+            if d >= exp_i:
+                v = _intrinsic(s, ks, kl, call)
+                value[pos] = v
+                debit[pos] = v
+            else:
+                t = (day_ord[exp_i] - day_ord[d]) / 365.0
+                v = _spread_mid(
+                    s,
+                    ks,
+                    kl,
+                    t,
+                    r,
+                    q,
+                    _atm(mark_iv[d, j], atm_a, atm_b),
+                    call,
+                    slope,
+                    floor,
+                    cap,
+                    curv,
+                )
+                value[pos] = v
+                debit[pos] = min(
+                    v + _half_spread(v, hs_pct[j], _min_half(hs_min[j], tick[j], s)),
+                    abs(kl - ks),
+                )
+            if lag == 1 and d >= d0 + 2:
+                # an exit ordered at the previous close, filled at this open
+                so = open_[d, j]
+                t = (day_ord[exp_i] - day_ord[d]) / 365.0
+                v = _spread_mid(
+                    so,
+                    ks,
+                    kl,
+                    t,
+                    r,
+                    q,
+                    _atm(mark_iv[d - 1, j], atm_a, atm_b),
+                    call,
+                    slope,
+                    floor,
+                    cap,
+                    curv,
+                )
+                open_debit[pos] = min(
+                    v + _half_spread(v, hs_pct[j], _min_half(hs_min[j], tick[j], so)),
+                    abs(kl - ks),
+                )
+
+
+# ------------------------------------------------------- chain-priced (chain_engine._run_chains)
+
+
+@njit(parallel=True, cache=True)
+def _chain_screen(  # type: ignore[no-untyped-def]
+    day_ord,
+    close,
+    ivp,
+    day_start,
+    put,
+    expiry,
+    strike,
+    bid,
+    ask,
+    cdelta,
+    civ,
+    call,
+    min_d,
+    max_d,
+    dte,
+    width_pct,
+    fill_frac,
+    fee,
+    tick,
+    cm,
+    r,
+    div,
+    screen,
+    entry,
+    half,
+    mid0,
+    exp_day,
+):
+    """Screen every (day, ticker) as ``chain_engine._run_chains`` step 2 does, without
+    sizing."""
+    n_days, n_tk = close.shape
+    last_day = day_ord[n_days - 1]
+    want_put = 0 if call else 1
+    for d in prange(n_days):
+        for j in range(n_tk):
+            screen[d, j] = SCREEN_SILENT
+        if d >= n_days - 1:
+            continue
+        for j in range(n_tk):
+            lo = day_start[j, d]
+            hi = day_start[j, d + 1]
+            if hi <= lo:
+                continue
+            screen[d, j] = SCREEN_NO_STRIKE
+            s = close[d, j]
+            target = day_ord[d] + dte
+            e0 = _lower_bound(lo, hi, put, expiry, strike, want_put, target, -1.0)
+            if e0 >= hi or put[e0] != want_put or expiry[e0] > last_day:
+                continue
+            exp_ord = expiry[e0]
+            e1 = _lower_bound(e0, hi, put, expiry, strike, want_put, exp_ord + 1, -1.0)
+            t = (exp_ord - day_ord[d]) / 365.0
+            q = div[j]
+            mid_d = 0.5 * (min_d + max_d)
+            best = -1
+            best_gap = np.inf
+            best_delta = np.nan
+            for row in range(e0, e1):
+                k = strike[row]
+                if (call and k <= s) or (not call and k >= s):
+                    continue
+                if not _quoted(bid[row], ask[row]):
+                    continue
+                dl = cdelta[row]
+                if not (dl >= 0.0) and civ[row] > 0.0:
+                    dl = abs(bs_delta_nb(s, k, t, r, q, civ[row], call))
+                if not (dl >= min_d and dl <= max_d):
+                    continue
+                if abs(dl - mid_d) < best_gap:
+                    best_gap = abs(dl - mid_d)
+                    best = row
+                    best_delta = dl
+            if best < 0:
+                continue
+            ks = strike[best]
+            want_k = ks + width_pct[j] * s if call else ks - width_pct[j] * s
+            long_row = -1
+            long_gap = np.inf
+            for row in range(e0, e1):
+                k = strike[row]
+                if (call and k <= ks) or (not call and k >= ks):
+                    continue
+                if not _quoted(bid[row], ask[row]):
+                    continue
+                gap = abs(k - want_k)
+                if gap < long_gap or (gap == long_gap and abs(k - ks) > abs(strike[long_row] - ks)):
+                    long_gap = gap
+                    long_row = row
+            if long_row < 0:
+                continue
+            kl = strike[long_row]
+            width = abs(kl - ks)
+            mid = 0.5 * (bid[best] + ask[best]) - 0.5 * (bid[long_row] + ask[long_row])
+            hf = 0.5 * (ask[best] - bid[best]) + 0.5 * (ask[long_row] - bid[long_row])
+            credit = mid - fill_frac * hf
+            if not (credit < width and _net_ok(credit, fee[j], cm[j], tick[j], s)):
+                screen[d, j] = SCREEN_BELOW_COSTS
+                continue
+            k = d * n_tk + j
+            screen[d, j] = SCREEN_CANDIDATE
+            entry[k, F_TICKER] = j
+            entry[k, F_ENTRY] = d
+            entry[k, F_EXPIRY] = exp_ord
+            entry[k, F_KS] = ks
+            entry[k, F_KL] = kl
+            entry[k, F_CREDIT] = credit
+            entry[k, F_MAXLOSS] = width - credit
+            entry[k, F_DELTA] = best_delta
+            entry[k, F_DTE] = exp_ord - day_ord[d]
+            entry[k, F_IVP] = ivp[d, j]
+            entry[k, F_IV] = civ[best]
+            entry[k, F_SPOT] = s
+            half[k] = fill_frac * hf
+            mid0[k] = min(max(mid, 0.0), width)
+            exp_day[k] = np.searchsorted(day_ord, exp_ord)
+
+
+@njit(parallel=True, cache=True)
+def _chain_paths(  # type: ignore[no-untyped-def]
+    day_ord,
+    close,
+    day_start,
+    put,
+    expiry,
+    strike,
+    bid,
+    ask,
+    call,
+    fill_frac,
+    entry,
+    mid0,
+    exp_day,
+    cands,
+    offset,
+    value,
+    debit,
+    missing,
+):
+    """Marks and closing prices from the quotes, the last ones carried over missing quotes
+    (``chain_engine._run_chains`` step 1)."""
+    n_days, n_tk = close.shape
+    want_put = 0 if call else 1
+    for n in prange(len(cands)):
+        k = cands[n]
+        d0 = k // n_tk
+        j = k - d0 * n_tk
+        ks = entry[k, F_KS]
+        kl = entry[k, F_KL]
+        width = abs(kl - ks)
+        exp_ord = int(entry[k, F_EXPIRY])
+        last = min(exp_day[k], n_days - 1)
+        base = offset[k]
+        # the entry day's quotes: the mark and closing price a missing quote carries
+        lo = day_start[j, d0]
+        hi = day_start[j, d0 + 1]
+        a = _find(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
+        b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
+        mid = 0.5 * (bid[a] + ask[a]) - 0.5 * (bid[b] + ask[b])
+        hf = 0.5 * (ask[a] - bid[a]) + 0.5 * (ask[b] - bid[b])
+        last_mark = mid0[k]
+        last_close = min(max(mid + fill_frac * hf, 0.0), width)
+        for d in range(d0 + 1, last + 1):
+            pos = base + d - d0 - 1
+            missing[pos] = 0
+            if day_ord[d] >= exp_ord:
+                v = _intrinsic(close[d, j], ks, kl, call)
+                value[pos] = v
+                debit[pos] = v
+                continue
+            lo = day_start[j, d]
+            hi = day_start[j, d + 1]
+            a = _find(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
+            b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
+            if a >= 0 and b >= 0 and _quoted(bid[a], ask[a]) and _quoted(bid[b], ask[b]):
+                mid = 0.5 * (bid[a] + ask[a]) - 0.5 * (bid[b] + ask[b])
+                hf = 0.5 * (ask[a] - bid[a]) + 0.5 * (ask[b] - bid[b])
+                last_mark = min(max(mid, 0.0), width)
+                last_close = min(max(mid + fill_frac * hf, 0.0), width)
+            else:
+                missing[pos] = 1
+            value[pos] = last_mark
+            debit[pos] = last_close
+
+
+def _layout(
+    screen: np.ndarray, exp_day: np.ndarray, ok: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Candidates that need a path, each one's offset, and the total path length."""
+    n_days, n_tk = screen.shape
+    flat = screen.ravel() == SCREEN_CANDIDATE
+    if ok is not None:
+        flat &= ok.astype(bool)
+    cands = np.flatnonzero(flat).astype(np.int64)
+    d0 = cands // n_tk
+    length = np.minimum(exp_day[cands], n_days - 1) - d0
+    offset = np.full(n_days * n_tk, -1, np.int64)
+    starts = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+    offset[cands] = starts
+    return cands, offset, int(length.sum())
+
+
+def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str = "") -> TradePaths:
+    """Phase 1 for config ``index`` of ``arrays`` (``run._config_arrays``) on ``panel``."""
+    from research.backtest.engine import N_FIELDS
+
+    a, i = arrays, index
+    n_days, n_tk = panel.close.shape
+    n = n_days * n_tk
+    screen = np.empty((n_days, n_tk), np.int8)
+    entry = np.full((n, N_FIELDS), np.nan)
+    half = np.zeros(n)
+    mid0 = np.zeros(n)
+    exp_day = np.zeros(n, np.int64)
+    day_ord = panel.day_ordinals
+    close = np.ascontiguousarray(panel.close, dtype=float)
+    ivp = np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float)
+    call = bool(a["is_call"][i] == 1)
+    empty = np.empty(0)
+    if panel.chains is not None:
+        book = panel.chains
+        fill_frac = float(a["chain_fill"][i])
+        _chain_screen(
+            day_ord,
+            close,
+            ivp,
+            book.day_start,
+            book.put,
+            book.expiry,
+            book.strike,
+            book.bid,
+            book.ask,
+            book.delta,
+            book.iv,
+            call,
+            float(a["min_d"][i]),
+            float(a["max_d"][i]),
+            int(a["dte"][i]),
+            a["width_pct"][i],
+            fill_frac,
+            a["fee"][i],
+            a["tick"][i],
+            a["cm"][i],
+            float(a["rate"][i]),
+            a["div"][i],
+            screen,
+            entry,
+            half,
+            mid0,
+            exp_day,
+        )
+        cands, offset, total = _layout(screen, exp_day, None)
+        value, debit = np.empty(total), np.empty(total)
+        missing = np.empty(total, np.uint8)
+        _chain_paths(
+            day_ord,
+            close,
+            book.day_start,
+            book.put,
+            book.expiry,
+            book.strike,
+            book.bid,
+            book.ask,
+            call,
+            fill_frac,
+            entry,
+            mid0,
+            exp_day,
+            cands,
+            offset,
+            value,
+            debit,
+            missing,
+        )
+        return TradePaths(
+            key=key,
+            kind="chain",
+            lag=0,
+            screen=screen,
+            entry=entry,
+            half=half,
+            mid0=mid0,
+            exp_day=exp_day,
+            fill=np.empty((0, N_FILL)),
+            fill_ok=np.empty(0, np.int8),
+            offset=offset,
+            value=value,
+            debit=debit,
+            open_debit=empty,
+            missing=missing,
+        )
+    lag = int(a["next_open"][i])
+    fill = np.full((n, N_FILL), np.nan) if lag else np.empty((0, N_FILL))
+    fill_ok = np.zeros(n if lag else 0, np.int8)
+    opens = panel.opens()
+    pricing_args = (
+        float(a["rate"][i]),
+        a["div"][i],
+        float(a["slope"][i]),
+        float(a["floor"][i]),
+        float(a["cap"][i]),
+        float(a["curv"][i]),
+        float(a["atm_a"][i]),
+        float(a["atm_b"][i]),
+    )
+    _model_screen(
+        day_ord,
+        close,
+        opens,
+        np.ascontiguousarray(panel.atm_iv, dtype=float),
+        ivp,
+        panel.steps_2d(),
+        call,
+        float(a["min_d"][i]),
+        float(a["max_d"][i]),
+        int(a["dte"][i]),
+        a["width_pct"][i],
+        float(a["min_steps"][i]),
+        a["hs_pct"][i],
+        a["hs_min"][i],
+        a["fee"][i],
+        a["tick"][i],
+        a["cm"][i],
+        a["step_over"][i],
+        lag,
+        *pricing_args,
+        screen,
+        entry,
+        half,
+        mid0,
+        exp_day,
+        fill if lag else np.empty((1, N_FILL)),
+        fill_ok if lag else np.empty(1, np.int8),
+    )
+    cands, offset, total = _layout(screen, exp_day, fill_ok if lag else None)
+    value, debit = np.empty(total), np.empty(total)
+    open_debit = np.full(total, np.nan) if lag else np.empty(1)
+    _model_paths(
+        day_ord,
+        close,
+        opens,
+        np.ascontiguousarray(panel.mark_iv, dtype=float),
+        call,
+        a["hs_pct"][i],
+        a["hs_min"][i],
+        a["tick"][i],
+        lag,
+        *pricing_args,
+        entry,
+        exp_day,
+        cands,
+        offset,
+        value,
+        debit,
+        open_debit,
+    )
+    return TradePaths(
+        key=key,
+        kind="model",
+        lag=lag,
+        screen=screen,
+        entry=entry,
+        half=half,
+        mid0=mid0,
+        exp_day=exp_day,
+        fill=fill,
+        fill_ok=fill_ok,
+        offset=offset,
+        value=value,
+        debit=debit,
+        open_debit=open_debit if lag else empty,
+        missing=np.empty(0, np.uint8),
+    )
