@@ -545,6 +545,13 @@ def grid_run(
     ] = "bull_bear_vol",
     executor: Annotated[str, typer.Option(help="inline, local or dask.")] = "inline",
     address: Annotated[str | None, typer.Option(help="Dask scheduler tcp://host:port.")] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="auto: shared trade paths where several configs share a strategy; "
+            "per_config: the reference kernels (same results, slower)."
+        ),
+    ] = "auto",
     db: Annotated[Path | None, typer.Option(help="DuckDB file (default data/lab.duckdb).")] = None,
     spa_reps: Annotated[int, typer.Option(help="Bootstrap replications for SPA.")] = 1000,
     bars: BarsOption = None,
@@ -582,6 +589,7 @@ def grid_run(
             base=base,
             data=data,
             progress=lambda m: typer.echo(m, err=True),
+            engine=engine,
         )
     except (ConfigError, ContractError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -350,3 +351,46 @@ def test_constructor_errors() -> None:
         DaskExecutor("tcp://h:8786", client=client)
     with pytest.raises(ValueError, match="numba_threads"):
         LocalExecutor(numba_threads=0)
+
+
+# --------------------------------------------------------------------------------------------
+# shared objects: once per worker process
+# --------------------------------------------------------------------------------------------
+
+
+def test_local_grid_with_shared_paths_over_windows(
+    market: Any, inline_windows: GridResult, local: LocalExecutor
+) -> None:
+    # 2 windows x 3 chunks: each window's panel and trade paths, and the labels, are shared
+    assert local.share == ("panel", "regimes", "paths")
+    _assert_same(_grid(market, local, WINDOWS), inline_windows)
+
+
+def test_shared_objects_travel_as_one_file_read_once_per_process(
+    market: Any, tmp_path: Any
+) -> None:
+    import pickle
+
+    from research.backtest.run import prepare_paths
+    from research.optimize import executors
+
+    panel, regimes, variants = market
+    paths = prepare_paths(panel, [v.config for v in variants])
+    assert len(paths) == 1  # six multiplier sets, one strategy
+    chunks = [
+        Chunk(panel, tuple(variants[i : i + 2]), regimes, "g", "SPX", paths) for i in (0, 2, 4)
+    ]
+    shipped = LocalExecutor(progress=False)._ship(chunks, str(tmp_path))
+    assert len(list(tmp_path.iterdir())) == 3  # panel, labels, paths: one file each
+    whole = len(pickle.dumps(chunks[0]))
+    light = len(pickle.dumps(shipped[0]))
+    assert light < whole / 20  # the item carries file names, not the data
+    executors._LOADED.clear()
+    first, second = (pickle.loads(pickle.dumps(item)) for item in shipped[:2])
+    assert first.panel is second.panel and first.paths is second.paths  # read once
+    np.testing.assert_array_equal(first.panel.close, panel.close)
+    (tp,) = first.paths.values()
+    np.testing.assert_array_equal(tp.value, next(iter(paths.values())).value)
+    assert first.variants == chunks[0].variants and second.variants == chunks[1].variants
+    unshared = LocalExecutor(progress=False, share=())._ship(chunks, str(tmp_path))
+    assert unshared == chunks

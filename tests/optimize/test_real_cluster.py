@@ -50,6 +50,11 @@ def test_cli_grid_on_a_separate_process_cluster_equals_inline(tmp_path: Path) ->
     assert "No clients found" not in dask.stderr
     assert "variant" in inline.stdout and "SPA p" in inline.stdout
     assert _printed(dask.stdout) == _printed(inline.stdout)
+    # the shared trade paths (the default) print what the reference kernels print
+    reference = _grid(tmp_path, "reference", "--engine", "per_config")
+    assert reference.returncode == 0, reference.stderr
+    assert _printed(reference.stdout) == _printed(inline.stdout)
+    assert "phase 1" in inline.stderr
 
 
 def test_a_worker_killed_mid_map_is_recovered() -> None:

@@ -20,10 +20,13 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import pickle
 import reprlib
+import shutil
 import sys
+import tempfile
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -103,6 +106,58 @@ def describe_item(item: Any) -> str:
     )
 
 
+def _shared_fields(
+    items: list[Any], fields: Sequence[str]
+) -> tuple[list[list[str]], dict[int, Any]]:
+    """Per item, its ``fields`` that are set; and the objects several items share, by id."""
+    names_of: list[list[str]] = []
+    objects: dict[int, Any] = {}
+    uses: Counter[int] = Counter()
+    for item in items:
+        names = (
+            [n for n in fields if getattr(item, n, None) is not None]
+            if dataclasses.is_dataclass(item) and not isinstance(item, type)
+            else []
+        )
+        names_of.append(names)
+        for n in names:
+            obj = getattr(item, n)
+            objects.setdefault(id(obj), obj)
+            uses[id(obj)] += 1
+    return names_of, {i: objects[i] for i, count in uses.items() if count > 1}
+
+
+_LOADED: OrderedDict[str, Any] = OrderedDict()
+"""In a worker process: the shared objects already read, by file (the most recent few)."""
+_LOADED_KEEP = 8
+
+
+def _load_shared(path: str) -> Any:
+    """Unpickling a ``_SharedFile`` in a worker: the object, read from its file once per
+    process."""
+    hit = _LOADED.get(path)
+    if hit is None:
+        with open(path, "rb") as fh:
+            hit = pickle.load(fh)
+        _LOADED[path] = hit
+        while len(_LOADED) > _LOADED_KEEP:
+            _LOADED.popitem(last=False)
+    else:
+        _LOADED.move_to_end(path)
+    return hit
+
+
+class _SharedFile:
+    """Stands for an object several items share: pickles as its file's path, so each worker
+    process reads the object once instead of receiving it with every item."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Callable[[str], Any], tuple[str]]:
+        return _load_shared, (self.path,)
+
+
 def _progress_bar(total: int, enabled: bool, desc: str, outer: Any | None = None) -> Any:
     """tqdm over completed chunks on stderr; silent unless enabled and stderr is a terminal.
     ``outer``: the caller's bar, advanced instead (and left open)."""
@@ -147,6 +202,11 @@ class LocalExecutor:
     numba_threads
         Threads numba may use inside each worker (default 1: the workers already occupy the
         cores; ``None`` leaves numba's default, one per core, in every worker).
+    share
+        Fields of dataclass items (``grids.Chunk``: the window's panel, the regime labels, the
+        shared trade paths) that several items share: written once to a temporary file and
+        read once per worker process, instead of pickled with every item; ``()`` sends every
+        item whole.
 
     Notes
     -----
@@ -157,7 +217,12 @@ class LocalExecutor:
     """
 
     def __init__(
-        self, workers: int | None = None, progress: bool = True, *, numba_threads: int | None = 1
+        self,
+        workers: int | None = None,
+        progress: bool = True,
+        *,
+        numba_threads: int | None = 1,
+        share: Sequence[str] = SCATTER_FIELDS,
     ) -> None:
         if workers is None:
             workers = min(2, os.cpu_count() or 1)
@@ -167,13 +232,14 @@ class LocalExecutor:
         self.workers = workers
         self.progress = progress
         self.numba_threads = numba_threads
+        self.share = tuple(share)
         self._pool: ProcessPoolExecutor | None = None
         self._managed = False
 
     def __repr__(self) -> str:
         return (
             f"LocalExecutor(workers={self.workers}, progress={self.progress}, "
-            f"numba_threads={self.numba_threads})"
+            f"numba_threads={self.numba_threads}, share={self.share})"
         )
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -241,8 +307,9 @@ class LocalExecutor:
         outer: Any | None = None,
     ) -> list[Any]:
         futures: dict[Future[Any], int] = {}
+        folder = tempfile.mkdtemp(prefix="research-shared-")
         try:
-            for i, item in enumerate(items):
+            for i, item in enumerate(self._ship(items, folder)):
                 futures[pool.submit(fn, item)] = i
             results: list[Any] = [None] * len(items)
             with _progress_bar(len(items), self.progress, "chunks", outer) as bar:
@@ -263,6 +330,25 @@ class LocalExecutor:
                     self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _ship(self, items: list[Any], folder: str) -> list[Any]:
+        """The items with the objects several of them share replaced by ``_SharedFile``s."""
+        if not self.share:
+            return items
+        fields, shared = _shared_fields(items, self.share)
+        files: dict[int, _SharedFile] = {}
+        for key, obj in shared.items():
+            path = os.path.join(folder, f"{uuid.uuid4().hex}.pkl")
+            with open(path, "wb") as fh:
+                pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            files[key] = _SharedFile(path)
+        out = []
+        for item, names in zip(items, fields, strict=True):
+            moved = {n: files[id(getattr(item, n))] for n in names if id(getattr(item, n)) in files}
+            out.append(dataclasses.replace(item, **moved) if moved else item)
+        return out
 
 
 def _call_in_worker(
@@ -404,24 +490,11 @@ class DaskExecutor:
         """
         if not self.scatter:
             return items, [{} for _ in items]
-        fields: list[list[str]] = []
-        objects: dict[int, Any] = {}
-        uses: Counter[int] = Counter()
-        for item in items:
-            names = (
-                [n for n in self.scatter if getattr(item, n, None) is not None]
-                if dataclasses.is_dataclass(item) and not isinstance(item, type)
-                else []
-            )
-            fields.append(names)
-            for n in names:
-                obj = getattr(item, n)
-                objects.setdefault(id(obj), obj)
-                uses[id(obj)] += 1
-        shared_ids = [i for i, count in uses.items() if count > 1]
+        fields, shared = _shared_fields(items, self.scatter)
+        shared_ids = list(shared)
         if not shared_ids:
             return items, [{} for _ in items]
-        futures = client.scatter([objects[i] for i in shared_ids], broadcast=True, hash=False)
+        futures = client.scatter([shared[i] for i in shared_ids], broadcast=True, hash=False)
         by_id = dict(zip(shared_ids, futures, strict=True))
         stripped: list[Any] = []
         refs: list[dict[str, Any]] = []

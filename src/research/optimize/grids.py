@@ -20,6 +20,7 @@ import pandas as pd
 
 from research.backtest.metrics import grid_metrics
 from research.backtest.run import (
+    ENGINES,
     MarketPanel,
     RegimeCodes,
     prepare_paths,
@@ -343,6 +344,8 @@ def run_grid(
     """
     from tqdm import tqdm
 
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     executor = executor or InlineExecutor()
     size = chunk_size or max(len(variants), 1)
     configs = [v.config for v in variants]

@@ -169,6 +169,7 @@ def run_named_grid(
     spa_reps: int = 1000,
     data: StudyData | None = None,
     progress: Callable[[str], None] | None = None,
+    engine: str = "auto",
 ) -> GridRun:
     """Run the ``multipliers`` / ``limits`` grid (seed 004) or a ``cartesian`` grid file,
     store it, and compute DSR / PBO / SPA per ticker set (in-sample: the whole window) on
@@ -212,6 +213,7 @@ def run_named_grid(
         regimes=regimes,
         executor=executor,
         progress=progress,
+        engine=engine,
     )
     reports = {}
     names = [v.name for v in variants]
