@@ -114,6 +114,78 @@ def _find(lo, hi, put, expiry, strike, p, e, k):  # type: ignore[no-untyped-def]
     return -1
 
 
+@njit(cache=True)
+def _chain_entry(  # type: ignore[no-untyped-def]
+    lo,
+    hi,
+    put,
+    expiry,
+    strike,
+    bid,
+    ask,
+    cdelta,
+    civ,
+    call,
+    s,
+    today,
+    dte,
+    last_day,
+    r,
+    q,
+    min_d,
+    max_d,
+    width_frac,
+):
+    """The spread the day's quotes (rows ``[lo, hi)``) offer: ``(expiration, short row, long
+    row, |delta|)``, the long row −1 when there is none (no listed expiration inside the data,
+    no quoted strike in the delta band, or no long leg). Shared by ``_run_chains`` and
+    ``trade_paths``."""
+    want_put = 0 if call else 1
+    e0 = _lower_bound(lo, hi, put, expiry, strike, want_put, today + dte, -1.0)
+    if e0 >= hi or put[e0] != want_put or expiry[e0] > last_day:
+        return -1, -1, -1, np.nan
+    exp_ord = expiry[e0]
+    e1 = _lower_bound(e0, hi, put, expiry, strike, want_put, exp_ord + 1, -1.0)
+    t = (exp_ord - today) / 365.0
+    mid_d = 0.5 * (min_d + max_d)
+    best = -1
+    best_gap = np.inf
+    best_delta = np.nan
+    for row in range(e0, e1):
+        k = strike[row]
+        if (call and k <= s) or (not call and k >= s):
+            continue
+        if not _quoted(bid[row], ask[row]):
+            continue
+        dl = cdelta[row]
+        if not (dl >= 0.0) and civ[row] > 0.0:
+            dl = abs(bs_delta_nb(s, k, t, r, q, civ[row], call))
+        if not (dl >= min_d and dl <= max_d):
+            continue
+        if abs(dl - mid_d) < best_gap:
+            best_gap = abs(dl - mid_d)
+            best = row
+            best_delta = dl
+    if best < 0:
+        return exp_ord, -1, -1, np.nan
+    ks = strike[best]
+    want_k = ks + width_frac * s if call else ks - width_frac * s
+    long_row = -1
+    long_gap = np.inf
+    for row in range(e0, e1):
+        k = strike[row]
+        if (call and k <= ks) or (not call and k >= ks):
+            continue
+        if not _quoted(bid[row], ask[row]):
+            continue
+        gap = abs(k - want_k)
+        # ties go to the strike further out
+        if gap < long_gap or (gap == long_gap and abs(k - ks) > abs(strike[long_row] - ks)):
+            long_gap = gap
+            long_row = row
+    return exp_ord, best, long_row, best_delta
+
+
 @njit(parallel=True, cache=True)
 def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the arrays
     day_ord,
@@ -267,57 +339,31 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                         stats_out[c, S_IV_FILTER] += 1
                         continue
                     s = close[d, j]
-                    target = day_ord[d] + dte[c]
-                    e0 = _lower_bound(lo, hi, put, expiry, strike, want_put, target, -1.0)
-                    if e0 >= hi or put[e0] != want_put or expiry[e0] > last_day:
-                        stats_out[c, S_NO_STRIKE] += 1
-                        continue
-                    exp_ord = expiry[e0]
-                    e1 = _lower_bound(e0, hi, put, expiry, strike, want_put, exp_ord + 1, -1.0)
-                    t = (exp_ord - day_ord[d]) / 365.0
-                    q = div[c, j]
-                    mid_d = 0.5 * (min_d[c] + max_d[c])
-                    best = -1
-                    best_gap = np.inf
-                    best_delta = np.nan
-                    for row in range(e0, e1):
-                        k = strike[row]
-                        if (call and k <= s) or (not call and k >= s):
-                            continue
-                        if not _quoted(bid[row], ask[row]):
-                            continue
-                        dl = cdelta[row]
-                        if not (dl >= 0.0) and civ[row] > 0.0:
-                            dl = abs(bs_delta_nb(s, k, t, r, q, civ[row], call))
-                        if not (dl >= min_d[c] and dl <= max_d[c]):
-                            continue
-                        if abs(dl - mid_d) < best_gap:
-                            best_gap = abs(dl - mid_d)
-                            best = row
-                            best_delta = dl
-                    if best < 0:
-                        stats_out[c, S_NO_STRIKE] += 1
-                        continue
-                    ks = strike[best]
-                    want_k = ks + width_pct[c, j] * s if call else ks - width_pct[c, j] * s
-                    long_row = -1
-                    long_gap = np.inf
-                    for row in range(e0, e1):
-                        k = strike[row]
-                        if (call and k <= ks) or (not call and k >= ks):
-                            continue
-                        if not _quoted(bid[row], ask[row]):
-                            continue
-                        gap = abs(k - want_k)
-                        # ties go to the strike further out
-                        if gap < long_gap or (
-                            gap == long_gap and abs(k - ks) > abs(strike[long_row] - ks)
-                        ):
-                            long_gap = gap
-                            long_row = row
+                    exp_ord, best, long_row, best_delta = _chain_entry(
+                        lo,
+                        hi,
+                        put,
+                        expiry,
+                        strike,
+                        bid,
+                        ask,
+                        cdelta,
+                        civ,
+                        call,
+                        s,
+                        day_ord[d],
+                        dte[c],
+                        last_day,
+                        r,
+                        div[c, j],
+                        min_d[c],
+                        max_d[c],
+                        width_pct[c, j],
+                    )
                     if long_row < 0:
                         stats_out[c, S_NO_STRIKE] += 1
                         continue
+                    ks = strike[best]
                     kl = strike[long_row]
                     width = abs(kl - ks)
                     mid = 0.5 * (bid[best] + ask[best]) - 0.5 * (bid[long_row] + ask[long_row])

@@ -198,6 +198,54 @@ def _pick_short_strike(
     return best_k, best_d
 
 
+ENTRY_FOUND, ENTRY_NO_EXPIRY, ENTRY_NO_STRIKE = 0, 1, 2
+
+
+@njit(cache=True)
+def _model_entry(  # type: ignore[no-untyped-def]
+    day_ord,
+    d,
+    lag,
+    s,
+    atm,
+    dte,
+    r,
+    q,
+    stp,
+    call,
+    min_d,
+    max_d,
+    min_steps,
+    width_pct,
+    hs_pct,
+    hs_min,
+    tick,
+    slope,
+    floor,
+    cap,
+    curv,
+):
+    """The spread the model would open on day ``d``: ``(status, expiry day, short strike, long
+    strike, width, |delta|, mid, half spread)``; status ``ENTRY_NO_EXPIRY`` (no expiry inside
+    the data after the fill) or ``ENTRY_NO_STRIKE`` (no strike in the delta band) else
+    ``ENTRY_FOUND``. Shared by ``_run`` and ``trade_paths``."""
+    nan = np.nan
+    exp_i = np.searchsorted(day_ord, day_ord[d] + dte)
+    if exp_i >= len(day_ord) or exp_i <= d + lag:
+        return ENTRY_NO_EXPIRY, exp_i, nan, nan, nan, nan, nan, nan
+    t = (day_ord[exp_i] - day_ord[d]) / 365.0
+    ks, delta = _pick_short_strike(
+        s, t, r, q, atm, stp, call, min_d, max_d, slope, floor, cap, curv
+    )
+    if math.isnan(ks):
+        return ENTRY_NO_STRIKE, exp_i, nan, nan, nan, nan, nan, nan
+    w = max(min_steps * stp, round(width_pct * s / stp) * stp)
+    kl = ks + w if call else ks - w
+    mid = _spread_mid(s, ks, kl, t, r, q, atm, call, slope, floor, cap, curv)
+    hs = _half_spread(mid, hs_pct, _min_half(hs_min, tick, s))
+    return ENTRY_FOUND, exp_i, ks, kl, w, delta, mid, hs
+
+
 @njit(cache=True)
 def _contracts(
     equity: float, risk_pc: float, mult: float, scaled: int, risk_pct: float, n_fixed: float
@@ -483,37 +531,36 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     if not (ivp[d, j] >= min_ivp[c]):  # also: percentile not known yet
                         stats_out[c, S_IV_FILTER] += 1
                         continue
-                    target = day_ord[d] + dte[c]
-                    exp_i = np.searchsorted(day_ord, target)
-                    if exp_i >= n_days or exp_i <= d + lag:
-                        continue
-                    t = (day_ord[exp_i] - day_ord[d]) / 365.0
                     q = div[c, j]
                     stp = step_over[c, j] if step_over[c, j] > 0.0 else step[d, j]
-                    ks, delta = _pick_short_strike(
+                    found, exp_i, ks, kl, w, delta, mid, hs = _model_entry(
+                        day_ord,
+                        d,
+                        lag,
                         s,
-                        t,
+                        atm,
+                        dte[c],
                         r,
                         q,
-                        atm,
                         stp,
                         call,
                         min_d[c],
                         max_d[c],
+                        min_steps[c],
+                        width_pct[c, j],
+                        hs_pct[c, j],
+                        hs_min[c, j],
+                        tick[c, j],
                         slope[c],
                         floor[c],
                         cap[c],
                         curv[c],
                     )
-                    if math.isnan(ks):
+                    if found == ENTRY_NO_EXPIRY:
+                        continue
+                    if found == ENTRY_NO_STRIKE:
                         stats_out[c, S_NO_STRIKE] += 1
                         continue
-                    w = max(min_steps[c] * stp, round(width_pct[c, j] * s / stp) * stp)
-                    kl = ks + w if call else ks - w
-                    mid = _spread_mid(
-                        s, ks, kl, t, r, q, atm, call, slope[c], floor[c], cap[c], curv[c]
-                    )
-                    hs = _half_spread(mid, hs_pct[c, j], _min_half(hs_min[c, j], tick[c, j], s))
                     credit = mid - hs
                     if not _clears_costs(credit, hs, fee[c, j], cm[c, j], tick[c, j], s, sl[c]):
                         stats_out[c, S_BELOW_COSTS] += 1

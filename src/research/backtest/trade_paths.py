@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import math
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,8 +37,10 @@ import numpy as np
 from numba import njit, prange
 
 from research.backtest import chain_engine, engine, pricing
-from research.backtest.chain_engine import _find, _lower_bound, _quoted
+from research.backtest.chain_engine import _chain_entry, _find, _quoted
 from research.backtest.engine import (
+    ENTRY_NO_EXPIRY,
+    ENTRY_NO_STRIKE,
     F_CREDIT,
     F_DELTA,
     F_DTE,
@@ -56,11 +57,10 @@ from research.backtest.engine import (
     _half_spread,
     _intrinsic,
     _min_half,
+    _model_entry,
     _net_ok,
-    _pick_short_strike,
     _spread_mid,
 )
-from research.backtest.pricing import bs_delta_nb
 
 if TYPE_CHECKING:
     from research.backtest.run import MarketPanel
@@ -263,6 +263,25 @@ def path_digest(panel_hash: str, key: bytes, chains: bool) -> str:
 # ---------------------------------------------------------------- model-priced (engine._run)
 
 
+@njit(cache=True)
+def _store_entry(  # type: ignore[no-untyped-def]
+    entry, k, j, d, expiry, ks, kl, credit, max_loss, delta, dte, ivp, iv, spot
+):
+    """A candidate's entry record (the trade record's entry fields)."""
+    entry[k, F_TICKER] = j
+    entry[k, F_ENTRY] = d
+    entry[k, F_EXPIRY] = expiry
+    entry[k, F_KS] = ks
+    entry[k, F_KL] = kl
+    entry[k, F_CREDIT] = credit
+    entry[k, F_MAXLOSS] = max_loss
+    entry[k, F_DELTA] = delta
+    entry[k, F_DTE] = dte
+    entry[k, F_IVP] = ivp
+    entry[k, F_IV] = iv
+    entry[k, F_SPOT] = spot
+
+
 @njit(parallel=True, cache=True)
 def _model_screen(  # type: ignore[no-untyped-def]
     day_ord,
@@ -312,42 +331,59 @@ def _model_screen(  # type: ignore[no-untyped-def]
             if not (atm_iv[d, j] > 0.0):
                 continue
             atm = _atm(atm_iv[d, j], atm_a, atm_b)
-            target = day_ord[d] + dte
-            exp_i = np.searchsorted(day_ord, target)
-            if exp_i >= n_days or exp_i <= d + lag:
-                screen[d, j] = SCREEN_SILENT_AFTER_IVP
-                continue
-            t = (day_ord[exp_i] - day_ord[d]) / 365.0
             q = div[j]
             stp = step_over[j] if step_over[j] > 0.0 else step[d, j]
-            ks, delta = _pick_short_strike(
-                s, t, r, q, atm, stp, call, min_d, max_d, slope, floor, cap, curv
+            found, exp_i, ks, kl, w, delta, mid, hs = _model_entry(
+                day_ord,
+                d,
+                lag,
+                s,
+                atm,
+                dte,
+                r,
+                q,
+                stp,
+                call,
+                min_d,
+                max_d,
+                min_steps,
+                width_pct[j],
+                hs_pct[j],
+                hs_min[j],
+                tick[j],
+                slope,
+                floor,
+                cap,
+                curv,
             )
-            if math.isnan(ks):
+            if found == ENTRY_NO_EXPIRY:
+                screen[d, j] = SCREEN_SILENT_AFTER_IVP
+                continue
+            if found == ENTRY_NO_STRIKE:
                 screen[d, j] = SCREEN_NO_STRIKE
                 continue
-            w = max(min_steps * stp, round(width_pct[j] * s / stp) * stp)
-            kl = ks + w if call else ks - w
-            mid = _spread_mid(s, ks, kl, t, r, q, atm, call, slope, floor, cap, curv)
-            hs = _half_spread(mid, hs_pct[j], _min_half(hs_min[j], tick[j], s))
             credit = mid - hs
             if not _net_ok(credit, fee[j], cm[j], tick[j], s):
                 screen[d, j] = SCREEN_BELOW_COSTS
                 continue
             k = d * n_tk + j
             screen[d, j] = SCREEN_CANDIDATE
-            entry[k, F_TICKER] = j
-            entry[k, F_ENTRY] = d
-            entry[k, F_EXPIRY] = exp_i
-            entry[k, F_KS] = ks
-            entry[k, F_KL] = kl
-            entry[k, F_CREDIT] = credit
-            entry[k, F_MAXLOSS] = w - credit
-            entry[k, F_DELTA] = delta
-            entry[k, F_DTE] = day_ord[exp_i] - day_ord[d]
-            entry[k, F_IVP] = ivp[d, j]
-            entry[k, F_IV] = atm
-            entry[k, F_SPOT] = s
+            _store_entry(
+                entry,
+                k,
+                j,
+                d,
+                exp_i,
+                ks,
+                kl,
+                credit,
+                w - credit,
+                delta,
+                day_ord[exp_i] - day_ord[d],
+                ivp[d, j],
+                atm,
+                s,
+            )
             half[k] = hs
             mid0[k] = mid
             exp_day[k] = exp_i
@@ -494,7 +530,6 @@ def _chain_screen(  # type: ignore[no-untyped-def]
     sizing."""
     n_days, n_tk = close.shape
     last_day = day_ord[n_days - 1]
-    want_put = 0 if call else 1
     for d in prange(n_days):
         for j in range(n_tk):
             screen[d, j] = SCREEN_SILENT
@@ -507,51 +542,30 @@ def _chain_screen(  # type: ignore[no-untyped-def]
                 continue
             screen[d, j] = SCREEN_NO_STRIKE
             s = close[d, j]
-            target = day_ord[d] + dte
-            e0 = _lower_bound(lo, hi, put, expiry, strike, want_put, target, -1.0)
-            if e0 >= hi or put[e0] != want_put or expiry[e0] > last_day:
-                continue
-            exp_ord = expiry[e0]
-            e1 = _lower_bound(e0, hi, put, expiry, strike, want_put, exp_ord + 1, -1.0)
-            t = (exp_ord - day_ord[d]) / 365.0
-            q = div[j]
-            mid_d = 0.5 * (min_d + max_d)
-            best = -1
-            best_gap = np.inf
-            best_delta = np.nan
-            for row in range(e0, e1):
-                k = strike[row]
-                if (call and k <= s) or (not call and k >= s):
-                    continue
-                if not _quoted(bid[row], ask[row]):
-                    continue
-                dl = cdelta[row]
-                if not (dl >= 0.0) and civ[row] > 0.0:
-                    dl = abs(bs_delta_nb(s, k, t, r, q, civ[row], call))
-                if not (dl >= min_d and dl <= max_d):
-                    continue
-                if abs(dl - mid_d) < best_gap:
-                    best_gap = abs(dl - mid_d)
-                    best = row
-                    best_delta = dl
-            if best < 0:
-                continue
-            ks = strike[best]
-            want_k = ks + width_pct[j] * s if call else ks - width_pct[j] * s
-            long_row = -1
-            long_gap = np.inf
-            for row in range(e0, e1):
-                k = strike[row]
-                if (call and k <= ks) or (not call and k >= ks):
-                    continue
-                if not _quoted(bid[row], ask[row]):
-                    continue
-                gap = abs(k - want_k)
-                if gap < long_gap or (gap == long_gap and abs(k - ks) > abs(strike[long_row] - ks)):
-                    long_gap = gap
-                    long_row = row
+            exp_ord, best, long_row, best_delta = _chain_entry(
+                lo,
+                hi,
+                put,
+                expiry,
+                strike,
+                bid,
+                ask,
+                cdelta,
+                civ,
+                call,
+                s,
+                day_ord[d],
+                dte,
+                last_day,
+                r,
+                div[j],
+                min_d,
+                max_d,
+                width_pct[j],
+            )
             if long_row < 0:
                 continue
+            ks = strike[best]
             kl = strike[long_row]
             width = abs(kl - ks)
             mid = 0.5 * (bid[best] + ask[best]) - 0.5 * (bid[long_row] + ask[long_row])
@@ -562,18 +576,22 @@ def _chain_screen(  # type: ignore[no-untyped-def]
                 continue
             k = d * n_tk + j
             screen[d, j] = SCREEN_CANDIDATE
-            entry[k, F_TICKER] = j
-            entry[k, F_ENTRY] = d
-            entry[k, F_EXPIRY] = exp_ord
-            entry[k, F_KS] = ks
-            entry[k, F_KL] = kl
-            entry[k, F_CREDIT] = credit
-            entry[k, F_MAXLOSS] = width - credit
-            entry[k, F_DELTA] = best_delta
-            entry[k, F_DTE] = exp_ord - day_ord[d]
-            entry[k, F_IVP] = ivp[d, j]
-            entry[k, F_IV] = civ[best]
-            entry[k, F_SPOT] = s
+            _store_entry(
+                entry,
+                k,
+                j,
+                d,
+                exp_ord,
+                ks,
+                kl,
+                credit,
+                width - credit,
+                best_delta,
+                exp_ord - day_ord[d],
+                ivp[d, j],
+                civ[best],
+                s,
+            )
             half[k] = fill_frac * hf
             mid0[k] = min(max(mid, 0.0), width)
             exp_day[k] = np.searchsorted(day_ord, exp_ord)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from research.backtest.metrics import grid_metrics
+from research.backtest.metrics import GRID_METRICS, grid_metrics
 from research.backtest.run import (
     ENGINES,
     MarketPanel,
@@ -53,19 +53,8 @@ LIMIT_SETS: dict[str, tuple[int, float, float]] = {
     "single_only": (1, 5.0, 5.0),
 }
 """Seed 004's portfolio limits (max positions, portfolio heat %, per-underlying %)."""
-METRIC_COLUMNS: tuple[str, ...] = (
-    "total_return",
-    "cagr",
-    "ann_vol",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "calmar",
-    "trades",
-    "win_rate",
-    "avg_pnl",
-    "profit_factor",
-)
+METRIC_COLUMNS: tuple[str, ...] = GRID_METRICS
+"""The metrics of a grid's table (``metrics.grid_metrics``)."""
 
 
 @dataclass(frozen=True)
