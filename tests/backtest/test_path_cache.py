@@ -362,3 +362,36 @@ def test_default_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert default_cache() is cache
     monkeypatch.setenv(ENV_VAR, "off")
     assert default_cache() is not cache and default_cache().directory is None
+
+
+def test_another_process_renaming_or_deleting_a_file_mid_prune_is_skipped(
+    panel: MarketPanel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two notebooks executing in parallel may write and prune the same folder: a file that
+    disappears between listing and stat (renamed or pruned by the other process) is skipped,
+    not an error, and temporary files are never listed as cache files."""
+    cache = PathCache(tmp_path, disk_bytes=1)
+    gone = tmp_path / "0000000000000000000000000000dead.npz"
+    real_glob = Path.glob
+
+    def glob_with_a_vanished_file(self: Path, pattern: str):  # type: ignore[no-untyped-def]
+        yield from real_glob(self, pattern)
+        yield gone  # listed, then gone before its stat
+
+    monkeypatch.setattr(Path, "glob", glob_with_a_vanished_file)
+    paths = next(iter(prepare_paths(panel, [BASE] * 4, cache=PathCache()).values()))
+    cache.put(paths)  # writes and prunes: must not raise
+    monkeypatch.undo()
+    files = [p.name for p in tmp_path.iterdir()]
+    assert files == [f"{paths.key}.npz"]  # no temporary file left behind
+    written: list[str] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        written.append(str(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    other = PathCache(tmp_path / "other")
+    other.put(paths)
+    assert written and not written[0].endswith(".npz")  # invisible to a concurrent prune

@@ -133,28 +133,40 @@ class PathCache:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.npz")
-            np.savez(
-                tmp,
-                kind=np.array(paths.kind),
-                lag=np.array(paths.lag),
-                **{name: getattr(paths, name) for name in ARRAYS},
-            )
+            # another process may write the same key at the same time: each writes its own
+            # temporary file (not *.npz, so no one prunes or reads it) and renames it in place
+            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp")
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    kind=np.array(paths.kind),
+                    lag=np.array(paths.lag),
+                    **{name: getattr(paths, name) for name in ARRAYS},
+                )
             os.replace(tmp, path)
         except OSError:
             return  # a read-only or full disk only costs the reuse
         self._prune(keep=path)
 
     def _prune(self, keep: Path) -> None:
-        """Delete the oldest files beyond the disk budget, never ``keep`` (the newest)."""
-        files = sorted(
-            (p for p in keep.parent.glob("*.npz") if p != keep), key=lambda p: p.stat().st_mtime
-        )
-        total = keep.stat().st_size + sum(p.stat().st_size for p in files)
-        for old in files:
+        """Delete the oldest files beyond the disk budget, never ``keep`` (the newest); files
+        other processes delete meanwhile are skipped."""
+        sizes: list[tuple[float, int, Path]] = []
+        for p in keep.parent.glob("[!.]*.npz"):
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            if p != keep:
+                sizes.append((st.st_mtime, st.st_size, p))
+        try:
+            total = keep.stat().st_size + sum(size for _, size, _ in sizes)
+        except OSError:
+            return
+        for _, size, old in sorted(sizes):
             if total <= self.disk_bytes:
                 break
-            total -= old.stat().st_size
+            total -= size
             old.unlink(missing_ok=True)
 
 
