@@ -318,3 +318,31 @@ def test_option_chain_page_runs_on_a_chain_file(tmp_path: Path) -> None:
     page = (paths.site / "executed" / "08_option_chains.html").read_text()
     assert "data/spx_cboe.csv" in page
     assert "SYNTHETIC quotes (a known smile" not in page  # the synthetic label is not shown
+
+
+def test_index_is_the_findings_page_computed_from_the_summaries(rendered: Paths) -> None:
+    import json
+
+    from research.pipeline.findings import layer_rows
+
+    folder = rendered.reports / "summaries"
+    summaries = {p.stem: json.loads(p.read_text()) for p in folder.glob("[0-9][0-9]_*.json")}
+    rows = layer_rows(summaries)
+    stored = json.loads((folder / "validated_config.json").read_text())
+    assert [r["status"] for r in stored] == [r.status for r in rows]
+    index = (rendered.site / "index.html").read_text()
+    assert "Validated configuration" in index and "Table: The validated configuration" in index
+    # one row per ticker set of each grid study, each linking to its page, with its numbers
+    for part in summaries["03_regime_multiplier_grid"]["per_tickers"]:
+        sharpe = f"{part['oos_sharpe_walk_forward']:.2f}".replace("-", "−")
+        assert sharpe in index, sharpe
+    assert index.count('href="executed/03_regime_multiplier_grid.html"') >= 2
+    assert 'href="executed/07_llm_threshold_calibration.html"' in index
+    assert "not an LLM" in index  # the sample trade filter is the heuristic
+    # today's regime: every market and model of the regimes page's summary
+    latest = summaries["02_market_regimes"]["latest"]
+    assert {g["symbol"] for g in latest} == {"SPX", "IXIC"}
+    for g in latest:
+        assert g["regime"] in index
+    assert f"data end {summaries['02_market_regimes']['data_end']}" in index
+    assert "first regeneration" in index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -195,3 +196,30 @@ def test_select_matches_prefixes_and_rejects_ambiguous(project: Paths) -> None:
         select(nbs, ["0"])
     with pytest.raises(ValueError, match="matches no notebook"):
         select(nbs, ["99"])
+
+
+def test_every_page_records_its_provenance(project: Paths) -> None:
+    import json
+
+    params = project.params / "other.yaml"
+    params.write_text("01_a:\n  x: 7\n")
+    (project.sample / "input.csv").write_text("a,b\n1,2\n")
+    run_pipeline(project, params_file=params, log=_quiet, renderer="nbconvert")
+    manifest = json.loads((project.executed / ".manifest.json").read_text())
+    for name in ("01_a", "02_b"):
+        executed = nbformat.read(str(project.executed / f"{name}.ipynb"), as_version=4)
+        cell = executed.cells[-1]
+        assert cell.cell_type == "markdown" and cell.metadata["tags"] == ["provenance"]
+        fp = manifest["notebooks"][name]["fingerprint"]
+        text = cell.source
+        assert f"SHA-256 `{fp['data'][:16]}`" in text and f"SHA-256 `{fp['code'][:16]}`" in text
+        assert "`data/sample/input.csv` (" in text  # the input file, with its own digest
+        assert "git commit `not a git checkout`" in text  # a temporary project
+        took = float(re.search(r"UTC, in (\d+\.\d) s", text).group(1))  # type: ignore[union-attr]
+        assert abs(took - manifest["notebooks"][name]["seconds"]) <= 0.051
+        page = (project.site / "executed" / f"{name}.html").read_text()
+        assert "Provenance" in page and "Table: What this page was computed from" in page
+    first = nbformat.read(str(project.executed / "01_a.ipynb"), as_version=4).cells[-1].source
+    assert '`notebooks/params/other.yaml`: `{"x": 7}`' in first
+    second = nbformat.read(str(project.executed / "02_b.ipynb"), as_version=4).cells[-1].source
+    assert "the notebook's defaults" in second

@@ -124,6 +124,17 @@ def _param_paths(value: Any, bases: tuple[Path, ...]) -> list[Path]:
     return found
 
 
+def data_files(sample_dir: Path, params: Mapping[str, Any], bases: tuple[Path, ...]) -> list[Path]:
+    """The input data files a notebook may read (see ``data_digest``), sorted."""
+    files = _files_under(sample_dir)
+    for p in _param_paths(dict(params), bases):
+        files.extend(_files_under(p) if p.is_dir() else [p])
+    arch = _package_dir("arch")  # top-level lookup: does not import arch (and numpy, scipy, …)
+    if arch is not None:
+        files.extend(_files_under(arch / "data", {".gz", ".csv"}))
+    return sorted(set(files))
+
+
 def data_digest(sample_dir: Path, params: Mapping[str, Any], bases: tuple[Path, ...]) -> str:
     """Digest of the input data a notebook may read.
 
@@ -137,13 +148,7 @@ def data_digest(sample_dir: Path, params: Mapping[str, Any], bases: tuple[Path, 
     bases
         Folders relative paths are resolved against (project root, notebooks folder).
     """
-    files = _files_under(sample_dir)
-    for p in _param_paths(dict(params), bases):
-        files.extend(_files_under(p) if p.is_dir() else [p])
-    arch = _package_dir("arch")  # top-level lookup: does not import arch (and numpy, scipy, …)
-    if arch is not None:
-        files.extend(_files_under(arch / "data", {".gz", ".csv"}))
-    return tree_digest(files)
+    return tree_digest(data_files(sample_dir, params, bases))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "regime_lab"
 REMOVED_TAGS = ("injected-parameters", "remove-cell")
 _SHORTCODE = re.compile(r"\{\{<.*?>\}\}")
+_INCLUDE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
+_CAPTION = re.compile(r"^: (.+?)\s*\{#(tbl|fig)-[\w-]+\}\s*$", flags=re.M)
 _FENCED_DIV = re.compile(r"^:::.*$", flags=re.M)
 _LOCAL_LINK = re.compile(r"\]\(((?!https?:)[^)#\s]+)\.(ipynb|qmd)(#[^)]*)?\)")
 
@@ -35,6 +37,7 @@ _LOCAL_LINK = re.compile(r"\]\(((?!https?:)[^)#\s]+)\.(ipynb|qmd)(#[^)]*)?\)")
 def site_sources(paths: Paths) -> list[Path]:
     """Files the site is rendered from: the Quarto project files and executed notebooks."""
     files = [p for p in paths.reports.glob("*.qmd")] + [p for p in paths.reports.glob("*.yml")]
+    files += list(paths.reports.glob("_*.md"))  # included pages (the findings)
     files += list((paths.reports / "findings").glob("*.qmd"))
     files += published_notebooks(paths)
     return [f for f in files if f.is_file()]
@@ -156,6 +159,10 @@ def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print
 
     notebooks = published_notebooks(paths)
     loaded = {p: nbformat.read(str(p), as_version=4) for p in notebooks}
+    for nb in loaded.values():  # Quarto's table and figure captions, as caption paragraphs
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = _caption_html(cell.source)
     pages = [Page(f"executed/{p.stem}.html", *_title(loaded[p], p.stem)) for p in notebooks]
     nav = [{"href": pg.href, "title": pg.title} for pg in pages]
 
@@ -191,9 +198,21 @@ def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print
     (out / "index.html").write_text(index_page(paths, pages), encoding="utf-8")
 
 
-def qmd_to_html(text: str) -> tuple[dict[str, object], str]:
-    """Front matter and HTML body of a ``.qmd`` page (shortcodes dropped, links to .ipynb/.qmd
-    pointed at the rendered .html, as Quarto does)."""
+def _caption_html(text: str) -> str:
+    """Quarto caption lines (``: text {#tbl-…}``) as caption paragraphs."""
+    return _CAPTION.sub(
+        lambda m: (
+            f'<p class="rl-caption">{"Table" if m.group(2) == "tbl" else "Figure"}: '
+            f"{html.escape(m.group(1))}</p>"
+        ),
+        text,
+    )
+
+
+def qmd_to_html(text: str, base: Path | None = None) -> tuple[dict[str, object], str]:
+    """Front matter and HTML body of a ``.qmd`` page (``include`` shortcodes resolved against
+    ``base``, other shortcodes dropped, table captions kept, links to .ipynb/.qmd pointed at the
+    rendered .html, as Quarto does)."""
     import mistune
     import yaml
 
@@ -203,6 +222,12 @@ def qmd_to_html(text: str) -> tuple[dict[str, object], str]:
         loaded = yaml.safe_load(match.group(1))
         meta = loaded if isinstance(loaded, dict) else {}
         text = text[match.end() :]
+
+    def include(m: re.Match[str]) -> str:
+        target = (base or Path.cwd()) / m.group(1)
+        return target.read_text(encoding="utf-8") if target.is_file() else ""
+
+    text = _caption_html(_INCLUDE.sub(include, text))
     text = _FENCED_DIV.sub("", _SHORTCODE.sub("", text))
     text = _LOCAL_LINK.sub(lambda m: f"]({m.group(1)}.html{m.group(3) or ''})", text)
     body = mistune.html(text)
@@ -213,7 +238,9 @@ def index_page(paths: Paths, pages: list[Page]) -> str:
     """The fallback index: ``reports/index.qmd`` plus links to every rendered notebook."""
     index_qmd = paths.reports / "index.qmd"
     meta, body = (
-        qmd_to_html(index_qmd.read_text(encoding="utf-8")) if index_qmd.exists() else ({}, "")
+        qmd_to_html(index_qmd.read_text(encoding="utf-8"), paths.reports)
+        if index_qmd.exists()
+        else ({}, "")
     )
     title = html.escape(str(meta.get("title", "Regime Lab")))
     links = "\n".join(
@@ -232,7 +259,9 @@ def index_page(paths: Paths, pages: list[Page]) -> str:
  nav.rl-nav {{ padding: 0.6rem 1.2rem; background: #1f3b5a; }}
  nav.rl-nav a {{ color: #fff; margin-right: 1.2rem; text-decoration: none; }}
  main {{ max-width: 960px; margin: 0 auto; padding: 1rem; line-height: 1.5; }}
- table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
+ table {{ border-collapse: collapse; margin: 0.5rem 0; }}
+ td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
+ .rl-caption {{ color: #555; font-size: 0.9em; margin-top: 0.2rem; }}
  code {{ background: #f3f3f3; padding: 1px 3px; }}
 </style></head>
 <body>

@@ -26,9 +26,11 @@ from research.pipeline.manifest import (
     Manifest,
     code_digest,
     data_digest,
+    data_files,
     notebook_source_digest,
     params_digest,
 )
+from research.pipeline.provenance import Provenance, append_provenance
 
 Status = Literal["executed", "skipped", "failed", "timeout"]
 Log = Callable[[str], None]
@@ -401,8 +403,10 @@ def run_pipeline(
             f"{paths.site} is unchanged"
         )
     elif render:
+        from research.pipeline.findings import write_findings
         from research.pipeline.render import render_site, site_digest
 
+        write_findings(paths)
         digest = site_digest(paths)
         index = paths.site / "index.html"
         if not force and manifest.site == digest and index.exists():
@@ -473,6 +477,23 @@ def _execute_all(
             fp, reason = reasons[name]
             if outcome.ok:
                 outcome = NotebookOutcome(name, "executed", outcome.seconds, reason)
+                append_provenance(
+                    job.staging,
+                    Provenance(
+                        executed_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                        seconds=outcome.seconds,
+                        params=job.params,
+                        params_file=params_file,
+                        data_files=data_files(
+                            paths.sample,
+                            {**default_params(job.source), **job.params},
+                            (paths.root, paths.notebooks),
+                        ),
+                        data_digest=fp.data,
+                        code_digest=fp.code,
+                        root=paths.root,
+                    ),
+                )
                 os.replace(job.staging, paths.executed / job.source.name)
                 manifest.record(
                     name,

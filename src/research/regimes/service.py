@@ -232,6 +232,23 @@ def latest(labels_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True).sort_values(["symbol", "model"], ignore_index=True)
 
 
+def regime_summary(labels_by_model: dict[str, pd.DataFrame]) -> dict[str, object]:
+    """The machine-readable summary of the regimes page (``reports/summaries``): the data's last
+    date and every model's latest label per market (what the findings page shows as today's
+    regime)."""
+    last = latest(labels_by_model)
+    days = pd.to_datetime(last["date"]).dt.strftime("%Y-%m-%d")
+    return {
+        "data_end": days.max() if len(last) else None,
+        "latest": [
+            {"symbol": str(sym), "model": str(model), "date": day, "regime": str(regime)}
+            for sym, model, day, regime in zip(
+                last["symbol"], last["model"], days, last["regime"], strict=True
+            )
+        ],
+    }
+
+
 def duration_table(labels_by_model: dict[str, pd.DataFrame], min_dwell: int = 1) -> pd.DataFrame:
     """Share of time and durations per model and regime (labels smoothed by ``min_dwell``).
 
