@@ -83,7 +83,7 @@ def test_grid_layers_validate_only_a_robust_gain_and_never_name_a_fragile_winner
     assert rows[2].choice == "flat (kept: no validated alternative)"
     # the evidence carries the summary's numbers, formatted, and links to the page
     assert "Sharpe 0.43 vs 0.12 for flat and 0.22" in rows[0].evidence
-    assert "p = 0.012" in rows[0].evidence and "label permutations p = 0.046" in rows[0].evidence
+    assert "(Sharpe-difference test p = 0.012; label permutations p = 0.046)" in rows[0].evidence
     assert rows[0].page == "executed/03_regime_multiplier_grid.ipynb"
     # a study that has not run says so
     limits = [r for r in layer_rows(_summaries()) if r.layer == "Portfolio limits"]
@@ -182,4 +182,12 @@ def test_written_page_and_fallback_render(tmp_path: Path) -> None:
     assert 'href="executed/03_regime_multiplier_grid.html"' in html  # .ipynb → .html
     assert '<p class="rl-caption">Table: The validated configuration' in html
     assert "{{<" not in html and "{#tbl" not in html
-    assert "<td>CALM</td>" in html and "<td>high</td>" in html
+    assert ">CALM</td>" in html and ">high</td>" in html
+
+
+def test_fallback_keeps_the_heading_after_a_caption(tmp_path: Path) -> None:
+    from research.pipeline.render import qmd_to_html
+
+    _, body = qmd_to_html("| a |\n|---|\n| 1 |\n\n: Cap {#tbl-x}\n\n## Next\n\nText.\n")
+    assert '<p class="rl-caption">Table: Cap</p>' in body
+    assert "<h2>Next</h2>" in body and "## Next" not in body

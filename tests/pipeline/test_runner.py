@@ -222,4 +222,4 @@ def test_every_page_records_its_provenance(project: Paths) -> None:
     first = nbformat.read(str(project.executed / "01_a.ipynb"), as_version=4).cells[-1].source
     assert '`notebooks/params/other.yaml`: `{"x": 7}`' in first
     second = nbformat.read(str(project.executed / "02_b.ipynb"), as_version=4).cells[-1].source
-    assert "the notebook's defaults" in second
+    assert "the notebook's defaults (`notebooks/params/other.yaml` sets none)" in second

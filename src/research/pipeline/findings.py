@@ -95,9 +95,10 @@ def _num(value: Any, fmt: str = ".2f") -> str:
 
 
 def _p(value: Any) -> str:
+    """``p = 0.012``, ``p < 0.001`` or ``p n/a``."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return "< 0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+        return "p n/a"
+    return "p < 0.001" if float(value) < 0.001 else f"p = {float(value):.3f}"
 
 
 def _grid_rows(summary: Mapping[str, Any], layer: str, page: str) -> list[LayerRow]:
@@ -129,10 +130,10 @@ def _grid_rows(summary: Mapping[str, Any], layer: str, page: str) -> list[LayerR
             f"{str(part.get('oos_start', ''))[:4]}–{str(part.get('oos_end', ''))[:4]}: Sharpe "
             f"{_num(part.get('oos_sharpe_walk_forward'))} vs {_num(bench_sharpe)} for "
             f"{benchmark} and {_num(controls.get('exposure_matched', {}).get('oos_sharpe'))} for "
-            f"its exposure-matched control (Sharpe-difference test p = {_p(test.get('p_value'))}"
+            f"its exposure-matched control (Sharpe-difference test {_p(test.get('p_value'))}"
         )
         if part.get("permutation_p") is not None:
-            evidence += f"; label permutations p = {_p(part.get('permutation_p'))}"
+            evidence += f"; label permutations {_p(part.get('permutation_p'))}"
         evidence += f"); verdict: {str(code).replace('_', ' ')}"
         if not part.get("strategy_profitable_oos", True):
             evidence += "; the strategy does not beat cash"
@@ -171,8 +172,8 @@ def _filter_row(summary: Mapping[str, Any]) -> LayerRow:
         status, choice = "not validated", "no filter (take every trade the rules take)"
     evidence = (
         f"{provider}, {summary.get('trades', '?')} trades: win rate approved − rejected "
-        f"{_num(100 * (tests.get('win_diff') or math.nan), '+.1f')} points (z-test p = "
-        f"{_p(tests.get('win_p'))}); vs a random filter p = {_p(controls.get('random_p'))}; "
+        f"{_num(100 * (tests.get('win_diff') or math.nan), '+.1f')} points (z-test "
+        f"{_p(tests.get('win_p'))}); vs a random filter {_p(controls.get('random_p'))}; "
         f"threshold {recommended} chosen in-sample, out of sample uplift "
         f"{_num(oos.get('uplift'), '+.0f')} $/trade (95% CI {_num(oos.get('uplift_ci_low'), '.0f')}"
         f" to {_num(oos.get('uplift_ci_high'), '.0f')})"
@@ -363,16 +364,16 @@ def findings_markdown(findings: Findings) -> str:
         "*validated* only when its choice beats the controls out of sample and holds under "
         "every modelling assumption tested; otherwise the baseline stays and the row says why.",
         "",
-        "| Layer | Applies to | Validated choice | Status | Evidence | Robustness |",
-        "|---|---|---|---|---|---|",
+        "| Layer | Validated choice | Evidence | Robustness |",
+        "|:---|:---|:---|:---|",
     ]
     for r in findings.rows:
         out.append(
-            f"| [{_cell(r.layer)}]({r.page}) | {_cell(r.scope)} | {_cell(r.choice)} | "
-            f"**{_cell(r.status)}** | {_cell(r.evidence)} | {_cell(r.robustness)} |"
+            f"| [{_cell(r.layer)}]({r.page})<br>{_cell(r.scope)} | **{_cell(r.status)}**: "
+            f"{_cell(r.choice)} | {_cell(r.evidence)} | {_cell(r.robustness)} |"
         )
     out += ["", ": The validated configuration, computed from the notebooks' summaries "
-            "{#tbl-validated}", ""]  # fmt: skip
+            '{#tbl-validated tbl-colwidths="[14,22,46,18]"}', ""]  # fmt: skip
     out += ["## Today's regime", ""]
     if findings.regimes:
         models = sorted({g["model"] for g in findings.regimes})
@@ -383,7 +384,7 @@ def findings_markdown(findings: Findings) -> str:
             f"([Market regimes]({PAGES['02']})).",
             "",
             "| Market | " + " | ".join(models) + " |",
-            "|---|" + "---|" * len(models),
+            "|:---|" + ":---|" * len(models),
         ]
         for sym in symbols:
             cells = [_cell(by[(sym, m)]["regime"]) if (sym, m) in by else "—" for m in models]

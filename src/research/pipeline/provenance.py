@@ -96,7 +96,9 @@ def provenance_markdown(p: Provenance) -> str:
         ("Executed", f"{p.executed_at}, in {p.seconds:.1f} s"),
         (
             "Parameters",
-            f"`{p.params_file}`: `{params}`" if p.params else "the notebook's defaults",
+            f"`{p.params_file}`: `{params}`"
+            if p.params
+            else f"the notebook's defaults (`{p.params_file or 'no parameters file'}` sets none)",
         ),
         ("Input data", f"SHA-256 `{p.data_digest[:16]}` over {len(p.data_files)} files: {listed}"),
         (

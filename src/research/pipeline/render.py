@@ -29,7 +29,7 @@ TEMPLATE_NAME = "regime_lab"
 REMOVED_TAGS = ("injected-parameters", "remove-cell")
 _SHORTCODE = re.compile(r"\{\{<.*?>\}\}")
 _INCLUDE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
-_CAPTION = re.compile(r"^: (.+?)\s*\{#(tbl|fig)-[\w-]+\}\s*$", flags=re.M)
+_CAPTION = re.compile(r"^: (.+?)[ \t]*\{#(tbl|fig)-[\w-]+[^}]*\}[ \t]*$", flags=re.M)
 _FENCED_DIV = re.compile(r"^:::.*$", flags=re.M)
 _LOCAL_LINK = re.compile(r"\]\(((?!https?:)[^)#\s]+)\.(ipynb|qmd)(#[^)]*)?\)")
 
