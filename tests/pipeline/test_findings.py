@@ -191,3 +191,23 @@ def test_fallback_keeps_the_heading_after_a_caption(tmp_path: Path) -> None:
     _, body = qmd_to_html("| a |\n|---|\n| 1 |\n\n: Cap {#tbl-x}\n\n## Next\n\nText.\n")
     assert '<p class="rl-caption">Table: Cap</p>' in body
     assert "<h2>Next</h2>" in body and "## Next" not in body
+
+
+def test_the_scheduled_workflow_regenerates_incrementally_and_keeps_the_last_good_site() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    flow = yaml.safe_load((root / ".github/workflows/regenerate.yml").read_text())
+    on = flow.get("on", flow.get(True))  # YAML 1.1 reads the key `on` as True
+    assert on["schedule"][0]["cron"] == "0 6 * * 1" and "workflow_dispatch" in on
+    steps = flow["jobs"]["regenerate"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    assert "make report" in runs  # the same command as on a laptop
+    cache = next(s for s in steps if str(s.get("uses", "")).startswith("actions/cache"))
+    assert "reports/executed" in cache["with"]["path"]  # incremental: the manifest comes back
+    upload = next(s for s in steps if "upload-pages-artifact" in str(s.get("uses", "")))
+    assert upload["if"] == "success()" and upload["with"]["path"] == "reports/_site"
+    failed = next(s for s in steps if "upload-artifact@" in str(s.get("uses", "")))
+    assert failed["if"] == "failure()" and failed["with"]["path"] == "reports/executed/failed"
+    assert flow["jobs"]["deploy"]["needs"] == "regenerate"
+    assert flow["jobs"]["deploy"]["if"] == "success()"
