@@ -211,3 +211,21 @@ def test_the_scheduled_workflow_regenerates_incrementally_and_keeps_the_last_goo
     assert failed["if"] == "failure()" and failed["with"]["path"] == "reports/executed/failed"
     assert flow["jobs"]["deploy"]["needs"] == "regenerate"
     assert flow["jobs"]["deploy"]["if"] == "success()"
+
+
+def test_summaries_of_a_users_own_data_with_empty_parts_do_not_break_the_page() -> None:
+    """Own-data notebooks write ``None`` where a part did not run (no experiments, no tunes)."""
+    summaries = _summaries(
+        **{
+            "05_regime_attribution": {"best_by_regime": None, "finding": None},
+            "06_tune_attribution": {"uplift": None, "current": None, "drift": None},
+            "07_llm_threshold_calibration": {"tests": None, "controls": None, "threshold": None},
+        }
+    )
+    summaries["03_regime_multiplier_grid"]["per_tickers"][0]["controls"] = None
+    summaries["03_regime_multiplier_grid"]["per_tickers"][0]["sharpe_test"] = None
+    rows = {(r.layer, r.scope): r for r in layer_rows(summaries)}
+    assert ("Strategy configuration by regime", "experiments") not in rows  # nothing to show
+    assert rows[("Exit parameters", "all trades")].status == "not validated"
+    assert rows[("AI threshold", "all trades")].status == "not validated"
+    assert "p n/a" in rows[("Regime multipliers", "SPX")].evidence

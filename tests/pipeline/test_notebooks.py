@@ -346,3 +346,24 @@ def test_index_is_the_findings_page_computed_from_the_summaries(rendered: Paths)
         assert g["regime"] in index
     assert f"data end {summaries['02_market_regimes']['data_end']}" in index
     assert "first regeneration" in index
+
+
+def test_every_figure_and_table_is_captioned_in_the_fallback(rendered: Paths) -> None:
+    import nbformat
+
+    from research.pipeline.render import _CAPTION, cell_caption
+
+    for path in sorted(rendered.executed.glob("0*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        labelled = [
+            c for c in nb.cells
+            if c.cell_type == "code" and re.search(r"#\| label: (fig|tbl)-", c.source)
+        ]  # fmt: skip
+        assert all(cell_caption(c.source) for c in labelled), path.stem  # Quarto shows them
+        expected = sum(1 for c in labelled if c.get("outputs"))
+        expected += sum(
+            len(_CAPTION.findall(c.source)) for c in nb.cells if c.cell_type == "markdown"
+        )
+        page = (rendered.site / "executed" / f"{path.stem}.html").read_text()
+        assert page.count('class="rl-caption"') == expected, path.stem
+        assert "Table: What this page was computed from" in page  # the provenance section

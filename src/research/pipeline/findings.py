@@ -107,7 +107,7 @@ def _grid_rows(summary: Mapping[str, Any], layer: str, page: str) -> list[LayerR
     out of sample, with a positive Sharpe) **and** it holds in every sensitivity scenario."""
     rows = []
     benchmark = str(summary.get("benchmark", "baseline"))
-    for part in summary.get("per_tickers", []):
+    for part in summary.get("per_tickers") or []:
         code = part.get("verdict_code")
         robust = bool(part.get("robust"))
         flips = list(part.get("flips_under") or [])
@@ -120,16 +120,17 @@ def _grid_rows(summary: Mapping[str, Any], layer: str, page: str) -> list[LayerR
             status, choice = "fragile", f"{benchmark} (kept: the gain of {top} is fragile)"
         else:
             status, choice = "not validated", f"{benchmark} (kept: no validated alternative)"
-        controls = part.get("controls", {})
-        test = part.get("sharpe_test", {})
+        controls = part.get("controls") or {}
+        test = part.get("sharpe_test") or {}
         bench_sharpe = part.get(
-            f"oos_sharpe_{benchmark}", controls.get(benchmark, {}).get("oos_sharpe")
+            f"oos_sharpe_{benchmark}", (controls.get(benchmark) or {}).get("oos_sharpe")
         )
+        matched = (controls.get("exposure_matched") or {}).get("oos_sharpe")
         evidence = (
             f"walk-forward choice {top} ({winners.get(top, 0)}/{folds} folds), out of sample "
             f"{str(part.get('oos_start', ''))[:4]}–{str(part.get('oos_end', ''))[:4]}: Sharpe "
             f"{_num(part.get('oos_sharpe_walk_forward'))} vs {_num(bench_sharpe)} for "
-            f"{benchmark} and {_num(controls.get('exposure_matched', {}).get('oos_sharpe'))} for "
+            f"{benchmark} and {_num(matched)} for "
             f"its exposure-matched control (Sharpe-difference test {_p(test.get('p_value'))}"
         )
         if part.get("permutation_p") is not None:
@@ -154,10 +155,10 @@ def _filter_row(summary: Mapping[str, Any]) -> LayerRow:
     """The trade filter: validated when approved trades win more than rejected ones (z-test),
     the filter beats a random filter of the same size and the best simple rule out of sample,
     and the threshold's out-of-sample uplift interval is above zero."""
-    tests = summary.get("tests", {})
-    controls = summary.get("controls", {})
-    threshold = summary.get("threshold", {})
-    oos = threshold.get("out_of_sample", {})
+    tests = summary.get("tests") or {}
+    controls = summary.get("controls") or {}
+    threshold = summary.get("threshold") or {}
+    oos = threshold.get("out_of_sample") or {}
     provider = str(summary.get("provider", "?"))
     significant = (tests.get("win_diff") or 0) > 0 and (tests.get("win_p") or 1) < ALPHA
     beats = bool(controls.get("beats_random")) and bool(controls.get("beats_rule"))
@@ -193,14 +194,14 @@ def _exit_row(summary: Mapping[str, Any] | None) -> LayerRow:
             "Exit parameters", "all trades", SEED_EXITS, "no evidence",
             "no tuning runs attributed yet", "—", PAGES["06"],
         )  # fmt: skip
-    uplift = {u.get("vs"): u for u in summary.get("uplift", [])}
-    base, blind = uplift.get("baseline", {}), uplift.get("regime-blind", {})
+    uplift = {u.get("vs"): u for u in (summary.get("uplift") or [])}
+    base, blind = (uplift.get("baseline") or {}), (uplift.get("regime-blind") or {})
 
     def above(row: Mapping[str, Any]) -> bool:
         low = row.get("ci_low")
         return low is not None and math.isfinite(low) and low > 0
 
-    current = summary.get("current", [])
+    current = summary.get("current") or []
     if above(base) and above(blind):
         status = "validated"
         choice = "by regime: " + "; ".join(
@@ -217,7 +218,7 @@ def _exit_row(summary: Mapping[str, Any] | None) -> LayerRow:
         f"choice ignoring the regime {_num(blind.get('mean_diff'), '+.3f')} (95% CI "
         f"{_num(blind.get('ci_low'), '.3f')} to {_num(blind.get('ci_high'), '.3f')})"
     )
-    drift = summary.get("drift", {})
+    drift = summary.get("drift") or {}
     robustness = (
         f"today's regime mix has drifted from the tunes' ({drift.get('symbol')})"
         if drift.get("alert")
@@ -232,7 +233,9 @@ def _config_row(summary: Mapping[str, Any] | None) -> LayerRow | None:
     """The per-regime strategy configuration (experiments): in-sample evidence only."""
     if summary is None:
         return None
-    best = summary.get("best_by_regime", [])
+    best = summary.get("best_by_regime") or []
+    if not best:
+        return None
     beats = [b for b in best if b.get("beats_runner_up")]
     choice = "; ".join(f"{b.get('regime')}: {b.get('best_config')}" for b in best) or "—"
     evidence = (
@@ -317,10 +320,10 @@ def build_findings(paths: Paths, *, now: str | None = None) -> Findings:
     folder = paths.reports / "summaries"
     summaries = _load(folder)
     rows = layer_rows(summaries)
-    regimes_part = summaries.get("02_market_regimes", {})
+    regimes_part = summaries.get("02_market_regimes") or {}
     regimes = tuple(
         {k: str(v) for k, v in g.items() if k in ("symbol", "model", "date", "regime")}
-        for g in regimes_part.get("latest", [])
+        for g in (regimes_part.get("latest") or [])
     )
     data_end = regimes_part.get("data_end")
     state_file = folder / "findings_state.json"

@@ -163,6 +163,15 @@ def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = _caption_html(cell.source)
+            elif cell.cell_type == "code" and cell.get("outputs"):
+                caption = cell_caption(cell.source)
+                if caption is not None:
+                    cell.outputs.append(
+                        nbformat.v4.new_output(
+                            "display_data",
+                            data={"text/html": f'<p class="rl-caption">{caption}</p>'},
+                        )
+                    )
     pages = [Page(f"executed/{p.stem}.html", *_title(loaded[p], p.stem)) for p in notebooks]
     nav = [{"href": pg.href, "title": pg.title} for pg in pages]
 
@@ -196,6 +205,25 @@ def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print
         (out / page.href).write_text(body, encoding="utf-8")
         log(f"    page {page.href}")
     (out / "index.html").write_text(index_page(paths, pages), encoding="utf-8")
+
+
+_CELL_CAPTION = re.compile(r"^#\|\s*(fig|tbl)-cap:\s*(.+?)\s*$", flags=re.M)
+
+
+def cell_caption(source: str) -> str | None:
+    """``Figure: …`` / ``Table: …`` from a code cell's ``#| fig-cap`` / ``#| tbl-cap`` option
+    (what Quarto shows), HTML-escaped; None without one."""
+    import yaml
+
+    match = _CELL_CAPTION.search(source)
+    if match is None:
+        return None
+    try:
+        text = yaml.safe_load(match.group(2))
+    except yaml.YAMLError:
+        text = match.group(2)
+    kind = "Figure" if match.group(1) == "fig" else "Table"
+    return f"{kind}: {html.escape(str(text))}"
 
 
 def _caption_html(text: str) -> str:
