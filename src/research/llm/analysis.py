@@ -31,6 +31,7 @@ import pandas as pd
 
 from research.attribution.signals import cluster_bootstrap_ci
 from research.llm.context import trade_ids
+from research.numbers import money, signed
 
 __all__ = [
     "THRESHOLDS",
@@ -426,9 +427,9 @@ class ThresholdChoice:
         return (
             f"Threshold {self.threshold:.1f}, chosen on the first {self.in_trades} trades by total "
             f"P&L, keeps {int(o['kept'])} of the other {self.out_trades} out of sample: win rate "
-            f"{o['win_rate']:.1%}, mean P&L ${o['mean_pnl']:.2f}, uplift over taking them all "
-            f"${o['uplift']:+.2f} (95% CI {o['uplift_ci_low']:+.2f} to "
-            f"{o['uplift_ci_high']:+.2f}): "
+            f"{o['win_rate']:.1%}, mean P&L {money(o['mean_pnl'])}, uplift over taking them all "
+            f"{money(o['uplift'], plus=True)} (95% CI {signed(o['uplift_ci_low'])} to "
+            f"{signed(o['uplift_ci_high'])}): "
             f"{sign} the unfiltered trades."
         )
 
@@ -665,7 +666,7 @@ def verdict(tests: dict[str, float], ctl: Controls, provider: str) -> str:
     ctl_text = (
         f"against a random filter of the same size p = {ctl.random_p:.3f}; out of sample, "
         f"minus the best simple rule ({ctl.rule}, chosen in-sample): {ctl.oos_diff:+.2f} "
-        f"$/trade (95% CI {ctl.oos_diff_ci[0]:+.2f} to {ctl.oos_diff_ci[1]:+.2f})"
+        f"$/trade (95% CI {signed(ctl.oos_diff_ci[0])} to {signed(ctl.oos_diff_ci[1])})"
     )
     if separates and ctl.beats_random and ctl.beats_rule:
         head = (

@@ -11,6 +11,7 @@ import pandas as pd
 
 from research.data.overview import MarketData
 from research.llm import analysis as an
+from research.numbers import money, signed
 
 __all__ = ["FilterAnalysis", "TradeSet", "analyze", "evaluate_trades", "load_trades"]
 
@@ -33,7 +34,7 @@ class TradeSet:
             f"**Trades:** {len(t):,} from {self.source} on {', '.join(sorted(set(t['ticker'])))}, "
             f"entered {pd.Timestamp(t['date'].min()).date()} to "
             f"{pd.Timestamp(t['date'].max()).date()}; {wins:.1%} won, mean P&L "
-            f"${t['pnl'].mean():.2f} per contract. Regime at entry: the `{self.regime_model}` "
+            f"{money(t['pnl'].mean())} per contract. Regime at entry: the `{self.regime_model}` "
             "model, from bars up to the entry date."
             + (f" {self.market.about()}" if self.market is not None else "")
         )
@@ -126,10 +127,10 @@ class FilterAnalysis:
             f"Approved {int(t['n_approved'])} of {int(t['n_approved'] + t['n_rejected'])} "
             f"trades ({t['approval_rate']:.0%}). Win rate approved minus rejected: "
             f"{100 * t['win_diff']:+.1f} points (two-proportion z-test p = {t['win_p']:.3f}); "
-            f"mean P&L approved minus rejected: ${t['pnl_diff']:+.2f} per contract (95% CI "
-            f"{t['pnl_diff_ci_low']:+.2f} to {t['pnl_diff_ci_high']:+.2f}, month-cluster "
-            f"bootstrap; Welch p = {t['pnl_p']:.3f}). The tests count trades as independent; "
-            "overlapping trades are not, so their p-values are optimistic."
+            f"mean P&L approved minus rejected: {money(t['pnl_diff'], plus=True)} per contract "
+            f"(95% CI {signed(t['pnl_diff_ci_low'])} to {signed(t['pnl_diff_ci_high'])}, "
+            f"month-cluster bootstrap; Welch p = {t['pnl_p']:.3f}). The tests count trades as "
+            "independent; overlapping trades are not, so their p-values are optimistic."
         )
 
     def controls_text(self) -> str:
@@ -139,13 +140,14 @@ class FilterAnalysis:
         rule = "beats" if c.beats_rule else "does not beat"
         return (
             f"**Random filter** approving the same {c.approval_rate:.0%}: the approved trades' "
-            f"mean P&L ${c.mean_approved:.2f} against ${c.mean_all:.2f} for all trades; "
+            f"mean P&L {money(c.mean_approved)} against {money(c.mean_all)} for all trades; "
             f"{c.random_reps:,} random filters give a mean at least as high with p = "
             f"{c.random_p:.3f}: it {rnd} chance. **Best simple rule** of the same approval "
             f"rate, chosen on the first half of the trades (in-sample): *{c.rule}*. On the "
             f"other {c.oos_trades} trades (out-of-sample) the filter's approved trades average "
-            f"${c.oos_filter_mean:.2f} against the rule's ${c.oos_rule_mean:.2f}: difference "
-            f"${c.oos_diff:+.2f} (95% CI {c.oos_diff_ci[0]:+.2f} to {c.oos_diff_ci[1]:+.2f}); "
+            f"{money(c.oos_filter_mean)} against the rule's {money(c.oos_rule_mean)}: difference "
+            f"{money(c.oos_diff, plus=True)} (95% CI {signed(c.oos_diff_ci[0])} to "
+            f"{signed(c.oos_diff_ci[1])}); "
             f"it {rule} the rule."
         )
 

@@ -1,0 +1,32 @@
+"""How amounts are written in the pages' sentences: a minus sign (−), never a hyphen, and the
+sign before the currency symbol ("−$93.11", "+$108.84")."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["money", "signed"]
+
+MINUS = "\u2212"
+
+
+def signed(value: float, digits: int = 2) -> str:
+    """``+1.50`` / ``−1.50`` / ``0.00`` (typographic minus; ``n/a`` for NaN)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    text = f"{abs(value):,.{digits}f}"
+    if round(value, digits) == 0:
+        return text
+    return ("+" if value > 0 else MINUS) + text
+
+
+def money(value: float, digits: int = 2, *, plus: bool = False) -> str:
+    """``$93.11``, ``−$93.11`` (``+$108.84`` with ``plus``); ``n/a`` for NaN."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    text = f"${abs(value):,.{digits}f}"
+    if round(value, digits) == 0:
+        return text
+    if value < 0:
+        return MINUS + text
+    return "+" + text if plus else text
