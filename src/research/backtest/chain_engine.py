@@ -106,6 +106,15 @@ def _quoted(bid: float, ask: float) -> bool:
 
 
 @njit(cache=True)
+def _pair(bid, ask, short, long):  # type: ignore[no-untyped-def]
+    """Mid (short minus long) and half spread (sum of both legs' half spreads) of a spread
+    from the quotes of its two rows."""
+    mid = 0.5 * (bid[short] + ask[short]) - 0.5 * (bid[long] + ask[long])
+    half = 0.5 * (ask[short] - bid[short]) + 0.5 * (ask[long] - bid[long])
+    return mid, half
+
+
+@njit(cache=True)
 def _find(lo, hi, put, expiry, strike, p, e, k):  # type: ignore[no-untyped-def]
     """Row of exactly (p, e, k) in [lo, hi), or -1."""
     i = _lower_bound(lo, hi, put, expiry, strike, p, e, k)
@@ -278,8 +287,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
                     cost = 2.0 * fee[c, j] * ncon
                     if a >= 0 and b >= 0 and _quoted(bid[a], ask[a]) and _quoted(bid[b], ask[b]):
-                        mid = 0.5 * (bid[a] + ask[a]) - 0.5 * (bid[b] + ask[b])
-                        half = 0.5 * (ask[a] - bid[a]) + 0.5 * (ask[b] - bid[b])
+                        mid, half = _pair(bid, ask, a, b)
                         value = min(max(mid, 0.0), width)
                         debit = min(max(mid + fill[c] * half, 0.0), width)
                         p_last[i, _LAST_MARK] = value
@@ -366,8 +374,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     ks = strike[best]
                     kl = strike[long_row]
                     width = abs(kl - ks)
-                    mid = 0.5 * (bid[best] + ask[best]) - 0.5 * (bid[long_row] + ask[long_row])
-                    half = 0.5 * (ask[best] - bid[best]) + 0.5 * (ask[long_row] - bid[long_row])
+                    mid, half = _pair(bid, ask, best, long_row)
                     credit = mid - fill[c] * half
                     if not (
                         credit < width

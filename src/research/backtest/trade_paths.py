@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from research.backtest import chain_engine, engine, pricing
-from research.backtest.chain_engine import _chain_entry, _find, _quoted
+from research.backtest.chain_engine import _chain_entry, _find, _pair, _quoted
 from research.backtest.engine import (
     ENTRY_NO_EXPIRY,
     ENTRY_NO_STRIKE,
@@ -568,8 +568,7 @@ def _chain_screen(  # type: ignore[no-untyped-def]
             ks = strike[best]
             kl = strike[long_row]
             width = abs(kl - ks)
-            mid = 0.5 * (bid[best] + ask[best]) - 0.5 * (bid[long_row] + ask[long_row])
-            hf = 0.5 * (ask[best] - bid[best]) + 0.5 * (ask[long_row] - bid[long_row])
+            mid, hf = _pair(bid, ask, best, long_row)
             credit = mid - fill_frac * hf
             if not (credit < width and _net_ok(credit, fee[j], cm[j], tick[j], s)):
                 screen[d, j] = SCREEN_BELOW_COSTS
@@ -637,8 +636,7 @@ def _chain_paths(  # type: ignore[no-untyped-def]
         hi = day_start[j, d0 + 1]
         a = _find(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
         b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
-        mid = 0.5 * (bid[a] + ask[a]) - 0.5 * (bid[b] + ask[b])
-        hf = 0.5 * (ask[a] - bid[a]) + 0.5 * (ask[b] - bid[b])
+        mid, hf = _pair(bid, ask, a, b)
         last_mark = mid0[k]
         last_close = min(max(mid + fill_frac * hf, 0.0), width)
         for d in range(d0 + 1, last + 1):
@@ -654,8 +652,7 @@ def _chain_paths(  # type: ignore[no-untyped-def]
             a = _find(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
             b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
             if a >= 0 and b >= 0 and _quoted(bid[a], ask[a]) and _quoted(bid[b], ask[b]):
-                mid = 0.5 * (bid[a] + ask[a]) - 0.5 * (bid[b] + ask[b])
-                hf = 0.5 * (ask[a] - bid[a]) + 0.5 * (ask[b] - bid[b])
+                mid, hf = _pair(bid, ask, a, b)
                 last_mark = min(max(mid, 0.0), width)
                 last_close = min(max(mid + fill_frac * hf, 0.0), width)
             else:
