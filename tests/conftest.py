@@ -1,7 +1,7 @@
 """Shared fixtures: real daily series that are not the built-in S&P 500 / NASDAQ, written as
 a user's own files — a stock (Google, 2004–2013, shipped with ``backtesting``) and a commodity
 (WTI crude oil spot, 1986–2019, FRED DCOILWTICO shipped with ``arch``) — and a throwaway
-PostgreSQL server. Trade paths the engine caches on disk go to a temporary folder, not the
+PostgreSQL server. Trade paths and Markov fits cached on disk go to temporary folders, not the
 project's ``data/cache``."""
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def wti_bars() -> pd.DataFrame:
 def _trade_path_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The shared-path engine's disk cache in a temporary folder (unless set already)."""
     os.environ.setdefault("RESEARCH_PATH_CACHE", str(tmp_path_factory.mktemp("trade_paths")))
+    os.environ.setdefault("RESEARCH_FIT_CACHE", str(tmp_path_factory.mktemp("markov_fits")))
 
 
 @pytest.fixture(scope="session")

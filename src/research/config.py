@@ -14,6 +14,9 @@ from pathlib import Path
 ROOT_ENV = "REGIME_LAB_ROOT"
 PARAMS_ENV = "REGIME_LAB_PARAMS_FILE"
 """Set by ``research run`` for the notebooks: the parameters file their values came from."""
+VARIANT_ENV = "REGIME_LAB_VARIANT"
+"""Set by ``research run`` for the notebooks: the named parameter set being run (empty for the
+default run); summaries are written under a name that includes it."""
 KERNEL_NAME = "regime-lab"
 """Name of the Jupyter kernel registered for this project (used by papermill and JupyterLab)."""
 

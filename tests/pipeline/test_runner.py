@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -13,6 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 
 from research.config import KERNEL_NAME, Paths
 from research.pipeline.runner import run_pipeline, select
+from research.pipeline.variants import load_variant, variants_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -223,3 +225,106 @@ def test_every_page_records_its_provenance(project: Paths) -> None:
     assert '`notebooks/params/other.yaml`: `{"x": 7}`' in first
     second = nbformat.read(str(project.executed / "02_b.ipynb"), as_version=4).cells[-1].source
     assert "the notebook's defaults (`notebooks/params/other.yaml` sets none)" in second
+
+
+# One notebook, many parameter sets: a parameters file adds a page with its own values and
+# title, unchanged ones are skipped, a deleted one's page goes, and bad files are named.
+
+SUMMARY_BODY = (
+    "from research.optimize.service import write_summary\n"
+    "summary_path = write_summary('01_a', {'x': x})\n"
+    "print('value of x:', x * 10)"
+)
+
+
+def _outputs(path: Path) -> str:
+    nb = nbformat.read(str(path), as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_a_parameters_file_adds_a_page(project: Paths) -> None:
+    write_notebook(project.notebooks / "01_a.ipynb", SUMMARY_BODY, title="Alpha")
+    folder = project.params / "01_a"
+    folder.mkdir()
+    (folder / "big.yaml").write_text("x: 7\n")
+
+    first = run_pipeline(project, log=_quiet, renderer="nbconvert")
+    assert first.ok, [o.describe() for o in first.failures]
+    assert _statuses(first) == {"01_a": "executed", "01_a--big": "executed", "02_b": "executed"}
+    assert "value of x: 10" in _outputs(project.executed / "01_a.ipynb")
+    assert "value of x: 70" in _outputs(project.executed / "01_a--big.ipynb")
+    # its own page, titled with the set's name, listed in the navigation and on the index
+    page = (project.site / "executed/01_a--big.html").read_text()
+    assert "value of x: 70" in page and "Alpha · big" in page
+    assert "notebooks/params/01_a/big.yaml" in page  # provenance names the file
+    index = (project.site / "index.html").read_text()
+    assert 'href="executed/01_a--big.html"' in index
+    # summaries do not overwrite each other
+    summaries = project.reports / "summaries"
+    assert json.loads((summaries / "01_a.json").read_text()) == {"x": 1}
+    assert json.loads((summaries / "01_a--big.json").read_text()) == {"x": 7}
+
+    # unchanged: skipped; a second file: only it runs
+    (folder / "small.yaml").write_text("x: 2\n")
+    second = run_pipeline(project, log=_quiet, renderer="nbconvert")
+    assert _statuses(second) == {
+        "01_a": "skipped",
+        "01_a--big": "skipped",
+        "01_a--small": "executed",
+        "02_b": "skipped",
+    }
+    assert (project.site / "executed/01_a--small.html").is_file()
+
+    # a changed file re-runs that set only
+    (folder / "big.yaml").write_text("x: 8\n")
+    third = run_pipeline(project, log=_quiet, renderer="nbconvert")
+    assert _statuses(third)["01_a--big"] == "executed"
+    assert _statuses(third)["01_a--small"] == "skipped"
+    assert "value of x: 80" in _outputs(project.executed / "01_a--big.ipynb")
+
+    # a deleted file: its page is gone
+    (folder / "small.yaml").unlink()
+    lines: list[str] = []
+    fourth = run_pipeline(project, log=lines.append, renderer="nbconvert")
+    assert "01_a--small" not in _statuses(fourth)
+    assert not (project.executed / "01_a--small.ipynb").exists()
+    assert not (project.site / "executed/01_a--small.html").exists()
+    assert any("01_a--small" in ln and "removed" in ln for ln in lines)
+
+
+def test_a_parameter_the_notebook_lacks_names_the_file(project: Paths) -> None:
+    folder = project.params / "02_b"
+    folder.mkdir()
+    (folder / "typo.yaml").write_text("y: 3\n")
+    with pytest.raises(ValueError, match=r"typo\.yaml: 02_b has no parameter\(s\) \['y'\]"):
+        run_pipeline(project, log=_quiet, renderer="nbconvert")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("ok.yaml", "- 1\n- 2\n", "expected a mapping of 01_a's parameter names"),
+        ("ok.yaml", "x: [1,\n", "not valid YAML"),
+        ("bad name.yaml", "x: 1\n", "may only hold letters, digits"),
+    ],
+)
+def test_bad_parameter_files_are_named(
+    project: Paths,
+    name: str,
+    text: str,
+    message: str,
+) -> None:
+    folder = project.params / "01_a"
+    folder.mkdir()
+    (folder / name).write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        variants_of(project, [project.notebooks / "01_a.ipynb"])
+    assert name in str(info.value)
+
+
+def test_empty_file_is_the_default_parameters(project: Paths) -> None:
+    (project.params / "01_a").mkdir()
+    file = project.params / "01_a" / "same.yaml"
+    file.write_text("")
+    variant = load_variant(project.notebooks / "01_a.ipynb", file)
+    assert variant.key == "01_a--same" and variant.params == {}

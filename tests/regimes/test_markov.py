@@ -326,6 +326,7 @@ def test_failed_later_fit_keeps_previous_parameters(
         return real(returns, k, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(markov, "fit_markov", flaky)
+    monkeypatch.setenv("RESEARCH_FIT_CACHE", "off")  # every window fitted, none from the cache
     out = compute(bars.iloc[:700].reset_index(drop=True), None, SMALL)
     assert calls == [299, 449, 599]
     failed = out.iloc[450:600]

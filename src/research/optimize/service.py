@@ -250,12 +250,17 @@ def run_named_grid(
 
 
 def write_summary(name: str, summary: dict[str, object]) -> Path:
-    """Write a notebook's machine-readable summary to ``reports/summaries/NAME.json``."""
+    """Write a notebook's machine-readable summary to ``reports/summaries/NAME.json``
+    (``NAME--SET.json`` when ``research run`` runs a named parameter set ``SET``)."""
     import json
+    import os
 
-    from research.config import Paths
+    from research.config import VARIANT_ENV, Paths
     from research.pipeline.manifest import write_text_atomic
+    from research.pipeline.variants import SEPARATOR
 
-    path = Paths.from_root().reports / "summaries" / f"{name}.json"
+    variant = os.environ.get(VARIANT_ENV, "")
+    stem = f"{name}{SEPARATOR}{variant}" if variant else name
+    path = Paths.from_root().reports / "summaries" / f"{stem}.json"
     write_text_atomic(path, json.dumps(summary, indent=2, default=str))
     return path

@@ -386,13 +386,16 @@ def findings_markdown(findings: Findings) -> str:
             f"The last bar of each market (data end {findings.data_end}), by every model "
             f"([Market regimes]({PAGES['02']})).",
             "",
-            "| Market | " + " | ".join(models) + " |",
-            "|:---|" + ":---|" * len(models),
+            "",
+            '::: {style="overflow-x: auto;"}',  # many markets: the table scrolls, not the page
+            "",
+            "| Model | " + " | ".join(symbols) + " |",
+            "|:---|" + ":---|" * len(symbols),
         ]
-        for sym in symbols:
-            cells = [_cell(by[(sym, m)]["regime"]) if (sym, m) in by else "—" for m in models]
-            out.append(f"| {sym} | " + " | ".join(cells) + " |")
-        out += ["", ": Latest regime label per market and model {#tbl-today}", ""]
+        for m in models:
+            cells = [_cell(by[(sym, m)]["regime"]) if (sym, m) in by else "—" for sym in symbols]
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+        out += ["", ": Latest regime label per model and market {#tbl-today}", "", ":::", ""]
     else:
         out += ["No regime snapshot yet: the *Market regimes* notebook has not run.", ""]
     out += ["## What changed since the previous regeneration", ""]

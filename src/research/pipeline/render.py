@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from research.config import Paths
-from research.pipeline.manifest import code_digest, tree_digest
+from research.pipeline.manifest import code_digest, file_digest, tree_digest
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "regime_lab"
@@ -51,9 +51,12 @@ def site_digest(paths: Paths) -> str:
 
 
 def published_notebooks(paths: Paths) -> list[Path]:
-    """Executed notebooks whose source notebook still exists, in name order."""
-    sources = {p.name for p in paths.notebooks.glob("[0-9][0-9]_*.ipynb")}
-    return sorted(p for p in paths.executed.glob("*.ipynb") if p.name in sources)
+    """Executed notebooks whose source still exists (the notebook, and for a named parameter
+    set its parameters file), in name order."""
+    from research.pipeline.variants import published_keys
+
+    keys = published_keys(paths)
+    return sorted(p for p in paths.executed.glob("*.ipynb") if p.stem in keys)
 
 
 def render_site(paths: Paths, *, renderer: str = "auto", log: Callable[[str], None] = print) -> str:
@@ -76,6 +79,7 @@ def render_site(paths: Paths, *, renderer: str = "auto", log: Callable[[str], No
     use = "quarto" if renderer == "quarto" or (renderer == "auto" and quarto) else "nbconvert"
     if use == "quarto" and quarto is None:
         raise RuntimeError("renderer 'quarto' requested but quarto is not on PATH")
+    stage_assets(paths.reports)
     build = Path(tempfile.mkdtemp(prefix=".site-build-", dir=paths.reports))
     build.chmod(0o755)  # mkdtemp makes it owner-only; the published site is world-readable
     try:
@@ -84,6 +88,7 @@ def render_site(paths: Paths, *, renderer: str = "auto", log: Callable[[str], No
             render_quarto(paths, build, quarto)
         else:
             render_nbconvert(paths, build, log)
+            stage_assets(build)
         if not (build / "index.html").is_file():
             raise RuntimeError(f"{use} render produced no index.html in {build}")
         publish(build, paths.site)
@@ -91,6 +96,18 @@ def render_site(paths: Paths, *, renderer: str = "auto", log: Callable[[str], No
         shutil.rmtree(build, ignore_errors=True)
         raise
     return use
+
+
+def stage_assets(folder: Path) -> Path:
+    """Copy the installed plotly.js to ``folder/assets/plotly.min.js`` (once per site; the pages
+    load it from there, offline). Returns the copy."""
+    from research.plotting.site import PLOTLY_ASSET, plotly_js_file
+
+    source, target = plotly_js_file(), folder / PLOTLY_ASSET
+    if not target.is_file() or file_digest(target) != file_digest(source):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return target
 
 
 def publish(build: Path, site: Path) -> None:

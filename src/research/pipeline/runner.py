@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from research.config import KERNEL_NAME, PARAMS_ENV, ROOT_ENV, Paths
+from research.config import KERNEL_NAME, PARAMS_ENV, ROOT_ENV, VARIANT_ENV, Paths
 from research.pipeline.manifest import (
     MANIFEST_NAME,
     Fingerprint,
@@ -31,6 +31,7 @@ from research.pipeline.manifest import (
     params_digest,
 )
 from research.pipeline.provenance import Provenance, append_provenance
+from research.pipeline.variants import Variant, retitle, variants_of
 
 Status = Literal["executed", "skipped", "failed", "timeout"]
 Log = Callable[[str], None]
@@ -59,6 +60,8 @@ class NotebookJob:
     progress: bool
     params_file: str = ""
     """The parameters file the values came from (shown on the page)."""
+    variant: str = ""
+    """The named parameter set (``research.pipeline.variants``), empty for the default run."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,17 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+Job = tuple[Variant, Fingerprint, dict[str, Any], str]
+"""A notebook execution to do: the run, its fingerprint, its parameters and why it runs."""
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def discover(paths: Paths) -> list[Path]:
@@ -251,6 +265,7 @@ def execute_job(job: NotebookJob) -> NotebookOutcome:
 
     os.environ[ROOT_ENV] = str(job.root)
     os.environ[PARAMS_ENV] = job.params_file
+    os.environ[VARIANT_ENV] = job.variant
     job.staging.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
@@ -356,17 +371,19 @@ def run_pipeline(
     bases = (paths.root, paths.notebooks)
 
     outcomes: dict[str, NotebookOutcome] = {}
-    todo: list[tuple[Path, Fingerprint, dict[str, Any], str]] = []
-    for nb in notebooks:
-        values = params_for(nb.stem, params)
+    todo: list[Job] = []
+    runs = variants_of(paths, notebooks)
+    for run in runs:
+        nb = run.notebook
+        values = {**params_for(nb.stem, params), **run.params}
         fp = Fingerprint(
             source=notebook_source_digest(nb),
             params=params_digest(values),
             data=data_digest(paths.sample, {**default_params(nb), **values}, bases),
             code=code,
         )
-        changed = fp.changes(manifest.fingerprint(nb.stem))
-        output = paths.executed / nb.name
+        changed = fp.changes(manifest.fingerprint(run.key))
+        output = paths.executed / f"{run.key}.ipynb"
         if force:
             reason = "--force"
         elif not output.exists():
@@ -374,16 +391,16 @@ def run_pipeline(
         elif changed:
             reason = "changed: " + ", ".join(changed)
         else:
-            outcomes[nb.stem] = NotebookOutcome(
-                nb.stem, "skipped", 0.0, "source, parameters, data and code unchanged"
+            outcomes[run.key] = NotebookOutcome(
+                run.key, "skipped", 0.0, "source, parameters, data and code unchanged"
             )
-            log(f"  = {outcomes[nb.stem].describe()}")
+            log(f"  = {outcomes[run.key].describe()}")
             continue
-        todo.append((nb, fp, values, reason))
+        todo.append((run, fp, values, reason))
 
     if todo:
-        for nb, _, values, _ in todo:
-            check_params(nb, values, params_file)
+        for run, _, values, _ in todo:
+            check_params(run.notebook, values, run.file or params_file)
         from research.pipeline.kernel import ensure_kernel
 
         ensure_kernel()
@@ -394,7 +411,8 @@ def run_pipeline(
             pass
         outcomes.update(_execute_all(todo, paths, manifest, jobs, timeout, log, str(shown)))
 
-    ordered = tuple(outcomes[nb.stem] for nb in notebooks)
+    prune_orphans(paths, manifest, log)
+    ordered = tuple(outcomes[run.key] for run in runs)
     failures = tuple(o for o in ordered if not o.ok)
     rendered, note, used = False, "not requested", None
     if failures:
@@ -428,8 +446,37 @@ def run_pipeline(
     return RunResult(ordered, paths.site, rendered, note, used, failures)
 
 
+def prune_orphans(paths: Paths, manifest: Manifest, log: Log = _print) -> list[Path]:
+    """Remove executed notebooks whose source is gone (a deleted parameter file or notebook), so
+    their pages are no longer published; returns the removed files."""
+    from research.pipeline.variants import published_keys
+
+    keys = published_keys(paths)
+    removed = [p for p in paths.executed.glob("*.ipynb") if p.stem not in keys]
+    for path in removed:
+        path.unlink(missing_ok=True)
+        manifest.forget(path.stem)
+        log(f"  - {path.stem}: its notebook or parameters file is gone; page removed")
+    if removed:
+        manifest.save()
+    return removed
+
+
+def longest_first(todo: list[Job], manifest: Manifest) -> list[Job]:
+    """Start the notebooks that took longest last time first (shortest makespan on few workers);
+    notebooks never timed keep pipeline order, ahead of the timed ones (they may be long, and in
+    a first run pipeline order lets later notebooks reuse what earlier ones cached)."""
+
+    def last_seconds(item: Job) -> float:
+        entry = manifest.entries.get(item[0].key) or {}
+        seconds = entry.get("seconds")
+        return float(seconds) if isinstance(seconds, int | float) else float("inf")
+
+    return sorted(todo, key=lambda item: (-last_seconds(item), item[0].key))
+
+
 def _execute_all(
-    todo: list[tuple[Path, Fingerprint, dict[str, Any], str]],
+    todo: list[Job],
     paths: Paths,
     manifest: Manifest,
     jobs: int | None,
@@ -437,26 +484,30 @@ def _execute_all(
     log: Log,
     params_file: str = "",
 ) -> dict[str, NotebookOutcome]:
+    todo = longest_first(todo, manifest)
     staging_dir = paths.executed / ".staging"
     failed_dir = paths.executed / "failed"
     workers = max(1, min(jobs or 2, os.cpu_count() or 1, len(todo)))
     progress = workers == 1 and sys.stderr.isatty()
-    jobs_by_name = {
-        nb.stem: NotebookJob(
-            name=nb.stem,
-            source=nb,
-            staging=staging_dir / nb.name,
+    jobs_by_name = {}
+    for run, _, values, _ in todo:
+        shown = params_file
+        if run.file is not None:
+            shown = f"{params_file} + {_relative(run.file, paths.root)}"
+        jobs_by_name[run.key] = NotebookJob(
+            name=run.key,
+            source=run.notebook,
+            staging=staging_dir / f"{run.key}.ipynb",
             params=values,
             cwd=paths.notebooks,
             root=paths.root,
             kernel=KERNEL_NAME,
             timeout=timeout,
             progress=progress,
-            params_file=params_file,
+            params_file=shown,
+            variant=run.name,
         )
-        for nb, _, values, _ in todo
-    }
-    reasons = {nb.stem: (fp, reason) for nb, fp, _, reason in todo}
+    reasons = {run.key: (fp, reason) for run, fp, _, reason in todo}
     total = len(todo)
     results: dict[str, NotebookOutcome] = {}
     context = multiprocessing.get_context("spawn")
@@ -483,7 +534,7 @@ def _execute_all(
                         executed_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                         seconds=outcome.seconds,
                         params=job.params,
-                        params_file=params_file,
+                        params_file=job.params_file,
                         data_files=data_files(
                             paths.sample,
                             {**default_params(job.source), **job.params},
@@ -494,7 +545,8 @@ def _execute_all(
                         root=paths.root,
                     ),
                 )
-                os.replace(job.staging, paths.executed / job.source.name)
+                retitle(job.staging, job.variant)
+                os.replace(job.staging, paths.executed / f"{name}.ipynb")
                 manifest.record(
                     name,
                     fp,
@@ -502,14 +554,14 @@ def _execute_all(
                     executed_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
                 )
                 manifest.save()
-                (failed_dir / job.source.name).unlink(missing_ok=True)
+                (failed_dir / f"{name}.ipynb").unlink(missing_ok=True)
                 log(f"  ✓ {outcome.describe()}")
             else:
                 note = ""
                 if job.staging.exists():
                     failed_dir.mkdir(parents=True, exist_ok=True)
-                    os.replace(job.staging, failed_dir / job.source.name)
-                    note = f"\n    partial output: {failed_dir / job.source.name}"
+                    os.replace(job.staging, failed_dir / f"{name}.ipynb")
+                    note = f"\n    partial output: {failed_dir / name}.ipynb"
                 log(f"  ✗ {outcome.describe()}{note}")
             results[name] = outcome
     return results

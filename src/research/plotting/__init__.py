@@ -5,20 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-OFFLINE_RENDERER = "notebook"
-"""Plotly renderer used in the notebooks.
-
-``notebook`` embeds plotly.js once (inline, no CDN) in the first figure's output and then emits
-plain ``text/html`` figures, which draw in nbconvert HTML and Quarto pages opened offline.
-Plotly's default mimetype output (``application/vnd.plotly.v1+json``) renders empty there.
-"""
+OFFLINE_RENDERER = "regime_lab"
+"""Plotly renderer used in the notebooks (``research.plotting.site``): figure HTML without
+plotly.js, thinned to the figure's width, for the site; the figure JSON for JupyterLab."""
 
 
 def use_offline_renderer() -> str:
-    """Make plotly figures render as self-contained HTML (works offline in the rendered site).
+    """Make plotly figures render offline in the site, with plotly.js loaded once per site.
 
-    Call it in a cell whose output is kept (its input hidden: ``#| echo: false``): plotly.js is
-    embedded in that output, once per page.
+    Call it in a cell whose output is kept (its input hidden: ``#| echo: false``): the cell shows
+    the ``<script>`` tag that loads the site's shared plotly.js (``assets/plotly.min.js``, no CDN)
+    before the page's first figure.
 
     Returns
     -------
@@ -26,15 +23,14 @@ def use_offline_renderer() -> str:
         The renderer name that was set.
     """
     import plotly.io as pio
+    from IPython.display import HTML, display
 
-    pio.renderers.default = OFFLINE_RENDERER
+    from research.plotting.site import plotly_script_tag, register
+
+    name = register()
     pio.templates.default = "plotly_white"
-    # embed plotly.js now, in this cell's output, rather than as an extra output of the first
-    # figure (Quarto would show that extra output as an empty "(a)" sub-figure)
-    activate = getattr(pio.renderers, "_activate_pending_renderers", None)
-    if activate is not None:
-        activate()
-    return OFFLINE_RENDERER
+    display(HTML(plotly_script_tag()))
+    return name
 
 
 def interval_bars(mid: Any, low: Any, high: Any) -> dict[str, Any]:

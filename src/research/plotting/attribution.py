@@ -89,7 +89,6 @@ def decay_figure(decay: pd.DataFrame, by: str, title: str) -> go.Figure:
         xaxis_title="trading days after the signal",
         yaxis_title="mean forward return (%)",
         height=380,
-        legend={"orientation": "h", "y": -0.25},
     )
     return fig
 
@@ -128,7 +127,6 @@ def uplift_figure(per_tune: pd.DataFrame, title: str) -> go.Figure:
         xaxis_title="start of the out-of-sample window",
         yaxis_title="out-of-sample sharpe",
         height=400,
-        legend={"orientation": "h", "y": -0.25},
     )
     return fig
 
@@ -152,7 +150,6 @@ def drift_figure(table: pd.DataFrame, current_key: str | None, title: str) -> go
         barmode="group",
         xaxis_title="share of days (%)",
         height=max(320, 28 * len(f) + 140),
-        legend={"orientation": "h", "y": -0.15},
         margin={"l": 220},
     )
     return fig

@@ -39,7 +39,6 @@ def spread_ratio_figure(ratios: pd.DataFrame, title: str = "") -> go.Figure:
         title=title,
         yaxis_title="model mid / chain mid",
         height=360,
-        legend={"orientation": "h", "y": -0.2},
     )
     return fig
 
@@ -63,6 +62,5 @@ def credits_figure(results: dict, title: str = "") -> go.Figure:
         title=title,
         yaxis_title="credit per share",
         height=360,
-        legend={"orientation": "h", "y": -0.2},
     )
     return fig

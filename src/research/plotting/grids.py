@@ -60,8 +60,8 @@ def equity_by_variant(
     fig.update_layout(
         title=title,
         height=120 + 320 * len(names),
-        legend={"orientation": "h", "y": -0.22 / len(names), "yanchor": "top"},
-        margin={"b": 90},
+        # one entry per variant: a column right of the panels, clear of every axis
+        legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
     )
     return fig
 
@@ -173,7 +173,7 @@ def permutation_null(
         )
         fig.add_vline(x=observed, line={"color": "#d62728", "width": 2}, row=1, col=col)
         fig.update_xaxes(title_text="OOS Sharpe (excess over cash)", row=1, col=col)
-    fig.update_layout(title=title, height=340, bargap=0.05, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(title=title, height=340, bargap=0.05)
     return fig
 
 
@@ -223,6 +223,5 @@ def sensitivity_chart(table: pd.DataFrame, benchmark: str, title: str = "") -> g
     fig.update_layout(
         title=title,
         height=140 + 32 * max(len(dict.fromkeys(ok["scenario"])), 1),
-        legend={"orientation": "h", "y": -0.2},
     )
     return fig

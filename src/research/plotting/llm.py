@@ -37,7 +37,6 @@ def threshold_figure(sweep: pd.DataFrame, label: str) -> go.Figure:
         title=f"Confidence threshold sweep — {label}",
         xaxis_title="keep approved trades with confidence ≥",
         height=400,
-        legend={"orientation": "h", "y": -0.25},
     )
     fig.update_yaxes(title_text="uplift over all trades ($/trade)", secondary_y=False)
     fig.update_yaxes(
@@ -78,6 +77,5 @@ def reliability_figure(bins: pd.DataFrame, label: str) -> go.Figure:
         xaxis={"range": [0, 1]},
         yaxis={"range": [0, 1]},
         height=420,
-        legend={"orientation": "h", "y": -0.25},
     )
     return fig

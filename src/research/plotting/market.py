@@ -82,7 +82,6 @@ def price_with_iv(bars: pd.DataFrame, iv: pd.DataFrame) -> go.Figure:
         )
     fig.update_layout(
         height=330 * len(symbols),
-        legend={"orientation": "h", "y": -0.08},
         margin={"t": 40, "b": 40},
     )
     return fig
@@ -133,7 +132,6 @@ def iv_proxy_fit(fit: IvProxyFit) -> go.Figure:
         f"{fit.out_of_sample.rmse:.2f} vol points)",
         yaxis_title="vol points",
         height=380,
-        legend={"orientation": "h", "y": -0.15},
     )
     return fig
 
@@ -192,6 +190,5 @@ def proxy_band(iv: pd.DataFrame, band: pd.DataFrame, symbol: str) -> go.Figure:
         title=f"{symbol} implied volatility and the uncertainty of its proxy",
         yaxis_title="vol points",
         height=380,
-        legend={"orientation": "h", "y": -0.15},
     )
     return fig

@@ -36,6 +36,27 @@ def label_colors(labels: Sequence[str]) -> dict[str, str]:
     return dict(zip(labels, colors, strict=True))
 
 
+def label_runs(dates: pd.Series, labels: pd.Series) -> pd.DataFrame:
+    """Runs of equal consecutive labels: ``start, end`` (first and last date), ``label`` (None for
+    a run of missing labels) and ``days`` (rows in the run)."""
+    values = labels.astype(object).where(labels.notna(), None).to_numpy()
+    d = pd.to_datetime(dates).to_numpy()
+    if len(values) == 0:
+        return pd.DataFrame({"start": [], "end": [], "label": [], "days": []})
+    new = np.ones(len(values), dtype=bool)
+    new[1:] = values[1:] != values[:-1]
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:] - 1, len(values) - 1)
+    return pd.DataFrame(
+        {
+            "start": pd.to_datetime(d[starts]),
+            "end": pd.to_datetime(d[ends]),
+            "label": values[starts],
+            "days": ends - starts + 1,
+        }
+    )
+
+
 def regime_strips(
     bars: pd.DataFrame,
     labels_by_model: Mapping[str, pd.DataFrame],
@@ -86,24 +107,34 @@ def regime_strips(
         part = frame.loc[frame["symbol"] == symbol]
         order = list(orders[model])
         colors = label_colors(order)
-        codes = pd.Categorical(part[column], categories=order).codes.astype(float)
+        runs = label_runs(part["date"], part[column])
+        codes = pd.Categorical(runs["label"], categories=order).codes.astype(float)
         codes[codes < 0] = np.nan
         n = max(len(order), 1)
         # discrete colour scale: code k occupies [k/n, (k+1)/n]
         scale: list[list[Any]] = []
         for k, lab in enumerate(order):
             scale += [[k / n, colors[lab]], [(k + 1) / n, colors[lab]]]
+        # one cell per run of equal labels: x holds the cells' edges (one more than z), so the
+        # strip is exact with as many cells as runs rather than one per day
+        edges = pd.concat([runs["start"], runs["end"].iloc[-1:] + pd.Timedelta(days=1)])
+        hover = [
+            f"{a:%Y-%m-%d} – {b:%Y-%m-%d}: {lab} ({d} days)"
+            for a, b, lab, d in zip(
+                runs["start"], runs["end"], runs["label"].fillna("—"), runs["days"], strict=True
+            )
+        ]
         fig.add_trace(
             go.Heatmap(
-                x=part["date"],
+                x=edges.to_numpy(),
                 y=[model],
                 z=[codes],
                 zmin=-0.5,
                 zmax=n - 0.5,
                 colorscale=scale or [[0, "#ccc"], [1, "#ccc"]],
                 showscale=False,
-                text=[part[column].fillna("—").to_numpy()],
-                hovertemplate="%{x|%Y-%m-%d}: %{text}<extra>" + model + "</extra>",
+                text=[hover],
+                hovertemplate="%{text}<extra>" + model + "</extra>",
             ),
             row=i,
             col=1,
@@ -173,13 +204,38 @@ def matrix_heatmaps(
 
 
 def share_over_time(shares: pd.DataFrame, order: Sequence[str], title: str) -> go.Figure:
-    """Stacked share of time per regime by period (from ``transitions.share_by_period``)."""
+    """Stacked share of time per regime by period (from ``transitions.share_by_period``), one
+    panel per symbol, so every bar stacks to 100 %."""
     colors = label_colors(list(order))
-    fig = go.Figure()
-    for lab in order:
-        part = shares.loc[shares["regime"] == lab]
-        fig.add_trace(go.Bar(x=part["period"], y=part["share"], name=lab, marker_color=colors[lab]))
-    fig.update_layout(barmode="stack", title=title, yaxis={"tickformat": ".0%"}, height=340)
+    symbols = list(dict.fromkeys(shares["symbol"])) if "symbol" in shares else [None]
+    fig = make_subplots(
+        rows=1,
+        cols=max(len(symbols), 1),
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=[str(s) for s in symbols] if symbols != [None] else None,
+    )
+    for col, symbol in enumerate(symbols, start=1):
+        frame = shares if symbol is None else shares.loc[shares["symbol"] == symbol]
+        for lab in order:
+            part = frame.loc[frame["regime"] == lab]
+            period = pd.to_datetime(part["period"])
+            yearly = bool(((period.dt.month == 12) & (period.dt.day == 31)).all())
+            fig.add_trace(
+                go.Bar(
+                    x=period.dt.year if yearly else period,
+                    y=part["share"],
+                    name=lab,
+                    legendgroup=lab,
+                    showlegend=col == 1,
+                    marker_color=colors[lab],
+                    hovertemplate="%{x}: %{y:.0%}<extra>" + str(lab) + "</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(barmode="stack", title=title, height=360)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return fig
 
 

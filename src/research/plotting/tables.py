@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
@@ -34,6 +35,16 @@ def _number(decimals: int):  # type: ignore[no-untyped-def]
     return fmt
 
 
+def significant_decimals(values: pd.Series, digits: int = 3, most: int = 4) -> int:
+    """Decimals that show the column's largest magnitude with ``digits`` significant digits
+    (0.1606 → 3 decimals, 1.52 → 2, 25.3 → 1, 1,530 → 0; at most ``most``)."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    finite = np.abs(numbers[np.isfinite(numbers)])
+    if not len(finite) or finite.max() == 0:
+        return min(2, most)
+    return int(min(max(digits - 1 - math.floor(math.log10(finite.max())), 0), most))
+
+
 def _percent(x: object) -> str:
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(float(x)):
         return "–"
@@ -45,7 +56,7 @@ def styled(
     *,
     percent: Sequence[str] = (),
     pvalues: Sequence[str] = (),
-    decimals: int = 2,
+    decimals: int | None = None,
     integers: Sequence[str] = (),
     dates: Sequence[str] = (),
     wrap: Sequence[str] = (),
@@ -62,7 +73,8 @@ def styled(
     pvalues
         Columns of p-values (three decimals, "< 0.001").
     decimals
-        Decimals of the other float columns.
+        Decimals of the other float columns (default: per column, three significant digits of
+        its largest value, see :func:`significant_decimals`).
     integers
         Columns shown without decimals.
     dates
@@ -84,7 +96,8 @@ def styled(
         elif col in dates:
             formats[col] = lambda x: "–" if pd.isna(x) else pd.Timestamp(x).strftime("%Y-%m-%d")
         elif pd.api.types.is_float_dtype(out[col]) or out[col].dtype == object:
-            formats[col] = _number(decimals)
+            places = significant_decimals(out[col]) if decimals is None else decimals
+            formats[col] = _number(places)
     style = out.style.format(formats).hide(axis="index")  # type: ignore[arg-type]
     # headers break at the underscores, so narrow numeric columns stay narrow
     style = style.relabel_index([str(c).replace("_", " ") for c in out.columns], axis="columns")
@@ -101,6 +114,10 @@ def styled(
             }
         )
     style = style.set_table_styles(rules)
+    # a table wider than the page scrolls sideways inside its own box instead of overflowing
+    style = style.set_table_attributes(
+        'style="display: block; max-width: 100%; overflow-x: auto; border-collapse: collapse;"'
+    )
     if caption:
         style = style.set_caption(caption)
     return style

@@ -349,6 +349,32 @@ def _seed_rng(seed: int, point: int) -> np.random.Generator:
     return np.random.default_rng([seed, point])
 
 
+def cached_fit(
+    returns: np.ndarray, k: int, *, search_reps: int, seed: int, point: int
+) -> MarkovFit:
+    """:func:`fit_markov` of one refit window, through the disk cache of
+    :mod:`research.regimes.fit_cache` (same window and settings: the stored fit)."""
+    from research.regimes import fit_cache
+
+    searched = search_reps > 0  # without a random search the fit depends on the window only
+    key = fit_cache.fit_key(
+        returns,
+        k=k,
+        search_reps=search_reps,
+        seed=seed if searched else None,
+        point=point if searched else None,
+    )
+    return fit_cache.cached(
+        key,
+        lambda: fit_markov(
+            returns,
+            k,
+            search_reps=search_reps,
+            rng=_seed_rng(seed, point) if searched else None,
+        ),
+    )
+
+
 def compute(bars: pd.DataFrame, iv: pd.Series | None, rules: Ruleset) -> pd.DataFrame:
     """Classify one symbol's bars (sorted by date) with expanding-window Markov fits.
 
@@ -396,12 +422,7 @@ def compute(bars: pd.DataFrame, iv: pd.Series | None, rules: Ruleset) -> pd.Data
     for i, p in enumerate(points):
         q = points[i + 1] if i + 1 < len(points) else n
         try:
-            fit = fit_markov(
-                y[1:p],
-                k,
-                search_reps=m.search_reps,
-                rng=_seed_rng(m.seed, p) if m.search_reps > 0 else None,
-            )
+            fit = cached_fit(y[1:p], k, search_reps=m.search_reps, seed=m.seed, point=p)
             fit_date = dates[p - 1]
         except ValueError:
             failed[p:q] = True

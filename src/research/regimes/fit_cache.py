@@ -1,0 +1,87 @@
+"""Disk cache of Markov-switching fits, so notebooks that classify the same bars share them.
+
+A fit is a pure function of its training window and settings; its key hashes the window's
+returns (bytes), ``k``, the search settings, the optimiser's iteration limit, the versions of
+statsmodels, scipy and numpy, and the source of ``research.regimes.markov``. An entry is
+therefore only reused for the same inputs computed by the same code, and a cached fit is
+bit-for-bit the fit that would be computed (a test checks this).
+
+The folder defaults to ``data/cache/markov_fits`` in the project; ``RESEARCH_FIT_CACHE`` sets
+another folder, or ``off`` to always fit. Files are written atomically (temporary file, then
+rename), so notebooks running at the same time can share the folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+ENV_VAR = "RESEARCH_FIT_CACHE"
+"""Environment variable: the cache folder, or ``off``."""
+_OFF = ("", "off", "0", "none", "false")
+T = TypeVar("T")
+
+
+def cache_folder() -> Path | None:
+    """Where fits are kept (None: caching is off)."""
+    setting = os.environ.get(ENV_VAR)
+    if setting is None:
+        from research.config import PATHS
+
+        return PATHS.data / "cache" / "markov_fits"
+    if setting.strip().lower() in _OFF:
+        return None
+    return Path(setting).expanduser()
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    import scipy
+    import statsmodels
+
+    from research.regimes import markov
+
+    source = Path(markov.__file__).read_bytes()
+    versions = f"{statsmodels.__version__}|{scipy.__version__}|{np.__version__}"
+    return hashlib.sha256(source + versions.encode()).hexdigest()
+
+
+def fit_key(returns: np.ndarray, **settings: object) -> str:
+    """Key of one fit: the window's returns and the settings, with the code version."""
+    h = hashlib.sha256(np.ascontiguousarray(returns, dtype=np.float64).tobytes())
+    h.update(repr(sorted(settings.items())).encode())
+    h.update(_code_version().encode())
+    return h.hexdigest()
+
+
+def cached(key: str, compute: Callable[[], T]) -> T:
+    """The value stored under ``key``, or ``compute()`` stored there (exceptions not cached)."""
+    folder = cache_folder()
+    if folder is None:
+        return compute()
+    path = folder / key[:2] / f"{key}.pkl"
+    try:
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        pass  # missing or unreadable (e.g. written by another version): fit again
+    value = compute()
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fit-", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full disk only costs the next run a refit
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return value

@@ -1,0 +1,220 @@
+"""Every page of both renders served on 127.0.0.1 (as a web server would publish them; Quarto's
+module scripts do not load from file:// URLs) and opened in a real browser (headless Chromium, no
+network): no
+JavaScript errors other than the known offline CDN requests, every plotly figure drawn (its SVG in
+the DOM), no table wider than the content column outside a scroll box, and no legend over an
+axis's labels.
+
+Needs Chromium, its WebDriver (Debian ``chromium``, ``chromium-driver``; ``make test`` installs
+them when it can) and selenium; skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from research.config import Paths
+
+KNOWN_CDN = (
+    "cdnjs.cloudflare.com",
+    "cdn.jsdelivr.net",
+    "fonts.googleapis.com",
+    "fonts.gstatic.com",
+)
+"""Hosts Quarto's pages load jQuery, require.js, MathJax and the theme's web font from
+(unreachable offline)."""
+OFFLINE_CONSEQUENCES = ("define is not defined",)
+"""Errors that follow from a known CDN request failing: Quarto puts
+``define('jquery', …)`` right after loading require.js from cdnjs."""
+
+PAGE_CHECK = r"""
+const column = document.querySelector('main.content, .rl-body, main') || document.body;
+const box = column.getBoundingClientRect();
+const figures = [...document.querySelectorAll('.plotly-graph-div')];
+const drawn = figures.filter(f => f.querySelector('svg.main-svg')).length;
+const wide = [];
+for (const table of document.querySelectorAll('table')) {
+  const r = table.getBoundingClientRect();
+  if (r.width === 0 || r.right <= box.right + 1) continue;
+  let el = table, scrolls = false;
+  while (el && el !== column) {
+    const style = getComputedStyle(el);
+    if ((style.overflowX === 'auto' || style.overflowX === 'scroll')
+        && el.getBoundingClientRect().right <= box.right + 1) { scrolls = true; break; }
+    el = el.parentElement;
+  }
+  if (!scrolls) wide.push((table.textContent || '').trim().slice(0, 60));
+}
+const overlaps = [];
+const meet = (a, b) => Math.max(0, Math.min(a.right, b.right) - Math.max(a.left, b.left))
+  * Math.max(0, Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top));
+for (const f of figures) {
+  const legend = f.querySelector('g.legend');
+  if (!legend) continue;
+  const lb = legend.getBoundingClientRect();
+  const labels = '.xtick text, .ytick text, .g-xtitle text, .g-ytitle text';
+  for (const label of f.querySelectorAll(labels)) {
+    if (meet(lb, label.getBoundingClientRect()) > 4) {
+      overlaps.push((f.querySelector('.gtitle') || {}).textContent || f.id);
+      break;
+    }
+  }
+}
+const external = performance.getEntriesByType('resource').map(e => e.name)
+  .filter(n => n.startsWith('http'));
+return JSON.stringify({figures: figures.length, drawn, wide, overlaps, external,
+                       width: box.width});
+"""
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[dev]')")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip(
+            "Chromium or chromedriver not found (Debian: apt-get install chromium "
+            "chromium-driver; make test installs them when run as root)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        "--window-size=1300,1000",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _errors(driver: Any) -> list[str]:
+    """Console errors, except failed requests to the known CDNs (the machine is offline), what
+    follows from them, and the browser's own favicon request."""
+    out = []
+    entries = driver.get_log("browser")
+    cdn_failed = any(host in str(e.get("message", "")) for e in entries for host in KNOWN_CDN)
+    for entry in entries:
+        if entry.get("level") != "SEVERE":
+            continue
+        message = str(entry.get("message", ""))
+        if any(host in message for host in KNOWN_CDN) or "favicon.ico" in message:
+            continue
+        if any(text in message for text in OFFLINE_CONSEQUENCES) and cdn_failed:
+            continue
+        out.append(message)
+    return out
+
+
+@contextlib.contextmanager
+def served(site: Path) -> Iterator[str]:
+    """``site`` on a local HTTP server (a thread); yields its base URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _open(driver: Any, url: str) -> dict[str, Any]:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, 30).until(
+        lambda d: (
+            json.loads(d.execute_script(PAGE_CHECK))["drawn"]
+            == json.loads(d.execute_script(PAGE_CHECK))["figures"]
+        )
+    )
+    return json.loads(driver.execute_script(PAGE_CHECK))  # type: ignore[no-any-return]
+
+
+def _check_site(driver: Any, site: Path, *, cdn_allowed: bool) -> int:
+    pages = [site / "index.html", *sorted((site / "executed").glob("*.html"))]
+    assert len(pages) >= 9
+    figures = 0
+    with served(site) as base:
+        for page in pages:
+            figures += _check_page(driver, base, page.relative_to(site).as_posix(), cdn_allowed)
+    return figures
+
+
+def _check_page(driver: Any, base: str, name: str, cdn_allowed: bool) -> int:
+    """Open one page and check it; returns its number of figures."""
+    driver.get_log("browser")  # drop what earlier pages logged
+    result = _open(driver, base + name)
+    assert _errors(driver) == [], name
+    assert result["drawn"] == result["figures"], name
+    assert result["wide"] == [], (name, result["width"])
+    assert result["overlaps"] == [], name
+    hosts = {u.split("/")[2] for u in result["external"]} - {base.split("/")[2]}
+    assert hosts <= (set(KNOWN_CDN) if cdn_allowed else set()), (name, hosts)
+    return int(result["figures"])
+
+
+def test_fallback_pages_in_a_real_browser(browser: Any, rendered: Paths) -> None:
+    assert _check_site(browser, rendered.site, cdn_allowed=False) >= 30
+
+
+def test_quarto_pages_in_a_real_browser(browser: Any, quarto_site: Path) -> None:
+    assert _check_site(browser, quarto_site, cdn_allowed=True) >= 30
+
+
+def test_plotly_draws_when_require_js_has_defined_amd(browser: Any, tmp_path: Path) -> None:
+    """Quarto pages load require.js from a CDN when online; plotly.js must still become
+    ``window.Plotly`` (simulated with a ``define`` that swallows modules)."""
+    import plotly.graph_objects as go
+
+    from research.plotting.site import SiteRenderer, plotly_js_file, plotly_script_tag
+
+    (tmp_path / "assets").mkdir()
+    shutil.copy(plotly_js_file(), tmp_path / "assets" / "plotly.min.js")
+    figure = SiteRenderer().to_mimebundle(go.Figure(go.Scatter(y=[1, 3, 2])).to_dict())
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<!DOCTYPE html><html><body><main>"
+        "<script>window.define = function () { window.swallowed = true; };"
+        "window.define.amd = {};</script>"
+        f"{plotly_script_tag(depth=0)}{figure['text/html']}</main></body></html>"
+    )
+    with served(tmp_path) as base:
+        result = _open(browser, base + page.name)
+    assert result["figures"] == result["drawn"] == 1
+    assert browser.execute_script("return window.swallowed === undefined")
+    assert browser.execute_script("return typeof window.define") == "function"  # put back
