@@ -33,7 +33,7 @@ report: install
 	$(BIN)/research run $(ARGS)
 
 ## Run the whole test suite: pytest, plus nbval over the notebooks with small parameters
-test: install postgres
+test: install postgres browser
 	rm -rf $(NBVAL_DIR)
 	$(BIN)/research notebooks prepare --params notebooks/params/small.yaml --out $(NBVAL_DIR)
 	$(BIN)/python -m pytest tests $(NBVAL_DIR) --nbval-lax --nbval-kernel-name regime-lab -p no:cacheprovider $(PYTEST_ARGS)
@@ -48,6 +48,18 @@ postgres: install
 	    || echo "could not install PostgreSQL: the database tests will be skipped"; \
 	else \
 	  echo "PostgreSQL binaries not found and not installable here (needs root and apt-get): the database tests will be skipped"; \
+	fi
+
+## Install Debian's Chromium and its WebDriver for the browser test of the site (as root, apt)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "Chromium and chromedriver found: the browser test opens every page"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Chromium (apt-get install chromium chromium-driver) for the browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "could not install Chromium: the browser test will be skipped"; \
+	else \
+	  echo "Chromium not found and not installable here (needs root and apt-get): the browser test will be skipped"; \
 	fi
 
 ## Open JupyterLab in the project's environment (kernel "Python (Regime Lab)")
@@ -71,4 +83,4 @@ clean:
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[36m%-10s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install report test lab lint bench clean help
+.PHONY: install report test postgres browser lab lint bench clean help

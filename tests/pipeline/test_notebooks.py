@@ -15,18 +15,19 @@ from research.config import Paths
 from research.pipeline.runner import discover, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-# figures each notebook must draw (02: two symbols' regime strips, agreement, transitions,
-# share of time, snapshot counts)
-# 01: proxy fit, proxy band, price/IV, yearly; 03: OOS controls, permutation null,
-# sensitivity, in-sample equity, a stress heatmap per market; 04: OOS controls, sensitivity,
-# in-sample equity, two stress heatmaps; 05: heatmap of all agents, one per cluster (3), decay;
+# figures each notebook must draw; a cell that shows one figure per market or cluster stacks
+# them into one figure (one output, one caption in Quarto)
+# 01: proxy fit, proxy band, price/IV, yearly; 02: regime strips (both markets), agreement,
+# transitions, share of time, snapshot counts; 03: OOS controls, permutation null, sensitivity,
+# in-sample equity, stress heatmaps (every market); 04: OOS controls, sensitivity, in-sample
+# equity, two stress heatmaps; 05: heatmap of all agents, one for the clusters, decay;
 # 06: uplift per tune, drift of the regime mix; 07: threshold sweep, reliability
 FIGURES = {
     "01_market_data": 4,
-    "02_market_regimes": 6,
-    "03_regime_multiplier_grid": 6,
+    "02_market_regimes": 5,
+    "03_regime_multiplier_grid": 5,
     "04_portfolio_limits_grid": 5,
-    "05_regime_attribution": 5,
+    "05_regime_attribution": 3,
     "06_tune_attribution": 2,
     "07_llm_threshold_calibration": 2,
     "08_option_chains": 2,
