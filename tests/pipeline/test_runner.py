@@ -328,3 +328,26 @@ def test_empty_file_is_the_default_parameters(project: Paths) -> None:
     file.write_text("")
     variant = load_variant(project.notebooks / "01_a.ipynb", file)
     assert variant.key == "01_a--same" and variant.params == {}
+
+
+def test_longest_first_uses_last_times_then_hints(project: Paths) -> None:
+    from research.pipeline.manifest import Fingerprint, Manifest
+    from research.pipeline.runner import longest_first
+    from research.pipeline.variants import Variant
+
+    for name, hint in (("01_a", 5), ("02_b", 30)):
+        path = project.notebooks / f"{name}.ipynb"
+        nb = nbformat.read(str(path), as_version=4)
+        nb.metadata["regime_lab"] = {"expected_seconds": hint}
+        nbformat.write(nb, str(path))
+    write_notebook(project.notebooks / "03_c.ipynb", "pass")  # no hint, never run
+    fp = Fingerprint("s", "p", "d", "c")
+    todo = [
+        (Variant(project.notebooks / f"{n}.ipynb"), fp, {}, "r") for n in ("01_a", "02_b", "03_c")
+    ]
+    manifest = Manifest(project.executed / ".manifest.json")
+    order = [job[0].key for job in longest_first(todo, manifest)]
+    assert order == ["03_c", "02_b", "01_a"]  # unknown first, then the hints, longest first
+    manifest.record("01_a", fp, seconds=60.0)  # a recorded time beats the hint
+    order = [job[0].key for job in longest_first(todo, manifest)]
+    assert order == ["03_c", "01_a", "02_b"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -233,53 +233,65 @@ def spread_ratios(
     kind: Literal["call", "put"] = "call" if call else "put"
     rows = []
     index_of = index.set_index(["date", "symbol"])["iv"]
-    for (quote_day, und), part in chains.loc[chains["type"] == kind].groupby(
-        ["quote_date", "underlying"]
-    ):
-        day = pd.Timestamp(quote_day)  # type: ignore[arg-type]
+    sub = chains.loc[chains["type"] == kind]
+    # numpy columns once; each quote date is then a slice of positions (no per-day pandas work)
+    price = sub["underlying_price"].to_numpy(dtype=float, na_value=np.nan)
+    bid = sub["bid"].to_numpy(dtype=float, na_value=np.nan)
+    ask = sub["ask"].to_numpy(dtype=float, na_value=np.nan)
+    strike = sub["strike"].to_numpy(dtype=float, na_value=np.nan)
+    expiry = pd.to_datetime(sub["expiration"]).to_numpy("datetime64[ns]")
+    deltas = sub["delta"].to_numpy(dtype=float, na_value=np.nan) if "delta" in sub.columns else None
+    vols = sub["iv"].to_numpy(dtype=float, na_value=np.nan) if "iv" in sub.columns else None
+    day_ns = np.timedelta64(1, "D")
+    groups: dict[tuple[Any, Any], np.ndarray] = dict(
+        sub.groupby(["quote_date", "underlying"], sort=True).indices  # type: ignore[arg-type]
+    )
+    for quote_day, und in sorted(groups):
+        pos = groups[(quote_day, und)]
+        day = pd.Timestamp(quote_day)
         key = (day, str(und))
         if key not in index_of.index:
             continue
-        s = float(part["underlying_price"].iloc[0])
-        quoted = part.loc[(part["ask"] > 0) & (part["ask"] >= part["bid"])]
-        future = quoted.loc[(quoted["expiration"] - day).dt.days >= sp.target_dte]
-        if future.empty:
+        s = float(price[pos[0]])
+        quoted = pos[(ask[pos] > 0) & (ask[pos] >= bid[pos])]
+        days_left = (expiry[quoted] - day.to_datetime64()) // day_ns
+        future = quoted[days_left >= sp.target_dte]
+        if not len(future):
             continue
-        exp = future["expiration"].min()
-        legs = future.loc[future["expiration"] == exp]
-        t = (exp - day).days / 365.0
+        exp = expiry[future].min()
+        legs = future[expiry[future] == exp]
+        t = int((exp - day.to_datetime64()) // day_ns) / 365.0
         q = cfg.dividend_yield(str(und))
-        if "delta" in legs.columns and legs["delta"].notna().all():
-            delta = legs["delta"].abs().to_numpy()
+        ks_all = strike[legs]
+        if deltas is not None and not np.isnan(deltas[legs]).any():
+            delta = np.abs(deltas[legs])
         else:
-            iv = legs["iv"].to_numpy() if "iv" in legs.columns else None
+            iv = vols[legs] if vols is not None else None
             if iv is None or np.isnan(iv).any():
                 iv = implied_vols(
-                    (0.5 * (legs["bid"] + legs["ask"])).to_numpy(),
+                    0.5 * (bid[legs] + ask[legs]),
                     s,
-                    legs["strike"].to_numpy(),
+                    ks_all,
                     t,
                     cfg.rate,
                     q,
                     np.full(len(legs), call),
                 )
-            delta = np.abs(
-                np.asarray(bs_delta(s, legs["strike"].to_numpy(), t, cfg.rate, iv, kind, q))
-            )
-        otm = (legs["strike"] > s) if call else (legs["strike"] < s)
-        ok = otm.to_numpy() & (delta >= sp.min_delta) & (delta <= sp.max_delta)
+            delta = np.abs(np.asarray(bs_delta(s, ks_all, t, cfg.rate, iv, kind, q)))
+        otm = (ks_all > s) if call else (ks_all < s)
+        ok = otm & (delta >= sp.min_delta) & (delta <= sp.max_delta)
         if not ok.any():
             continue
         mid_d = 0.5 * (sp.min_delta + sp.max_delta)
         i = np.flatnonzero(ok)[np.argmin(np.abs(delta[ok] - mid_d))]
-        ks = float(legs["strike"].iloc[i])
+        ks = float(ks_all[i])
         want = ks + sp.width_pct / 100 * s if call else ks - sp.width_pct / 100 * s
-        beyond = legs.loc[(legs["strike"] > ks) if call else (legs["strike"] < ks)]
-        if beyond.empty:
+        beyond = ks_all[(ks_all > ks) if call else (ks_all < ks)]
+        if not len(beyond):
             continue
-        kl = float(beyond["strike"].iloc[np.argmin(np.abs(beyond["strike"].to_numpy() - want))])
-        short, long_ = legs.iloc[i], legs.loc[legs["strike"] == kl].iloc[0]
-        chain_mid = 0.5 * (short["bid"] + short["ask"]) - 0.5 * (long_["bid"] + long_["ask"])
+        kl = float(beyond[np.argmin(np.abs(beyond - want))])
+        short, long_ = legs[i], legs[np.flatnonzero(ks_all == kl)[0]]
+        chain_mid = 0.5 * (bid[short] + ask[short]) - 0.5 * (bid[long_] + ask[long_])
         if not chain_mid > 0:
             continue
         atm = cfg.atm_intercept + cfg.atm_ratio * float(index_of.loc[key])
@@ -306,7 +318,7 @@ def spread_ratios(
             {
                 "quote_date": day,
                 "underlying": und,
-                "expiration": exp,
+                "expiration": pd.Timestamp(exp),
                 "short_strike": ks,
                 "long_strike": kl,
                 "chain_mid": float(chain_mid),

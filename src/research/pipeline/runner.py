@@ -462,17 +462,33 @@ def prune_orphans(paths: Paths, manifest: Manifest, log: Log = _print) -> list[P
     return removed
 
 
+def expected_seconds(notebook: Path) -> float | None:
+    """The run time hint in a notebook's metadata (``metadata.regime_lab.expected_seconds``: its
+    default run on 2 cores), used to order a first run that has no recorded times."""
+    import json
+
+    try:
+        meta = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError):
+        return None
+    value = (meta.get("regime_lab") or {}).get("expected_seconds")
+    return float(value) if isinstance(value, int | float) else None
+
+
 def longest_first(todo: list[Job], manifest: Manifest) -> list[Job]:
-    """Start the notebooks that took longest last time first (shortest makespan on few workers);
-    notebooks never timed keep pipeline order, ahead of the timed ones (they may be long, and in
-    a first run pipeline order lets later notebooks reuse what earlier ones cached)."""
+    """Start the longest notebooks first (shortest makespan on few workers): by the time each
+    took last run, else its notebook's ``expected_seconds`` hint; notebooks with neither go
+    first, in pipeline order (they may be long)."""
 
-    def last_seconds(item: Job) -> float:
+    def seconds(item: Job) -> float:
         entry = manifest.entries.get(item[0].key) or {}
-        seconds = entry.get("seconds")
-        return float(seconds) if isinstance(seconds, int | float) else float("inf")
+        last = entry.get("seconds")
+        if isinstance(last, int | float):
+            return float(last)
+        hint = expected_seconds(item[0].notebook)
+        return hint if hint is not None else float("inf")
 
-    return sorted(todo, key=lambda item: (-last_seconds(item), item[0].key))
+    return sorted(todo, key=lambda item: (-seconds(item), item[0].key))
 
 
 def _execute_all(
