@@ -163,13 +163,14 @@ def _open(driver: Any, url: str) -> dict[str, Any]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)
-    WebDriverWait(driver, 30).until(
-        lambda d: (
-            json.loads(d.execute_script(PAGE_CHECK))["drawn"]
-            == json.loads(d.execute_script(PAGE_CHECK))["figures"]
-        )
-    )
-    return json.loads(driver.execute_script(PAGE_CHECK))  # type: ignore[no-any-return]
+    results: list[dict[str, Any]] = []
+
+    def drawn(d: Any) -> bool:  # one check per poll; the last one is the page's result
+        results.append(json.loads(d.execute_script(PAGE_CHECK)))
+        return bool(results[-1]["drawn"] == results[-1]["figures"])
+
+    WebDriverWait(driver, 30).until(drawn)
+    return results[-1]
 
 
 def _check_site(driver: Any, site: Path, *, cdn_allowed: bool) -> int:

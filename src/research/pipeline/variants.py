@@ -54,6 +54,14 @@ def variant_folder(paths: Paths, notebook: Path) -> Path:
     return paths.params / notebook.stem
 
 
+def parameter_files(paths: Paths, notebook: Path) -> list[Path]:
+    """The named parameter files of ``notebook`` (``*.yaml``, ``*.yml``), in name order."""
+    folder = variant_folder(paths, notebook)
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
 def load_variant(notebook: Path, file: Path) -> Variant:
     """Read one parameter file (a mapping of parameter names to values)."""
     import yaml
@@ -84,10 +92,7 @@ def variants_of(paths: Paths, notebooks: Sequence[Path]) -> list[Variant]:
     out: list[Variant] = []
     for nb in notebooks:
         out.append(Variant(nb))
-        folder = variant_folder(paths, nb)
-        if folder.is_dir():
-            files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
-            out.extend(load_variant(nb, f) for f in files)
+        out.extend(load_variant(nb, f) for f in parameter_files(paths, nb))
     return out
 
 
@@ -96,10 +101,7 @@ def published_keys(paths: Paths) -> set[str]:
     notebooks = sorted(paths.notebooks.glob("[0-9][0-9]_*.ipynb"))
     keys = {nb.stem for nb in notebooks}
     for nb in notebooks:
-        folder = variant_folder(paths, nb)
-        if folder.is_dir():
-            for f in [*folder.glob("*.yaml"), *folder.glob("*.yml")]:
-                keys.add(nb.stem + SEPARATOR + f.stem)
+        keys.update(nb.stem + SEPARATOR + f.stem for f in parameter_files(paths, nb))
     return keys
 
 
