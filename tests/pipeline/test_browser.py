@@ -159,17 +159,23 @@ def served(site: Path) -> Iterator[str]:
         server.server_close()
 
 
-def _open(driver: Any, url: str) -> dict[str, Any]:
+def _open(driver: Any, url: str, expected: int) -> dict[str, Any]:
+    """Load ``url`` and wait (up to 30 s) until its ``expected`` figures are in the DOM and
+    drawn; returns the page check (the last one, if they never were)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)
     results: list[dict[str, Any]] = []
 
-    def drawn(d: Any) -> bool:  # one check per poll; the last one is the page's result
+    def drawn(d: Any) -> bool:
         results.append(json.loads(d.execute_script(PAGE_CHECK)))
-        return bool(results[-1]["drawn"] == results[-1]["figures"])
+        return bool(results[-1]["figures"] == results[-1]["drawn"] == expected)
 
-    WebDriverWait(driver, 30).until(drawn)
+    try:
+        WebDriverWait(driver, 30, poll_frequency=0.25).until(drawn)
+    except TimeoutException:
+        pass  # the assertions on the last check say what is missing
     return results[-1]
 
 
@@ -179,21 +185,23 @@ def _check_site(driver: Any, site: Path, *, cdn_allowed: bool) -> int:
     figures = 0
     with served(site) as base:
         for page in pages:
-            figures += _check_page(driver, base, page.relative_to(site).as_posix(), cdn_allowed)
+            expected = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
+            name = page.relative_to(site).as_posix()
+            figures += _check_page(driver, base, name, expected, cdn_allowed)
     return figures
 
 
-def _check_page(driver: Any, base: str, name: str, cdn_allowed: bool) -> int:
-    """Open one page and check it; returns its number of figures."""
+def _check_page(driver: Any, base: str, name: str, expected: int, cdn_allowed: bool) -> int:
+    """Open one page (``expected`` figures in its HTML) and check it; returns the figures drawn."""
     driver.get_log("browser")  # drop what earlier pages logged
-    result = _open(driver, base + name)
+    result = _open(driver, base + name, expected)
     assert _errors(driver) == [], name
-    assert result["drawn"] == result["figures"], name
+    assert result["figures"] == result["drawn"] == expected, (name, result)
     assert result["wide"] == [], (name, result["width"])
     assert result["overlaps"] == [], name
     hosts = {u.split("/")[2] for u in result["external"]} - {base.split("/")[2]}
     assert hosts <= (set(KNOWN_CDN) if cdn_allowed else set()), (name, hosts)
-    return int(result["figures"])
+    return int(result["drawn"])
 
 
 def test_fallback_pages_in_a_real_browser(browser: Any, rendered: Paths) -> None:
@@ -222,7 +230,7 @@ def test_plotly_draws_when_require_js_has_defined_amd(browser: Any, tmp_path: Pa
         f"{plotly_script_tag(depth=0)}{figure['text/html']}</main></body></html>"
     )
     with served(tmp_path) as base:
-        result = _open(browser, base + page.name)
+        result = _open(browser, base + page.name, 1)
     assert result["figures"] == result["drawn"] == 1
     assert browser.execute_script("return window.swallowed === undefined")
     assert browser.execute_script("return typeof window.define") == "function"  # put back
