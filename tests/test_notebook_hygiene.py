@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import nbformat
@@ -16,6 +17,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_thin_parameterised_and_clean(path: Path) -> None:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    ids = [c.get("id") for c in raw["cells"]]
+    # nbformat 4.5 cells carry unique ids (a cell without one is a validation warning now and
+    # an error in future nbformat versions)
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: every cell needs a unique id"
     nb = nbformat.read(str(path), as_version=4)
     assert nb.metadata["kernelspec"]["name"] == KERNEL_NAME
     assert nb.cells[0].cell_type == "raw" and "title:" in nb.cells[0].source

@@ -462,7 +462,8 @@ def _conventions_text(cfg: object, tickers: tuple[str, ...], counters: dict[str,
             f"half-spread {m.half_spread_pct:g}% of mid (min "
             f"{'one tick' if m.min_half_spread is None else f'${m.min_half_spread:g}'}), "
             f"width {m.width_pct:g}% of spot (>= {cfg.spread.min_width_steps} steps), "  # type: ignore[attr-defined]
-            f"x{m.multiplier:g} per contract, ${m.fee_per_contract:g} per contract per leg"
+            f"x{m.multiplier:g} per contract, ${m.fee_per_contract:g} per contract per leg, "
+            f"monthly expirations settle at the {'open (AM)' if m.am_settled else 'close (PM)'}"
         )
     skipped = counters.get("credit_below_costs", 0)
     if skipped:

@@ -59,12 +59,13 @@ def attribute_signals(
     for note in [*study.market.notes, *study.prepared.notes()]:
         typer.echo(f"note: {note}", err=True)
     cols = [by, "regime", "n", "mean_return", "ci_low", "ci_high", "hit_rate", "base_hit_rate"]
-    cols += ["excess_return", "excess_ci_low", "excess_ci_high", "enough"]
+    cols += ["excess_return", "excess_ci_low", "excess_ci_high", "excess_p", "enough"]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         typer.echo(
             f"{len(study.prepared.usable):,} signals with a regime and a 20-day outcome; "
             "in-sample; 95% intervals: mean by month-cluster bootstrap, hit rate Wilson "
-            "(records counted as independent: too narrow)"
+            "(records counted as independent: too narrow), excess over the base rate by "
+            f"{sg.EXCESS_METHOD}"
         )
         typer.echo(table[[c for c in cols if c in table]].round(4).to_string(index=False))
         wide = decay.pivot(index=by, columns="horizon", values="mean_return")
@@ -91,6 +92,13 @@ def attribute_experiments(
     model: Annotated[str, typer.Option(help="Regime model for dominant_regime.")] = "vix_trend",
     metric: Annotated[str, typer.Option(help="Column ranking the configs.")] = "pnl_pct",
     min_experiments: Annotated[int, typer.Option(help="Runs per config in a regime.")] = 5,
+    grouping: Annotated[
+        str,
+        typer.Option(
+            help="entry_regime (the regime known when each experiment started; default) or "
+            "dominant_regime (the regime most of its days fell in: in-sample hindsight)."
+        ),
+    ] = "entry_regime",
     hmm: Annotated[bool, typer.Option(help="Compute avg_hmm_trend / avg_hmm_vol.")] = True,
     learned_out: Annotated[
         Path | None, typer.Option(help="Write the learned per-regime configs (JSON).")
@@ -119,6 +127,12 @@ def attribute_experiments(
     if experiments is not None and db is not None:
         typer.echo("error: give --experiments FILE or --db SQLITE, not both", err=True)
         raise typer.Exit(1)
+    if grouping not in ex.GROUPINGS:
+        typer.echo(
+            f"error: --grouping must be entry_regime or dominant_regime, got {grouping!r}",
+            err=True,
+        )
+        raise typer.Exit(1)
     if write and db is None:
         typer.echo("error: --write needs --db (the SQLite file to write to)", err=True)
         raise typer.Exit(1)
@@ -132,7 +146,9 @@ def attribute_experiments(
             model=model,
             markov=hmm,
         )
-        best = ex.best_by_regime(study.tagged, metric=metric, min_experiments=min_experiments)
+        best = ex.best_by_regime(
+            study.tagged, by=grouping, metric=metric, min_experiments=min_experiments
+        )
         plan = experiments_db.plan(db, study.tagged, table=table) if db is not None else None
     except (ContractError, RulesetError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -140,13 +156,18 @@ def attribute_experiments(
     for note in study.market.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(
-        f"{len(study.tagged):,} experiments from {study.source}; dominant regime by {model}; "
-        "in-sample; overlapping windows make the intervals indicative"
+        f"{len(study.tagged):,} experiments from {study.source}; grouped by {model} "
+        f"{ex.GROUPINGS[grouping]}; in-sample; best vs runner-up: {ex.RUNNER_UP_TEST}"
     )
-    typer.echo(study.tagged["dominant_regime"].value_counts().to_string())
+    typer.echo(study.tagged[grouping].value_counts(dropna=False).to_string())
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         typer.echo("\nbest configuration per regime:")
         typer.echo(best.round(4).to_string(index=False))
+    for _, row in best.loc[best["loses_money"]].iterrows():
+        typer.echo(
+            f"  {row['regime']}: the best configuration loses money (mean pnl_pct "
+            f"{row['pnl_pct']:.2f}); the selector stands aside there unless opted in"
+        )
     for regime, why in best.attrs.get("skipped", {}).items():
         typer.echo(f"  {regime}: not compared ({why})")
     if learned_out is not None:
@@ -243,9 +264,10 @@ def attribute_tunes(
     )
     typer.echo(ok["regime_key"].value_counts().rename("tunes").to_string())
     result = tu.uplift(study.records, a, min_tunes=min_tunes)
+    shown = result.summary.drop(columns="method").round(3).to_string(index=False)
     typer.echo(
         "\nuplift of regime-selected parameters, out of sample, walk-forward (paired per tune, "
-        f"95% CI resampling OOS years):\n{result.summary.round(3).to_string(index=False)}"
+        f"95% {tu.UPLIFT_METHOD}):\n{shown}"
     )
     typer.echo(result.verdict())
     for note in result.notes:

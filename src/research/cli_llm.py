@@ -180,11 +180,13 @@ def llm_analyze(
         typer.echo(result.headline().replace("**", ""))
         typer.echo("\napproved vs rejected (95%: Wilson; month-cluster bootstrap):")
         typer.echo(result.approval.round(3).to_string(index=False))
+        typer.echo(result.tests_text())
+        typer.echo(result.controls_text().replace("**", "").replace("*", ""))
         typer.echo("\nconfidence thresholds (approved trades with confidence >= t):")
         typer.echo(result.sweep.round(3).to_string(index=False))
         typer.echo(result.threshold.text())
         if len(result.prompts):
-            typer.echo("\nprompt variants, paired (McNemar; bootstrap of P&L kept):")
+            typer.echo("\nprompt variants, paired (edges of their disagreements, month-clustered):")
             typer.echo(result.prompts.round(4).to_string(index=False))
         s = result.calibration_scores
         typer.echo(

@@ -19,13 +19,19 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_sample_signals_table_and_heatmap(tmp_path: Path) -> None:
     out, heat = tmp_path / "t.csv", tmp_path / "h.parquet"
+    from research.attribution.service import load_signal_study
+
+    prepared = load_signal_study().prepared  # the counts, derived from the sample itself
+    n, ended = len(prepared.usable), prepared.without_return
     res = _run("--out", str(out), "--heatmap-out", str(heat), "--by", "cluster")
     assert res.returncode == 0, res.stderr
-    assert "3,157 signals with a regime and a 20-day outcome; in-sample" in res.stdout
-    assert "20 records have no 20-day forward return" in res.stderr
+    assert f"{n:,} signals with a regime and a 20-day outcome; in-sample" in res.stdout
+    assert f"{ended} records have no 20-day forward return" in res.stderr
+    assert "excess over the base rate by joint date-matched bootstrap" in res.stdout
     table = read_table(out)
     assert set(table["cluster"]) == {"trend_following", "contrarian", "macro_defensive"}
-    assert table["n"].sum() == 3157 and read_table(heat)["n"].sum() == 3157
+    assert table["n"].sum() == n and read_table(heat)["n"].sum() == n
+    assert "excess_p" in table.columns
 
 
 def test_own_signals_on_own_bars_and_bad_input(goog_csv: Path, tmp_path: Path) -> None:

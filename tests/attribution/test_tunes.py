@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from research.attribution import tunes as tn
 from research.regimes.keys import compute_regime_key
@@ -632,7 +633,7 @@ def _walk(rows: list[dict], *, min_tunes: int) -> tuple[pd.DataFrame, tn.UpliftR
     attributed = tn.attribute_tunes(
         records, _walk_labels(), schema_version=SCHEMA, ruleset_id=RULES
     )
-    return attributed, tn.uplift(records, attributed, min_tunes=min_tunes, reps=300)
+    return attributed, tn.uplift(records, attributed, min_tunes=min_tunes)
 
 
 def test_walk_forward_attribution_is_as_designed() -> None:
@@ -685,11 +686,27 @@ def test_uplift_walk_forward_by_hand() -> None:
         "random": [0.4 - 1.6 / 3, 0.9 - 1.3 / 3, -0.4 - 0.6 / 3],
     }
     assert res.summary["vs"].tolist() == list(diffs)
+    # OOS years 2021-2023 span 3 years: blocks of 2 (the smallest L with L**3 >= 3) aligned on
+    # 2021 -> {2021, 2022}, {2023}: two clusters, one degree of freedom
+    assert res.block_years == 2 and res.clusters == "blocks of 2 consecutive OOS start years"
+    groups = [[0, 1], [2]]
     for vs, d in diffs.items():
         row = res.row(vs)
         assert row["n"] == 3 and row["mean_diff"] == pytest.approx(sum(d) / 3), vs
-        # the resampled means of 3 yearly clusters lie between the smallest and largest diff
-        assert min(d) - 1e-12 <= row["ci_low"] <= row["ci_high"] <= max(d) + 1e-12, vs
+        # the CR1 variance of a mean by hand: G/(G-1) * (N-1)/(N-K) * sum of squared cluster
+        # sums of the residuals / N**2, with G = 2 blocks, N = 3 tunes, K = 1
+        e = np.asarray(d) - np.mean(d)
+        var = 2 / 1 * (3 - 1) / (3 - 1) * sum(e[g].sum() ** 2 for g in groups) / 9
+        half = stats.t.ppf(0.975, 1) * math.sqrt(var)
+        interval = (np.mean(d) - half, np.mean(d) + half)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(interval, rel=1e-9), vs
+        p = 2 * stats.t.sf(abs(np.mean(d)) / math.sqrt(var), 1)
+        assert row["p"] == pytest.approx(p, rel=1e-9), vs
+        assert (row["clusters"], row["years"], row["block_years"]) == (2, 3, 2), vs
+        # clustered by single years (the former rule) it was the one-sample t-interval
+        single = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+        assert row["ci_low"] != pytest.approx(single.low), vs
+        assert row["method"] == tn.UPLIFT_METHOD
     assert res.skipped == {
         "T1": "no earlier tune with an OOS score",
         "T5": "no tagged bar before the OOS window",
@@ -698,6 +715,7 @@ def test_uplift_walk_forward_by_hand() -> None:
     }
     assert res.notes[0].startswith("0 of 3 evaluated tunes fell back")
     assert res.verdict() == "only 3 tunes could be evaluated: too few for a verdict"
+    assert res.evaluated == 3 < tn.MIN_TUNES_FOR_VERDICT
 
 
 def test_uplift_history_ends_before_the_oos_window() -> None:
@@ -748,17 +766,30 @@ def test_uplift_skips_a_tune_without_the_selected_parameters() -> None:
 
 
 def _summary(
-    n: int, base: tuple[float, float, float], blind: tuple[float, float, float]
+    n: int,
+    base: tuple[float, float, float],
+    blind: tuple[float, float, float],
+    blocks: int | None = 6,
 ) -> pd.DataFrame:
+    """A summary with ``blocks`` blocks of 3 OOS years (None: a summary without the columns)."""
+    extra = {} if blocks is None else {"clusters": blocks, "block_years": 3}
     return pd.DataFrame(
         [
-            {"vs": "baseline", "n": n, "mean_diff": base[0], "ci_low": base[1], "ci_high": base[2]},
+            {
+                "vs": "baseline",
+                "n": n,
+                "mean_diff": base[0],
+                "ci_low": base[1],
+                "ci_high": base[2],
+                **extra,
+            },
             {
                 "vs": "regime-blind",
                 "n": n,
                 "mean_diff": blind[0],
                 "ci_low": blind[1],
                 "ci_high": blind[2],
+                **extra,
             },
         ]
     )
@@ -767,10 +798,11 @@ def _summary(
 def test_uplift_verdict_branches() -> None:
     few = tn.uplift_verdict(_summary(4, (1.0, 0.5, 1.5), (1.0, 0.5, 1.5)))
     assert few == "only 4 tunes could be evaluated: too few for a verdict"
+    assert tn.MIN_TUNES_FOR_VERDICT == 5  # the page reads the rule from here
 
     both = tn.uplift_verdict(_summary(8, (0.3, 0.1, 0.5), (0.2, 0.05, 0.4)))
     assert both.startswith("regime-selected parameters beat the baseline out of sample")
-    assert "mean OOS sharpe difference +0.30 (95% CI +0.10 to +0.50, 8 tunes)" in both
+    assert "mean OOS sharpe difference +0.30 (95% CI +0.10 to +0.50, 8 tunes in 6 blocks" in both
     assert both.endswith("and beat the same lookup ignoring the regime (+0.20, CI +0.05 to +0.40)")
 
     only = tn.uplift_verdict(_summary(8, (0.3, 0.1, 0.5), (0.0, -0.2, 0.2)))
@@ -781,7 +813,7 @@ def test_uplift_verdict_branches() -> None:
     worse = tn.uplift_verdict(_summary(6, (-0.4, -0.7, -0.1), (0.3, 0.1, 0.5)))
     assert worse == (
         "regime-selected parameters do worse than the baseline out of sample, mean OOS sharpe "
-        "difference -0.40 (95% CI -0.70 to -0.10, 6 tunes)"
+        "difference -0.40 (95% CI -0.70 to -0.10, 6 tunes in 6 blocks of years)"
     )
 
     # an interval touching 0 is not evidence either way
@@ -790,6 +822,67 @@ def test_uplift_verdict_branches() -> None:
         assert none.startswith("no evidence that regime-selected parameters beat the baseline")
 
     assert "(90% CI" in tn.uplift_verdict(_summary(8, (0.3, 0.1, 0.5), (0, -1, 1)), alpha=0.1)
+
+
+def test_too_few_blocks_of_years_give_no_verdict() -> None:
+    """Intervals above zero on 40 tunes, but in 4 blocks of years: no verdict (the interval
+    rests on 3 degrees of freedom); 5 blocks are enough."""
+    assert tn.MIN_BLOCKS_FOR_VERDICT == 5
+    few = tn.uplift_verdict(_summary(40, (0.3, 0.1, 0.5), (0.2, 0.05, 0.4), blocks=4))
+    assert few == (
+        "the 40 evaluated tunes fall in 4 blocks of 3 consecutive out-of-sample years: too few "
+        "independent blocks for a verdict (at least 5 needed)"
+    )
+    one = tn.uplift_verdict(_summary(40, (0.3, np.nan, np.nan), (0.2, np.nan, np.nan), blocks=1))
+    assert one.startswith("the 40 evaluated tunes fall in 1 block of 3 consecutive")
+    enough = tn.uplift_verdict(_summary(40, (0.3, 0.1, 0.5), (0.2, 0.05, 0.4), blocks=5))
+    assert enough.startswith("regime-selected parameters beat the baseline out of sample")
+    # fewer tunes than the minimum is said first
+    assert tn.uplift_verdict(_summary(4, (0.3, 0.1, 0.5), (0.2, 0.05, 0.4), blocks=1)) == (
+        "only 4 tunes could be evaluated: too few for a verdict"
+    )
+
+
+def test_year_blocks_by_hand() -> None:
+    """Block length: the smallest L with L**3 >= the years spanned; aligned on the first year."""
+    blocks, length = tn.year_blocks(np.arange(2002, 2019).repeat(2))  # the sample: 17 years
+    assert length == 3 and blocks.max() == 5  # 2002-04, ..., 2014-16, 2017-18: 6 blocks
+    assert blocks[:8].tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+    for span, want in ((1, 1), (2, 2), (8, 2), (9, 3), (27, 3), (28, 4)):
+        assert tn.year_blocks([2000, 2000 + span - 1])[1] == want, span
+    # a gap in the years: blocks stay on the calendar (2000-01, 2002-03, 2004-05 for 6 years)
+    assert tn.year_blocks([2000, 2001, 2005, 2003])[0].tolist() == [0, 0, 2, 1]
+    empty, one = tn.year_blocks([])
+    assert empty.tolist() == [] and one == 1
+
+
+def test_uplift_without_spread_has_no_p_value() -> None:
+    """Every evaluated tune's selected parameters beat its baseline by the same 0.2: a
+    difference without spread (up to rounding) measures no uncertainty, so the interval and
+    p are NaN — never a p of 0, which the former own t-interval gave for equal values."""
+    # T3's selected a=3 run: 0.9 -> 0.8 (baseline 0.6); T4's baseline: 0.3 -> -0.6 (selected -0.4)
+    changes = {("T3", "oos", "T3-R3"): 0.8, ("T4", "oos", "T4-R1"): -0.6}
+    rows = [
+        {**r, "sharpe": changes.get((r["tune_id"], r["split"], r["run_id"]), r["sharpe"])}
+        for r in _walk_rows()
+    ]
+    _, res = _walk(rows, min_tunes=1)
+    per = res.per_tune.set_index("tune_id")
+    d = (per["selected_oos"] - per["baseline_oos"]).to_numpy()
+    assert d == pytest.approx([0.2, 0.2, 0.2])
+    row = res.row("baseline")
+    assert row["mean_diff"] == pytest.approx(0.2) and row["clusters"] == 2
+    assert np.isnan(row["p"]) and np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
+    assert "have no spread (all +0.20): no interval, no verdict" in tn.uplift_verdict(
+        res.summary.assign(n=6, clusters=5)
+    )
+
+
+def test_uplift_without_an_interval_gives_no_verdict() -> None:
+    # a summary that does not say how many blocks, and has no interval
+    assert tn.uplift_verdict(
+        _summary(6, (0.2, np.nan, np.nan), (0.1, np.nan, np.nan), blocks=None)
+    ) == ("the 6 evaluated tunes give no interval: no verdict")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -375,7 +375,7 @@ def test_populated_values_equal_the_attribution_and_the_leaderboard(
     spx01 = got[tune_uuid("TUNE-SPX-01")]
     assert best_run["TUNE-SPX-01"] == "TUNE-SPX-01-R13"
     assert spx01["regime_key"] == K + "trending|_|noisy" and spx01["vol_tag"] is None
-    assert spx01["best_oos_score"] == pytest.approx(0.8992324326, abs=1e-10)
+    assert spx01["best_oos_score"] == float(oos.loc["TUNE-SPX-01-R13", "sharpe"])
     # the best run id points at the stored run, whose params and OOS sharpe are the same
     joined = _pg(
         url,
@@ -529,6 +529,43 @@ def test_best_with_fallback(study: TuneStudy, duck_file: Path) -> None:
     # another schema version: nothing comparable
     res = tunes_db.best_with_fallback(duck_file, WS, "regime_v9|default_v1|flat|_|noisy")
     assert res.distance is None and res.rows.empty and "no tunes" in res.text()
+
+
+# --------------------------------------------------------------------------- uplift summary
+
+
+def test_the_sample_uplift_is_clustered_by_blocks_of_years(study: TuneStudy) -> None:
+    """On the sample's 34 evaluated tunes (OOS years 2002-2018): blocks of 3 years aligned on
+    2002 (6 blocks), the baseline interval the CR1 t-interval on them, worked by hand; the
+    notebook summary carries the blocks and the rule."""
+    import math
+
+    from scipy import stats
+
+    from research.attribution import tunes as tn
+
+    uplift = tn.uplift(study.records, study.attributed)
+    summary = study.summary(uplift, tn.drift(study.labels, study.attributed))
+    per = uplift.per_tune
+    years = pd.to_datetime(per["oos_start"]).dt.year.to_numpy()
+    assert (years.min(), years.max(), len(per)) == (2002, 2018, 34)
+    blocks = (years - 2002) // 3
+    d = (per["selected_oos"] - per["baseline_oos"]).to_numpy(float)
+    e = d - d.mean()
+    g, n = 6, len(d)
+    # CR1: G/(G-1) * (N-1)/(N-K) (K = 1 coefficient) * the squared block sums of the residuals
+    var = g / (g - 1) * sum(e[blocks == b].sum() ** 2 for b in range(g))
+    se = math.sqrt(var) / n
+    half = stats.t.ppf(0.975, g - 1) * se
+    row = uplift.row("baseline")
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert row["p"] == pytest.approx(2 * stats.t.sf(abs(d.mean()) / se, g - 1))
+    assert (row["clusters"], row["years"], row["block_years"]) == (6, 17, 3)
+    assert summary["uplift_blocks"] == 6 and summary["uplift_block_years"] == 3
+    assert summary["min_blocks_for_verdict"] == tn.MIN_BLOCKS_FOR_VERDICT == 5
+    assert summary["uplift_method"] == tn.UPLIFT_METHOD and "blocks of" in tn.UPLIFT_METHOD
+    assert summary["uplift_verdict"] == uplift.verdict()
+    assert "34 tunes in 6 blocks of years" in summary["uplift_verdict"]
 
 
 # --------------------------------------------------------------------------- bad input
@@ -717,7 +754,7 @@ def test_cli_duckdb_dry_run_write_and_queries(tmp_path: Path) -> None:
     assert "dry run, nothing written" in out and not dry_db.exists()
     assert "would insert 36 tunes and 576 runs" in out
     lines = out.splitlines()
-    columns = ["vs", "n", "mean_diff", "ci_low", "ci_high"]
+    columns = ["vs", "n", "mean_diff", "ci_low", "ci_high", "p", "clusters", "years", "block_years"]
     head = next(i for i, s in enumerate(lines) if s.split() == columns)
     assert [lines[head + j].split()[0] for j in range(1, 5)] == [
         "baseline",

@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from research.backtest.calibrate import SmileFit, calibrate, implied_vols, load_smile, spread_ratios
-from research.backtest.pricing import DEFAULT_ATM_RATIO, DEFAULT_SKEW_SLOPE, bs_price, implied_vol
+from research.backtest.pricing import (
+    DEFAULT_ATM_RATIO,
+    DEFAULT_SKEW_SLOPE,
+    SkewModel,
+    bs_price,
+    implied_vol,
+)
+from research.backtest.smile import atm_ratio_for
 from research.backtest.spreads import BacktestConfig, ConfigError
 from research.data import market
 from research.data.contracts import validate
@@ -133,7 +140,14 @@ def test_cli_calibrate_then_backtest_with_the_fitted_smile(
     assert default.returncode == fitted.returncode == 0, fitted.stderr
     assert default.stdout != fitted.stdout  # the fitted smile prices differently
     assert DEFAULT_SKEW_SLOPE != pytest.approx(fit.slope, abs=0.01)
-    assert DEFAULT_ATM_RATIO > 0
+    # the default ATM map, recomputed as pricing documents it: the ATM / index ratio at which
+    # the default smile's own VIX (Cboe's method, research.backtest.smile) equals the index
+    assert DEFAULT_ATM_RATIO == pytest.approx(atm_ratio_for(SkewModel()), abs=5e-4)
+    assert DEFAULT_ATM_RATIO == pytest.approx(0.880, abs=5e-4)
+    # the fitted map at an index of 15 % is the chain's own (0.86), not the default's
+    fitted = fit.atm_ratio + fit.atm_intercept / 0.15
+    assert fitted == pytest.approx(TRUE.atm_ratio, abs=0.01)
+    assert abs(fitted - DEFAULT_ATM_RATIO) > 0.01
     bad = subprocess.run(
         [exe, "chains", "calibrate", "--chains", str(tmp_path / "none.csv"), "--out", str(out)],
         capture_output=True,

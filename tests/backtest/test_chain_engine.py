@@ -1,5 +1,7 @@
 """Spreads priced from option chains: hand-checked strike choice, fills, marks, profit target,
-stop, expiry, missing quotes; sizing and limits; the same outputs, windows and grids."""
+stop, expiry, missing quotes; sizing and limits; the same outputs, windows and grids; the
+settlement rule (last trading day on or before the expiration, AM monthlies at the open)
+re-implemented with pandas on a synthetic SPX chain (hand-worked cases: test_settlement.py)."""
 
 from __future__ import annotations
 
@@ -253,3 +255,49 @@ def test_windows_and_grids_run_unchanged_on_chains(synthetic_panel: MarketPanel)
     assert len(frame) == len(single.trades) > 50
     assert (frame["expiration"].dt.day_of_week == 4).all()  # the synthetic chain lists Fridays
     assert single.counters["missing_quotes"] > 0
+
+
+def test_every_expiry_settles_on_its_last_trading_day_at_the_open_or_close(
+    synthetic_panel: MarketPanel,
+) -> None:
+    """The settlement rule, re-implemented with pandas on two years of synthetic SPX quotes
+    (every Friday listed, Good Fridays 2015-04-03 and 2016-03-25 included): a spread held to
+    expiry settles on the last trading day on or before its expiration date; SPX monthlies (a
+    third Friday, day 15-21, or the Thursday before one that is not a trading day) at the
+    intrinsic value from that day's open (AM), weeklies from its close (PM)."""
+    cfg = BacktestConfig().replace(
+        **{
+            "spread.profit_target_pct": 100.0,
+            "spread.stop_loss_pct": 1e6,
+            "limits.max_positions": 8,
+            "limits.max_portfolio_heat_pct": 100.0,
+            "limits.max_per_underlying_pct": 100.0,
+        }
+    )
+    trades = run_backtest(synthetic_panel, cfg).trades
+    held = trades.loc[trades["exit_reason"] == "expiration"]
+    assert len(held) > 100
+    dates = synthetic_panel.dates
+    opens, closes = synthetic_panel.opens()[:, 0], synthetic_panel.close[:, 0]
+    n_am = n_holiday = 0
+    for t in held.itertuples():
+        exp = t.expiration
+        day = dates[dates <= exp].max()
+        assert t.exit_date == day
+        friday = exp + pd.Timedelta(days=1)  # a Thursday before a third-Friday holiday
+        monthly = (exp.day_of_week == 4 and 15 <= exp.day <= 21) or (
+            exp.day_of_week == 3
+            and 15 <= friday.day <= 21
+            and friday <= dates[-1]
+            and friday not in dates
+        )
+        s = (opens if monthly else closes)[dates.get_loc(day)]
+        intrinsic = min(max(s - t.short_strike, 0.0), t.long_strike - t.short_strike)
+        assert t.debit == pytest.approx(intrinsic, abs=1e-12)
+        n_am += monthly
+        n_holiday += day != exp
+    assert n_am > 10 and n_holiday >= 1
+    # the opens and closes of the monthly settlement days differ: the rule is not idle
+    monthly_days = held.loc[held["expiration"].dt.day.between(15, 21), "exit_date"]
+    idx = dates.get_indexer(monthly_days)
+    assert (opens[idx] != closes[idx]).all()

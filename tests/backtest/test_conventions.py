@@ -1,9 +1,10 @@
 """Per-underlying market conventions: parsing with clear errors, each field reaching the
-engine (strike grid, tick, half-spread, width, multiplier, fees), trades whose credit does not
-clear its costs skipped and counted, and the default spread on a real stock."""
+engine (strike grid, tick, half-spread, width, multiplier, fees, AM settlement), trades whose
+credit does not clear its costs skipped and counted, and the default spread on a real stock."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,13 @@ import pytest
 
 from research.backtest.conventions import (
     MarketConvention,
+    am_settled,
     load_conventions,
     merge,
     parse_convention_options,
 )
-from research.backtest.run import run_backtest
-from research.backtest.spreads import BacktestConfig, config_from_dict
+from research.backtest.run import _config_arrays, run_backtest
+from research.backtest.spreads import BacktestConfig, ConfigError, config_from_dict
 
 from .test_engine import make_panel
 
@@ -62,6 +64,81 @@ def test_bad_yaml_names_file_symbol_and_field(tmp_path: Path, text: str, message
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_conventions(path)
+
+
+def test_am_settlement_defaults_and_overrides(tmp_path: Path) -> None:
+    # on by default for the AM-settled index monthlies, off for the rest (IXIC stands in for
+    # QQQ, whose options settle PM)
+    assert [am_settled(s) for s in ("SPX", "NDX", "RUT")] == [True, True, True]
+    assert [am_settled(s) for s in ("IXIC", "QQQ", "SPY", "SPXW", "spx")] == [False] * 5
+    path = tmp_path / "conv.yaml"
+    path.write_text("SPX: {am_settled: false}\nXSP: {am_settled: yes}\nRUT: {tick: 0.05}\n")
+    conv = dict(load_conventions(path))
+    assert conv["SPX"] == MarketConvention(am_settled=False)
+    assert conv["XSP"] == MarketConvention(am_settled=True)
+    assert [am_settled(s, conv[s]) for s in ("SPX", "XSP", "RUT")] == [False, True, True]
+    # --convention text: true/false, yes/no, on/off, 1/0; a False set on top is kept
+    items = ["SPX:am_settled=FALSE", "XSP:am_settled=on", "NDX:am_settled=0,tick=0.1"]
+    cli = dict(merge(tuple(conv.items()), parse_convention_options(items)))
+    assert cli["SPX"].am_settled is False and cli["XSP"].am_settled is True
+    assert cli["NDX"] == MarketConvention(tick=0.1, am_settled=False)
+    # a config's conventions reach the kernels as one flag per ticker
+    cfg = config_from_dict(
+        {"conventions": {"SPX": {"am_settled": False}, "IXIC": {"am_settled": 1}}}
+    )
+    a = _config_arrays([BacktestConfig(), cfg], (), ("SPX", "IXIC", "RUT"))
+    assert a["am"].tolist() == [[1, 0, 1], [0, 1, 1]]
+
+
+def test_the_kernels_settle_as_the_configs_convention_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One place decides a ticker's settlement: the kernels' flag is
+    ``BacktestConfig.convention(ticker).am_settled``, whatever decides that."""
+    own = BacktestConfig.convention
+
+    def flipped(self: BacktestConfig, symbol: str) -> MarketConvention:
+        return dataclasses.replace(own(self, symbol), am_settled=symbol == "IXIC")
+
+    monkeypatch.setattr(BacktestConfig, "convention", flipped)
+    a = _config_arrays([BacktestConfig()], (), ("SPX", "IXIC"))
+    assert a["am"].tolist() == [[0, 1]]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "SPX: {am_settled: maybe}",
+            r"conv\.yaml: SPX: am_settled must be true or false, got 'maybe'$",
+        ),
+        ("SPX: {am_settled: 2}", r"conv\.yaml: SPX: am_settled must be true or false, got 2$"),
+        (
+            "SPX: {am_settled: [true]}",
+            r"conv\.yaml: SPX: am_settled must be true or false, got \[True\]$",
+        ),
+        (
+            "SPX: {settlement: am}",
+            r"conv\.yaml: SPX: unknown field\(s\) \['settlement'\]; known: .*am_settled",
+        ),
+    ],
+)
+def test_bad_am_settled_names_file_symbol_and_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "conv.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        load_conventions(path)
+    assert "\n" not in str(info.value)
+    # the same value given on the command line, in a config, or to the dataclass
+    if "unknown" in message:
+        return
+    value = text.split(": ", 2)[2].rstrip("}")
+    with pytest.raises(ValueError, match=r"^--convention: SPX: am_settled must be true or false"):
+        parse_convention_options([f"SPX:am_settled={value}"])
+    with pytest.raises(ConfigError, match=r"conventions: SPX: am_settled must be true or false"):
+        config_from_dict({"conventions": {"SPX": {"am_settled": value}}})
+    with pytest.raises(ValueError, match=r"^f.yaml: SPX: am_settled must be true or false, got 1$"):
+        MarketConvention(am_settled=1).check("SPX", "f.yaml")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("item", ["MSFT", "MSFT:", "MSFT:tick", ":tick=0.01"])

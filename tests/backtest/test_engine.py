@@ -25,6 +25,8 @@ from research.backtest.run import (
 from research.backtest.spreads import BacktestConfig, ConfigError, config_from_dict
 
 SKEW = SkewModel()
+AM_SYMBOLS = ("SPX", "NDX", "RUT")
+"""Symbols whose third-Friday (monthly) expirations settle at the open by default."""
 
 
 def make_panel(
@@ -99,8 +101,11 @@ def reference(
 ) -> tuple[np.ndarray, list[dict]]:
     """The module docstrings' rules, written out plainly: fixed or scaled sizing times the
     regime multiplier of the entry day's label (``labels``: days x tickers of str or None),
-    the IV-percentile filter, portfolio limits, dividend yields, cash earning the rate, and
-    fills at the close or at the next open."""
+    the IV-percentile filter, portfolio limits, dividend yields, cash earning the rate, fills
+    at the close or at the next open, and settlement on the expiry day: at the open for a
+    monthly expiry of SPX, NDX or RUT (unless the config's conventions say otherwise) — a third
+    Friday, or a Thursday before a third Friday missing from the panel (a holiday) — before
+    anything else that day, else at the close."""
     sp, fl, lim, sz = cfg.spread, cfg.fills, cfg.limits, cfg.sizing
     call = sp.strategy == "bear_call"
     r = cfg.rate
@@ -115,7 +120,17 @@ def reference(
     days = panel.dates
     n, k = panel.close.shape
     previous_close = np.vstack([panel.close[:1], panel.close[:-1]])
-    opens = previous_close if panel.open is None else panel.open
+    # a missing open is the previous close
+    opens = (
+        previous_close
+        if panel.open is None
+        else np.where(panel.open > 0, panel.open, previous_close)
+    )
+    own = dict(cfg.conventions)
+    am_symbol = [
+        own[t].am_settled if t in own and own[t].am_settled is not None else t in AM_SYMBOLS
+        for t in panel.tickers
+    ]
     divs = [cfg.dividend_yield(t) for t in panel.tickers]
     mults = dict(sz.regime_multipliers)
     growth = (1 + r) ** (1 / 252)
@@ -148,9 +163,39 @@ def reference(
     def at_risk(positions: list[dict]) -> float:
         return sum((abs(p["kl"] - p["ks"]) - p["credit"]) * 100 * p["n"] for p in positions)
 
+    def third_friday(day: pd.Timestamp) -> bool:
+        return day.day_of_week == 4 and 15 <= day.day <= 21
+
+    def monthly(day: pd.Timestamp) -> bool:
+        # a third Friday; or the Thursday before one that is not a trading day: inside the
+        # panel's range but not one of its days (Good Friday 2008-03-21: Thursday 03-20)
+        friday = day + pd.Timedelta(days=1)
+        holiday = friday <= days[-1] and friday not in days
+        return third_friday(day) or (day.day_of_week == 3 and third_friday(friday) and holiday)
+
     for d in range(n):
         if d > 0:
             realized *= growth
+        # AM settlement first: today is the expiry, a monthly one, of an AM-settled symbol;
+        # intrinsic value from today's open, no fees, any exit ordered for this open dropped
+        am_today = monthly(days[d])
+        for pos in [p for p in open_ if p["state"] != "entry"]:
+            if am_today and am_symbol[pos["j"]] and pos["exp"] == d:
+                s = opens[d, pos["j"]]
+                width = abs(pos["kl"] - pos["ks"])
+                debit = min(max((s - pos["ks"]) if call else (pos["ks"] - s), 0.0), width)
+                pnl = (pos["credit"] - debit) * 100 * pos["n"]
+                realized += pnl
+                done.append(
+                    {
+                        **pos,
+                        "exit": d,
+                        "reason": "expiration",
+                        "debit": debit,
+                        "pnl": pnl - 2 * fl.fee_per_contract * pos["n"],
+                    }
+                )
+                open_.remove(pos)
         # orders from yesterday's close fill at today's open
         for pos in [p for p in open_ if p["state"] != "open"]:
             s = opens[d, pos["j"]]
@@ -177,7 +222,7 @@ def reference(
             reason = None
             if d >= pos["exp"]:
                 debit = min(max((s - pos["ks"]) if call else (pos["ks"] - s), 0.0), width)
-                fees, reason = 0.0, "expiration"
+                fees, reason = 0.0, "expiration"  # PM: at the expiry day's close
             else:
                 value = mid(pos, s, years(d, pos["exp"]), atm_of(panel.mark_iv[d, pos["j"]]))
                 debit = min(value + half(value, s), width)
@@ -337,6 +382,40 @@ REFERENCE_CASES = {
         "sizing.mode": "scaled",
         "sizing.regime_multipliers": {"bull_high_vol": 0.75, "bear_high_vol": 0.4},
     },
+    # four-week spreads near the money, so that SPX expiries fall on third Fridays and settle at
+    # the open (AM) at a value the close would not give; with next-open fills, one exit ordered
+    # for a third Friday's open is superseded by the settlement
+    "am_settled_spx_four_weeks_held_to_expiry": {
+        "spread.target_dte": 28,
+        "spread.min_delta": 0.35,
+        "spread.max_delta": 0.45,
+        "spread.profit_target_pct": 100,
+        "spread.stop_loss_pct": 1e6,
+    },
+    "am_settled_spx_four_weeks_bull_put_next_open": {
+        "spread.target_dte": 28,
+        "spread.strategy": "bull_put",
+        "spread.min_delta": 0.3,
+        "spread.max_delta": 0.45,
+        "fills.timing": "next_open",
+        "spread.stop_loss_pct": 300.0,
+        "spread.profit_target_pct": 90,
+        "limits.max_positions": 8,
+    },
+    # a put spread opened every day, held to expiry: SPX's March 2008 monthly expires on
+    # Thursday 03-20 (Good Friday 03-21 is not a trading day) and settles at that open, 1,299.67,
+    # below the short strike 1,327.5 (the full width, 20); that close (1,329.51) would give 0
+    "am_settled_spx_good_friday_thursday_bull_put_held": {
+        "spread.strategy": "bull_put",
+        "spread.target_dte": 28,
+        "spread.min_delta": 0.35,
+        "spread.max_delta": 0.45,
+        "spread.profit_target_pct": 100,
+        "spread.stop_loss_pct": 1e6,
+        "limits.max_positions": 40,
+        "limits.max_portfolio_heat_pct": 100.0,
+        "limits.max_per_underlying_pct": 100.0,
+    },
     "no_dividends_rate_5pct_steep_smile_atm_map": {
         "dividend_yields": {},
         "rate": 0.05,
@@ -372,6 +451,20 @@ def test_engine_equals_the_reference_on_real_2007_09_data(
         assert result.counters["iv_filter"] > 100
     if cfg.limits.max_per_underlying_pct < 10:  # the limits really cut trades
         assert result.counters["limits"] > 0
+    if cfg.spread.target_dte == 28:  # SPX third-Friday expiries really settled at the open
+        exits = got["exit_date"]
+        am = (
+            (got["exit_reason"] == "expiration")
+            & (got["ticker"] == "SPX")
+            & (exits.dt.day_of_week == 4)
+            & exits.dt.day.between(15, 21)
+        )
+        assert am.sum() >= 2
+    if cfg.limits.max_positions == 40:  # the Thursday before Good Friday settled at its open
+        thu = got.loc[(got["ticker"] == "SPX") & (got["exit_date"] == "2008-03-20")]
+        assert list(thu["exit_reason"]) == ["expiration"]
+        assert list(thu["debit"]) == [20.0] and thu["short_strike"].iloc[0] == 1327.5
+        assert pd.Timestamp("2008-03-21") not in spx_2008.dates
     if cfg.fills.timing == "next_open":  # fills at the open: entry prices are opens
         opens = spx_2008.open[
             spx_2008.dates.get_indexer(got["entry_date"]),

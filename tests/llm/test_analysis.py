@@ -1,46 +1,55 @@
-"""The trade filter's analysis (``research.llm.analysis`` and ``research.llm.service.analyze``),
+"""The trade filter's analysis (``research.llm.analysis``) and ``research.llm.service.analyze``,
 proven on constructed decisions with known answers.
 
 What is proven, each against values counted by hand or computed independently in the test
 (numpy, scipy, statsmodels called directly — never numbers copied from a run of the code):
 
+- ``clustered_test``: a mean and a difference of means with entry-month clustered errors, by
+  hand (3 clusters), against a sandwich written out in numpy and against statsmodels' OLS called
+  here; duplicating every trade within its month adds no evidence (the old z-test's p collapses);
+- ``rotation_p``: by hand on 4 values, and equal to every shift counted one by one (``np.roll``);
+  ties count against the filter; a NaN or infinite value gives no p-value (never 0);
 - ``join`` attaches each decision's P&L, win (P&L > 0) and entry regime; decisions of trades that
   are not in the trades file raise, naming them;
-- ``approval_table``: per group (approved, rejected, all, error) the count, the win rate with its
-  Wilson interval (statsmodels and the closed form), mean and total P&L; the P&L interval
-  brackets the mean, resamples whole entry months, and is NaN with a single month;
-- ``approval_tests``: the win-rate difference and its two-proportion z-test, the P&L difference
-  and Welch's t, on hand counts (and the closed forms);
-- ``controls``: an oracle filter (approves exactly the winners) sits at the permutation floor
-  ``1/(reps+1)``; a filter independent of P&L does not beat a random one; the best simple rule
-  is chosen in-sample (P&L rising with IV percentile -> "highest iv_percentile"), a filter equal
-  to it differs by exactly 0 out of sample, and the rule keeps ``round(rate * n)`` trades;
-- ``threshold_sweep`` and ``recommend_threshold``: kept counts, win rate, mean/total P&L and
-  uplift by hand; rejected trades never kept; the threshold is chosen on the first half by date
-  only (changing the second half does not move it) and reported on the second half;
-- ``compare_prompts``: McNemar (exact binomial under 25 disagreements, corrected chi-square
-  from 25) on the hand 2x2 table, the paired P&L kept and the approval shares;
-- ``calibration``: the forecast is the confidence when approving and 1 - confidence when
-  rejecting; Brier, base-rate Brier, skill and ECE by hand; a calibrated bin has ECE 0;
-- ``by_regime`` per regime by hand (a missing regime is ``(none)``); ``verdict``, every branch
-  and its boundaries, naming the provider;
-- ``service.analyze``: primary prompt ``balanced``, the model and prompt errors, and the provider
-  named in ``summary()`` and ``headline()`` (the heuristic is "not an LLM").
-
-Two findings of these tests were fixed in the code and are pinned here: a forecast on a bin edge
-(0.3, 0.6, 0.7, or 1 - 0.8) falls in the bin that starts there, and ``recommend_threshold`` keeps
-at least ``min_kept`` trades as documented.
+- ``approval_table``: per group the count, the Wilson interval, mean and total P&L; the P&L
+  interval resamples whole entry months;
+- ``approval_tests``: win-rate and P&L differences with the clustered test of statsmodels, only
+  when approved and rejected trades each span ``MIN_MONTHS`` entry months (the differences are
+  still given below that, without a p-value);
+- ``controls``: the random filter is the **rotation** null (a block filter on a block of winners
+  gets exactly 1/n, where an i.i.d. permutation would give 1/C(n, k)); an oracle sits at 1/n; the
+  rule is chosen in-sample at the filter's in-sample count and keeps **exactly the filter's
+  out-of-sample count**; its paired test agrees with statsmodels; a filter equal to the rule
+  differs by exactly 0, and that comparison — like one without out-of-sample approvals — is
+  *untested*, not failed;
+- ``threshold_sweep`` and ``recommend_threshold``: by hand; the threshold is chosen by
+  **per-trade uplift** — on a losing strategy where the largest total (the old rule) would pick the
+  threshold keeping the fewest, worst trades — on the first half only, and tested on the second
+  against rotations of its kept set (counted shift by shift here); a threshold that does not
+  help in sample is not recommended;
+- ``compare_prompts``: shares, disagreements, accuracy, P&L kept; the win and P&L edges of the
+  disagreements and their clustered tests against statsmodels;
+- ``calibration``: Brier, base-rate Brier, skill and ECE by hand;
+- ``by_regime``: per regime by hand; its p-values are the same clustered and rotation tests and
+  are left out when approved or rejected trades span too few entry months;
+- ``verdict_code`` / ``verdict``: every code on hand-made inputs and its boundaries; the sign of
+  the win-rate difference alone never decides; a few months of data, or a control that did not
+  run, give ``untested`` — never ``hurts`` or ``no_value_beyond_rule``;
+- options: a bad value raises a one-line ``ValueError`` naming the option and the value;
+- ``service.analyze``: primary prompt, errors, the summary keys the findings page reads (trades
+  decided, entry months, no recommended threshold when none helps in sample).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, fields, replace
 
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from scipy import stats
-from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from research.data.contracts import validate
@@ -270,6 +279,195 @@ def test_approval_table_gives_no_pnl_interval_within_one_month() -> None:
     assert tab.loc["error", "n"] == 0 and np.isnan(tab.loc["error", "win_rate"])
 
 
+def _months_of(dates: Sequence[pd.Timestamp] | pd.Series) -> np.ndarray:
+    d = pd.to_datetime(pd.Series(list(dates)))
+    return (d.dt.year * 12 + d.dt.month).to_numpy()
+
+
+def _peer(y: Numbers, groups: Numbers, dummy: Numbers | None = None) -> tuple[float, ...]:
+    """statsmodels' OLS with cluster-robust errors, called here: (estimate, se, p, lo, hi)."""
+    yv = np.asarray(y, float)
+    x = np.ones((len(yv), 1)) if dummy is None else sm.add_constant(np.asarray(dummy, float))
+    res = sm.OLS(yv, x).fit(cov_type="cluster", cov_kwds={"groups": np.asarray(groups)}, use_t=True)
+    lo, hi = res.conf_int()[-1]
+    return float(res.params[-1]), float(res.bse[-1]), float(res.pvalues[-1]), float(lo), float(hi)
+
+
+def _rotations_by_hand(values: Numbers, mask: Numbers) -> float:
+    """Every circular shift of the mask, one by one."""
+    v, m = np.asarray(values, float), np.asarray(mask, bool)
+    observed = v[m].sum()
+    sums = [v[np.roll(m, s)].sum() for s in range(len(v))]
+    return float(np.mean([s >= observed - 1e-9 for s in sums]))
+
+
+# ---------------------------------------------------------------------------------------------
+# clustered_test and rotation_p
+
+
+def test_clustered_mean_by_hand() -> None:
+    # three clusters of two: residuals -2.5 -1.5 | -0.5 0.5 | 1.5 2.5, cluster sums -4, 0, 4
+    out = an.clustered_test([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1, 1, 2, 2, 3, 3])
+    var = (3 / 2) * (16 + 0 + 16) / 36  # CR1 G/(G-1) (K = 1: (N-1)/(N-K) = 1) x sum S^2 / N^2
+    assert out.estimate == pytest.approx(3.5)
+    assert out.se == pytest.approx(np.sqrt(var))  # 1.1547
+    assert out.clusters == 3 and out.df == 2
+    t = 3.5 / np.sqrt(var)
+    assert out.p == pytest.approx(2 * stats.t.sf(t, 2))  # 0.0938
+    assert out.p == pytest.approx(0.0938, abs=1e-4)
+    half = stats.t.ppf(0.975, 2) * np.sqrt(var)
+    assert (out.ci_low, out.ci_high) == pytest.approx((3.5 - half, 3.5 + half))
+    assert (out.estimate, out.se, out.p, out.ci_low, out.ci_high) == pytest.approx(
+        _peer([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1, 1, 2, 2, 3, 3])
+    )
+
+
+def test_clustered_difference_matches_a_hand_sandwich_and_statsmodels() -> None:
+    rng = np.random.default_rng(3)
+    n = 60
+    groups = np.repeat(np.arange(8), [5, 9, 7, 8, 6, 10, 7, 8])
+    dummy = rng.random(n) < 0.4
+    y = (
+        rng.normal(0, 1, n)
+        + 0.5 * dummy
+        + np.repeat(rng.normal(0, 1, 8), [5, 9, 7, 8, 6, 10, 7, 8])
+    )
+    out = an.clustered_test(y, groups, dummy)
+    x = np.column_stack([np.ones(n), dummy.astype(float)])
+    bread = np.linalg.inv(x.T @ x)
+    beta = bread @ x.T @ y
+    e = y - x @ beta
+    meat = sum(
+        np.outer(x[groups == g].T @ e[groups == g], x[groups == g].T @ e[groups == g])
+        for g in range(8)
+    )
+    c = 8 / 7 * (n - 1) / (n - 2)
+    se = float(np.sqrt((c * bread @ meat @ bread)[1, 1]))
+    assert out.estimate == pytest.approx(y[dummy].mean() - y[~dummy].mean())
+    assert out.se == pytest.approx(se)
+    assert out.p == pytest.approx(2 * stats.t.sf(abs(out.estimate) / se, 7))
+    assert (out.estimate, out.se, out.p, out.ci_low, out.ci_high) == pytest.approx(
+        _peer(y, groups, dummy)
+    )
+
+
+def test_clustered_test_needs_two_clusters_and_both_groups() -> None:
+    assert np.isnan(an.clustered_test([1.0, 2.0, 3.0], [7, 7, 7]).p)
+    assert an.clustered_test([1.0, 2.0, 3.0], [7, 7, 7]).clusters == 1
+    assert np.isnan(an.clustered_test([1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2], [1, 1, 1, 1]).estimate)
+    # nothing varies, or only by rounding: no test (never p = 0), the estimate kept
+    exact = an.clustered_test([0.0, 0.0, 0.0, 0.0], [1, 1, 2, 2])
+    assert exact.estimate == 0 and np.isnan([exact.se, exact.p, exact.ci_low]).all()
+    flat = an.clustered_test([0.2, 0.2, 0.2], [2001, 2002, 2003])
+    assert flat.estimate == pytest.approx(0.2) and np.isnan(flat.p)
+    noise = an.clustered_test([1, 2, 3, 10, 11, 12], [1, 1, 1, 2, 2, 2], [1, 1, 1, 0, 0, 0])
+    assert noise.estimate == pytest.approx(-9) and np.isnan(noise.p)  # se ~ 6e-15 before
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\), got 2"):
+        an.clustered_test([1.0, 2.0, 3.0], [1, 2, 3], alpha=2)
+    with pytest.raises(ValueError, match="same length"):
+        an.clustered_test([1.0, 2.0, 3.0], [1, 2])
+
+
+def test_no_p_value_is_ever_exactly_zero() -> None:
+    """A difference millions of standard errors from zero: the t distribution's tail underflows
+    to 0.0 in statsmodels; ``clustered_test`` floors it at ``P_FLOOR`` (2.2e-308), so a p-value
+    is never exactly 0 (which ``p or 1`` would read as 1)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    months = np.repeat(np.arange(60), 5)
+    dummy = np.tile([0, 1, 0, 1, 1], 60).astype(bool)
+    y = 1000.0 * dummy + 1e-4 * rng.standard_normal(n)
+    import statsmodels.api as sm
+
+    raw = sm.OLS(y, np.column_stack([np.ones(n), dummy])).fit(
+        cov_type="cluster", cov_kwds={"groups": months}, use_t=True
+    )
+    assert raw.pvalues[1] == 0.0  # the underflow this guards against
+    assert an.clustered_test(y, months, dummy).p == an.P_FLOOR
+    assert an.paired_kept_test(y, dummy, ~dummy, months).p == an.P_FLOOR
+    dates = [pd.Timestamp("2015-01-05") + pd.DateOffset(months=int(m)) for m in months]
+    joined = _joined(y - 500.0, [A if d else R for d in dummy], dates=dates)
+    out = an.approval_tests(joined)
+    assert out["months_approved"] == out["months_rejected"] == 60
+    assert out["pnl_p"] == an.P_FLOOR
+    assert np.isnan(out["win_p"])  # every approval wins, every rejection loses: nothing to test
+    regimes = an.by_regime(joined.assign(regime="calm"))
+    assert regimes.loc[0, "pnl_p"] == an.P_FLOOR
+
+
+def test_duplicating_trades_within_their_month_adds_no_evidence() -> None:
+    """The same trades entered twice on their own day: a test that counts trades as independent
+    gets far more significant; the month-clustered test moves only by the (N-1)/(N-K) factor."""
+    rng = np.random.default_rng(21)
+    n = 48
+    days = [START + pd.Timedelta(days=7 * i) for i in range(n)]
+    pnl = np.round(rng.normal(0, 50, n), 2)
+    dec: list[Decision] = [A if x else R for x in rng.random(n) < 0.5]
+    once = an.approval_tests(_joined(pnl, dec, dates=days), min_months=2)
+    twice = an.approval_tests(
+        _joined(np.repeat(pnl, 2), list(np.repeat(dec, 2)), dates=list(np.repeat(days, 2))),
+        min_months=2,
+    )
+    assert twice["pnl_diff"] == pytest.approx(once["pnl_diff"])
+    assert twice["months"] == once["months"]
+    g = once["months"]
+    t_once = once["pnl_diff"] / (
+        (once["pnl_diff_ci_high"] - once["pnl_diff"]) / stats.t.ppf(0.975, g - 1)
+    )
+    ratio = np.sqrt(((n - 1) / (n - 2)) / ((2 * n - 1) / (2 * n - 2)))
+    assert twice["pnl_p"] == pytest.approx(2 * stats.t.sf(abs(t_once) * ratio, g - 1))
+    assert twice["pnl_p"] == pytest.approx(once["pnl_p"], rel=0.05)
+    # the two-proportion z-test on the same data: the duplicates halve its p-value or more
+    a = np.array([d == A for d in dec])
+    win = pnl > 0
+    _, z_once = proportions_ztest([win[a].sum(), win[~a].sum()], [a.sum(), (~a).sum()])
+    _, z_twice = proportions_ztest(
+        [2 * win[a].sum(), 2 * win[~a].sum()], [2 * a.sum(), 2 * (~a).sum()]
+    )
+    assert z_twice < z_once
+    assert twice["win_p"] == pytest.approx(once["win_p"], rel=0.05)
+
+
+def test_rotation_p_by_hand() -> None:
+    # selects 5 + 4 = 9; shifts select 4 + 1, 1 + 0, 0 + 5: only the filter itself reaches 9
+    assert an.rotation_p([5.0, 4.0, 1.0, 0.0], [True, True, False, False]) == (0.25, 3)
+    assert an.rotation_p([1.0, 2.0, 3.0, 4.0], [False, False, False, True]) == (0.25, 3)
+    # selecting the smallest value: every shift does at least as well
+    assert an.rotation_p([1.0, 2.0, 3.0, 4.0], [True, False, False, False]) == (1.0, 3)
+    # ties count against the filter
+    assert an.rotation_p([2.0] * 6, [True, True, False, False, True, False]) == (1.0, 5)
+    p, rotations = an.rotation_p([1.0], [True])
+    assert np.isnan(p) and rotations == 0
+
+
+def test_rotation_p_gives_no_p_value_for_a_missing_or_infinite_value() -> None:
+    """A NaN P&L used to fall out of every shifted sum but one: p = 0 / n with one NaN (below
+    the 1/n floor), or 1/n whatever the data. No p-value now, and never 0."""
+    for bad in (np.nan, np.inf, -np.inf):
+        values = [5.0, 4.0, bad, 0.0, 3.0]
+        for mask in ([True, True, False, False, False], [False, False, True, False, False]):
+            p, rotations = an.rotation_p(values, mask)
+            assert np.isnan(p) and rotations == 0, (bad, mask, p)
+    with pytest.raises(ValueError, match="values and mask need the same length, got 3 and 2"):
+        an.rotation_p([1.0, 2.0, 3.0], [True, False])
+    # finite values: never below the floor of 1/n (the filter's own shift counts)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        v = rng.normal(0, 1e6, 30)
+        p, _ = an.rotation_p(v, rng.random(30) < 0.3)
+        assert p >= 1 / 30
+
+
+def test_rotation_p_counts_every_shift() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.normal(0, 100, 97)
+    mask = np.repeat(rng.random(10) < 0.5, 10)[:97]  # persistent: runs of ten
+    p, rotations = an.rotation_p(values, mask)
+    assert rotations == 96
+    assert p == pytest.approx(_rotations_by_hand(values, mask))
+    assert p == pytest.approx(round(p * 97) / 97)  # a count of shifts out of 97
+
+
 # ---------------------------------------------------------------------------------------------
 # approval_tests
 
@@ -278,7 +476,7 @@ TESTS_REJECTED = [40.0, 30.0, 20.0, -60.0, -70.0, -80.0, -90.0, -100.0]
 
 
 def _tests_frame() -> pd.DataFrame:
-    # interleave approvals and rejections over 22 weeks, plus two failed calls
+    # interleave approvals and rejections over 22 weeks (six entry months), plus two failed calls
     pnl: list[float] = []
     dec: list[Decision] = []
     a, r = list(TESTS_APPROVED), list(TESTS_REJECTED)
@@ -297,70 +495,116 @@ def _tests_frame() -> pd.DataFrame:
     return _joined(pnl, dec)
 
 
-def test_approval_tests_match_the_z_test_and_welch_on_hand_counts() -> None:
-    out = an.approval_tests(_tests_frame(), reps=500)
+def test_approval_tests_are_month_clustered_ols_on_an_approve_dummy() -> None:
+    joined = _tests_frame()
+    out = an.approval_tests(joined, min_months=4)  # approvals span 4 months, rejections 5
     assert out["n_approved"] == 12 and out["n_rejected"] == 8
     assert out["approval_rate"] == pytest.approx(12 / 20)  # failed calls left out
+    ok = joined[joined["decision"].notna()]
+    months = _months_of(ok["date"])
+    assert out["months"] == len(set(months)) == 5  # 20 weekly trades from 2023-01-02
+    assert out["months_approved"] == 4 and out["months_rejected"] == 5
     assert out["win_diff"] == pytest.approx(9 / 12 - 3 / 8)
-    _, p = proportions_ztest(np.array([9, 3]), np.array([12, 8]))
-    assert out["win_p"] == pytest.approx(p)
-    # closed form: pooled two-proportion z
-    pooled = 12 / 20
-    z = (9 / 12 - 3 / 8) / np.sqrt(pooled * (1 - pooled) * (1 / 12 + 1 / 8))
-    assert out["win_p"] == pytest.approx(2 * stats.norm.sf(abs(z)))
     a, r = np.array(TESTS_APPROVED), np.array(TESTS_REJECTED)
     assert out["pnl_diff"] == pytest.approx(a.mean() - r.mean())
-    assert out["pnl_p"] == pytest.approx(stats.ttest_ind(a, r, equal_var=False).pvalue)
-    # closed form: Welch's t with Welch-Satterthwaite degrees of freedom
-    va, vr = a.var(ddof=1) / len(a), r.var(ddof=1) / len(r)
-    t = (a.mean() - r.mean()) / np.sqrt(va + vr)
-    df = (va + vr) ** 2 / (va**2 / (len(a) - 1) + vr**2 / (len(r) - 1))
-    assert out["pnl_p"] == pytest.approx(2 * stats.t.sf(abs(t), df))
-    assert out["pnl_diff_ci_low"] <= out["pnl_diff_ci_high"]
+    dummy = (ok["decision"] == A).to_numpy()
+    for key, y in (("win", ok["win"].to_numpy(float)), ("pnl", ok["pnl"].to_numpy(float))):
+        est, _, p, lo, hi = _peer(y, months, dummy)
+        assert out[f"{key}_diff"] == pytest.approx(est)
+        assert out[f"{key}_p"] == pytest.approx(p)
+        assert (out[f"{key}_diff_ci_low"], out[f"{key}_diff_ci_high"]) == pytest.approx((lo, hi))
+    # not the two-proportion z-test of the old code
+    _, z = proportions_ztest(np.array([9, 3]), np.array([12, 8]))
+    assert out["win_p"] != pytest.approx(z, rel=1e-3)
 
 
 def test_approval_tests_need_two_of_each() -> None:
-    out = an.approval_tests(_joined([10.0, 20.0, -30.0], [A, A, R]))
+    out = an.approval_tests(_joined([10.0, 20.0, -30.0], [A, A, R]), min_months=1)
     assert out["n_approved"] == 2 and out["n_rejected"] == 1
-    for key in ("win_diff", "win_p", "pnl_diff", "pnl_p", "pnl_diff_ci_low", "pnl_diff_ci_high"):
+    assert out["pnl_diff"] == pytest.approx(15.0 + 30.0) and out["win_diff"] == 1.0  # descriptive
+    for key in ("win_p", "pnl_p", "pnl_diff_ci_low", "pnl_diff_ci_high", "win_diff_ci_low"):
         assert np.isnan(out[key])
+    none = an.approval_tests(_joined([10.0, 20.0], [A, A]), min_months=1)
+    assert np.isnan(none["pnl_diff"]) and np.isnan(none["pnl_p"])
+
+
+def _monthly(months: int, per_month: int = 4, *, seed: int = 0) -> tuple[list, list, list]:
+    """``months`` entry months, ``per_month`` trades each (weekly from the first Monday), half
+    approved (alternating) — approved trades win about 100 more than rejected ones."""
+    rng = np.random.default_rng(seed)
+    dates, pnl, dec = [], [], []
+    for m in range(months):
+        first = pd.Timestamp("2020-01-06") + pd.DateOffset(months=m)
+        for w in range(per_month):
+            approve = (m + w) % 2 == 0
+            dates.append(first + pd.Timedelta(days=7 * w))
+            pnl.append(float(rng.normal(60.0 if approve else -40.0, 30.0)))
+            dec.append(A if approve else R)
+    return pnl, dec, dates
+
+
+def test_approval_tests_need_min_months_on_each_side() -> None:
+    """Three months of trades: the differences are given, but no p-value — the clustered test
+    with three clusters (two degrees of freedom) is not given the chance to reject."""
+    pnl, dec, dates = _monthly(3)
+    out = an.approval_tests(_joined(pnl, dec, dates=dates))
+    assert an.MIN_MONTHS == 12 and out["min_months"] == 12
+    assert out["months"] == out["months_approved"] == out["months_rejected"] == 3
+    a = np.array([d == A for d in dec])
+    assert out["pnl_diff"] == pytest.approx(np.mean(np.array(pnl)[a]) - np.mean(np.array(pnl)[~a]))
+    assert np.isnan(out["pnl_p"]) and np.isnan(out["win_p"]) and np.isnan(out["pnl_diff_ci_low"])
+    # with the bar lowered, the same data are tested (and significant)
+    low = an.approval_tests(_joined(pnl, dec, dates=dates), min_months=3)
+    assert low["pnl_p"] < 0.05
+    # twelve months on each side: tested at the default
+    pnl, dec, dates = _monthly(12)
+    twelve = an.approval_tests(_joined(pnl, dec, dates=dates))
+    assert twelve["months_approved"] == twelve["months_rejected"] == 12
+    assert np.isfinite(twelve["pnl_p"]) and twelve["pnl_p"] < 0.05
+    # 12 months in all, but the rejections in only 11 of them: not tested
+    dec11 = [A if dates[i].month == 1 else d for i, d in enumerate(dec)]
+    eleven = an.approval_tests(_joined(pnl, dec11, dates=dates))
+    assert eleven["months"] == 12 and eleven["months_rejected"] == 11
+    assert np.isnan(eleven["pnl_p"])
 
 
 # ---------------------------------------------------------------------------------------------
 # controls
 
 
-def test_an_oracle_filter_sits_at_the_permutation_floor() -> None:
+def test_the_random_filter_is_the_rotation_null_not_a_permutation() -> None:
+    """A filter approving a block of five weeks that all won 100 while the other 20 lost 10: of
+    the 25 rotations only the filter itself selects that block, p = 1/25 exactly. Random subsets
+    of five (the old i.i.d. permutation) reach it once in C(25, 5) = 53,130."""
+    pnl = [100.0] * 5 + [-10.0] * 20
+    dec = [A] * 5 + [R] * 20
+    joined = _joined(pnl, dec).sample(frac=1, random_state=3)  # any row order: sorted by date
+    c = an.controls(joined)
+    assert c.random_p == 1 / 25
+    assert c.random_reps == 24
+    assert c.beats_random
+
+
+def test_an_oracle_filter_sits_at_the_rotation_floor() -> None:
     rng = np.random.default_rng(1)
     size = rng.uniform(10, 100, 40)  # distinct magnitudes: only one set of k trades is the best
     pnl = np.where(rng.random(40) < 0.5, size, -size)
     joined = _joined(pnl, [A if p > 0 else R for p in pnl])
-    reps = 2000
-    c = an.controls(joined, reps=reps, boot_reps=200)
-    assert c.random_p == 1 / (reps + 1)
-    assert c.random_reps == reps
+    c = an.controls(joined)
+    assert c.random_p == 1 / 40
+    assert c.random_reps == 39
     assert c.beats_random
     assert c.approval_rate == pytest.approx((pnl > 0).mean())
     assert c.mean_approved == pytest.approx(pnl[pnl > 0].mean())
     assert c.mean_all == pytest.approx(pnl.mean())
 
 
-def test_a_filter_independent_of_pnl_does_not_beat_a_random_one() -> None:
+def test_a_filter_independent_of_pnl_gets_its_rotation_p() -> None:
     pnl = np.random.default_rng(2).normal(10, 50, 60)
-    # drawn without looking at the P&L; its p-value is itself a uniform draw, and this seed's is
-    # about 0.6 (checked below independently of the code)
-    approve = np.random.default_rng(5).random(60) < 0.5
-    joined = _joined(pnl, [A if x else R for x in approve])
-    c = an.controls(joined, reps=2000, boot_reps=200)
-    # the permutation p-value, estimated independently (20,000 random subsets of the same size)
-    k, n = int(approve.sum()), len(pnl)
-    subsets = np.argsort(np.random.default_rng(4).random((20_000, n)), axis=1)[:, :k]
-    mine = float(np.mean(pnl[subsets].mean(axis=1) >= pnl[approve].mean()))
-    assert mine > 0.2
-    assert c.random_p == pytest.approx(mine, abs=0.04)
+    approve = np.repeat(np.random.default_rng(5).random(12) < 0.5, 5)  # runs of five weeks
+    c = an.controls(_joined(pnl, [A if x else R for x in approve]))
+    assert c.random_p == pytest.approx(_rotations_by_hand(pnl, approve))
     assert c.random_p > 0.05 and not c.beats_random
-    oracle = an.controls(_joined(pnl, [A if p > 0 else R for p in pnl]), reps=2000, boot_reps=200)
-    assert oracle.random_p < c.random_p
 
 
 def _rule_world(seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -389,9 +633,9 @@ def test_best_rule_chosen_in_sample_and_a_filter_equal_to_it_differs_by_zero() -
     joined = an.join(
         _decisions(trades, [A if x else R for x in approve]), trades, pd.Series(regimes)
     )
-    c = an.controls(joined, reps=500, boot_reps=500)
+    c = an.controls(joined)
     assert c.rule == "highest iv_percentile"
-    # every rule's in-sample mean, by hand (k = round(0.5 * 20) = 10)
+    # every rule's in-sample mean, by hand (the filter's in-sample count: 10)
     p1, iv1, vix1 = pnl[first], iv[first], vix[first]
     reg1 = np.array(regimes[:20])
     means = {r: float(p1[reg1 == r].mean()) for r in ("calm", "stress")}
@@ -410,28 +654,49 @@ def test_best_rule_chosen_in_sample_and_a_filter_equal_to_it_differs_by_zero() -
         assert tried[rule] == pytest.approx(mean)
     assert c.rule_in_sample_mean == pytest.approx(np.sort(p1)[-10:].mean())  # the top 10 P&Ls
     # out of sample the filter approves exactly the rule's trades
-    assert c.oos_trades == 20
+    assert c.oos_trades == 20 and c.oos_kept_filter == c.oos_kept_rule == 10
     assert c.oos_diff == 0.0
-    assert c.oos_diff_ci == (0.0, 0.0)
+    # identical sets: nothing to test (no interval, no p); the filter is the rule out of sample:
+    # compared (difference exactly 0), not beaten
+    assert np.isnan(c.oos_diff_ci).all() and np.isnan(c.oos_diff_p)
     assert c.oos_filter_mean == c.oos_rule_mean == pytest.approx(np.sort(pnl[second])[-10:].mean())
-    assert not c.beats_rule
+    assert not c.beats_rule and c.same_as_rule and c.rule_tested and c.rule_note == ""
 
 
-def test_the_simple_rule_keeps_the_filters_approval_rate() -> None:
+def test_the_simple_rule_keeps_exactly_the_filters_count() -> None:
     iv, vix, pnl, _ = _rule_world(6)
     approve = np.zeros(40, bool)
     approve[[0, 2, 3, 5, 7, 11, 13, 17, 19]] = True  # 9 in the first half
-    approve[[21, 30, 38]] = True  # 3 in the second: 12 of 40 = 30%
-    c = an.controls(
-        _joined(pnl, [A if x else R for x in approve], iv=iv, vix=vix), reps=200, boot_reps=200
-    )
+    approve[[21, 30, 38]] = True  # 3 in the second (12 of 40 = 30% overall)
+    c = an.controls(_joined(pnl, [A if x else R for x in approve], iv=iv, vix=vix))
     assert c.approval_rate == pytest.approx(0.3)
     assert c.rule == "highest iv_percentile"
-    k = round(0.3 * 20)  # 6 in each half, whatever the filter approved in that half
-    assert c.rule_in_sample_mean == pytest.approx(np.sort(pnl[:20])[-k:].mean())
-    assert c.oos_rule_mean == pytest.approx(np.sort(pnl[20:])[-k:].mean())
+    # in-sample at the filter's 9, out of sample at the filter's 3 (not 30% of 20 = 6)
+    assert c.rule_in_sample_mean == pytest.approx(np.sort(pnl[:20])[-9:].mean())
+    assert c.oos_kept_filter == 3 and c.oos_kept_rule == 3
+    rule = np.zeros(20, bool)
+    rule[np.argsort(-iv[20:])[:3]] = True
+    assert c.oos_rule_mean == pytest.approx(pnl[20:][rule].mean())
     assert c.oos_filter_mean == pytest.approx(pnl[[21, 30, 38]].mean())
-    assert c.oos_diff == pytest.approx(pnl[[21, 30, 38]].mean() - np.sort(pnl[20:])[-k:].mean())
+    assert c.oos_diff == pytest.approx(pnl[[21, 30, 38]].mean() - pnl[20:][rule].mean())
+    # the paired test: (n / k) x (P&L - mean) x (filter - rule), month-clustered (statsmodels)
+    oos = pnl[20:]
+    x = 20 / 3 * (oos - oos.mean()) * (approve[20:].astype(float) - rule)
+    months = _months_of([START + pd.Timedelta(weeks=i) for i in range(20, 40)])
+    est, _, p, lo, hi = _peer(x, months)
+    assert est == pytest.approx(c.oos_diff)
+    assert c.oos_diff_p == pytest.approx(p)
+    assert c.oos_diff_ci == pytest.approx((lo, hi))
+    assert c.beats_rule == (lo > 0)
+    assert c.rule_tested and c.rule_note == ""
+
+
+def test_controls_without_out_of_sample_approvals_have_no_rule_comparison() -> None:
+    c = an.controls(_joined([10.0, -5.0, 3.0, 8.0, -1.0, 2.0], [A, A, R, R, R, R]))
+    assert c.oos_kept_filter == 0 and c.oos_kept_rule == 0
+    assert np.isnan(c.oos_diff) and np.isnan(c.oos_diff_p) and not c.beats_rule
+    assert not c.rule_tested and c.rule_note == "the filter approves no trade out of sample"
+    assert not c.same_as_rule
 
 
 def test_controls_need_an_approval() -> None:
@@ -477,6 +742,10 @@ def test_threshold_sweep_by_hand() -> None:
     assert above["kept"] == 0 and above["total_pnl"] == 0.0
     for key in ("win_rate", "mean_pnl", "uplift", "uplift_ci_low", "uplift_ci_high"):
         assert np.isnan(above[key])
+    # no bootstrap draws: no interval, the same figures
+    bare = an.threshold_sweep(joined, [0.0, 0.5], reps=0)
+    assert bare["uplift"].tolist() == pytest.approx([15.0 - 45.0, 80.0 / 3 - 45.0])
+    assert bare[["uplift_ci_low", "uplift_ci_high"]].isna().all().all()
 
 
 def test_threshold_zero_keeps_every_approval_and_no_rejection() -> None:
@@ -510,6 +779,13 @@ FIRST = (
 SECOND = (
     [(A, 0.85, -150.0)] * 5 + [(A, 0.65, -50.0)] * 3 + [(A, 0.55, 80.0)] * 3 + [(A, 0.45, 30.0)] * 3
 ) + [(R, 0.7, 20.0)] * 6
+# a losing strategy: the fewest trades lose the least in total and the most per trade
+LOSING = (
+    [(A, 0.85, -60.0)] * 5
+    + [(A, 0.65, -10.0)] * 5
+    + [(A, 0.45, -70.0)] * 5
+    + [(R, 0.7, -100.0)] * 5
+)
 
 
 def _threshold_frame(first: list, second: list, seed: int = 8) -> pd.DataFrame:
@@ -518,36 +794,79 @@ def _threshold_frame(first: list, second: list, seed: int = 8) -> pd.DataFrame:
     return _joined([p for *_, p in rows], [d for d, *_ in rows], [c for _, c, _ in rows])
 
 
+def _kept_by_hand(rows: list, t: float) -> list[float]:
+    return [p for d, c, p in rows if d == A and c >= t - 1e-12]
+
+
 def _hand_best(rows: list, min_kept: int) -> float:
-    """Largest total P&L of the approvals at or above t, among t keeping at least min_kept."""
-    totals = {}
-    for t in an.THRESHOLDS:
-        kept = [p for d, c, p in rows if d == A and c >= t - 1e-12]
-        if len(kept) >= min_kept:
-            totals[t] = sum(kept)
+    """Largest mean P&L of the approvals at or above t (= largest uplift: the base is the same
+    for every t), among t keeping at least min_kept; ties to the lower t."""
+    means = {
+        t: np.mean(_kept_by_hand(rows, t))
+        for t in an.THRESHOLDS
+        if len(_kept_by_hand(rows, t)) >= min_kept
+    }
+    return max(sorted(means), key=lambda t: means[t])
+
+
+def _hand_best_total(rows: list, min_kept: int) -> float:
+    """The old rule: the largest total P&L."""
+    totals = {
+        t: sum(_kept_by_hand(rows, t))
+        for t in an.THRESHOLDS
+        if len(_kept_by_hand(rows, t)) >= min_kept
+    }
     return max(sorted(totals), key=lambda t: totals[t])
+
+
+def test_recommend_threshold_chooses_by_per_trade_uplift_not_total() -> None:
+    """On a losing strategy (mean P&L -60) the least negative total keeps the fewest trades:
+    0.7-0.8 keep 5 (total -300, mean -60, uplift 0); 0.5-0.6 keep 10 (-350, mean -35, uplift
+    +25); 0.0-0.4 keep 15 (-700, mean -46.7, uplift +13.3). The old rule (largest total) took
+    0.7, the worst per trade; ties go to the lower threshold."""
+    assert _hand_best_total(LOSING, 5) == 0.7
+    assert _hand_best(LOSING, 5) == 0.5
+    choice = an.recommend_threshold(_threshold_frame(LOSING, LOSING), min_kept=5)
+    assert choice.threshold == 0.5
+    base = np.mean([p for *_, p in LOSING])  # -60
+    assert choice.in_sample["kept"] == 10
+    assert choice.in_sample["uplift"] == pytest.approx(-35.0 - base)
+    assert choice.in_sample["total_pnl"] == pytest.approx(-350.0)
+    # min_kept rules 0.5 out: the lowest threshold keeps 15
+    assert an.recommend_threshold(_threshold_frame(LOSING, LOSING), min_kept=11).threshold == 0.0
+    assert _hand_best(LOSING, 11) == 0.0
 
 
 def test_recommend_threshold_chooses_on_the_first_half_and_reports_the_second() -> None:
     joined = _threshold_frame(FIRST, SECOND)
     choice = an.recommend_threshold(joined.sample(frac=1, random_state=0), min_kept=5)
-    # by hand: t <= 0.4 keeps 14 (290), 0.5 keeps 11 (560), 0.6 keeps 8 (680), 0.7-0.8 keep 5 (500)
-    assert _hand_best(FIRST, 5) == 0.6
-    assert choice.threshold == 0.6
-    assert _hand_best(FIRST + SECOND, 5) == 0.5  # what looking at every trade would choose
+    # by hand: t <= 0.4 keeps 14 (mean 20.7), 0.5 keeps 11 (50.9), 0.6 keeps 8 (85), 0.7-0.8
+    # keep 5 (100): the per-trade best is 0.7 (the old total rule took 0.6: 680 > 500)
+    assert _hand_best(FIRST, 5) == 0.7 and _hand_best_total(FIRST, 5) == 0.6
+    assert choice.threshold == 0.7
+    assert _hand_best(FIRST + SECOND, 5) != 0.7  # what looking at every trade would choose
     assert choice.in_trades == 20 and choice.out_trades == 20
-    assert choice.in_sample["kept"] == 8 and choice.in_sample["total_pnl"] == pytest.approx(680.0)
+    assert choice.in_sample["kept"] == 5 and choice.in_sample["mean_pnl"] == pytest.approx(100.0)
     o = choice.out_of_sample
-    assert o["kept"] == 8
-    assert o["total_pnl"] == pytest.approx(5 * -150.0 + 3 * -50.0)
-    assert o["mean_pnl"] == pytest.approx(-900.0 / 8)
+    assert o["kept"] == 5
+    assert o["total_pnl"] == pytest.approx(5 * -150.0)
+    assert o["mean_pnl"] == pytest.approx(-150.0)
     assert o["win_rate"] == 0.0
     second_mean = sum(p for *_, p in SECOND) / 20
-    assert o["uplift"] == pytest.approx(-900.0 / 8 - second_mean)
+    assert o["uplift"] == pytest.approx(-150.0 - second_mean)
     # the row is the sweep of the second half (by date) at that threshold
-    direct = an.threshold_sweep(joined.sort_values("date").iloc[20:], [0.6], seed=0).iloc[0]
+    second = joined.sort_values("date").iloc[20:]
+    direct = an.threshold_sweep(second, [0.7], seed=0).iloc[0]
     pd.testing.assert_series_equal(o, direct, check_names=False)
-    assert "Threshold 0.6" in choice.text() and "below" in choice.text()
+    # against random filters keeping 5 of the second half: every rotation, counted by hand
+    kept = (second["decision"] == A).to_numpy() & (second["confidence"].to_numpy() >= 0.7)
+    assert kept.sum() == 5
+    assert choice.random_p == pytest.approx(_rotations_by_hand(second["pnl"], kept))
+    assert choice.random_p == 1.0  # the five worst trades: every rotation does at least as well
+    assert choice.rotations == 19 and not choice.beats_random
+    text = choice.text()
+    assert "Threshold 0.7" in text and "per-trade uplift" in text
+    assert "p = 1.000: it does not beat them" in text
 
 
 def test_recommend_threshold_does_not_look_at_the_second_half() -> None:
@@ -556,7 +875,7 @@ def test_recommend_threshold_does_not_look_at_the_second_half() -> None:
     other = [(d, c, 500.0 if c == 0.45 else p) for d, c, p in SECOND]
     assert _hand_best(FIRST + other, 5) == 0.0
     moved = an.recommend_threshold(_threshold_frame(FIRST, other), min_kept=5)
-    assert moved.threshold == base.threshold == 0.6
+    assert moved.threshold == base.threshold == 0.7
     pd.testing.assert_series_equal(moved.in_sample, base.in_sample)
     assert moved.out_of_sample["uplift"] != base.out_of_sample["uplift"]  # the second half moved
 
@@ -566,6 +885,7 @@ def test_recommend_threshold_honours_min_kept() -> None:
     assert _hand_best(FIRST, 9) == 0.5  # 0.6 keeps only 8
     assert choice.in_sample["kept"] >= 9
     assert choice.threshold == 0.5
+    assert choice.min_kept == 9 and "at least 9 kept" in choice.text()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,39 +906,61 @@ def _pair(table: tuple[int, int, int, int], seed: int) -> tuple[pd.DataFrame, np
     return an.join(dec, trades), pnl, [a, b]
 
 
-def test_compare_prompts_exact_mcnemar_paired_pnl_and_shares_by_hand() -> None:
+def test_compare_prompts_shares_edges_and_their_clustered_tests_by_hand() -> None:
     joined, pnl, (a, b) = _pair((10, 6, 2, 12), seed=9)
-    out = an.compare_prompts(joined, reps=300)
+    out = an.compare_prompts(joined)
     assert len(out) == 1
     row = out.iloc[0]
     assert (row["a"], row["b"]) == ("balanced", "conservative")
     assert row["trades"] == 30 and row["disagree"] == 8
+    assert row["months"] == 7  # 30 weekly trades from 2023-01-02: January to July
     assert row["approve_a"] == pytest.approx(16 / 30)
     assert row["approve_b"] == pytest.approx(12 / 30)
-    assert row["mcnemar_p"] == pytest.approx(mcnemar([[10, 6], [2, 12]], exact=True).pvalue)
-    assert row["mcnemar_p"] == pytest.approx(stats.binomtest(2, 8, 0.5).pvalue)
-    assert row["mcnemar_p"] == pytest.approx(2 * (1 + 8 + 28) / 256)
+    ya = np.array([x == A for x in a], float)
+    yb = np.array([x == A for x in b], float)
+    win = (pnl > 0).astype(float)
+    assert row["accuracy_a"] == pytest.approx(np.mean(ya == win))
+    assert row["accuracy_b"] == pytest.approx(np.mean(yb == win))
     # A keeps trades 10-15 that B rejects, B keeps 16-17 that A rejects
     assert row["pnl_kept_diff"] == pytest.approx((pnl[10:16].sum() - pnl[16:18].sum()) / 30)
-    by_loop = np.mean([p * ((x == A) - (y == A)) for p, x, y in zip(pnl, a, b, strict=True)])
-    assert row["pnl_kept_diff"] == pytest.approx(by_loop)
-    assert row["diff_ci_low"] <= row["diff_ci_high"]
+    # the edges: outcome beyond the average trade, on the trades where they disagree
+    months = _months_of([START + pd.Timedelta(weeks=i) for i in range(30)])
+    d = ya - yb
+    x_pnl = (pnl - pnl.mean()) * (d - d.mean())  # the same mean as (pnl - mean) * d
+    x_win = (win - win.mean()) * (d - d.mean())
+    assert row["pnl_edge_diff"] == pytest.approx(
+        ((pnl[10:16] - pnl.mean()).sum() - (pnl[16:18] - pnl.mean()).sum()) / 30
+    )
+    est, _, p, lo, hi = _peer(x_pnl, months)
+    assert (row["pnl_edge_diff"], row["pnl_edge_p"]) == pytest.approx((est, p))
+    assert (row["pnl_edge_ci_low"], row["pnl_edge_ci_high"]) == pytest.approx((lo, hi))
+    est, _, p, _, _ = _peer(x_win, months)
+    assert (row["win_edge_diff"], row["win_edge_p"]) == pytest.approx((est, p))
+    # P&L kept = edge + mean P&L x approval-rate difference
+    assert row["pnl_kept_diff"] == pytest.approx(
+        row["pnl_edge_diff"] + pnl.mean() * (16 / 30 - 12 / 30)
+    )
 
 
-def test_compare_prompts_chi_square_from_25_disagreements() -> None:
-    joined, _, _ = _pair((10, 20, 8, 22), seed=10)
-    row = an.compare_prompts(joined, reps=100).iloc[0]
-    assert row["disagree"] == 28
-    stat = (abs(20 - 8) - 1) ** 2 / 28  # with continuity correction
-    assert row["mcnemar_p"] == pytest.approx(stats.chi2.sf(stat, 1))
-    assert row["mcnemar_p"] == pytest.approx(mcnemar([[10, 20], [8, 22]], exact=False).pvalue)
+def test_a_variant_whose_extra_approvals_all_win_has_the_edge() -> None:
+    rng = np.random.default_rng(14)
+    n = 60
+    pnl = np.round(rng.normal(0, 50, n), 2)
+    b = [A if rng.random() < 0.5 else R for _ in range(n)]
+    a = [A if (x == A or p > 0) else R for x, p in zip(b, pnl, strict=True)]  # + B's winners
+    trades = _trades(pnl)
+    dec = pd.concat([_decisions(trades, a, variant="wise"), _decisions(trades, b, variant="coin")])
+    row = an.compare_prompts(an.join(dec, trades)).iloc[0]
+    assert (row["a"], row["b"]) == ("coin", "wise")  # in name order: coin minus wise
+    assert row["pnl_edge_diff"] < 0 and row["win_edge_diff"] < 0
+    assert row["pnl_edge_p"] < 0.05 and row["win_edge_p"] < 0.05
 
 
 def test_compare_prompts_pairs_only_trades_both_decided() -> None:
     joined, _, (a, _) = _pair((10, 6, 2, 12), seed=9)
     trades = _trades(joined.drop_duplicates("trade_id").sort_values("date")["pnl"].to_numpy())
     third = _decisions(trades, [E] + a[1:], variant="aggressive")  # first call failed
-    out = an.compare_prompts(pd.concat([joined, an.join(third, trades)]), reps=100)
+    out = an.compare_prompts(pd.concat([joined, an.join(third, trades)]))
     assert [(r.a, r.b) for r in out.itertuples()] == [
         ("aggressive", "balanced"),
         ("aggressive", "conservative"),
@@ -626,6 +968,7 @@ def test_compare_prompts_pairs_only_trades_both_decided() -> None:
     ]
     first = out.iloc[0]
     assert first["trades"] == 29 and first["disagree"] == 0 and first["pnl_kept_diff"] == 0.0
+    assert first["pnl_edge_diff"] == 0.0 and np.isnan(first["pnl_edge_p"])  # nothing to test
     assert out.iloc[2]["trades"] == 30
 
 
@@ -729,7 +1072,7 @@ def test_by_regime_by_hand() -> None:
     joined = an.join(
         _decisions(trades, [d for _, d, _ in REG]), trades, pd.Series([r for r, *_ in REG])
     )
-    out = an.by_regime(joined, reps=100).set_index("regime")
+    out = an.by_regime(joined).set_index("regime")
     assert list(out.index) == ["(none)", "calm", "stress"]
     for regime, key in (("(none)", None), ("calm", "calm"), ("stress", "stress")):
         rows = [(d, p) for r, d, p in REG if r == key]
@@ -747,6 +1090,9 @@ def test_by_regime_by_hand() -> None:
         p = np.array([0.7 if d == A else 0.3 for d, _ in rows if d is not None])
         y = np.array([p_ > 0 for d, p_ in rows if d is not None], float)
         assert row["brier"] == pytest.approx(np.mean((p - y) ** 2))
+        # 12 weekly trades span three months: too few for any p-value at the default 12
+        assert np.isnan(row["win_p"]) and np.isnan(row["pnl_p"]) and np.isnan(row["random_p"])
+    assert out.loc["calm", "months"] == 3 and out.loc["stress", "months"] == 3
     assert out.loc["calm", "approval_rate"] == pytest.approx(4 / 6)
     assert out.loc["calm", "approved_win_rate"] == pytest.approx(3 / 4)
     assert out.loc["stress", "approved_mean_pnl"] == pytest.approx(-100.0)
@@ -754,9 +1100,7 @@ def test_by_regime_by_hand() -> None:
     assert out.loc["(none)", "trades"] == 2 and out.loc["(none)", "approval_rate"] == 1.0
 
 
-def test_by_regime_adds_the_tests_the_threshold_and_the_variants_by_hand() -> None:
-    from statsmodels.stats.proportion import proportions_ztest
-
+def test_by_regime_tests_are_the_clustered_and_rotation_tests_of_the_regime() -> None:
     trades = _trades([p for *_, p in REG])
     regimes = pd.Series([r for r, *_ in REG])
     conf = [0.9 if i % 4 == 0 else 0.6 for i in range(len(REG))]
@@ -765,61 +1109,86 @@ def test_by_regime_adds_the_tests_the_threshold_and_the_variants_by_hand() -> No
     other = [A if (d == R and r == "calm") else d for r, d, _ in REG]
     both = pd.concat([one, _decisions(trades, other, conf, variant="aggressive")])
     joined = an.join(one, trades, regimes)
+    # calm: approvals in January and March, rejections in February only
     out = an.by_regime(
-        joined, threshold=0.8, variants=an.join(both, trades, regimes), reps=100, perm_reps=500
+        joined, threshold=0.8, variants=an.join(both, trades, regimes), min_months=1
     ).set_index("regime")
-    calm = [(d, p, c) for (r, d, p), c in zip(REG, conf, strict=True) if r == "calm"]
-    app = [p for d, p, _ in calm if d == A]
-    rej = [p for d, p, _ in calm if d == R]
-    _, want_p = proportions_ztest(
-        np.array([sum(p > 0 for p in app), sum(p > 0 for p in rej)]), np.array([4, 2])
-    )
-    assert out.loc["calm", "win_p"] == pytest.approx(want_p)
+    idx = [i for i, (r, *_) in enumerate(REG) if r == "calm"]
+    calm = [(REG[i][1], REG[i][2], conf[i]) for i in idx]
+    months = _months_of([START + pd.Timedelta(weeks=i) for i in idx])
+    approve = np.array([d == A for d, _, _ in calm])
+    pnl = np.array([p for _, p, _ in calm])
+    assert out.loc["calm", "win_p"] == pytest.approx(_peer(pnl > 0, months, approve)[2])
+    assert out.loc["calm", "pnl_p"] == pytest.approx(_peer(pnl, months, approve)[2])
+    assert out.loc["calm", "random_p"] == pytest.approx(_rotations_by_hand(pnl, approve))
+    # stress has one approval: no test
+    assert np.isnan(out.loc["stress", "win_p"]) and np.isnan(out.loc["stress", "random_p"])
     kept = [p for d, p, c in calm if d == A and c >= 0.8]
     assert len(kept) == 2 and out.loc["calm", "kept_at_threshold"] == 2
-    assert out.loc["calm", "uplift_at_threshold"] == pytest.approx(
-        np.mean(kept) - np.mean([p for _, p, _ in calm])
-    )
-    # 4 of 6 approved; every way of approving 4 of these 6 P&Ls: the permutation p is near the
-    # exact share of 4-subsets whose mean reaches the filter's
-    from itertools import combinations
-
-    pnl = [p for _, p, _ in calm]
-    observed = np.mean(app)
-    exact = np.mean([np.mean(c) >= observed - 1e-9 for c in combinations(pnl, 4)])
-    assert out.loc["calm", "random_p"] == pytest.approx(exact, abs=0.06)
+    assert out.loc["calm", "uplift_at_threshold"] == pytest.approx(np.mean(kept) - pnl.mean())
     assert out.loc["calm", "approve_balanced"] == pytest.approx(4 / 6)
     assert out.loc["calm", "approve_aggressive"] == pytest.approx(1.0)
     assert out.loc["stress", "approve_aggressive"] == pytest.approx(1 / 4)
+    # two months are needed on each side: calm's rejections span one, so no p-values
+    two = an.by_regime(joined, min_months=2).set_index("regime")
+    assert two.loc["calm", "months"] == 3
+    assert np.isnan(two.loc["calm", ["win_p", "pnl_p", "random_p"]].to_numpy(float)).all()
+    # no threshold (none recommended): no threshold columns
+    assert "uplift_at_threshold" not in two.columns and "kept_at_threshold" not in two.columns
 
 
 # ---------------------------------------------------------------------------------------------
 # verdict
 
 
-def _ctl(random_p: float, ci: tuple[float, float]) -> an.Controls:
+def _ctl(
+    random_p: float, ci: tuple[float, float], *, diff: float | None = None, kept: int = 25
+) -> an.Controls:
     return an.Controls(
         approval_rate=0.5,
         mean_approved=20.0,
         mean_all=10.0,
         random_p=random_p,
-        random_reps=1000,
+        random_reps=999,
         rule="highest iv_percentile",
         rule_in_sample_mean=15.0,
         oos_trades=50,
         oos_filter_mean=20.0,
         oos_rule_mean=18.0,
-        oos_diff=(ci[0] + ci[1]) / 2,
+        oos_diff=(ci[0] + ci[1]) / 2 if diff is None else diff,
         oos_diff_ci=ci,
+        oos_kept_filter=kept,
+        oos_kept_rule=kept,
     )
 
 
-SEPARATES = {"win_diff": 0.2, "win_p": 0.01}
-NOT_SIGNIFICANT = {"win_diff": 0.1, "win_p": 0.2}
-WORSE = {"win_diff": -0.05, "win_p": 0.5}
+def _t(
+    pnl_diff: float,
+    pnl_p: float,
+    win_diff: float = 0.05,
+    win_p: float = 0.3,
+    months: tuple[int, int] = (40, 40),
+) -> dict:
+    return {
+        "pnl_diff": pnl_diff,
+        "pnl_p": pnl_p,
+        "win_diff": win_diff,
+        "win_p": win_p,
+        "months_approved": months[0],
+        "months_rejected": months[1],
+    }
+
+
+BETTER = _t(40.0, 0.01)
+WORSE = _t(-40.0, 0.01)
+UNCLEAR = _t(15.0, 0.3)
 BOTH = _ctl(0.01, (1.0, 5.0))
 RANDOM_ONLY = _ctl(0.01, (-1.0, 5.0))
 NEITHER = _ctl(0.5, (-1.0, 5.0))
+NAN = float("nan")
+NO_OOS = _ctl(0.01, (NAN, NAN), diff=NAN, kept=0)  # no out-of-sample approval
+SAME_AS_RULE = _ctl(0.01, (NAN, NAN), diff=0.0)  # exactly the rule's trades
+NO_ROTATION = _ctl(NAN, (1.0, 5.0))
 
 
 def test_controls_beaten_strictly() -> None:
@@ -829,40 +1198,119 @@ def test_controls_beaten_strictly() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tests", "ctl", "head"),
+    ("tests", "ctl", "code", "head"),
     [
-        (SEPARATES, BOTH, f"{HEURISTIC} ADDS VALUE: rejected trades have a lower win rate"),
-        (NOT_SIGNIFICANT, BOTH, "is not significant: suggestive, not shown"),
-        (WORSE, BOTH, "is not significant: suggestive, not shown"),
-        (SEPARATES, RANDOM_ONLY, "beats a random filter but not the best simple rule: no value"),
-        (SEPARATES, NEITHER, "separates wins from losses, but its approved trades do not beat"),
-        (SEPARATES, _ctl(0.5, (1.0, 5.0)), "separates wins from losses"),  # rule alone: no
-        (WORSE, NEITHER, f"{HEURISTIC} ADDS NO VALUE: rejected trades perform the same or better"),
-        ({"win_diff": 0.0, "win_p": 1.0}, NEITHER, "ADDS NO VALUE: rejected trades perform"),
-        (NOT_SIGNIFICANT, NEITHER, f"{HEURISTIC} ADDS NO VALUE shown: the difference is within"),
-        ({"win_diff": 0.2, "win_p": 0.05}, NEITHER, "ADDS NO VALUE shown"),  # p < 0.05 strictly
-        ({"win_diff": np.nan, "win_p": np.nan}, NEITHER, "ADDS NO VALUE shown"),
+        (BETTER, BOTH, "adds_value", "ADDS VALUE: its approved trades beat its rejected ones"),
+        (BETTER, RANDOM_ONLY, "no_value_beyond_rule", "adds no value beyond a simple rule"),
+        (BETTER, NEITHER, "no_value_shown", "but random filters of the same size and persist"),
+        (BETTER, _ctl(0.5, (1.0, 5.0)), "no_value_shown", "random filters of the same size"),
+        (WORSE, BOTH, "hurts", "HURTS: its approved trades did significantly worse"),
+        (WORSE, NEITHER, "hurts", "HURTS"),
+        (UNCLEAR, BOTH, "no_value_shown", "differ by no more than chance gives"),
+        (_t(40.0, 0.05), BOTH, "no_value_shown", "no more than chance"),  # p < 0.05 strictly
+        (_t(-40.0, 0.05), NEITHER, "no_value_shown", "no more than chance"),
+        # the sign of the win-rate difference alone decides nothing
+        (_t(-10.0, 0.6, -0.2, 0.001), NEITHER, "no_value_shown", "no more than chance"),
+        (_t(-40.0, 0.01, 0.2, 0.001), BOTH, "hurts", "HURTS"),
+        (_t(np.nan, np.nan, np.nan, np.nan), BOTH, "untested", "too few approved"),
+        # too few months on a side: untested, whatever the p-value
+        (_t(40.0, 0.001, months=(11, 40)), BOTH, "untested", "span 11 entry months"),
+        (_t(-40.0, 0.001, months=(40, 3)), BOTH, "untested", "at least 12 on each side"),
+        (_t(40.0, 0.001, months=(12, 12)), BOTH, "adds_value", "ADDS VALUE"),
+        ({"pnl_diff": 40.0, "pnl_p": 0.001}, BOTH, "untested", "entry months"),  # unknown
+        (_t(40.0, NAN), BOTH, "untested", "could not be tested"),
+        # a control that did not run is untested, never failed
+        (BETTER, NO_OOS, "untested", "rule did not run (the filter approves no trade out"),
+        (BETTER, SAME_AS_RULE, "no_value_beyond_rule", "approves exactly the trades the best"),
+        (BETTER, NO_ROTATION, "untested", "random-filter control did not run"),
+        # ... unless the verdict does not rest on it
+        (WORSE, NO_OOS, "hurts", "HURTS"),
+        (UNCLEAR, NO_OOS, "no_value_shown", "no more than chance"),
+        (_t(40.0, 0.01), _ctl(0.5, (NAN, NAN), diff=NAN, kept=0), "no_value_shown", "do as well"),
     ],
 )
-def test_verdict_branches(tests: dict[str, float], ctl: an.Controls, head: str) -> None:
+def test_verdict_codes_and_words(tests: dict, ctl: an.Controls, code: str, head: str) -> None:
+    assert an.verdict_code(tests, ctl) == code
+    assert code in an.VERDICT_CODES
     text = an.verdict(tests, ctl, HEURISTIC)
     assert text.startswith(HEURISTIC)
     assert head in text
-    assert ("ADDS VALUE" in text) == (tests is SEPARATES and ctl is BOTH)
-    assert "highest iv_percentile" in text and f"p = {ctl.random_p:.3f}" in text
+    assert ("ADDS VALUE" in text) == (code == "adds_value")
+    assert ("HURTS" in text) == (code == "hurts")
+    assert ("untested" in text) == (code == "untested")
+    assert "highest iv_percentile" in text
+    assert (f"p = {ctl.random_p:.3f}" in text) == ctl.random_tested
+    # a comparison that did not run is never worded as failed
+    assert "nan" not in text.replace("nano", "")
+    if not ctl.rule_tested:
+        assert "beyond a simple rule" not in text and "95% CI nan" not in text
+        assert (
+            "the comparison with the best simple rule (highest iv_percentile) did not run" in text
+        )
 
 
 def test_verdict_words_the_numbers() -> None:
-    text = an.verdict(SEPARATES, BOTH, "gpt-test")
+    text = an.verdict(_t(40.0, 0.012, 0.2, 0.03), BOTH, "gpt-test")
     assert text.startswith("gpt-test ADDS VALUE")
-    assert "+20.0 points (z-test p = 0.010)" in text
+    assert "P&L +$40.00 per trade (p = 0.012)" in text
+    assert "win rate +20.0 points (p = 0.030), month-clustered" in text
+    assert "(rotations) p = 0.010" in text
     assert "+3.00 $/trade (95% CI +1.00 to +5.00)" in text
-    none = an.verdict({"win_diff": np.nan, "win_p": np.nan}, NEITHER, "gpt-test")
+    worse = an.verdict(_t(-40.0, 0.01, -0.1, 0.2), NEITHER, "gpt-test")
+    assert "P&L \u2212$40.00 per trade" in worse and "win rate \u221210.0 points" in worse
+    none = an.verdict(_t(np.nan, np.nan, np.nan, np.nan), NEITHER, "gpt-test")
     assert "too few approved or rejected trades to compare" in none
+    few = an.verdict(_t(-40.0, 0.001, -0.1, 0.001, months=(3, 2)), NEITHER, "gpt-test")
+    assert few.startswith(
+        "gpt-test: untested — its approved trades span 3 entry months and its rejected ones 2; "
+        "a month-clustered comparison needs at least 12 on each side, so no verdict is given"
+    )
+    assert "P&L −$40.00 per trade, win rate −10.0 points, not tested" in few
+    assert "p = 0.001" not in few  # a p-value from three clusters is not shown
+
+
+def test_a_few_months_of_real_decisions_give_untested_not_a_verdict() -> None:
+    """Three months of trades in which approvals did far better: CR1 with three clusters says
+    p < 0.05 — the old rule called that a verdict. Now the code is ``untested`` until approvals
+    and rejections each span ``MIN_MONTHS`` entry months; then the same kind of data decides."""
+    pnl, dec, dates = _monthly(3)
+    joined = _joined(pnl, dec, dates=dates)
+    tests, ctl = an.approval_tests(joined), an.controls(joined)
+    assert an.approval_tests(joined, min_months=3)["pnl_p"] < 0.05  # what CR1 alone would say
+    assert an.verdict_code(tests, ctl) == "untested"
+    assert "untested" in an.verdict(tests, ctl, "gpt-test")
+    # the hand-made tests of a few months are untested too, whatever their p-value
+    assert an.verdict_code(_t(-40.0, 0.001, months=(3, 3)), NEITHER) == "untested"
+    pnl, dec, dates = _monthly(14)
+    joined = _joined(pnl, dec, dates=dates)
+    tests = an.approval_tests(joined)
+    assert tests["pnl_p"] < 0.05 and tests["pnl_diff"] > 0
+    assert an.verdict_code(tests, an.controls(joined)) != "untested"
+    assert an.verdict_code(_t(-40.0, 0.001, months=(12, 12)), NEITHER) == "hurts"
+
+
+def test_verdict_level_is_a_parameter() -> None:
+    assert an.verdict_code(_t(40.0, 0.03), _ctl(0.03, (1.0, 5.0))) == "adds_value"
+    assert an.verdict_code(_t(40.0, 0.03), _ctl(0.03, (1.0, 5.0)), alpha=0.01) == "no_value_shown"
+    assert an.verdict_code(_t(40.0, 0.03, months=(5, 5)), BOTH, min_months=5) == "adds_value"
+    assert an.verdict_code(_t(40.0, 0.03, months=(5, 5)), BOTH) == "untested"
+
+
+def test_every_verdict_code_is_listed_and_worded() -> None:
+    assert an.VERDICT_CODES == (
+        "adds_value",
+        "no_value_beyond_rule",
+        "no_value_shown",
+        "hurts",
+        "untested",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # service.analyze
+
+
+SERVICE_N = 80
 
 
 def _service_world(
@@ -870,9 +1318,13 @@ def _service_world(
     *,
     models: Sequence[str] = ("heuristic-v1",),
     provider: str | None = HEURISTIC,
+    invert: bool = False,
 ) -> tuple[pd.DataFrame, service.TradeSet, np.ndarray]:
+    """80 weekly trades (19 entry months) whose P&L rises with the IV percentile; each variant
+    approves IV at or above its bar (``invert``: below it — a filter that keeps the worse
+    trades, so no confidence threshold helps)."""
     rng = np.random.default_rng(12)
-    n = 40
+    n = SERVICE_N
     iv = rng.uniform(0, 100, n)
     pnl = np.round(rng.normal(0, 50, n) + (iv - 50), 2)
     regimes = pd.Series(list(rng.choice(["calm", "stress"], n)))
@@ -881,7 +1333,7 @@ def _service_world(
     frames = []
     for m in models:
         for v in variants:
-            dec: list[Decision] = [A if x >= bars.get(v, 50.0) else R for x in iv]
+            dec: list[Decision] = [A if (x >= bars.get(v, 50.0)) != invert else R for x in iv]
             if v == "conservative":
                 dec[3] = E  # one failed call
             conf = list(np.round(0.5 + np.abs(iv - 50) / 110, 2))
@@ -901,12 +1353,68 @@ def test_analyze_picks_balanced_and_names_the_heuristic() -> None:
     assert s["provider"] == HEURISTIC and s["is_llm"] is False
     assert s["prompt"] == "balanced"
     assert s["prompts"] == ["aggressive", "balanced", "conservative"]
-    assert s["trades"] == 40 and s["errors"] == 1
+    assert s["trades"] == SERVICE_N and s["errors"] == 1
+    # the balanced prompt decided every trade; the conservative one failed once
+    assert s["decided"] == SERVICE_N and s["months"] == 19 and s["min_months"] == an.MIN_MONTHS
+    c = service.analyze(dec, ts, prompt="conservative").summary()
+    assert c["trades"] == SERVICE_N and c["decided"] == SERVICE_N - 1
     assert s["verdict"].startswith(HEURISTIC)
     assert len(s["prompt_comparison"]) == 3
     head = fa.headline()
     assert "not an LLM" in head and "nothing here measures an LLM" in head
-    assert "Prompt `balanced`" in head and fa.verdict in head
+    assert "Prompt `balanced`" in head and fa.verdict in head and f"`{fa.verdict_code}`" in head
+
+
+def test_summary_holds_what_the_findings_page_reads() -> None:
+    dec, ts, iv = _service_world()
+    fa = service.analyze(dec, ts)
+    s = fa.summary()
+    assert s["verdict_code"] == an.verdict_code(fa.tests, fa.controls)
+    assert s["verdict_code"] in an.VERDICT_CODES and s["verdict_codes"] == list(an.VERDICT_CODES)
+    t = s["tests"]
+    for key in ("win_diff", "win_p", "pnl_diff", "pnl_p"):
+        assert t[key] == fa.tests[key]
+    assert t["method"] == an.DIFF_TEST
+    c = s["controls"]
+    assert c["random_p"] == fa.controls.random_p and c["rotations"] == SERVICE_N - 1
+    assert c["beats_random"] == (c["random_p"] < 0.05)
+    assert c["beats_rule"] == (c["oos_diff_ci"][0] > 0)
+    # the balanced filter approves IV >= 50: out of sample (the second half by date) the rule
+    # keeps exactly as many
+    half = SERVICE_N // 2
+    assert c["oos_kept_filter"] == int((iv[half:] >= 50).sum()) == c["oos_kept_rule"]
+    # the filter (IV >= 50) is the rule "highest iv_percentile" at its count: the same trades
+    assert c["best_rule"] == "highest iv_percentile" and c["same_as_rule"] is True
+    assert c["rule_tested"] is True and c["rule_note"] == "" and c["beats_rule"] is False
+    th = s["threshold"]
+    assert fa.threshold.helps_in_sample is True
+    assert th["recommended"] == fa.threshold.threshold and th["least_bad"] is None
+    assert th["random_p"] == fa.threshold.random_p
+    assert th["chosen_by"] == "per-trade uplift, at least 30 trades kept"
+    for key in ("uplift", "uplift_ci_low", "uplift_ci_high", "kept"):
+        assert key in th["out_of_sample"]
+    assert set(s["methods"]) >= {"win_diff", "pnl_diff", "random_filter", "rule", "threshold"}
+    assert s["trades"] == SERVICE_N and s["decided"] == SERVICE_N and s["months"] == 19
+    assert t["months_approved"] >= 12 and t["months_rejected"] >= 12  # tested
+    # the verdict is the rule applied to the summary's own numbers
+    ctl = an.Controls(
+        approval_rate=t["approval_rate"],
+        mean_approved=0.0,
+        mean_all=0.0,
+        random_p=c["random_p"],
+        random_reps=c["rotations"],
+        rule=c["best_rule"],
+        rule_in_sample_mean=0.0,
+        oos_trades=0,
+        oos_filter_mean=0.0,
+        oos_rule_mean=0.0,
+        oos_diff=c["oos_diff"],
+        oos_diff_ci=tuple(c["oos_diff_ci"]),
+    )
+    assert s["verdict"] == an.verdict(t, ctl, s["provider"])
+    assert s["verdict_code"] == an.verdict_code(t, ctl)
+    # IV drives P&L here and the filter reads IV: approved beat rejected on P&L
+    assert t["pnl_diff"] > 0 and t["pnl_p"] < 0.05
 
 
 def test_analyze_primary_without_balanced_and_by_choice() -> None:
@@ -941,3 +1449,128 @@ def test_analyze_rejects_decisions_of_unknown_trades() -> None:
     dec.loc[0, "trade_id"] = "1999-01-01-ZZZ-1-2-1999-02-01"
     with pytest.raises(ValueError, match="1999-01-01-ZZZ-1-2-1999-02-01"):
         service.analyze(dec, ts)
+
+
+def test_no_threshold_is_recommended_when_none_helps_in_sample() -> None:
+    """Every threshold with a negative in-sample uplift: the least bad is reported, and the text
+    says none is recommended (a filter that loses in sample is not a recommendation)."""
+    oos = pd.Series(
+        {"kept": 40, "win_rate": 0.5, "mean_pnl": -20.0, "uplift": -4.2,
+         "uplift_ci_low": -70.0, "uplift_ci_high": 60.0}
+    )  # fmt: skip
+    losing = an.ThresholdChoice(0.0, pd.Series({"uplift": -28.7}), oos, 100, 100, random_p=0.5)
+    assert losing.helps_in_sample is False
+    assert losing.text().startswith(
+        "No threshold improved on taking every trade in sample (the best per-trade uplift was "
+        "−$28.70), so none is recommended; the least bad, threshold 0.0, chosen on the first 100"
+    )
+    helping = an.ThresholdChoice(0.6, pd.Series({"uplift": 12.0}), oos, 100, 100, random_p=0.5)
+    assert helping.helps_in_sample is True
+    assert helping.text().startswith("Threshold 0.6, chosen on the first 100 trades")
+    unknown = an.ThresholdChoice(0.6, pd.Series({"uplift": float("nan")}), oos, 100, 100)
+    assert unknown.helps_in_sample is None
+
+
+def test_no_threshold_is_recommended_and_none_reported_by_regime_when_none_helps() -> None:
+    """A filter that approves the worse trades: every threshold keeps trades below the average
+    in sample. The summary recommends none (the least bad kept under ``least_bad``) and the
+    by-regime table reports no uplift at it."""
+    dec, ts, _ = _service_world(("balanced",), invert=True)
+    fa = service.analyze(dec, ts)
+    assert fa.threshold.helps_in_sample is False and fa.threshold.recommended is None
+    th = fa.summary()["threshold"]
+    assert th["recommended"] is None and th["least_bad"] == fa.threshold.threshold
+    assert th["helps_in_sample"] is False
+    assert "none is recommended" in th["text"]
+    assert not {"kept_at_threshold", "uplift_at_threshold"} & set(fa.regimes.columns)
+    helping = service.analyze(*_service_world(("balanced",))[:2])
+    assert {"kept_at_threshold", "uplift_at_threshold"} <= set(helping.regimes.columns)
+
+
+def test_the_page_texts_say_untested_for_a_test_that_did_not_run() -> None:
+    dec, ts, _ = _service_world(("balanced",))
+    fa = service.analyze(dec, ts)
+    few = {**fa.tests, "pnl_p": NAN, "win_p": NAN, "months_approved": 4, "months_rejected": 3}
+    text = replace(fa, tests=few).tests_text()
+    assert "**Not tested**: the approved trades span 4 entry months and the rejected ones 3" in text
+    assert "p = nan" not in text
+    ctl = replace(fa.controls, oos_diff=NAN, oos_diff_ci=(NAN, NAN), oos_kept_filter=0)
+    words = replace(fa, controls=ctl).controls_text()
+    assert "the comparison did not run: the filter approves no trade out of sample" in words
+    assert "Untested" in words and "does not beat the rule" not in words and "nan" not in words
+    assert "hindsight" in fa.controls_text()  # the rule's cut-off is labelled honestly
+
+
+def test_filter_analysis_has_no_default_verdict_code() -> None:
+    """The code is computed with the verdict, never defaulted (a default could contradict the
+    verdict's words)."""
+    field = {f.name: f for f in fields(service.FilterAnalysis)}["verdict_code"]
+    assert field.default is MISSING and field.default_factory is MISSING
+    dec, ts, _ = _service_world(("balanced",))
+    fa = service.analyze(dec, ts)
+    assert fa.verdict_code == an.verdict_code(fa.tests, fa.controls)
+    assert fa.verdict == an.verdict(fa.tests, fa.controls, fa.provider)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda j: an.recommend_threshold(j, min_kept=0),
+            "min_kept must be an integer >= 1, got 0",
+        ),
+        (
+            lambda j: an.recommend_threshold(j, min_kept=2.5),
+            "min_kept must be an integer >= 1, got 2.5",
+        ),
+        (
+            lambda j: an.recommend_threshold(j, min_kept=True),
+            "min_kept must be an integer >= 1, got True",
+        ),
+        (lambda j: an.recommend_threshold(j, reps=-1), "reps must be an integer >= 0, got -1"),
+        (lambda j: an.recommend_threshold(j, alpha=0.0), r"alpha must be in \(0, 1\), got 0.0"),
+        (
+            lambda j: an.recommend_threshold(j, [0.5, 1.5]),
+            r"thresholds must be confidences in \[0, 1\], at least one, got \[0.5, 1.5\]",
+        ),
+        (
+            lambda j: an.recommend_threshold(j, []),
+            r"thresholds must be confidences in \[0, 1\], at least one, got \[\]",
+        ),
+        (lambda j: an.threshold_sweep(j, reps=-5), "reps must be an integer >= 0, got -5"),
+        (lambda j: an.by_regime(j, min_months=0), "min_months must be an integer >= 1, got 0"),
+        (
+            lambda j: an.by_regime(j, min_months="12"),
+            "min_months must be an integer >= 1, got '12'",
+        ),
+        (
+            lambda j: an.by_regime(j, threshold=2.0),
+            r"threshold must be a confidence in \[0, 1\] or None, got 2.0",
+        ),
+        (lambda j: an.by_regime(j, alpha=1.0), r"alpha must be in \(0, 1\), got 1.0"),
+        (
+            lambda j: an.approval_tests(j, min_months=-1),
+            "min_months must be an integer >= 1, got -1",
+        ),
+        (lambda j: an.approval_tests(j, alpha=5), r"alpha must be in \(0, 1\), got 5"),
+        (lambda j: an.approval_table(j, reps=-1), "reps must be an integer >= 0, got -1"),
+        (lambda j: an.controls(j, alpha=-0.1), r"alpha must be in \(0, 1\), got -0.1"),
+        (lambda j: an.calibration(j, bins=0), "bins must be an integer >= 1, got 0"),
+        (lambda j: an.compare_prompts(j, alpha=2), r"alpha must be in \(0, 1\), got 2"),
+        (
+            lambda j: an.verdict_code(_t(40.0, 0.01), BOTH, min_months=0),
+            "min_months must be an integer >= 1, got 0",
+        ),
+        (
+            lambda j: an.verdict(_t(40.0, 0.01), BOTH, "x", alpha=1.5),
+            r"alpha must be in \(0, 1\), got 1.5",
+        ),
+    ],
+)
+def test_bad_options_raise_one_line_naming_the_option_and_the_value(
+    call: Callable[[pd.DataFrame], object], message: str
+) -> None:
+    joined = _threshold_frame(FIRST, SECOND)
+    with pytest.raises(ValueError, match=f"^{message}$") as info:
+        call(joined)
+    assert "\n" not in str(info.value)

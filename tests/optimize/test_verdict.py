@@ -10,6 +10,7 @@ import pytest
 
 from research.optimize.inference import SHARPE_TEST_NAME
 from research.optimize.verdict import (
+    MIN_OOS_DAYS,
     PERMUTATION_TEST_NAME,
     VERDICT_CODES,
     VerdictInputs,
@@ -119,14 +120,16 @@ def test_rule_adds_value() -> None:
     assert set(VERDICT_CODES) == {
         "adds_value",
         "loses_less",
+        "untested",
         "labels_explain",
         "exposure_explains",
         "no_gain",
     }
 
 
-def test_no_permutation_p_skips_rule_4() -> None:
-    v = word_verdict(_inputs(permutation_p=None, idea="the limit set"))
+def test_no_permutation_null_for_limit_sets_skips_rule_4() -> None:
+    # limit sets have no labels to shuffle: no permutation test is required
+    v = word_verdict(_inputs(permutation_p=None, n_permutations=0, idea="the limit set"))
     assert v.code == "adds_value"
     assert v.headline == "the limit set adds value out of sample"
     assert PERMUTATION_TEST_NAME not in v.text
@@ -136,6 +139,49 @@ def test_no_permutation_p_skips_rule_4() -> None:
         _inputs(permutation_p=None, choice_sharpe=-0.1, benchmark_sharpe=-0.8, control_sharpe=-0.7)
     )
     assert v.code == "loses_less"
+
+
+@pytest.mark.parametrize(
+    ("permutation_p", "n_permutations"),
+    [(None, 0), (None, 200), (math.nan, 200), (0.01, 0)],
+)
+def test_multiplier_study_without_its_permutation_test_is_untested(
+    permutation_p: float | None, n_permutations: int
+) -> None:
+    """A regime-multiplier study needs the label-permutation test: a missing p (not run, NaN,
+    or zero shuffles) never counts as passed."""
+    v = word_verdict(
+        _inputs(
+            permutation_p=permutation_p,
+            n_permutations=n_permutations,
+            permutation_required=True,
+        )
+    )
+    assert v.code == "untested"
+    assert "label-permutation test was not run" in v.headline
+    assert f"{PERMUTATION_TEST_NAME}: not run" in v.text
+    assert "adds value" not in v.text
+    # the same numbers with the test run and passed do add value
+    ran = word_verdict(_inputs(permutation_p=0.01, permutation_required=True))
+    assert ran.code == "adds_value"
+    # untested never hides an earlier failure: no gain over the benchmark stays no_gain
+    assert (
+        word_verdict(
+            _inputs(permutation_p=None, permutation_required=True, p_vs_benchmark=0.4)
+        ).code
+        == "no_gain"
+    )
+
+
+def test_too_short_out_of_sample_is_untested_whatever_the_pvalues() -> None:
+    assert word_verdict(_inputs(oos_days=MIN_OOS_DAYS)).code == "adds_value"
+    v = word_verdict(_inputs(oos_days=MIN_OOS_DAYS - 1))
+    assert v.code == "untested"
+    assert v.headline == (
+        f"untested: only {MIN_OOS_DAYS - 1} out-of-sample days, fewer than the {MIN_OOS_DAYS} "
+        "a verdict needs"
+    )
+    assert word_verdict(_inputs(oos_days=100, p_vs_benchmark=0.5)).code == "untested"
 
 
 # --- boundaries ------------------------------------------------------------------------------
@@ -169,7 +215,8 @@ def test_nan_pvalues_are_not_significant() -> None:
     assert v.code == "no_gain"
     assert "(p n/a)" in v.text
     assert word_verdict(_inputs(p_vs_control=math.nan)).code == "exposure_explains"
-    assert word_verdict(_inputs(permutation_p=math.nan)).code == "labels_explain"
+    # a NaN permutation p is a test that did not run: untested, never passed or failed
+    assert word_verdict(_inputs(permutation_p=math.nan)).code == "untested"
     v = word_verdict(_inputs(p_vs_cash=math.nan))
     assert v.code == "adds_value"
     assert "makes money over cash, though not significantly out of sample (p n/a)" in v.text
@@ -292,6 +339,7 @@ def test_robustness_not_applicable_listed_and_not_counted() -> None:
 def test_robustness_none_applicable_is_untested() -> None:
     r = robustness("adds_value", [("a", None), ("b", None)])
     assert not r.robust
+    assert not r.tested  # untested, which the findings must not call fragile
     assert r.flips == ()
     assert r.headline == "untested — no sensitivity scenario applies (a, b: not applicable)"
     r = robustness("adds_value", [])
@@ -301,7 +349,8 @@ def test_robustness_none_applicable_is_untested() -> None:
 
 @pytest.mark.parametrize("code", VERDICT_CODES)
 def test_robustness_compares_against_the_baseline_code(code: str) -> None:
-    others = [c for c in VERDICT_CODES if c != code]
+    # every other code flips, except "untested" (a scenario that tested nothing)
+    others = [c for c in VERDICT_CODES if c not in (code, "untested")]
     r = robustness(code, [(f"s_{c}", c) for c in VERDICT_CODES])
     assert r.flips == tuple(f"s_{c}" for c in others)
     assert not r.robust
@@ -313,3 +362,21 @@ def test_robustness_with_a_single_applicable_scenario() -> None:
     assert r.headline == (
         "robust — holds in the one sensitivity scenario that applies (b: not applicable)"
     )
+
+
+def test_robustness_an_untested_scenario_is_not_a_flip() -> None:
+    """A scenario too short for a verdict (untested) tested nothing: it neither flips a robust
+    result nor counts as holding."""
+    r = robustness("adds_value", [("real_iv_only", "untested"), ("skew", "adds_value")])
+    assert r.robust and r.flips == () and r.tested
+    assert r.headline == (
+        "robust — holds in the one sensitivity scenario that applies (real_iv_only: untested there)"
+    )
+    r = robustness("adds_value", [("real_iv_only", "untested"), ("x", None)])
+    assert not r.robust and not r.tested
+    assert r.headline == (
+        "untested — no sensitivity scenario applies (x: not applicable) (real_iv_only: "
+        "untested there)"
+    )
+    # an untested baseline compared with untested scenarios: they agree
+    assert robustness("untested", [("a", "untested")]).robust

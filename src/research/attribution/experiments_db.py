@@ -44,6 +44,7 @@ class WritePlan:
     """``(experiment_id, {column: new value})`` for rows whose values differ."""
 
     def describe(self) -> str:
+        """The plan in words: the columns to add and the rows to change."""
         cols = ", ".join(self.add_columns) or "none (all present)"
         return (
             f"{self.path} table {self.table}: add columns {cols}; set the regime columns on "

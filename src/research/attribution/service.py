@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,22 @@ from research.attribution.tunes import DriftResult, UpliftResult
 from research.attribution.tunes_db import PopulationReport
 from research.data.overview import MarketData
 
-__all__ = ["SignalStudy", "load_signal_study"]
+if TYPE_CHECKING:
+    from research.attribution.experiments import WindowPersistence
+
+__all__ = [
+    "ExperimentSection",
+    "ExperimentStudy",
+    "SignalStudy",
+    "TuneStudy",
+    "current_regimes",
+    "experiment_section",
+    "load_experiment_study",
+    "load_signal_study",
+    "load_tune_study",
+    "population_text",
+    "tune_database",
+]
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,12 @@ class SignalStudy:
     def summary(
         self, table: pd.DataFrame, finding: Mapping[str, object], decay: pd.DataFrame
     ) -> dict[str, object]:
-        """The notebook's machine-readable summary."""
+        """The notebook's machine-readable summary: ``signals, records_used, agents,
+        regime_model, sample, finding, per_agent_regime`` (the table's rows, with ``excess_p``),
+        ``decay, notes``, and ``signals_method`` (the excess interval's method in words) and
+        ``signals_block_months``."""
+        from research.attribution.signals import EXCESS_BLOCK_MONTHS, EXCESS_METHOD
+
         f = self.prepared.usable
         return {
             "signals": self.signals_source,
@@ -51,6 +72,8 @@ class SignalStudy:
             "per_agent_regime": table.to_dict(orient="records"),
             "decay": decay.to_dict(orient="records"),
             "notes": [*self.market.notes, *self.prepared.notes()],
+            "signals_method": EXCESS_METHOD,
+            "signals_block_months": EXCESS_BLOCK_MONTHS,
         }
 
     def about(self) -> str:
@@ -173,28 +196,207 @@ class ExperimentSection:
     best: pd.DataFrame | None
     learned: dict[str, object] | None
     reason: str = ""
+    metric: str = "pnl_pct"
+    """The column that ranked the configurations."""
+    persistence: WindowPersistence | None = None
+    """How persistent the windows' results are from year to year
+    (``experiments.window_persistence``; None when it cannot be estimated)."""
+
+    @property
+    def grouping(self) -> str | None:
+        """The grouping of ``best`` (``experiments.GROUPINGS`` key), None without a table."""
+        if self.best is None:
+            return None
+        return str(self.best.attrs.get("grouping", "entry_regime"))
 
     def text(self) -> str:
-        """What the section shows, in words."""
+        """What the section shows, in words: the grouping, how many regimes compare
+        configurations, per regime whether the best-vs-runner-up comparison is tested at all
+        (*untested* when its independent blocks cannot give p < 5 %, with the blocks a verdict
+        needs) and its outcome, the windows' estimated persistence (why blocks need two years
+        between them), and the regimes whose best configuration loses money — worded from the
+        counts, true for any ranking metric."""
+        from research.attribution.experiments import blocks_needed, losing_text
+
         if self.study is None or self.best is None:
             return f"No experiments attributed: {self.reason}."
         t = self.study.tagged
-        wins = int(self.best["beats_runner_up"].sum())
-        losing = self.best.loc[self.best["pnl_pct"] < 0, "regime"].tolist()
-        money = (
-            f" In {len(losing)} of them ({', '.join(losing)}) even the best loses money on "
-            "average: the least bad, not a configuration to trade."
-            if losing
-            else ""
+        by = self.grouping or "entry_regime"
+        b = self.best
+        wins = int(b["beats_runner_up"].sum())
+        tested = int(b["tested"].sum())
+        losing = b.loc[b["loses_money"]]
+        money = ""
+        if len(losing):
+            parts = "; ".join(
+                f"{r['regime']}: mean pnl_pct {r['pnl_pct']:.2f}, "
+                f"{losing_text(int(r['configs_losing']), int(r['configs']))}"
+                for _, r in losing.iterrows()
+            )
+            # ranked by pnl_pct, the best losing means every compared one lost ("even");
+            # ranked by another metric, the counts say how many did
+            lead = "even the best" if self.metric == "pnl_pct" else f"the best by `{self.metric}`"
+            money = (
+                f" In {len(losing)} of them ({', '.join(losing['regime'])}) {lead} loses money on "
+                f"average ({parts}): not a configuration to trade; the selector stands aside "
+                "there unless told otherwise."
+            )
+        if by == "entry_regime":
+            unlabelled = int(t["entry_regime"].isna().sum())
+            how = (
+                f"each attributed to the `{self.study.model}` regime known when it started (the "
+                "label on the last labelled day on or before its start)"
+                + (
+                    f"; {unlabelled} start before the first label and are left out"
+                    if unlabelled
+                    else ""
+                )
+            )
+        else:
+            how = (
+                f"each tagged with the `{self.study.model}` regime most of its days fell in "
+                "(in-sample hindsight: known only after the window ran, not what a bot knows "
+                "when it starts)"
+            )
+        per_regime = "; ".join(
+            f"{r['regime']}: {r['best_config']} over {r['runner_up']} (the top two of "
+            f"{int(r['configs'])}), {r['evidence']}"
+            for _, r in b.iterrows()
         )
+        blocks = (
+            "independent blocks: windows that overlap or lie less than two years apart, across "
+            "symbols too, form one block"
+        )
+        need = int(b.attrs.get("blocks_needed", blocks_needed(0.05)))
+        if tested == 0:
+            most = int(b["blocks"].max())
+            floor = min(1.0, 2.0 / 2.0**most)
+            outcome = (
+                "in none of them can the test of the best against its runner-up reject (exact "
+                f"sign-flip test on {blocks}; 5%): with at most {most} "
+                f"{'block' if most == 1 else 'blocks'} in a regime no p-value can fall below "
+                f"{floor:.3g}, so the evidence is untested — too few independent blocks to "
+                f"test, not evidence against the best; a verdict needs at least {need} blocks"
+            )
+        else:
+            outcome = (
+                f"the test of the best against its runner-up (exact sign-flip test on {blocks}; "
+                f"5%) can reject in {tested} of them and the best beats its runner-up in {wins}"
+                + (
+                    f"; in the other {len(b) - tested} it cannot reject: too few independent "
+                    "blocks (untested)"
+                    if tested < len(b)
+                    else ""
+                )
+            )
+        persist = ""
+        if self.persistence is not None:
+            hi = max(self.persistence.phi, self.persistence.phi_lag2)
+            persist = (
+                " The windows' results persist from year to year: on these experiments, "
+                f"{self.persistence.text()}. That is why blocks need two full years between "
+                f"them: at phi = {hi:.2f}, two-year windows two years apart correlate "
+                f"{hi**3 * (1 + hi) / 2:.2g} (a year apart {hi**2 * (1 + hi) / 2:.2g})."
+            )
         return (
-            f"**Experiments:** {len(t):,} from {self.study.source}, each tagged with the "
-            f"`{self.study.model}` regime most of its days fell in. {len(self.best)} regimes have "
-            f"two or more configurations with enough runs to compare; the best beats its "
-            f"runner-up significantly (paired bootstrap, 5%) in {wins} of them.{money} "
-            "In-sample: the experiments that choose a configuration also score it, and rolling "
-            "windows overlap."
+            f"**Experiments:** {len(t):,} from {self.study.source}, {how}. {len(b)} regimes have "
+            f"two or more configurations with enough runs to compare; {outcome}. "
+            f"{per_regime}.{money}{persist} In-sample: the experiments that choose a "
+            "configuration also score it."
         )
+
+    def summary(self) -> dict[str, object]:
+        """The section's part of notebook 05's machine-readable summary.
+
+        Returns
+        -------
+        dict
+            ``experiments`` (``text()``), ``best_by_regime`` (the table's rows: ``regime,
+            best_config, experiments, metric_mean, ci_low, ci_high, pnl_pct, win_rate,
+            runner_up, diff_vs_runner_up, p_vs_runner_up, beats_runner_up, key_settings, pairs,
+            blocks, min_p, tested, evidence, configs, configs_losing, loses_money, grouping``;
+            None without a table), ``experiments_grouping`` and
+            ``experiments_grouping_text``, ``experiments_test``, ``experiments_interval``,
+            ``experiments_block_gap_days`` (windows with fewer days than this between them share
+            a block), ``experiments_blocks_needed`` (the fewest blocks that can reject at 5 %),
+            ``experiments_persistence`` (``phi, phi_lag2, acf1, acf2, series, windows`` of
+            ``experiments.window_persistence``; None when not estimable),
+            ``experiments_untested`` (regimes whose comparison cannot reject: evidence
+            *untested*), ``experiments_unlabelled`` (experiments without a regime in the
+            grouping), ``learned_configs`` (per regime: ``regime, config, served, loses_money,
+            configs, configs_losing, blocks, min_p, tested, evidence, p_vs_runner_up,
+            beats_runner_up``), ``default_config`` and ``losing_policy``.
+        """
+        from research.attribution.experiments import (
+            BLOCK_GAP_DAYS,
+            GROUPINGS,
+            LOSING_POLICY,
+            RUNNER_UP_TEST,
+        )
+
+        by = self.grouping
+        learned = self.learned or {}
+        regimes = cast(dict[str, Any], learned.get("regimes") or {})
+        default = cast(dict[str, Any], learned.get("default") or {})
+        return {
+            "experiments": self.text(),
+            "best_by_regime": None if self.best is None else self.best.to_dict(orient="records"),
+            "experiments_grouping": by,
+            "experiments_grouping_text": GROUPINGS[by] if by is not None else None,
+            "experiments_test": RUNNER_UP_TEST,
+            "experiments_interval": (
+                "cluster-robust t-interval of the best configuration's mean "
+                "(research.clustered.clustered_test: clusters = the independent blocks of the "
+                "test, windows that overlap or lie less than two years apart forming one; CR1, "
+                "blocks - 1 degrees of freedom)"
+            ),
+            "experiments_block_gap_days": None
+            if self.best is None
+            else int(self.best.attrs.get("gap_days", BLOCK_GAP_DAYS)),
+            "experiments_blocks_needed": None
+            if self.best is None
+            else int(self.best.attrs.get("blocks_needed", 0)) or None,
+            "experiments_persistence": None
+            if self.persistence is None
+            else {
+                "phi": self.persistence.phi,
+                "phi_lag2": self.persistence.phi_lag2,
+                "acf1": self.persistence.acf1,
+                "acf2": self.persistence.acf2,
+                "series": self.persistence.series,
+                "windows": self.persistence.windows,
+            },
+            "experiments_untested": None
+            if self.best is None
+            else self.best.loc[~self.best["tested"], "regime"].tolist(),
+            "experiments_unlabelled": None
+            if self.best is None
+            else int(self.best.attrs.get("no_regime", 0)),
+            "learned_configs": [
+                {
+                    "regime": regime,
+                    "config": cfg["config"],
+                    "served": cfg["served"],
+                    "loses_money": cfg["evidence"]["loses_money"],
+                    "configs": cfg["evidence"]["configs"],
+                    "configs_losing": cfg["evidence"]["configs_losing"],
+                    "blocks": cfg["evidence"]["blocks"],
+                    "min_p": cfg["evidence"]["min_p"],
+                    "tested": cfg["evidence"]["tested"],
+                    "evidence": cfg["evidence"]["evidence_text"],
+                    "p_vs_runner_up": cfg["evidence"]["p_vs_runner_up"],
+                    "beats_runner_up": cfg["evidence"]["beats_runner_up"],
+                }
+                for regime, cfg in regimes.items()
+            ],
+            "default_config": {
+                "config": default.get("config"),
+                "loses_money": (default.get("evidence") or {}).get("loses_money"),
+            }
+            if default
+            else None,
+            "losing_policy": LOSING_POLICY,
+        }
 
 
 def experiment_section(
@@ -206,19 +408,31 @@ def experiment_section(
     metric: str = "pnl_pct",
     min_experiments: int = 5,
     markov: bool = True,
+    grouping: str = "entry_regime",
 ) -> ExperimentSection:
-    """``load_experiment_study`` + ``best_by_regime`` + ``learned_configs``; ``experiments_path``
-    ``""`` skips the section (e.g. when the bars are not the experiments' markets)."""
-    from research.attribution.experiments import best_by_regime, learned_configs
+    """``load_experiment_study`` + ``best_by_regime`` (grouped by ``grouping``: the entry regime
+    by default, ``"dominant_regime"`` for the in-sample hindsight view) + ``learned_configs`` +
+    ``window_persistence`` (None when the experiments do not allow it: no symbol with two
+    configurations on five or more common windows); ``experiments_path`` ``""`` skips the
+    section (e.g. when the bars are not the experiments' markets)."""
+    from research.attribution.experiments import (
+        best_by_regime,
+        learned_configs,
+        window_persistence,
+    )
 
     if experiments_path == "":
         return ExperimentSection(None, None, None, "experiments_path is empty")
     study = load_experiment_study(
         experiments_path, bars_path=bars_path, iv_path=iv_path, model=model, markov=markov
     )
-    best = best_by_regime(study.tagged, metric=metric, min_experiments=min_experiments)
+    best = best_by_regime(study.tagged, by=grouping, metric=metric, min_experiments=min_experiments)
     learned = learned_configs(study.tagged, best, metric=metric, model=model)
-    return ExperimentSection(study, best, learned)
+    try:
+        persistence = window_persistence(study.tagged, metric=metric)
+    except ValueError:
+        persistence = None
+    return ExperimentSection(study, best, learned, metric=metric, persistence=persistence)
 
 
 @dataclass(frozen=True)
@@ -240,7 +454,19 @@ class TuneStudy:
         return str(self.attributed["workspace_id"].mode().iloc[0])
 
     def summary(self, uplift: UpliftResult, drift: DriftResult) -> dict[str, object]:
-        """The notebook's machine-readable summary."""
+        """The notebook's machine-readable summary: ``tunes, tunes_count, attributed,
+        not_attributed, regime_keys, sample, uplift`` (rows ``vs, n, mean_diff, ci_low,
+        ci_high, p, clusters, years, block_years, method``: ``clusters`` the blocks of
+        consecutive OOS years), ``uplift_verdict, fell_back, drift, notes``, and
+        ``uplift_evaluated`` (tunes evaluated), ``min_tunes_for_verdict``, ``uplift_blocks``
+        (blocks of ``uplift_block_years`` consecutive OOS years the baseline comparison's tunes
+        fall in), ``min_blocks_for_verdict``, ``uplift_method``."""
+        from research.attribution.tunes import (
+            MIN_BLOCKS_FOR_VERDICT,
+            MIN_TUNES_FOR_VERDICT,
+            UPLIFT_METHOD,
+        )
+
         a = self.attributed
         return {
             "tunes": self.source,
@@ -251,6 +477,12 @@ class TuneStudy:
             "sample": "out-of-sample (walk-forward: parameters chosen from earlier tunes only)",
             "uplift": uplift.summary.to_dict(orient="records"),
             "uplift_verdict": uplift.verdict(),
+            "uplift_evaluated": uplift.evaluated,
+            "min_tunes_for_verdict": MIN_TUNES_FOR_VERDICT,
+            "uplift_blocks": int(uplift.row("baseline")["clusters"]),
+            "uplift_block_years": uplift.block_years,
+            "min_blocks_for_verdict": MIN_BLOCKS_FOR_VERDICT,
+            "uplift_method": UPLIFT_METHOD,
             "fell_back": uplift.notes,
             "drift": {
                 "symbol": drift.symbol,

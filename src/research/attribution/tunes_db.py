@@ -38,6 +38,7 @@ __all__ = [
     "MIGRATION_032_DUCKDB",
     "QUERIES",
     "DatabaseError",
+    "FallbackResult",
     "PopulationReport",
     "Target",
     "best_params_by_key",
@@ -695,6 +696,7 @@ class FallbackResult:
     min_tunes: int
 
     def text(self) -> str:
+        """The lookup in words: exact key or how far it widened, and what it found."""
         n = len(self.rows)
         if self.distance is None:
             return f"{self.key}: no tunes with an OOS score within tag distance 3"

@@ -4,16 +4,29 @@ trade records and outputs as ``research.backtest.engine._run``, with quotes inst
 Per configuration and day (kernel ``_run_chains``):
 
 1. Cash earns the rate (as in the model kernel).
-2. Every open spread: on or after its expiration date it settles at intrinsic value from the
-   underlying's close. Otherwise both legs are looked up in the day's quotes; with both quoted
+2. Settlement: a spread settles on its *settlement day*, the last panel day on or before its
+   listed expiration date (``settlement_day``, computed once at entry): a Saturday-dated
+   expiration (US monthlies before 2015, e.g. every ORATS history) settles on the Friday, one
+   dated on an exchange holiday on the trading day before. An AM-settled one — a monthly
+   expiration (``engine._monthly_on``: a third Friday, the Saturday right after one, or a
+   Thursday whose next day is a third Friday that is not a trading day, as SPX lists its
+   monthly on the Thursday before Good Friday) of an underlying whose
+   ``conventions.am_settled`` is on (SPX, NDX, RUT by default) — settles at intrinsic value
+   from that day's *open*, before anything else that day (``engine._settle_at_open``; no
+   profit-target or stop check, no mark at that close). A PM-settled one settles at intrinsic
+   value from that day's close, in step 3's loop. No fees are paid at settlement. The trading
+   days the engine knows are the panel's days (``engine``'s docstring); a third-Friday weekly
+   (SPXW) cannot be told from the monthly by its date and is AM-settled too.
+3. Every other open spread: both legs are looked up in the day's quotes; with both quoted
    (ask > 0 and ask >= bid) the spread is marked at its mid ``mid_short - mid_long`` and its
    closing price is ``mid + chain_fill x (half spread of the short + half spread of the long)``
    (chain_fill 0: at mid; 1: the natural price, the short's ask minus the long's bid), never
    below 0 or above the width; the profit target and stop are checked on that closing price.
    A missing quote either carries the last mark and closing price (no exit that day) or closes
    the spread at the last closing price (``missing_quote``), and is counted (``missing``).
-3. Entries, per ticker in order: the IV-percentile filter; the expiration: the first listed on
-   or after ``target_dte`` calendar days and not after the data's last day; the short strike:
+4. Entries, per ticker in order: the IV-percentile filter; the expiration: the first listed on
+   or after ``target_dte`` calendar days whose settlement day is after today (not dated before
+   the next panel day) and not after the data's last day; the short strike:
    out of the money, quoted, |delta| in [min_delta, max_delta] closest to the middle (the
    chain's delta, else Black–Scholes delta from the chain's IV with the config's rate and
    dividend yield); the long strike: the quoted strike of the same expiration closest to
@@ -21,9 +34,10 @@ Per configuration and day (kernel ``_run_chains``):
    chain_fill x (half spreads)``; it must be below the width and clear its costs (the model
    kernel's ``_clears_costs``, with the quoted half-spreads). Sizing and limits are the model
    kernel's; the contract multiplier and fees are the underlying's (``conventions``).
-4. Equity = cash + open spreads marked at mid; heat = max loss at risk / equity.
+5. Equity = cash + open spreads marked at mid; heat = max loss at risk / equity.
 
-Everything at day t uses quotes, closes and labels of days up to t.
+Everything at day t uses quotes, closes (opens, for an AM settlement on day t) and labels of
+days up to t.
 """
 
 from __future__ import annotations
@@ -70,12 +84,41 @@ from research.backtest.engine import (
     _contracts,
     _fit_limits,
     _intrinsic,
+    _monthly_on,
     _record,
+    _record_settled,
+    _settle_at_open,
 )
 from research.backtest.pricing import bs_delta_nb
 
-# extra per-position fields kept beside the trade record: last mark and last closing price
-_LAST_MARK, _LAST_CLOSE = 0, 1
+__all__ = ["settlement_day"]
+
+# extra per-position fields kept beside the trade record: last mark and last closing price,
+# settlement day (panel day index) and whether it settles at the open (1.0) or the close (0.0)
+_LAST_MARK, _LAST_CLOSE, _SETTLE_DAY, _SETTLE_AM = 0, 1, 2, 3
+_N_EXTRA = 4
+
+
+@njit(cache=True)
+def settlement_day(day_ord: np.ndarray, expiration: int) -> int:
+    """Panel day on which a spread expiring on a calendar day settles: the last one on or
+    before it (a Saturday or holiday expiration settles on the trading day before). The panel's
+    days are the trading days the engine knows: a weekday missing from them is taken for a
+    holiday.
+
+    Parameters
+    ----------
+    day_ord : np.ndarray
+        The panel's days as int64 calendar-day ordinals (days since 1970-01-01), increasing.
+    expiration : int
+        The listed expiration date as a calendar-day ordinal.
+
+    Returns
+    -------
+    int
+        Index into ``day_ord`` of the last day ``<= expiration`` (−1 when there is none).
+    """
+    return int(np.searchsorted(day_ord, expiration, side="right")) - 1
 
 
 @njit(cache=True)
@@ -138,6 +181,7 @@ def _chain_entry(  # type: ignore[no-untyped-def]
     s,
     today,
     dte,
+    next_day,
     last_day,
     r,
     q,
@@ -147,10 +191,12 @@ def _chain_entry(  # type: ignore[no-untyped-def]
 ):
     """The spread the day's quotes (rows ``[lo, hi)``) offer: ``(expiration, short row, long
     row, |delta|)``, the long row −1 when there is none (no listed expiration inside the data,
-    no quoted strike in the delta band, or no long leg). Shared by ``_run_chains`` and
-    ``trade_paths``."""
+    no quoted strike in the delta band, or no long leg). The expiration is the first listed
+    on or after ``today + dte`` and on or after ``next_day`` (the next panel day: an
+    expiration before it would settle today). Shared by ``_run_chains`` and ``trade_paths``."""
     want_put = 0 if call else 1
-    e0 = _lower_bound(lo, hi, put, expiry, strike, want_put, today + dte, -1.0)
+    first = max(today + dte, next_day)
+    e0 = _lower_bound(lo, hi, put, expiry, strike, want_put, first, -1.0)
     if e0 >= hi or put[e0] != want_put or expiry[e0] > last_day:
         return -1, -1, -1, np.nan
     exp_ord = expiry[e0]
@@ -199,6 +245,7 @@ def _chain_entry(  # type: ignore[no-untyped-def]
 def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the arrays
     day_ord,
     close,
+    open_,
     ivp,
     regime,
     regime_set,
@@ -222,7 +269,8 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
     missing_close,
     fee,
     tick,
-    cm,  # per config x ticker
+    cm,
+    am,  # per config x ticker (am: 1 = monthly expirations AM-settled)
     scaled,
     n_fixed,
     risk_pct,
@@ -256,14 +304,31 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
         r = rate[c]
         p_tk = np.empty(cap_pos, np.int64)
         p_num = np.empty((cap_pos, N_FIELDS))
-        p_last = np.empty((cap_pos, 2))
+        p_last = np.empty((cap_pos, _N_EXTRA))
+        # scratch of the AM settlement (engine._settle_at_open): due today, debit at the open
+        due = np.zeros(cap_pos, np.bool_)
+        at_open = np.zeros(cap_pos)
         n_open = 0
         realized = init_eq[c]
         n_tr = 0
         for d in range(n_days):
+            # 1. cash earns the rate
             if d > 0:
                 realized *= growth[c]
-            # 1. settle, mark, exit
+            # 2. AM settlement at today's open, before anything else
+            for i in range(n_open):
+                due[i] = p_last[i, _SETTLE_AM] == 1.0 and p_last[i, _SETTLE_DAY] <= d
+                if due[i]:
+                    j = p_tk[i]
+                    at_open[i] = _intrinsic(open_[d, j], p_num[i, F_KS], p_num[i, F_KL], call)
+            n_before = n_open
+            n_open, realized = _settle_at_open(
+                n_open, due, at_open, p_tk, p_num, p_last.T, cm[c], realized
+            )
+            n_tr = _record_settled(
+                trades_out, c, n_tr, p_num, p_tk, n_before, n_open, d, fee[c], record, max_trades
+            )
+            # 3. PM settlement (step 2), marks and exits at the close
             unreal = 0.0
             i = 0
             while i < n_open:
@@ -276,7 +341,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                 exp_ord = int(p_num[i, F_EXPIRY])
                 reason = -1
                 cost = 0.0
-                if day_ord[d] >= exp_ord:
+                if d >= p_last[i, _SETTLE_DAY]:  # PM settlement at the close
                     debit = _intrinsic(close[d, j], ks, kl, call)
                     value = debit
                     reason = REASON_EXPIRY
@@ -325,13 +390,13 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     p_tk[i] = p_tk[n_open]
                     for f in range(N_FIELDS):
                         p_num[i, f] = p_num[n_open, f]
-                    p_last[i, 0] = p_last[n_open, 0]
-                    p_last[i, 1] = p_last[n_open, 1]
+                    for f in range(_N_EXTRA):
+                        p_last[i, f] = p_last[n_open, f]
                     continue
                 unreal += (credit - value) * cm[c, j] * ncon
                 i += 1
             equity_now = realized + unreal
-            # 2. entries
+            # 4. entries
             if d < n_days - 1:
                 heat = 0.0
                 for i in range(n_open):
@@ -361,6 +426,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                         s,
                         day_ord[d],
                         dte[c],
+                        day_ord[d + 1],
                         last_day,
                         r,
                         div[c, j],
@@ -433,12 +499,17 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     value = min(max(mid, 0.0), width)
                     p_last[k, _LAST_MARK] = value
                     p_last[k, _LAST_CLOSE] = min(max(mid + fill[c] * half, 0.0), width)
+                    p_last[k, _SETTLE_DAY] = settlement_day(day_ord, exp_ord)
+                    p_last[k, _SETTLE_AM] = (
+                        1.0 if am[c, j] == 1 and _monthly_on(day_ord, exp_ord) else 0.0
+                    )
                     n_open += 1
                     heat += risk_pc * ncon
                     realized -= 2.0 * fee[c, j] * ncon
                     unreal += (credit - value) * cm[c, j] * ncon
                     stats_out[c, S_ENTRIES] += 1
                     equity_now = realized + unreal
+            # 5. equity and heat
             eq = realized + unreal
             equity_out[c, d] = eq
             at_risk = 0.0

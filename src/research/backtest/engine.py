@@ -7,28 +7,48 @@ Day loop, per configuration (kernel ``_run``), on the trading days every ticker 
 0. Cash (the account's realized equity) earns the risk-free rate: it grows by
    ``(1 + rate) ** (1 / 252)`` per trading day, the same daily rate the metrics subtract for
    excess returns, so an idle account has an excess return of exactly zero.
-1. With fills at the next open (``FillModel.timing == "next_open"``), orders decided at the
+1. AM settlement: an open spread whose expiry is today settles at intrinsic value from today's
+   *open* (the Special Opening Quotation) when its underlying's monthly expirations are
+   AM-settled (``conventions.am_settled``: SPX, NDX, RUT by default) and today is a monthly
+   expiration (``_monthly_on``: a third Friday, or the Thursday before a third Friday that is
+   not a trading day, e.g. Good Friday). It is settled before anything else (``_settle_at_open``,
+   shared with ``chain_engine`` and ``portfolio``): no profit-target or stop check, no mark at
+   today's close, and an exit ordered for today's open is superseded by the settlement (no fees
+   either way).
+2. With fills at the next open (``FillModel.timing == "next_open"``), orders decided at the
    previous close execute at today's open: pending exits pay the debit priced at the open
    (previous close's IV), pending entries receive the credit priced at the open (the entry
    day's IV); an entry whose credit no longer clears its costs is cancelled
    (``credit_below_costs``).
-2. Mark every open spread at today's close: expired ones settle at intrinsic value; others are
-   repriced (skewed IV, remaining calendar time) and closed at the profit target or stop loss
-   (at this close, or, with next-open fills, at the next open), paying the fill model's half
-   spreads and fees.
-3. Screen the tickers in order for one new spread each: IV known and its percentile >= the
+3. Mark every open spread at today's close: expired ones (PM-settled, today is their expiry
+   day) settle at intrinsic value from the close; others are repriced (skewed IV, remaining
+   calendar time) and closed at the profit target or stop loss (at this close, or, with
+   next-open fills, at the next open), paying the fill model's half spreads and fees.
+4. Screen the tickers in order for one new spread each: IV known and its percentile >= the
    minimum, a short strike in the delta range on today's strike grid (the underlying's own step
    when ``conventions`` set one), a credit that clears its costs (``_clears_costs``: a tick
-   left after fees, and an immediate buy-back short of the stop), an expiry inside the data;
+   left after fees, and an immediate buy-back short of the stop), an expiry inside the data
+   (the first trading day on or after ``target_dte`` calendar days, after the fill day);
    size it (fixed or scaled, times the regime multiplier of today's label); cut it to fit the
    portfolio limits (open positions, heat, per underlying) or
    skip it. With close fills it trades at this close; with next-open fills it is an order for
    the next open, sized and limited with the credit estimated at this close.
-4. Equity = realized (cash, fees paid) + open spreads marked at mid; heat = max loss at risk of
+5. Equity = realized (cash, fees paid) + open spreads marked at mid; heat = max loss at risk of
    the open spreads / equity.
 
-Everything decided at day t uses closes, IV, strike grids and labels up to t. Pricing functions
-come from ``research.backtest.pricing``.
+Settlement rule (every engine: this one, ``chain_engine``, ``trade_paths`` / ``portfolio``): a
+spread settles on the last trading day (panel day) on or before its expiration date, at that
+day's close (PM) or, for monthly expirations of AM-settled underlyings, at that day's open
+(``research.backtest.conventions``). The model's expiry is itself a panel day, so it is the
+settlement day; the chain engine maps listed (possibly Saturday or holiday) expirations to it.
+The trading days an engine knows are the panel's days: a day inside the panel that is not one
+of them is taken to be an exchange holiday (that the exchanges close on it is known in
+advance, so looking at later panel days for it is no look-ahead); past the panel's last day
+nothing is known.
+
+Everything decided at day t uses closes, IV, strike grids and labels up to t (and an AM
+settlement on day t the open of day t). Pricing functions come from
+``research.backtest.pricing``.
 """
 
 from __future__ import annotations
@@ -161,6 +181,123 @@ def _intrinsic(s: float, ks: float, kl: float, is_call: bool) -> float:
 
 
 @njit(cache=True)
+def _monthly_expiry(ordinal: int) -> bool:
+    """Whether the calendar day ``ordinal`` (days since 1970-01-01) is a monthly expiration by
+    its date alone: a third Friday (day 15 to 21), or the Saturday right after one (day 16 to
+    22), the date US monthlies carried before 2015. Civil date from the ordinal as in H.
+    Hinnant's ``civil_from_days``. The engines ask ``_monthly_on``, which adds the Thursday
+    before a third-Friday holiday."""
+    weekday = (ordinal + 3) % 7  # Monday 0; 1970-01-01 was a Thursday
+    if weekday != 4 and weekday != 5:
+        return False
+    z = ordinal + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    if weekday == 4:
+        return 15 <= day <= 21
+    return 16 <= day <= 22
+
+
+@njit(cache=True)
+def _monthly_on(day_ord: np.ndarray, expiration: int) -> bool:
+    """Whether an expiration dated ``expiration`` (a calendar-day ordinal) is a monthly one —
+    AM-settled when its underlying's are (``conventions.am_settled``) — given the trading days
+    the engine knows, ``day_ord`` (the panel's days, increasing ordinals).
+
+    A monthly expiration is a third Friday or the Saturday right after one
+    (``_monthly_expiry``), or a Thursday whose next day is a third Friday that is not a trading
+    day: when the third Friday is an exchange holiday the monthly is listed on the Thursday
+    before (Good Friday: SPX 2022-04-14 for 2022-04-15; Juneteenth: 2026-06-18, 2027-06-17).
+    "Not a trading day" is "not a panel day while the panel spans it": a Friday inside the
+    panel's range but missing from it is taken for a holiday (a gap in the data would be taken
+    for one too); a Friday after the panel's last day is unknown, and the Thursday stays PM. A
+    Thursday before a third Friday that trades is a daily or weekly (SPXW): PM.
+
+    The date alone cannot tell a third-Friday weekly (SPXW, PM-settled) from the monthly (SPX,
+    AM-settled) expiring the same day: every third-Friday expiration of an AM-settled
+    underlying is taken for the monthly, hence AM-settled (and likewise an SPXW expiring on
+    the Thursday before a third-Friday holiday). Telling them apart needs the option root
+    (SPX vs SPXW) in the chain file, which the chains do not carry.
+    """
+    if _monthly_expiry(expiration):
+        return True
+    friday = expiration + 1
+    if (expiration + 3) % 7 != 3 or not _monthly_expiry(friday):  # not a Thursday before one
+        return False
+    n = len(day_ord)
+    if n == 0 or friday < day_ord[0] or friday > day_ord[n - 1]:
+        return False  # the panel does not say whether that Friday traded
+    return day_ord[np.searchsorted(day_ord, friday)] != friday
+
+
+@njit(cache=True)
+def _settle_at_open(  # type: ignore[no-untyped-def]
+    n_open, due, at_open, p_tk, p_num, p_more, cm_row, realized
+):
+    """AM settlement of the open positions due today, shared by the kernels (``_run`` step 1,
+    ``chain_engine._run_chains`` step 2, ``portfolio._portfolio`` step 1).
+
+    Every position ``i < n_open`` with ``due[i]`` set settles at ``at_open[i]`` (its intrinsic
+    value at today's open): its P&L ``(credit - debit) x multiplier x contracts`` — no fees —
+    is added to ``realized``. Positions are visited and removed as every kernel removes them
+    (swap with the last open one, revisit the slot), so the open positions keep the order the
+    kernels' other loops rely on; a settled one is exchanged, not overwritten, so that it ends
+    up behind the open ones with ``p_num[i, F_DEBIT]`` its debit and ``p_num[i, F_PNL]`` its
+    P&L before the entry fees, for the caller to record.
+
+    Parameters
+    ----------
+    n_open : int
+        Open positions (slots ``0 .. n_open - 1``).
+    due, at_open : np.ndarray
+        Per slot: whether it settles now, and at what debit (a share); moved with the positions.
+    p_tk : np.ndarray
+        Per slot: the ticker column (into ``cm_row``).
+    p_num : np.ndarray
+        Slots x ``N_FIELDS``: the trade record's fields (``F_CREDIT``, ``F_CONTRACTS`` read).
+    p_more : np.ndarray
+        The kernel's other per-position values, one row per value (slots along the columns;
+        zero rows when there are none); moved with the positions.
+    cm_row : np.ndarray
+        Contract multiplier per ticker.
+    realized : float
+        Realized equity before the settlements.
+
+    Returns
+    -------
+    tuple[int, float]
+        The positions still open and the realized equity. The settled positions are in slots
+        ``n_open .. n_before - 1``, the first settled in the last slot (record them from
+        ``n_before - 1`` down to ``n_open``).
+    """
+    i = 0
+    while i < n_open:
+        if not due[i]:
+            i += 1
+            continue
+        debit = at_open[i]
+        ncon = p_num[i, F_CONTRACTS]
+        pnl = (p_num[i, F_CREDIT] - debit) * cm_row[p_tk[i]] * ncon
+        realized += pnl
+        p_num[i, F_DEBIT] = debit
+        p_num[i, F_PNL] = pnl
+        n_open -= 1
+        last = n_open
+        due[i], due[last] = due[last], due[i]
+        at_open[i], at_open[last] = at_open[last], at_open[i]
+        p_tk[i], p_tk[last] = p_tk[last], p_tk[i]
+        for f in range(p_num.shape[1]):
+            p_num[i, f], p_num[last, f] = p_num[last, f], p_num[i, f]
+        for f in range(p_more.shape[0]):
+            p_more[f, i], p_more[f, last] = p_more[f, last], p_more[f, i]
+    return n_open, realized
+
+
+@njit(cache=True)
 def _pick_short_strike(
     s: float,
     t: float,
@@ -228,7 +365,9 @@ def _model_entry(  # type: ignore[no-untyped-def]
     """The spread the model would open on day ``d``: ``(status, expiry day, short strike, long
     strike, width, |delta|, mid, half spread)``; status ``ENTRY_NO_EXPIRY`` (no expiry inside
     the data after the fill) or ``ENTRY_NO_STRIKE`` (no strike in the delta band) else
-    ``ENTRY_FOUND``. Shared by ``_run`` and ``trade_paths``."""
+    ``ENTRY_FOUND``. The expiry day is a panel day, so it is also the settlement day (AM
+    settlement there is the caller's: ``_monthly_on``). Shared by ``_run`` and
+    ``trade_paths``."""
     nan = np.nan
     exp_i = np.searchsorted(day_ord, day_ord[d] + dte)
     if exp_i >= len(day_ord) or exp_i <= d + lag:
@@ -282,6 +421,30 @@ def _record(trades_out, c, n_tr, pos, d, reason, debit, pnl):  # type: ignore[no
     trades_out[c, n_tr, F_STATE] = STATE_OPEN
 
 
+@njit(cache=True)
+def _record_settled(  # type: ignore[no-untyped-def]
+    trades_out, c, n_tr, p_num, p_tk, n_before, n_open, d, fee_row, record, max_trades
+):
+    """Record the positions ``_settle_at_open`` just moved behind the open ones (rows
+    ``n_open .. n_before - 1``), in the order they settled; return the new trade count. Shared
+    by ``_run`` and ``chain_engine._run_chains`` (the trade's P&L includes its entry fees)."""
+    for i in range(n_before - 1, n_open - 1, -1):
+        if record and n_tr < max_trades:
+            ncon = p_num[i, F_CONTRACTS]
+            _record(
+                trades_out,
+                c,
+                n_tr,
+                p_num[i],
+                d,
+                REASON_EXPIRY,
+                p_num[i, F_DEBIT],
+                p_num[i, F_PNL] - 2.0 * fee_row[p_tk[i]] * ncon,
+            )
+        n_tr += 1
+    return n_tr
+
+
 @njit(parallel=True, cache=True)
 def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel for the arrays
     day_ord,
@@ -307,7 +470,8 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
     fee,
     tick,
     cm,
-    step_over,  # per config x ticker: fills and market conventions
+    step_over,
+    am,  # per config x ticker: fills and market conventions (am: 1 = AM-settled monthlies)
     next_open,
     scaled,
     n_fixed,
@@ -348,13 +512,36 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
         # open positions (and, with next-open fills, pending orders)
         p_tk = np.empty(cap_pos, np.int64)
         p_num = np.empty((cap_pos, N_FIELDS))
+        # scratch of the AM settlement (_settle_at_open): due today, debit at the open
+        due = np.zeros(cap_pos, np.bool_)
+        at_open = np.zeros(cap_pos)
+        no_more = np.empty((0, cap_pos))
         n_open = 0
         realized = init_eq[c]
         n_tr = 0
         for d in range(n_days):
+            # 0. cash earns the rate
             if d > 0:
                 realized *= growth[c]
-            # 0. next-open fills: orders decided at the previous close execute at today's open
+            # 1. AM settlement at today's open, before anything else (a pending exit included)
+            if n_open > 0 and _monthly_on(day_ord, day_ord[d]):
+                for i in range(n_open):
+                    j = p_tk[i]
+                    due[i] = (
+                        am[c, j] == 1
+                        and int(p_num[i, F_EXPIRY]) <= d
+                        and p_num[i, F_STATE] != STATE_ENTRY_PENDING
+                    )
+                    at_open[i] = _intrinsic(open_[d, j], p_num[i, F_KS], p_num[i, F_KL], call)
+                n_before = n_open
+                n_open, realized = _settle_at_open(
+                    n_open, due, at_open, p_tk, p_num, no_more, cm[c], realized
+                )
+                n_tr = _record_settled(
+                    trades_out, c, n_tr, p_num, p_tk, n_before, n_open, d, fee[c], record,
+                    max_trades,
+                )  # fmt: skip
+            # 2. next-open fills: orders decided at the previous close execute at today's open
             if lag == 1:
                 i = 0
                 while i < n_open:
@@ -440,7 +627,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     p_tk[i] = p_tk[n_open]
                     for f in range(N_FIELDS):
                         p_num[i, f] = p_num[n_open, f]
-            # 1. exits and marks at the close
+            # 3. exits and marks at the close (PM settlement)
             unreal = 0.0
             i = 0
             while i < n_open:
@@ -452,7 +639,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                 ncon = p_num[i, F_CONTRACTS]
                 exp_i = int(p_num[i, F_EXPIRY])
                 reason = -1
-                if d >= exp_i:
+                if d >= exp_i:  # PM settlement at the close (AM ones settled at the open)
                     debit = _intrinsic(s, ks, kl, call)
                     reason = REASON_EXPIRY
                     cost = 0.0
@@ -516,7 +703,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                 unreal += (credit - value) * cm[c, j] * ncon
                 i += 1
             equity_now = realized + unreal
-            # 2. entries (with next-open fills: orders for tomorrow's open)
+            # 4. entries (with next-open fills: orders for tomorrow's open)
             if d < n_days - 1 - lag:
                 heat = 0.0
                 for i in range(n_open):
@@ -619,6 +806,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                         unreal += (credit - mid) * cm[c, j] * ncon
                         stats_out[c, S_ENTRIES] += 1
                         equity_now = realized + unreal
+            # 5. equity and heat
             eq = realized + unreal
             equity_out[c, d] = eq
             at_risk = 0.0

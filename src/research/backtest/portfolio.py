@@ -2,13 +2,22 @@
 over a strategy's candidate spreads (``research.backtest.trade_paths``).
 
 The day loop is the reference kernels' (``engine._run``, ``chain_engine._run_chains``) with every
-price looked up instead of computed: cash growth, fills at the next open, marks, the profit
-target and stop loss on each close's closing price, expiry, missing quotes, then entries —
+price looked up instead of computed: cash growth, AM settlements at the open, fills at the next
+open, marks, the profit target and stop loss on each close's closing price, PM settlement at the
+close, missing quotes, then entries —
 the IV-percentile filter, the stop-loss test of the credit, contracts (fixed or scaled by the
 equity, times the regime multiplier of the day's label) cut to the portfolio limits. Positions
 live in the same swap-remove arrays in the same order, and every sum is taken in the same order
 with the same expressions, so equity, heat, counters and trade records are bit-for-bit the
 reference's.
+
+Settlement (the rule of every engine, ``engine``'s docstring): a spread settles on the last
+panel day on or before its expiration (``TradePaths.exp_day``). An AM-settled one
+(``TradePaths.am``: a monthly expiration of an underlying whose ``conventions.am_settled`` is on)
+settles first thing that day at the intrinsic value from the open — before fills at the open
+(a pending exit of it is superseded), with no profit-target or stop check and no mark at the
+close — through the reference kernels' own ``engine._settle_at_open``; a PM-settled one at the
+intrinsic value from the close. The steps' numbers in ``_portfolio`` are ``engine``'s.
 """
 
 from __future__ import annotations
@@ -55,13 +64,15 @@ from research.backtest.engine import (
     STATE_OPEN,
     _contracts,
     _fit_limits,
+    _settle_at_open,
     _short_of_stop,
 )
 
 # screening codes (trade_paths.SCREEN_*; numba reads module globals as constants)
 _CANDIDATE, _SILENT, _SILENT_AFTER_IVP, _NO_STRIKE, _BELOW_COSTS = 0, 1, 2, 3, 4
 _FILL_CREDIT, _FILL_MAXLOSS, _FILL_SPOT, _FILL_DTE, _FILL_HALF = 0, 1, 2, 3, 4
-# per-position numbers: the trade record's columns (engine._fit_limits reads them)
+# per-position numbers: the trade record's columns (engine._fit_limits and
+# engine._settle_at_open read them; the latter writes F_DEBIT and F_PNL of a settled one)
 _P_CREDIT, _P_MAXLOSS, _P_NCON, _P_ENTRY, _P_CODE, _P_MULT = (
     F_CREDIT,
     F_MAXLOSS,
@@ -124,6 +135,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
     half,
     mid0,
     exp_day,
+    am,
     fill,
     fill_ok,
     offset,
@@ -167,18 +179,52 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
     max_trades = trades_out.shape[1]
     for c in prange(n_cfg):
         codes = regime[regime_set[c]]
-        p_k = np.empty(cap_pos, np.int64)
         p_tk = np.empty(cap_pos, np.int64)
-        p_state = np.empty(cap_pos, np.int64)
-        p_reason = np.empty(cap_pos, np.int64)
+        # candidate, state and reason of the pending exit: rows of one array, so that the AM
+        # settlement (engine._settle_at_open) moves them with the position
+        p_int = np.empty((3, cap_pos), np.int64)
+        p_k, p_state, p_reason = p_int[0], p_int[1], p_int[2]
         p_num = np.empty((cap_pos, N_FIELDS))
+        # scratch of the AM settlement: due today, debit at the open
+        due = np.zeros(cap_pos, np.bool_)
+        at_open = np.zeros(cap_pos)
         n_open = 0
         realized = init_eq[c]
         n_tr = 0
         for d in range(n_days):
+            # 0. cash earns the rate
             if d > 0:
                 realized *= growth[c]
-            # 0. next-open fills of the orders decided at the previous close
+            # 1. AM settlement at today's open, before anything else (a pending exit included)
+            for i in range(n_open):
+                k = p_k[i]
+                due[i] = am[k] == 1 and d >= exp_day[k] and p_state[i] != STATE_ENTRY_PENDING
+                if due[i]:
+                    at_open[i] = debit_path[offset[k] + d - k // n_tk - 1]
+            n_before = n_open
+            n_open, realized = _settle_at_open(
+                n_open, due, at_open, p_tk, p_num, p_int, cm, realized
+            )
+            for i in range(n_before - 1, n_open - 1, -1):  # in the order they settled
+                if record and n_tr < max_trades:
+                    j = p_tk[i]
+                    _record(
+                        trades_out,
+                        c,
+                        n_tr,
+                        entry,
+                        fill,
+                        lag,
+                        p_k[i],
+                        j,
+                        p_num[i],
+                        d,
+                        REASON_EXPIRY,
+                        p_num[i, F_DEBIT],
+                        p_num[i, F_PNL] - 2.0 * fee[j] * p_num[i, _P_NCON],
+                    )
+                n_tr += 1
+            # 2. next-open fills of the orders decided at the previous close
             if lag == 1:
                 i = 0
                 while i < n_open:
@@ -225,7 +271,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                         stats_out[c, S_BELOW_COSTS] += 1
                     n_open -= 1
                     _remove(p_k, p_tk, p_state, p_reason, p_num, i, n_open)
-            # 1. exits and marks at the close
+            # 3. exits and marks at the close (PM settlement)
             unreal = 0.0
             i = 0
             while i < n_open:
@@ -235,7 +281,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                 ncon = p_num[i, _P_NCON]
                 pos = offset[k] + d - k // n_tk - 1
                 reason = -1
-                if d >= exp_day[k]:
+                if d >= exp_day[k]:  # PM settlement at the close
                     debit = debit_path[pos]
                     value_now = debit
                     reason = REASON_EXPIRY
@@ -291,7 +337,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                 unreal += (credit - value_now) * cm[j] * ncon
                 i += 1
             equity_now = realized + unreal
-            # 2. entries (with next-open fills: orders for tomorrow's open)
+            # 4. entries (with next-open fills: orders for tomorrow's open)
             if d < n_days - 1 - lag:
                 heat = 0.0
                 for i in range(n_open):
@@ -357,6 +403,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                         unreal += (credit - mid0[k]) * cm[j] * ncon
                         stats_out[c, S_ENTRIES] += 1
                         equity_now = realized + unreal
+            # 5. equity and heat
             eq = realized + unreal
             equity_out[c, d] = eq
             at_risk = 0.0

@@ -69,7 +69,8 @@ class MarketPanel:
     dropped_days: int
     """Days on which some ticker had no bar (not traded)."""
     open: np.ndarray | None = None
-    """Opening prices (for fills at the next open); None or NaN: the previous close."""
+    """Opening prices (for fills at the next open and AM settlement); None or NaN: the previous
+    close."""
     chains: ChainBook | None = None
     """Option quotes on these days: spreads are priced from them instead of the model."""
 
@@ -285,6 +286,7 @@ class BacktestResult:
 def _config_arrays(
     configs: Sequence[BacktestConfig], labels: tuple[str, ...], tickers: tuple[str, ...]
 ) -> dict:
+    """The kernels' per-config (and per config x ticker) parameter arrays."""
     skew_default = SkewModel()
 
     def arr(fn, dtype=float):  # type: ignore[no-untyped-def]
@@ -297,6 +299,11 @@ def _config_arrays(
             mult[i, k] = table.get(name, c.sizing.unknown_multiplier)
     div = np.array([[c.dividend_yield(t) for t in tickers] for c in configs], dtype=float)
     conv = [[c.convention(t) for t in tickers] for c in configs]
+    # 1: the ticker's monthly expirations settle at the open, as the config's conventions
+    # decide (``BacktestConfig.convention``: the symbol's own setting, else its default)
+    am = np.array(
+        [[1 if m.am_settled else 0 for m in row] for row in conv], dtype=np.int64
+    ).reshape(len(configs), len(tickers))
 
     def per_ticker(fn, missing: float = -1.0) -> np.ndarray:  # type: ignore[no-untyped-def]
         return np.array(
@@ -319,6 +326,7 @@ def _config_arrays(
         tick=per_ticker(lambda m: m.tick),
         cm=per_ticker(lambda m: m.multiplier),
         step_over=per_ticker(lambda m: m.strike_step, np.nan),
+        am=am,
         next_open=arr(lambda c: c.fills.timing == "next_open", np.int64),
         scaled=arr(lambda c: c.sizing.mode == "scaled", np.int64),
         n_fixed=arr(lambda c: c.sizing.contracts),
@@ -651,6 +659,7 @@ def _run_shared(  # type: ignore[no-untyped-def]
             tp.half,
             tp.mid0,
             tp.exp_day,
+            tp.am,
             tp.fill if tp.lag else np.empty((1, 5)),
             tp.fill_ok if tp.lag else np.empty(1, np.int8),
             tp.offset,
@@ -732,6 +741,7 @@ def _run_reference(  # type: ignore[no-untyped-def]
         a["tick"],
         a["cm"],
         a["step_over"],
+        a["am"],
         a["next_open"],
         a["scaled"],
         a["n_fixed"],
@@ -771,6 +781,7 @@ def _run_on_chains(  # type: ignore[no-untyped-def]
     _run_chains(
         panel.day_ordinals,
         np.ascontiguousarray(panel.close, dtype=float),
+        panel.opens(),
         np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float),
         codes,
         which,
@@ -795,6 +806,7 @@ def _run_on_chains(  # type: ignore[no-untyped-def]
         a["fee"],
         a["tick"],
         a["cm"],
+        a["am"],
         a["scaled"],
         a["n_fixed"],
         a["risk_pct"],

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from research.backtest.conventions import MarketConvention
+from research.backtest.conventions import MarketConvention, am_settled
 from research.backtest.pricing import (
     DEFAULT_ATM_RATIO,
     DEFAULT_SKEW_CAP_RATIO,
@@ -161,7 +161,10 @@ class BacktestConfig:
 
     def convention(self, symbol: str) -> MarketConvention:
         """``symbol``'s conventions with this config's values filled in (strike step, tick and
-        minimum half-spread may stay None: they then follow the day's price level)."""
+        minimum half-spread may stay None: they then follow the day's price level; ``am_settled``
+        is the symbol's own setting or its default, ``conventions.am_settled``). The one place
+        a backtest's settlement style is decided: the kernels' arrays (``run._config_arrays``)
+        read it from here."""
         own = dict(self.conventions).get(symbol, MarketConvention())
         return MarketConvention(
             strike_step=own.strike_step,
@@ -171,6 +174,7 @@ class BacktestConfig:
             width_pct=_first(own.width_pct, self.spread.width_pct),
             multiplier=_first(own.multiplier, float(CONTRACT_MULTIPLIER)),
             fee_per_contract=_first(own.fee_per_contract, self.fills.fee_per_contract),
+            am_settled=am_settled(symbol, own),
         )
 
     def dividend_yield(self, symbol: str) -> float:

@@ -12,9 +12,15 @@ day: strikes and prices depend on the market, not on size. ``trade_paths`` compu
   half-spread the stop-loss test of ``engine._clears_costs`` needs;
 - with next-open fills, the fill at the next open (credit, max loss, spot, whether the credit
   still clears its costs);
-- its daily path from the day after entry to expiry (or the panel's last day): the mark (mid),
-  the closing price (debit) at each close, with next-open fills the debit at each open, and on
-  chains whether the quotes were missing (marks and debits then carry the last quoted ones).
+- its daily path from the day after entry to its settlement day (or the panel's last day): the
+  mark (mid), the closing price (debit) at each close, with next-open fills the debit at each
+  open, and on chains whether the quotes were missing (marks and debits then carry the last
+  quoted ones). On the settlement day — the last panel day on or before the expiration (the
+  model's expiry is a panel day; a chain's listed Saturday or holiday expiration settles on the
+  trading day before) — the debit is the intrinsic value from that day's close, or, for an
+  AM-settled spread (``am``: a monthly expiration, ``engine._monthly_on``, of an underlying
+  whose ``conventions.am_settled`` is on), from that day's open, which phase 2 books before
+  anything else that day.
 
 Phase 2 (``research.backtest.portfolio``) walks these candidates per sizing/limits/exit
 configuration. Both phases use the same pricing functions and the same floating-point
@@ -37,7 +43,7 @@ import numpy as np
 from numba import njit, prange
 
 from research.backtest import chain_engine, engine, pricing
-from research.backtest.chain_engine import _chain_entry, _find, _pair, _quoted
+from research.backtest.chain_engine import _chain_entry, _find, _pair, _quoted, settlement_day
 from research.backtest.engine import (
     ENTRY_NO_EXPIRY,
     ENTRY_NO_STRIKE,
@@ -58,6 +64,7 @@ from research.backtest.engine import (
     _intrinsic,
     _min_half,
     _model_entry,
+    _monthly_on,
     _net_ok,
     _spread_mid,
 )
@@ -138,7 +145,11 @@ class TradePaths:
     mid0: np.ndarray
     """The spread's mark on the entry day (close fills)."""
     exp_day: np.ndarray
-    """int64 panel day of the expiry (the first day on or after it)."""
+    """int64 panel day on which the spread settles (the last day on or before its
+    expiration)."""
+    am: np.ndarray
+    """uint8: the spread settles at the open of ``exp_day`` (an AM-settled monthly), else at
+    its close."""
     fill: np.ndarray
     """float64 (days x tickers) x ``N_FILL`` with next-open fills (else 0 rows)."""
     fill_ok: np.ndarray
@@ -168,6 +179,7 @@ ARRAYS: tuple[str, ...] = (
     "half",
     "mid0",
     "exp_day",
+    "am",
     "fill",
     "fill_ok",
     "offset",
@@ -203,9 +215,10 @@ MODEL_ROWS: tuple[str, ...] = (
     "hs_pct",
     "hs_min",
     "step_over",
+    "am",
 )
 CHAIN_SCALARS: tuple[str, ...] = ("is_call", "min_d", "max_d", "dte", "rate", "chain_fill")
-CHAIN_ROWS: tuple[str, ...] = ("width_pct", "fee", "tick", "cm", "div")
+CHAIN_ROWS: tuple[str, ...] = ("width_pct", "fee", "tick", "cm", "div", "am")
 """The columns of ``run._config_arrays`` phase 1 reads (per config; rows: per ticker too)."""
 
 
@@ -302,6 +315,7 @@ def _model_screen(  # type: ignore[no-untyped-def]
     tick,
     cm,
     step_over,
+    am_row,
     lag,
     r,
     div,
@@ -316,10 +330,11 @@ def _model_screen(  # type: ignore[no-untyped-def]
     half,
     mid0,
     exp_day,
+    am,
     fill,
     fill_ok,
 ):
-    """Screen every (day, ticker) as ``engine._run`` step 2 does, without sizing."""
+    """Screen every (day, ticker) as ``engine._run`` step 4 does, without sizing."""
     n_days, n_tk = close.shape
     for d in prange(n_days):
         for j in range(n_tk):
@@ -387,6 +402,7 @@ def _model_screen(  # type: ignore[no-untyped-def]
             half[k] = hs
             mid0[k] = mid
             exp_day[k] = exp_i
+            am[k] = 1 if am_row[j] == 1 and _monthly_on(day_ord, day_ord[exp_i]) else 0
             if lag == 1:
                 # the order fills at the next open, priced with the entry day's IV
                 s1 = open_[d + 1, j]
@@ -423,13 +439,15 @@ def _model_paths(  # type: ignore[no-untyped-def]
     atm_b,
     entry,
     exp_day,
+    am,
     cands,
     offset,
     value,
     debit,
     open_debit,
 ):
-    """Marks and closing prices of every candidate (``engine._run`` steps 0 and 1)."""
+    """Marks and closing prices of every candidate (``engine._run`` steps 1 to 3); on the
+    expiry day the intrinsic value from the open (AM-settled) or the close."""
     n_days, n_tk = close.shape
     for n in prange(len(cands)):
         k = cands[n]
@@ -445,7 +463,7 @@ def _model_paths(  # type: ignore[no-untyped-def]
             pos = base + d - d0 - 1
             s = close[d, j]
             if d >= exp_i:
-                v = _intrinsic(s, ks, kl, call)
+                v = _intrinsic(open_[d, j] if am[k] == 1 else s, ks, kl, call)
                 value[pos] = v
                 debit[pos] = v
             else:
@@ -520,13 +538,15 @@ def _chain_screen(  # type: ignore[no-untyped-def]
     cm,
     r,
     div,
+    am_row,
     screen,
     entry,
     half,
     mid0,
     exp_day,
+    am,
 ):
-    """Screen every (day, ticker) as ``chain_engine._run_chains`` step 2 does, without
+    """Screen every (day, ticker) as ``chain_engine._run_chains`` step 4 does, without
     sizing."""
     n_days, n_tk = close.shape
     last_day = day_ord[n_days - 1]
@@ -556,6 +576,7 @@ def _chain_screen(  # type: ignore[no-untyped-def]
                 s,
                 day_ord[d],
                 dte,
+                day_ord[d + 1],
                 last_day,
                 r,
                 div[j],
@@ -593,13 +614,15 @@ def _chain_screen(  # type: ignore[no-untyped-def]
             )
             half[k] = fill_frac * hf
             mid0[k] = min(max(mid, 0.0), width)
-            exp_day[k] = np.searchsorted(day_ord, exp_ord)
+            exp_day[k] = settlement_day(day_ord, exp_ord)
+            am[k] = 1 if am_row[j] == 1 and _monthly_on(day_ord, exp_ord) else 0
 
 
 @njit(parallel=True, cache=True)
 def _chain_paths(  # type: ignore[no-untyped-def]
     day_ord,
     close,
+    open_,
     day_start,
     put,
     expiry,
@@ -611,6 +634,7 @@ def _chain_paths(  # type: ignore[no-untyped-def]
     entry,
     mid0,
     exp_day,
+    am,
     cands,
     offset,
     value,
@@ -618,7 +642,8 @@ def _chain_paths(  # type: ignore[no-untyped-def]
     missing,
 ):
     """Marks and closing prices from the quotes, the last ones carried over missing quotes
-    (``chain_engine._run_chains`` step 1)."""
+    (``chain_engine._run_chains`` steps 2 and 3); on the settlement day the intrinsic value
+    from the open (AM-settled) or the close."""
     n_days, n_tk = close.shape
     want_put = 0 if call else 1
     for n in prange(len(cands)):
@@ -642,8 +667,8 @@ def _chain_paths(  # type: ignore[no-untyped-def]
         for d in range(d0 + 1, last + 1):
             pos = base + d - d0 - 1
             missing[pos] = 0
-            if day_ord[d] >= exp_ord:
-                v = _intrinsic(close[d, j], ks, kl, call)
+            if d >= exp_day[k]:
+                v = _intrinsic(open_[d, j] if am[k] == 1 else close[d, j], ks, kl, call)
                 value[pos] = v
                 debit[pos] = v
                 continue
@@ -690,7 +715,10 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
     half = np.zeros(n)
     mid0 = np.zeros(n)
     exp_day = np.zeros(n, np.int64)
+    am = np.zeros(n, np.uint8)
+    am_row = np.ascontiguousarray(a["am"][i], dtype=np.int64)
     day_ord = panel.day_ordinals
+    opens = panel.opens()
     close = np.ascontiguousarray(panel.close, dtype=float)
     ivp = np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float)
     call = bool(a["is_call"][i] == 1)
@@ -721,11 +749,13 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
             a["cm"][i],
             float(a["rate"][i]),
             a["div"][i],
+            am_row,
             screen,
             entry,
             half,
             mid0,
             exp_day,
+            am,
         )
         cands, offset, total = _layout(screen, exp_day, None)
         value, debit = np.empty(total), np.empty(total)
@@ -733,6 +763,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
         _chain_paths(
             day_ord,
             close,
+            opens,
             book.day_start,
             book.put,
             book.expiry,
@@ -744,6 +775,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
             entry,
             mid0,
             exp_day,
+            am,
             cands,
             offset,
             value,
@@ -759,6 +791,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
             half=half,
             mid0=mid0,
             exp_day=exp_day,
+            am=am,
             fill=np.empty((0, N_FILL)),
             fill_ok=np.empty(0, np.int8),
             offset=offset,
@@ -770,7 +803,6 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
     lag = int(a["next_open"][i])
     fill = np.full((n, N_FILL), np.nan) if lag else np.empty((0, N_FILL))
     fill_ok = np.zeros(n if lag else 0, np.int8)
-    opens = panel.opens()
     pricing_args = (
         float(a["rate"][i]),
         a["div"][i],
@@ -800,6 +832,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
         a["tick"][i],
         a["cm"][i],
         a["step_over"][i],
+        am_row,
         lag,
         *pricing_args,
         screen,
@@ -807,6 +840,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
         half,
         mid0,
         exp_day,
+        am,
         fill if lag else np.empty((1, N_FILL)),
         fill_ok if lag else np.empty(1, np.int8),
     )
@@ -826,6 +860,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
         *pricing_args,
         entry,
         exp_day,
+        am,
         cands,
         offset,
         value,
@@ -841,6 +876,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
         half=half,
         mid0=mid0,
         exp_day=exp_day,
+        am=am,
         fill=fill,
         fill_ok=fill_ok,
         offset=offset,

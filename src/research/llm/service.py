@@ -21,13 +21,18 @@ class TradeSet:
     """Trades (``trades`` contract) with the regime at entry of one regime model."""
 
     trades: pd.DataFrame
+    """``trades`` rows, as loaded."""
     regimes: pd.Series
+    """The regime at entry of each trade (aligned with ``trades``; None where unknown)."""
     source: str
+    """Where the trades came from, in words."""
     regime_model: str
+    """The regime model behind ``regimes``."""
     market: MarketData | None = None
     """The bars and IV the entry regimes came from."""
 
     def about(self) -> str:
+        """The trades in one paragraph: how many, from where, when, how they did."""
         t = self.trades
         wins = (t["pnl"] > 0).mean()
         return (
@@ -85,21 +90,50 @@ class FilterAnalysis:
     """Everything the notebook and ``research llm analyze`` show, for one provider."""
 
     provider: str
+    """Who decided, as the page names it (a heuristic says "not an LLM")."""
     is_llm: bool
+    """The decisions come from a language model."""
     model: str
+    """The model whose decisions are analysed."""
     primary: str
     """The prompt variant the single-variant parts use (balanced when present)."""
     joined: pd.DataFrame
+    """``analysis.join`` of every prompt variant's decisions."""
     approval: pd.DataFrame
+    """``analysis.approval_table`` of the primary variant."""
     tests: dict[str, float]
+    """``analysis.approval_tests`` of the primary variant."""
     controls: an.Controls
+    """``analysis.controls`` of the primary variant."""
     sweep: pd.DataFrame
+    """``analysis.threshold_sweep`` of the primary variant, all trades."""
     threshold: an.ThresholdChoice
+    """``analysis.recommend_threshold`` of the primary variant."""
     prompts: pd.DataFrame
+    """``analysis.compare_prompts`` of every pair of variants."""
     calibration_bins: pd.DataFrame
+    """Reliability bins of ``analysis.calibration``."""
     calibration_scores: dict[str, float]
+    """Brier, base-rate Brier, skill and ECE of ``analysis.calibration``."""
     regimes: pd.DataFrame
+    """``analysis.by_regime``, at the recommended threshold (no threshold columns when none is
+    recommended)."""
     verdict: str
+    """``analysis.verdict``: the code worded, with the numbers it rests on."""
+    verdict_code: str
+    """One of ``research.llm.analysis.VERDICT_CODES``: ``analysis.verdict_code`` of the same
+    ``tests`` and ``controls`` (no default: it cannot contradict ``verdict``)."""
+
+    @property
+    def decided(self) -> int:
+        """Trades the primary prompt variant decided (approve or reject; failed calls left
+        out)."""
+        return int(self.tests["n_approved"] + self.tests["n_rejected"])
+
+    @property
+    def months(self) -> int:
+        """Entry months of those trades (the clustered tests' clusters)."""
+        return int(self.tests["months"])
 
     @property
     def regime_percent_columns(self) -> list[str]:
@@ -116,42 +150,89 @@ class FilterAnalysis:
             "pipeline runs without an API key; nothing here measures an LLM. Set the notebook's "
             "`provider` to `openai` (with a key) or `replay` (recorded decisions) for a real model."
         )
-        return f"{who} Prompt `{self.primary}`. **Verdict:** {self.verdict}."
+        return (
+            f"{who} Prompt `{self.primary}`. **Verdict** (`{self.verdict_code}`): {self.verdict}."
+        )
 
     def tests_text(self) -> str:
         """Approved minus rejected, in words (in-sample: nothing is fitted)."""
         t = self.tests
-        if t.get("win_diff") != t.get("win_diff"):
+        if t.get("pnl_diff") != t.get("pnl_diff"):
             return "Too few approved or rejected trades to compare."
+        if t.get("pnl_p") != t.get("pnl_p"):
+            return (
+                f"Approved {int(t['n_approved'])} of {self.decided} trades "
+                f"({t['approval_rate']:.0%}). Mean P&L approved minus rejected: "
+                f"{money(t['pnl_diff'], plus=True)} per contract; win rate approved minus "
+                f"rejected: {signed(100 * t['win_diff'], 1)} points. **Not tested**: the "
+                f"approved trades span {int(t['months_approved'])} entry months and the rejected "
+                f"ones {int(t['months_rejected'])}; errors clustered by entry month need at least "
+                f"{int(t['min_months'])} on each side (and two trades each) for a p-value that "
+                "keeps its size."
+            )
         return (
             f"Approved {int(t['n_approved'])} of {int(t['n_approved'] + t['n_rejected'])} "
-            f"trades ({t['approval_rate']:.0%}). Win rate approved minus rejected: "
-            f"{100 * t['win_diff']:+.1f} points (two-proportion z-test p = {t['win_p']:.3f}); "
-            f"mean P&L approved minus rejected: {money(t['pnl_diff'], plus=True)} per contract "
-            f"(95% CI {signed(t['pnl_diff_ci_low'])} to {signed(t['pnl_diff_ci_high'])}, "
-            f"month-cluster bootstrap; Welch p = {t['pnl_p']:.3f}). The tests count trades as "
-            "independent; overlapping trades are not, so their p-values are optimistic."
+            f"trades ({t['approval_rate']:.0%}). Mean P&L approved minus rejected: "
+            f"{money(t['pnl_diff'], plus=True)} per contract (95% CI "
+            f"{signed(t['pnl_diff_ci_low'])} to {signed(t['pnl_diff_ci_high'])}, p = "
+            f"{t['pnl_p']:.3f}); win rate approved minus rejected: "
+            f"{signed(100 * t['win_diff'], 1)} points (95% CI "
+            f"{signed(100 * t['win_diff_ci_low'], 1)} to "
+            f"{signed(100 * t['win_diff_ci_high'], 1)}, p = {t['win_p']:.3f}). Both from OLS on an "
+            f"approve dummy with errors clustered by entry month ({int(t['months'])} months; CR1 "
+            "correction, t with months − 1 degrees of freedom): trades that overlap and "
+            "decisions that persist are not counted as independent evidence."
         )
 
     def controls_text(self) -> str:
-        """The filter against a random filter and the best simple rule, in words."""
+        """The filter against random filters and the best simple rule, in words; a control that
+        did not run is said to be untested, never passed or failed."""
         c = self.controls
-        rnd = "beats" if c.beats_random else "does not beat"
-        rule = "beats" if c.beats_rule else "does not beat"
-        return (
-            f"**Random filter** approving the same {c.approval_rate:.0%}: the approved trades' "
+        if c.random_tested:
+            rnd = "beats" if c.beats_random else "does not beat"
+            random_text = (
+                f"rotating the filter's decisions along the trades by date (all "
+                f"{c.random_reps:,} shifts: random filters with the same count and the same "
+                f"persistence) gives a mean at least as high with p = {c.random_p:.3f}: it {rnd} "
+                "them."
+            )
+        else:
+            random_text = "the rotation test did not run (too few trades with a P&L): untested."
+        head = (
+            f"**Random filters** approving the same {c.approval_rate:.0%}: the approved trades' "
             f"mean P&L {money(c.mean_approved)} against {money(c.mean_all)} for all trades; "
-            f"{c.random_reps:,} random filters give a mean at least as high with p = "
-            f"{c.random_p:.3f}: it {rnd} chance. **Best simple rule** of the same approval "
-            f"rate, chosen on the first half of the trades (in-sample): *{c.rule}*. On the "
-            f"other {c.oos_trades} trades (out-of-sample) the filter's approved trades average "
-            f"{money(c.oos_filter_mean)} against the rule's {money(c.oos_rule_mean)}: difference "
-            f"{money(c.oos_diff, plus=True)} (95% CI {signed(c.oos_diff_ci[0])} to "
-            f"{signed(c.oos_diff_ci[1])}); "
-            f"it {rule} the rule."
+            f"{random_text} **Best simple rule**, chosen on the first half of the trades at the "
+            f"filter's count (in-sample): *{c.rule}*. "
+        )
+        hindsight = (
+            " (On the second half the rule picks its trades by ranking the whole half at once — "
+            "its highest or lowest IV percentiles or VIX values, or the best regimes' trades "
+            "until the count is reached: a cut-off set with hindsight, which favours the rule.)"
+        )
+        if c.same_as_rule:
+            return head + (
+                f"On the other {c.oos_trades} trades (out-of-sample) the filter approves "
+                f"{c.oos_kept_filter}, exactly the trades the rule keeps: it is that rule there "
+                "(difference 0, nothing to test); it does not beat the rule." + hindsight
+            )
+        if not c.rule_tested:
+            return head + (
+                f"On the other {c.oos_trades} trades (out-of-sample) the comparison did not run: "
+                f"{c.rule_note} (the filter approves {c.oos_kept_filter}). Untested — neither "
+                "beaten nor passed." + hindsight
+            )
+        rule = "beats" if c.beats_rule else "does not beat"
+        return head + (
+            f"On the other {c.oos_trades} trades (out-of-sample) the filter approves "
+            f"{c.oos_kept_filter} and the rule keeps as many ({c.oos_kept_rule}); the filter's "
+            f"average {money(c.oos_filter_mean)} against the rule's {money(c.oos_rule_mean)}: "
+            f"difference {money(c.oos_diff, plus=True)} (95% CI {signed(c.oos_diff_ci[0])} to "
+            f"{signed(c.oos_diff_ci[1])}, month-clustered, p = {c.oos_diff_p:.3f}); "
+            f"it {rule} the rule." + hindsight
         )
 
     def calibration_text(self) -> str:
+        """The Brier score and calibration error, in words."""
         s = self.calibration_scores
         skill = "better" if s["brier_skill"] > 0 else "no better"
         return (
@@ -161,8 +242,20 @@ class FilterAnalysis:
         )
 
     def summary(self) -> dict[str, object]:
-        """The machine-readable summary (names the provider)."""
+        """The machine-readable summary (names the provider).
+
+        Keys read by the findings page: ``verdict_code`` (one of ``VERDICT_CODES``),
+        ``verdict``, ``tests`` (``win_diff, win_p, pnl_diff, pnl_p`` and ``method``),
+        ``controls`` (``random_p, beats_random, beats_rule, rule_tested, oos_kept_filter,
+        oos_kept_rule``), ``threshold`` (``recommended`` — None when no threshold helps in
+        sample, the least bad then under ``least_bad`` — ``helps_in_sample``, ``out_of_sample``
+        with ``kept, uplift, uplift_ci_low, uplift_ci_high``, ``random_p``, ``beats_random``),
+        ``trades`` (distinct trades in the decisions, failed calls included), ``decided``
+        (trades the primary prompt decided: approve or reject) and ``months`` (their entry
+        months); ``methods`` names each test.
+        """
         c = self.controls
+        th = self.threshold
         return {
             "provider": self.provider,
             "is_llm": self.is_llm,
@@ -170,25 +263,46 @@ class FilterAnalysis:
             "prompt": self.primary,
             "prompts": sorted(set(self.joined["prompt_variant"])),
             "trades": int(self.joined["trade_id"].nunique()),
+            "decided": self.decided,
+            "months": self.months,
+            "min_months": an.MIN_MONTHS,
             "errors": int(self.joined["error"].notna().sum()),
             "verdict": self.verdict,
+            "verdict_code": self.verdict_code,
+            "verdict_codes": list(an.VERDICT_CODES),
             "approval": self.approval.to_dict(orient="records"),
-            "tests": self.tests,
+            "tests": {**self.tests, "method": an.DIFF_TEST},
             "controls": {
                 "random_p": c.random_p,
+                "random_method": an.ROTATION_TEST,
+                "rotations": c.random_reps,
+                "beats_random": c.beats_random,
                 "best_rule": c.rule,
+                "oos_trades": c.oos_trades,
+                "oos_kept_filter": c.oos_kept_filter,
+                "oos_kept_rule": c.oos_kept_rule,
                 "oos_diff": c.oos_diff,
                 "oos_diff_ci": list(c.oos_diff_ci),
-                "beats_random": c.beats_random,
+                "oos_diff_p": c.oos_diff_p,
+                "rule_tested": c.rule_tested,
+                "same_as_rule": c.same_as_rule,
                 "beats_rule": c.beats_rule,
+                "rule_note": c.rule_note,
             },
             "threshold": {
-                "recommended": self.threshold.threshold,
+                "recommended": th.recommended,
+                "least_bad": None if th.recommended is not None else th.threshold,
+                "helps_in_sample": th.helps_in_sample,
                 "chosen_on": "first half of the trades by date (in-sample)",
+                "chosen_by": f"per-trade uplift, at least {th.min_kept} trades kept",
                 "reported_on": "second half (out-of-sample)",
-                "out_of_sample": self.threshold.out_of_sample.to_dict(),
-                "text": self.threshold.text(),
+                "out_of_sample": th.out_of_sample.to_dict(),
+                "random_p": th.random_p,
+                "rotations": th.rotations,
+                "beats_random": th.beats_random,
+                "text": th.text(),
             },
+            "methods": dict(an.METHODS),
             "sweep": self.sweep.to_dict(orient="records"),
             "prompt_comparison": self.prompts.to_dict(orient="records"),
             "calibration": self.calibration_scores,
@@ -217,6 +331,12 @@ def analyze(
         The variant for the single-variant parts (default ``balanced`` when present).
     model
         Keep this model's decisions (default: the only one; several are an error).
+    seed
+        Seed of the bootstrap intervals (group means, threshold uplift); the tests are analytic
+        or exhaustive and do not depend on it.
+
+    The verdict needs the approved and the rejected trades to span ``analysis.MIN_MONTHS`` entry
+    months each; below that it is ``untested``.
 
     Raises
     ------
@@ -243,8 +363,8 @@ def analyze(
         is_llm = "not an LLM" not in provider
     joined = an.join(d, trade_set.trades, trade_set.regimes)
     one = joined[joined["prompt_variant"] == primary]
-    tests = an.approval_tests(one, seed=seed)
-    ctl = an.controls(one, seed=seed)
+    tests = an.approval_tests(one)
+    ctl = an.controls(one)
     bins, scores = an.calibration(one)
     choice = an.recommend_threshold(one, seed=seed)
     return FilterAnalysis(
@@ -258,14 +378,16 @@ def analyze(
         controls=ctl,
         sweep=an.threshold_sweep(one, seed=seed),
         threshold=choice,
-        prompts=an.compare_prompts(joined, seed=seed),
+        prompts=an.compare_prompts(joined),
         calibration_bins=bins,
         calibration_scores=scores,
-        # the primary prompt's approval rate is already there; Brier skill stands for Brier
-        regimes=an.by_regime(one, threshold=choice.threshold, variants=joined, seed=seed).drop(
+        # the primary prompt's approval rate is already there; Brier skill stands for Brier; no
+        # uplift at a threshold that is not recommended
+        regimes=an.by_regime(one, threshold=choice.recommended, variants=joined).drop(
             columns=[f"approve_{primary}", "brier"], errors="ignore"
         ),
         verdict=an.verdict(tests, ctl, provider),
+        verdict_code=an.verdict_code(tests, ctl),
     )
 
 

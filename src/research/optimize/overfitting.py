@@ -602,7 +602,9 @@ class SPAResult:
         Hansen's (2005) SPA p-values under the three re-centring rules of
         :class:`arch.bootstrap.SPA` (lower: never re-centre models worse than the benchmark;
         consistent: re-centre only models within the :math:`\\sqrt{2\\log\\log T}` band; upper:
-        re-centre every model).  ``lower <= consistent <= upper``.
+        re-centre every model).  ``lower <= consistent <= upper``.  Floored at
+        ``1 / (reps + 1)``: arch reports the share of resamples above the statistic, which is
+        exactly 0 when none is, and a p-value of 0 claims more than ``reps`` resamples can show.
     rc_pvalue : float
         White's (2000) Reality Check p-value.  White's bootstrap re-centres every model at its
         sample mean and uses the un-studentised maximum, which is exactly arch's ``upper``
@@ -747,7 +749,8 @@ def spa_test(
         seed=seed,
     )
     spa.compute()
-    pvals = spa.pvalues
+    # arch's p is #{resampled > observed} / reps, 0 when none is: never below 1 / (reps + 1)
+    pvals = np.maximum(spa.pvalues, 1.0 / (int(reps) + 1))
     better_idx = spa.better_models(pvalue=alpha, pvalue_type="consistent")
     labels = list(frame.columns)
     edge = pd.Series((bench_loss[:, None] - model_loss).mean(axis=0), index=frame.columns)

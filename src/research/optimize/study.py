@@ -134,6 +134,10 @@ class ScenarioResult:
         key = control_name(column) if against == "control" else against
         return self.tests[(column, key)]
 
+    def total_return(self, column: str) -> float:
+        """``column``'s OOS returns compounded over the whole out-of-sample record."""
+        return float(np.prod(1 + self.returns[column].to_numpy()) - 1)
+
     def cagr(self, column: str) -> float:
         """Annual growth of ``column``'s OOS returns compounded (calendar years)."""
         r = self.returns[column]
@@ -358,6 +362,8 @@ def _verdict_inputs(r: ScenarioResult, kind: str) -> VerdictInputs:
         cash_rate=r.rate,
         permutation_p=r.permutation_p,
         n_permutations=r.n_permutations,
+        permutation_required=kind == "multipliers",
+        oos_days=len(r.returns),
         alpha=r.alpha,
     )
 
@@ -467,9 +473,19 @@ class GridStudy:
 
     def controls_table(self) -> pd.DataFrame:
         """Out-of-sample, per ticker set and candidate (the variants and the walk-forward
-        choice): Sharpe, CAGR, average capital at risk; the exposure-matched control's; the
-        Sharpe-difference tests against the benchmark, the control and cash; the permutation
-        p-value (regime sets)."""
+        choice): Sharpe, CAGR, average capital at risk; the exposure-matched control's (its CAGR
+        too: scaling positions leaves a Sharpe ratio alone, so growth is what tells "loses less
+        because it trades less" from "loses less because of the idea"); the Sharpe-difference
+        tests against the benchmark, the control and cash; the permutation p-value (regime
+        sets).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``tickers, candidate, oos_sharpe, oos_cagr, avg_at_risk, control_scale,
+            control_sharpe, control_cagr, control_at_risk, p_vs_benchmark, p_vs_control,
+            p_vs_cash, permutation_p``.
+        """
         rows = []
         for tickers, r in self.baseline.items():
             names = list(r.walk_forward.winner_counts.index)
@@ -492,6 +508,7 @@ class GridStudy:
                         "avg_at_risk": float(h["oos_heat"]),
                         "control_scale": float(h["scale"]),
                         "control_sharpe": float(r.sharpe.sharpe[control_name(col)]),
+                        "control_cagr": r.cagr(control_name(col)),
                         "control_at_risk": float(h["control_oos_heat"]),
                         "p_vs_benchmark": math.nan if vs_bench is None else vs_bench.pvalue,
                         "p_vs_control": r.test(col, "control").pvalue,
@@ -552,6 +569,9 @@ class GridStudy:
                     "choice_oos_sharpe": r.choice_sharpe,
                     f"{self.benchmark}_oos_sharpe": float(r.sharpe.sharpe[self.benchmark]),
                     "control_oos_sharpe": float(r.sharpe.sharpe[control_name(CHOICE)]),
+                    "choice_oos_cagr": r.cagr(CHOICE),
+                    f"{self.benchmark}_oos_cagr": r.cagr(self.benchmark),
+                    "control_oos_cagr": r.cagr(control_name(CHOICE)),
                     "p_vs_control": r.test(CHOICE, "control").pvalue,
                     "permutation_p": r.permutation_p,
                     "strategy_profitable_oos": r.verdict.strategy_profitable,
@@ -576,6 +596,7 @@ class GridStudy:
             return value
 
         sens = self.sensitivity_table()
+        ctl = self.controls_table()
         match = self.exposure_match().set_index("tickers")
         per = []
         for tickers, r in self.baseline.items():
@@ -598,14 +619,23 @@ class GridStudy:
                     "oos_sharpe_walk_forward": r.choice_sharpe,
                     f"oos_sharpe_{self.benchmark}": float(r.sharpe.sharpe[self.benchmark]),
                     "oos_cagr_walk_forward": r.cagr(CHOICE),
+                    "oos_return_walk_forward": r.total_return(CHOICE),
+                    "oos_days": len(r.returns),
+                    "folds": len(wf.folds),
+                    "robustness_tested": rob.tested,
+                    "permutation_required": self.kind == "multipliers",
                     "controls": {
                         "cash": {"oos_sharpe": 0.0, "annual_return": r.rate},
                         self.benchmark: {
                             "oos_sharpe": float(r.sharpe.sharpe[self.benchmark]),
+                            "oos_cagr": r.cagr(self.benchmark),
+                            "oos_return": r.total_return(self.benchmark),
                             "p_value": r.test(CHOICE, self.benchmark).pvalue,
                         },
                         "exposure_matched": {
                             "oos_sharpe": float(r.sharpe.sharpe[control_name(CHOICE)]),
+                            "oos_cagr": r.cagr(control_name(CHOICE)),
+                            "oos_return": r.total_return(control_name(CHOICE)),
                             "p_value": t_ctrl.pvalue,
                             "mean_scale": float(
                                 r.exposure.loc[r.exposure["winner"], "scale"].mean()
@@ -631,6 +661,23 @@ class GridStudy:
                     "in_sample_best": None if is_rep is None else str(is_rep.best),
                     "in_sample_dsr": None if is_rep is None else is_rep.dsr.dsr,
                     "wf_winners": {k: int(v) for k, v in wf.winner_counts.items() if v},
+                    # each variant's own out-of-sample series: a named variant is validated only
+                    # when its own series passes the controls (and, for regime sets, the
+                    # permutation test)
+                    "variants": [
+                        {
+                            "variant": row["candidate"],
+                            "oos_sharpe": row["oos_sharpe"],
+                            "oos_cagr": row["oos_cagr"],
+                            "p_vs_benchmark": row["p_vs_benchmark"],
+                            "p_vs_control": row["p_vs_control"],
+                            "p_vs_cash": row["p_vs_cash"],
+                            "permutation_p": row["permutation_p"],
+                        }
+                        for row in ctl.loc[
+                            (ctl["tickers"] == tickers) & (ctl["candidate"] != CHOICE)
+                        ].to_dict(orient="records")
+                    ],
                     "wf_efficiency": wf.walk_forward_efficiency,
                     "oos_spa": {
                         "test": SPA_LABEL,

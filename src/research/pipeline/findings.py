@@ -1,4 +1,4 @@
-"""The findings page: seed 004's validated configuration, computed from the notebooks' summaries.
+"""The findings page: the validated configuration, computed from the notebooks' summaries.
 
 ``write_findings(paths)`` reads ``reports/summaries/*.json`` (written by the notebooks) and writes
 
@@ -10,8 +10,14 @@
 - ``reports/summaries/findings_state.json``: the state the next regeneration compares with.
 
 Nothing in the table is typed by hand. One rule per layer (``layer_rows``) turns the numbers into
-a status — ``validated``, ``fragile``, ``not validated``, ``in-sample only`` or ``no evidence``
-— and a layer that is not validated names the baseline it keeps, never a winner.
+a status — ``validated``, ``fragile``, ``untested``, ``not validated``, ``in-sample only`` or
+``no evidence`` — and a layer that is not validated names the baseline it keeps, never a winner.
+The rules cannot validate thin or missing evidence: each layer has a minimum sample, a control or
+test that did not run makes the layer ``untested`` (never passed), a p-value of 0 is a p-value,
+and what is validated is what was tested (the walk-forward procedure; a single variant only
+when its own out-of-sample series passes). The page names one base strategy (the package's
+defaults), and the in-sample per-regime configurations are evidence, each flagged when even
+the best of its regime loses money.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from research.attribution.tunes import MIN_BLOCKS_FOR_VERDICT, MIN_TUNES_FOR_VERDICT
 from research.config import Paths
+from research.optimize.verdict import MIN_OOS_DAYS
 
 __all__ = [
     "STATUSES",
@@ -39,10 +47,15 @@ __all__ = [
 STATUSES: tuple[str, ...] = (
     "validated",
     "fragile",
+    "untested",
     "not validated",
     "in-sample only",
     "no evidence",
 )
+"""What a layer's row can say. *untested*: the evidence a verdict needs is missing or too thin
+(a control or test that was not run, too few trades or tunes, no sensitivity scenario that
+applies) — never counted as passed; *fragile*: it passed, but flips under a sensitivity
+scenario."""
 PAGES: dict[str, str] = {
     "02": "executed/02_market_regimes.ipynb",
     "03": "executed/03_regime_multiplier_grid.ipynb",
@@ -52,9 +65,35 @@ PAGES: dict[str, str] = {
     "07": "executed/07_llm_threshold_calibration.ipynb",
     "08": "executed/08_option_chains.ipynb",
 }
-SEED_EXITS = "profit target 65%, stop loss 125%"
-"""Seed 004's exit parameters (its "already validated in Phase 1")."""
 ALPHA = 0.05
+MIN_FILTER_TRADES = 100
+"""Fewest trades the filter decided (approve or reject; failed calls excluded) for it to be
+validated."""
+MIN_FILTER_MONTHS = 12
+"""Fewest entry months those trades span (the clustered tests' clusters)."""
+MIN_THRESHOLD_TRADES = 30
+"""Fewest out-of-sample trades the recommended threshold must keep."""
+
+
+def base_strategy() -> str:
+    """The strategy every layer keeps unless a row validates something else, from the package's
+    defaults (``research.backtest.spreads.SpreadRules``): one exit configuration for the page."""
+    from research.backtest.spreads import SpreadRules
+
+    r = SpreadRules()
+    return (
+        f"{r.strategy.replace('_', ' ')} spreads, delta {r.min_delta:g}–{r.max_delta:g}, "
+        f"{r.target_dte} DTE, profit target {r.profit_target_pct:g}%, stop loss "
+        f"{r.stop_loss_pct:g}%"
+    )
+
+
+def base_exits() -> str:
+    """The base strategy's exits: ``profit target 65%, stop loss 125%``."""
+    from research.backtest.spreads import SpreadRules
+
+    r = SpreadRules()
+    return f"profit target {r.profit_target_pct:g}%, stop loss {r.stop_loss_pct:g}%"
 
 
 @dataclass(frozen=True)
@@ -88,61 +127,144 @@ class Findings:
     first_run: bool
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (0.0 included), else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _below(p: Any, alpha: float = ALPHA) -> bool:
+    """A p-value that was computed and is below ``alpha`` (a missing p never passes; p = 0 does)."""
+    x = _finite(p)
+    return x is not None and x < alpha
+
+
 def _num(value: Any, fmt: str = ".2f") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return format(float(value), fmt).replace("-", "−")
+    x = _finite(value)
+    return "n/a" if x is None else format(x, fmt).replace("-", "−")
+
+
+def _pct(value: Any) -> str:
+    x = _finite(value)
+    return "n/a" if x is None else f"{100 * x:+.1f}%".replace("-", "−")
 
 
 def _p(value: Any) -> str:
-    """``p = 0.012``, ``p < 0.001`` or ``p n/a``."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    """``p = 0.012``, ``p < 0.001`` or ``p n/a`` (p = 0 is ``p < 0.001``, not missing)."""
+    x = _finite(value)
+    if x is None:
         return "p n/a"
-    return "p < 0.001" if float(value) < 0.001 else f"p = {float(value):.3f}"
+    return "p < 0.001" if x < 0.001 else f"p = {x:.3f}"
+
+
+def _procedure(winners: Mapping[str, int]) -> str:
+    folds = sum(winners.values())
+    picks = ", ".join(
+        f"{k} {v}/{folds}" for k, v in sorted(winners.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    return f"the walk-forward procedure ({picks or 'no folds'})"
+
+
+def _variant_passes(row: Mapping[str, Any], needs_permutation: bool) -> bool:
+    """A named variant's own out-of-sample series passes: positive Sharpe, beats the benchmark
+    and its exposure-matched control (Sharpe tests) and, for regime sets, the permutation test."""
+    sharpe = _finite(row.get("oos_sharpe"))
+    ok = (
+        sharpe is not None
+        and sharpe > 0
+        and _below(row.get("p_vs_benchmark"))
+        and _below(row.get("p_vs_control"))
+    )
+    return ok and (not needs_permutation or _below(row.get("permutation_p")))
 
 
 def _grid_rows(summary: Mapping[str, Any], layer: str, page: str) -> list[LayerRow]:
-    """Regime multipliers / portfolio limits: validated only when the verdict is ``adds_value``
-    (it beat the benchmark, the exposure-matched control and, for multipliers, shuffled labels,
-    out of sample, with a positive Sharpe) **and** it holds in every sensitivity scenario."""
+    """Regime multipliers / portfolio limits, per ticker set. What was tested is the walk-forward
+    **procedure** (it switches between variants fold by fold), so that is what can be validated:
+
+    - ``validated``: the verdict is ``adds_value`` (it beat the benchmark, the exposure-matched
+      control and, for regime sets, shuffled labels, out of sample, with a positive Sharpe and
+      at least two years out of sample) **and** it holds in every sensitivity scenario that
+      applies (at least one). A single variant is named as well only when its own
+      out-of-sample series passes the same tests;
+    - ``fragile``: ``adds_value`` but it flips under some scenario;
+    - ``untested``: the verdict is ``untested`` (a test that did not run, too short a sample),
+      or ``adds_value`` with no sensitivity scenario that applies, with no permutation test
+      for a regime study, or with fewer than ``MIN_OOS_DAYS`` (or no recorded) out-of-sample
+      days — whatever an older summary's code says;
+    - ``not validated`` otherwise. A layer that is not validated keeps the benchmark.
+    """
     rows = []
     benchmark = str(summary.get("benchmark", "baseline"))
     for part in summary.get("per_tickers") or []:
         code = part.get("verdict_code")
         robust = bool(part.get("robust"))
+        tested = bool(part.get("robustness_tested", robust or bool(part.get("flips_under"))))
         flips = list(part.get("flips_under") or [])
         winners: dict[str, int] = dict(part.get("wf_winners") or {})
-        top = max(winners, key=lambda k: winners[k]) if winners else "?"
-        folds = sum(winners.values()) if winners else 0
-        if code == "adds_value" and robust:
-            status, choice = "validated", f"{top} ({winners.get(top, 0)}/{folds} folds)"
+        procedure = _procedure(winners)
+        needs_perm = bool(part.get("permutation_required", layer == "Regime multipliers"))
+        named = [
+            str(v.get("variant"))
+            for v in part.get("variants") or []
+            if _variant_passes(v, needs_perm)
+        ]
+        perm_ran = _finite(part.get("permutation_p")) is not None and bool(
+            part.get("n_permutations") or 0
+        )
+        if needs_perm and not perm_ran and code not in ("no_gain", "exposure_explains"):
+            # a missing permutation test never counts as passed, whatever the code says
+            code = "untested"
+        days = _finite(part.get("oos_days"))
+        if code == "adds_value" and (days is None or days < MIN_OOS_DAYS):
+            code = "untested"  # too short (or unknown) an out-of-sample record
+        if code == "adds_value" and tested and robust:
+            status = "validated"
+            choice = procedure
+            if named:
+                choice += "; on its own: " + ", ".join(named)
+        elif code == "adds_value" and not tested:
+            status, choice = "untested", f"{benchmark} (kept: no sensitivity scenario applies)"
         elif code == "adds_value":
-            status, choice = "fragile", f"{benchmark} (kept: the gain of {top} is fragile)"
+            status, choice = "fragile", f"{benchmark} (kept: the gain of {procedure} is fragile)"
+        elif code == "untested":
+            status, choice = "untested", f"{benchmark} (kept: the evidence is incomplete)"
         else:
             status, choice = "not validated", f"{benchmark} (kept: no validated alternative)"
         controls = part.get("controls") or {}
         test = part.get("sharpe_test") or {}
-        bench_sharpe = part.get(
-            f"oos_sharpe_{benchmark}", (controls.get(benchmark) or {}).get("oos_sharpe")
-        )
-        matched = (controls.get("exposure_matched") or {}).get("oos_sharpe")
+        bench = controls.get(benchmark) or {}
+        matched = controls.get("exposure_matched") or {}
+        bench_sharpe = part.get(f"oos_sharpe_{benchmark}", bench.get("oos_sharpe"))
         evidence = (
-            f"walk-forward choice {top} ({winners.get(top, 0)}/{folds} folds), out of sample "
-            f"{str(part.get('oos_start', ''))[:4]}–{str(part.get('oos_end', ''))[:4]}: Sharpe "
+            f"{procedure}, out of sample {str(part.get('oos_start', ''))[:4]}–"
+            f"{str(part.get('oos_end', ''))[:4]}: Sharpe "
             f"{_num(part.get('oos_sharpe_walk_forward'))} vs {_num(bench_sharpe)} for "
-            f"{benchmark} and {_num(matched)} for "
-            f"its exposure-matched control (Sharpe-difference test {_p(test.get('p_value'))}"
+            f"{benchmark} and {_num(matched.get('oos_sharpe'))} for its exposure-matched "
+            f"control (Sharpe-difference test {_p(test.get('p_value'))}); CAGR "
+            f"{_pct(part.get('oos_cagr_walk_forward'))} vs {_pct(bench.get('oos_cagr'))} and "
+            f"{_pct(matched.get('oos_cagr'))} (total return "
+            f"{_pct(part.get('oos_return_walk_forward'))} vs {_pct(bench.get('oos_return'))} and "
+            f"{_pct(matched.get('oos_return'))})"
         )
-        if part.get("permutation_p") is not None:
+        if perm_ran:
             evidence += f"; label permutations {_p(part.get('permutation_p'))}"
-        evidence += f"); verdict: {str(code).replace('_', ' ')}"
+        elif needs_perm:
+            evidence += "; label permutations: not run"
+        evidence += f"; verdict: {str(code).replace('_', ' ')}"
         if not part.get("strategy_profitable_oos", True):
             evidence += "; the strategy does not beat cash"
-        robustness = (
-            "robust in every scenario"
-            if robust
-            else ("fragile — flips under " + ", ".join(flips) if flips else "fragile")
-        )
+        if not tested:
+            robustness = "untested — no sensitivity scenario applies"
+        elif robust:
+            robustness = "robust in every scenario that applies"
+        else:
+            robustness = "fragile — flips under " + ", ".join(flips) if flips else "fragile"
         rows.append(
             LayerRow(
                 layer, str(part.get("tickers", "")), choice, status, evidence, robustness, page
@@ -152,57 +274,128 @@ def _grid_rows(summary: Mapping[str, Any], layer: str, page: str) -> list[LayerR
 
 
 def _filter_row(summary: Mapping[str, Any]) -> LayerRow:
-    """The trade filter: validated when approved trades win more than rejected ones (z-test),
-    the filter beats a random filter of the same size and the best simple rule out of sample,
-    and the threshold's out-of-sample uplift interval is above zero."""
+    """The trade filter: ``validated`` only when the calibration page's verdict code is
+    ``adds_value`` (approved trades beat rejected ones with month-clustered errors, the filter
+    beats a rotated filter of the same size and the best simple rule at the same count out of
+    sample), the confidence threshold chosen in-sample helps in sample and, out of sample, keeps
+    at least ``MIN_THRESHOLD_TRADES`` trades, beats rotated filters keeping as many and has an
+    uplift interval above zero; and at least ``MIN_FILTER_TRADES`` decided trades over
+    ``MIN_FILTER_MONTHS`` entry months. ``untested`` below those counts or when a verdict, test
+    or control is missing; ``not validated`` otherwise (no filter is kept)."""
     tests = summary.get("tests") or {}
     controls = summary.get("controls") or {}
     threshold = summary.get("threshold") or {}
     oos = threshold.get("out_of_sample") or {}
     provider = str(summary.get("provider", "?"))
-    significant = (tests.get("win_diff") or 0) > 0 and (tests.get("win_p") or 1) < ALPHA
-    beats = bool(controls.get("beats_random")) and bool(controls.get("beats_rule"))
-    uplift_low = oos.get("uplift_ci_low")
-    holds = uplift_low is not None and math.isfinite(uplift_low) and uplift_low > 0
+    code = summary.get("verdict_code")
+    trades = _finite(summary.get("trades"))
+    decided = _finite(summary.get("decided"))
+    months = _finite(summary.get("months"))
     recommended = threshold.get("recommended")
-    if significant and beats and holds:
+    uplift_low = _finite(oos.get("uplift_ci_low"))
+    kept = _finite(oos.get("kept"))
+    threshold_holds = (
+        recommended is not None
+        and threshold.get("helps_in_sample") is not False
+        and threshold.get("beats_random") is True
+        and kept is not None
+        and kept >= MIN_THRESHOLD_TRADES
+        and uplift_low is not None
+        and uplift_low > 0
+    )
+    tested = (
+        code is not None
+        and all(k in controls for k in ("beats_random", "beats_rule"))
+        and _finite(tests.get("pnl_p")) is not None
+        and _finite(controls.get("random_p")) is not None
+    )
+    enough = (
+        decided is not None
+        and decided >= MIN_FILTER_TRADES
+        and months is not None
+        and months >= MIN_FILTER_MONTHS
+    )
+    if not tested or code == "untested":
+        status, choice = "untested", "no filter (kept: the verdict, a test or a control is missing)"
+    elif not enough:
+        status = "untested"
+        choice = (
+            f"no filter (kept: fewer than {MIN_FILTER_TRADES} trades decided over "
+            f"{MIN_FILTER_MONTHS} months)"
+        )
+    elif code == "adds_value" and threshold_holds:
         status, choice = "validated", f"approve when confidence ≥ {recommended}"
-    elif significant and beats:
-        status, choice = "fragile", "no filter (kept: the threshold's gain is not significant)"
+    elif code == "adds_value":
+        status = "fragile"
+        choice = "no filter (kept: the confidence threshold does not hold out of sample)"
     else:
         status, choice = "not validated", "no filter (take every trade the rules take)"
+    win = _finite(tests.get("win_diff"))
     evidence = (
-        f"{provider}, {summary.get('trades', '?')} trades: win rate approved − rejected "
-        f"{_num(100 * (tests.get('win_diff') or math.nan), '+.1f')} points (z-test "
-        f"{_p(tests.get('win_p'))}); vs a random filter {_p(controls.get('random_p'))}; "
-        f"threshold {recommended} chosen in-sample, out of sample uplift "
-        f"{_num(oos.get('uplift'), '+.0f')} $/trade (95% CI {_num(oos.get('uplift_ci_low'), '.0f')}"
-        f" to {_num(oos.get('uplift_ci_high'), '.0f')})"
+        f"{provider}, {_num(decided if decided is not None else trades, '.0f')} trades decided"
+        f"{'' if months is None else f' over {months:.0f} months'}: win rate approved − rejected "
+        f"{_num(None if win is None else 100 * win, '+.1f')} points ({_p(tests.get('win_p'))}), "
+        f"mean P&L approved − rejected {_num(tests.get('pnl_diff'), '+.0f')} $/trade "
+        f"({_p(tests.get('pnl_p'))}); vs a random filter of the same size "
+        f"{_p(controls.get('random_p'))}; threshold "
+        f"{'none' if recommended is None else recommended} chosen in-sample, out of sample keeps "
+        f"{_num(kept, '.0f')} trades, uplift {_num(oos.get('uplift'), '+.0f')} $/trade (95% CI "
+        f"{_num(oos.get('uplift_ci_low'), '.0f')} to {_num(oos.get('uplift_ci_high'), '.0f')}), "
+        f"vs random filters keeping as many {_p(threshold.get('random_p'))}"
     )
+    if code is not None:
+        evidence += f"; verdict: {str(code).replace('_', ' ')}"
     if not summary.get("is_llm", True):
         evidence += "; decisions from a heuristic rule, **not an LLM**"
-    robustness = "out-of-sample interval above 0" if holds else "out-of-sample interval includes 0"
+    robustness = (
+        "out of sample the threshold holds (interval above 0, beats random filters)"
+        if threshold_holds
+        else "out of sample the threshold does not hold"
+    )
     return LayerRow("AI threshold", "all trades", choice, status, evidence, robustness, PAGES["07"])
 
 
 def _exit_row(summary: Mapping[str, Any] | None) -> LayerRow:
-    """Exits: the seed's profit target and stop stay unless parameters chosen by regime beat
-    both the baseline and the same choice ignoring the regime out of sample (interval above
-    zero)."""
+    """Exits: the base strategy's profit target and stop stay unless parameters chosen by
+    regime beat both the baseline and the same choice ignoring the regime out of sample
+    (intervals above zero) on at least ``MIN_TUNES_FOR_VERDICT`` evaluated tuning runs in at
+    least ``MIN_BLOCKS_FOR_VERDICT`` independent blocks of years (fewer, or unknown: ``untested``;
+    a summary may ask for more, never fewer)."""
+    exits = base_exits()
     if summary is None:
         return LayerRow(
-            "Exit parameters", "all trades", SEED_EXITS, "no evidence",
+            "Exit parameters", "all trades", exits, "no evidence",
             "no tuning runs attributed yet", "—", PAGES["06"],
         )  # fmt: skip
     uplift = {u.get("vs"): u for u in (summary.get("uplift") or [])}
     base, blind = (uplift.get("baseline") or {}), (uplift.get("regime-blind") or {})
+    # a summary may ask for more tunes, never fewer than the tunes page's own minimum
+    needed = max(MIN_TUNES_FOR_VERDICT, int(_finite(summary.get("min_tunes_for_verdict")) or 0))
+    evaluated = _finite(base.get("n"))
+    n = int(evaluated) if evaluated is not None else 0
 
     def above(row: Mapping[str, Any]) -> bool:
-        low = row.get("ci_low")
-        return low is not None and math.isfinite(low) and low > 0
+        low = _finite(row.get("ci_low"))
+        return low is not None and low > 0
 
+    blocks_needed = max(
+        MIN_BLOCKS_FOR_VERDICT, int(_finite(summary.get("min_blocks_for_verdict")) or 0)
+    )
+    blocks = _finite(summary.get("uplift_blocks"))
     current = summary.get("current") or []
-    if above(base) and above(blind):
+    if n >= needed and (blocks is None or blocks < blocks_needed):
+        status = "untested"
+        choice = (
+            f"{exits} (kept: the evaluated tuning runs fall in "
+            f"{'an unknown number of' if blocks is None else f'{blocks:.0f}'} independent blocks "
+            f"of years, fewer than the {blocks_needed} a verdict needs)"
+        )
+    elif n < needed:
+        status = "untested"
+        choice = (
+            f"{exits} (kept: {n} tuning runs evaluated, fewer than the {needed} a verdict needs)"
+        )
+    elif above(base) and above(blind):
         status = "validated"
         choice = "by regime: " + "; ".join(
             f"{c.get('symbol')} ({c.get('current_regime')}): {c.get('best_params')}"
@@ -210,13 +403,14 @@ def _exit_row(summary: Mapping[str, Any] | None) -> LayerRow:
         )
     else:
         status = "not validated"
-        choice = f"{SEED_EXITS} (the seed's; choosing by regime is not validated)"
+        choice = f"{exits} (kept: choosing by regime is not validated)"
     evidence = (
-        f"{summary.get('tunes_count', '?')} tuning runs, out of sample (walk-forward): "
-        f"parameters chosen by regime vs the baseline {_num(base.get('mean_diff'), '+.2f')} Sharpe "
-        f"(95% CI {_num(base.get('ci_low'))} to {_num(base.get('ci_high'))}), vs the same "
-        f"choice ignoring the regime {_num(blind.get('mean_diff'), '+.3f')} (95% CI "
-        f"{_num(blind.get('ci_low'), '.3f')} to {_num(blind.get('ci_high'), '.3f')})"
+        f"{summary.get('tunes_count', '?')} tuning runs, {n} evaluated out of sample "
+        f"(walk-forward): parameters chosen by regime vs the baseline "
+        f"{_num(base.get('mean_diff'), '+.2f')} Sharpe (95% CI {_num(base.get('ci_low'))} to "
+        f"{_num(base.get('ci_high'))}), vs the same choice ignoring the regime "
+        f"{_num(blind.get('mean_diff'), '+.3f')} (95% CI {_num(blind.get('ci_low'), '.3f')} to "
+        f"{_num(blind.get('ci_high'), '.3f')})"
     )
     drift = summary.get("drift") or {}
     robustness = (
@@ -230,18 +424,42 @@ def _exit_row(summary: Mapping[str, Any] | None) -> LayerRow:
 
 
 def _config_row(summary: Mapping[str, Any] | None) -> LayerRow | None:
-    """The per-regime strategy configuration (experiments): in-sample evidence only."""
+    """The per-regime strategy configuration (experiments): in-sample evidence only, so the
+    base strategy stays (the page shows one configuration); the per-regime bests are evidence,
+    each flagged when even the best of its regime loses money (not a configuration to trade)."""
     if summary is None:
         return None
     best = summary.get("best_by_regime") or []
     if not best:
         return None
+
+    def loses(b: Mapping[str, Any]) -> bool:
+        flag = b.get("loses_money")
+        if flag is not None:
+            return bool(flag)
+        mean = _finite(b.get("metric_mean"))
+        return mean is not None and mean < 0
+
     beats = [b for b in best if b.get("beats_runner_up")]
-    choice = "; ".join(f"{b.get('regime')}: {b.get('best_config')}" for b in best) or "—"
-    evidence = (
-        f"{len(best)} regimes; the best configuration beats its runner-up in {len(beats)} "
-        "(in-sample: the experiments that chose a configuration also score it)"
+    untested = [str(b.get("regime")) for b in best if b.get("tested") is False]
+    losing = [str(b.get("regime")) for b in best if loses(b)]
+    listed = "; ".join(
+        f"{b.get('regime')}: {b.get('best_config')}"
+        + (" (**loses money — not a configuration to trade**)" if loses(b) else "")
+        for b in best
     )
+    choice = f"{base_strategy()} in every regime (kept: per-regime choices are in-sample only)"
+    evidence = (
+        f"in-sample best per regime — {listed}; the best beats its runner-up in {len(beats)} of "
+        f"{len(best)} regimes (the experiments that chose a configuration also score it)"
+    )
+    if untested:
+        evidence += (
+            f"; untested in {len(untested)} ({', '.join(untested)}): too few independent blocks "
+            "of experiments for the test to reject"
+        )
+    if losing:
+        evidence += f"; even the best loses money in {len(losing)}: {', '.join(losing)}"
     return LayerRow(
         "Strategy configuration by regime", "experiments", choice, "in-sample only",
         evidence, "not tested out of sample", PAGES["05"],
@@ -363,9 +581,10 @@ def findings_markdown(findings: Findings) -> str:
     out = [
         "## Validated configuration",
         "",
-        "Seed 004's last step: one configuration per layer with its evidence. A layer is "
-        "*validated* only when its choice beats the controls out of sample and holds under "
-        "every modelling assumption tested; otherwise the baseline stays and the row says why.",
+        "One configuration per layer with its evidence. A layer is *validated* only when its "
+        "choice beats the controls out of sample, on enough data, and holds under every "
+        "modelling assumption tested; *untested* when a test or control it needs did not run "
+        "or the sample is too thin; otherwise the baseline stays and the row says why.",
         "",
         "| Layer | Validated choice | Evidence | Robustness |",
         "|:---|:---|:---|:---|",

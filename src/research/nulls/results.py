@@ -1,0 +1,91 @@
+"""The null-calibration table as last measured by ``benchmarks/bench_null_calibration.py``.
+
+The benchmark writes ``benchmarks/results/null_calibration.json`` (committed: the date, the
+commit and the machine it ran on, and one row per test). Pages show the rows of their layer with
+``published(layer=...)`` so a reader sees which tests are calibrated by simulation, under which
+null, with what size and power — the figures the benchmark produced, never typed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from research.config import Paths
+
+__all__ = ["RESULTS", "Published", "published", "write_published"]
+
+RESULTS = Path("benchmarks") / "results" / "null_calibration.json"
+"""Where the benchmark writes the table (relative to the project root)."""
+COLUMNS = ("layer", "test", "null", "effect", "runs", "size", "size_ci_low", "size_ci_high",
+           "power", "conservative", "calibrated")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Published:
+    """The table and where it came from."""
+
+    table: pd.DataFrame
+    """``layer, test, null, effect, runs, size, size_ci_low, size_ci_high, power, conservative,
+    calibrated`` (a conservative case's size only must not exceed the band)."""
+    measured: str
+    """``date · commit · machine`` of the benchmark run."""
+
+    def caption(self) -> str:
+        """One line for a table caption."""
+        return (
+            "Size (rejections at the 5% level under a realistic null; calibrated: 2–8%, or at most "
+            "8% for a conservative case, which rejects less by construction) "
+            "and power (with a planted effect) of the tests, simulated by the null-calibration "
+            "benchmark "
+            f"({self.measured})"
+        )
+
+
+def published(
+    layer: str | Sequence[str] | None = None, root: str | Path | None = None
+) -> Published:
+    """The committed table (rows of ``layer`` only, when given: a layer name, or several; exact
+    names).
+
+    Raises
+    ------
+    FileNotFoundError
+        The benchmark has not been run in this checkout (names the file and the command).
+    """
+    path = Paths.from_root(root).root / RESULTS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no null-calibration results; run "
+            "`python benchmarks/bench_null_calibration.py`"
+        )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    table = pd.DataFrame(data["rows"], columns=list(COLUMNS))
+    if layer is not None:
+        wanted = [layer] if isinstance(layer, str) else list(layer)
+        table = table.loc[table["layer"].isin(wanted)]
+    measured = (
+        f"{data.get('date', '?')} · commit {data.get('commit', '?')} · {data.get('machine', '?')}"
+    )
+    return Published(table.reset_index(drop=True), measured)
+
+
+def write_published(
+    table: pd.DataFrame, *, date: str, commit: str, machine: str, root: str | Path | None = None
+) -> Path:
+    """Write the benchmark's table (atomically) where ``published`` reads it."""
+    from research.pipeline.manifest import write_text_atomic
+
+    path = Paths.from_root(root).root / RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = table[list(COLUMNS)].to_dict(orient="records")
+    write_text_atomic(
+        path,
+        json.dumps({"date": date, "commit": commit, "machine": machine, "rows": rows}, indent=2)
+        + "\n",
+    )
+    return path
