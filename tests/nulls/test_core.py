@@ -137,3 +137,15 @@ def test_the_published_table_covers_every_case_and_each_is_calibrated() -> None:
     assert (table["size"] <= hi).all()  # conservative cases: at most the upper end
     assert table["calibrated"].all()
     assert (table["power"] > table["size"]).all()
+
+
+def test_the_page_display_puts_the_numbers_first() -> None:
+    shown = published("Tuning-run attribution", root=ROOT).display()
+    assert list(shown.columns) == [
+        "test", "size", "size 95% CI", "power", "runs", "calibrated", "null",
+    ]  # fmt: skip
+    assert shown["test"].str.startswith("uplift vs baseline").all()
+    assert "(" not in shown["test"].iloc[0]  # the method's parenthesis left to the docs
+    assert set(shown["calibrated"]) <= {"yes", "yes (conservative)", "no"}
+    full = published("Experiment attribution", root=ROOT).display()
+    assert "yes (conservative)" in set(full["calibrated"])  # the 16-configuration selection

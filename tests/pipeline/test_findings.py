@@ -138,9 +138,10 @@ def test_grid_layers_validate_only_a_robust_gain_and_never_name_a_fragile_winner
     assert "(Sharpe-difference test p = 0.012)" in rows[0].evidence
     assert "label permutations p = 0.046" in rows[0].evidence
     # the exposure-matched control by its growth too (scaling positions leaves Sharpe alone)
-    assert "CAGR +6.1% vs +2.0% and −3.4% (total return +123.4% vs +31.0% and −40.0%)" in (
-        rows[0].evidence
-    )
+    assert (
+        "CAGR +6.1% vs +2.0% for flat and −3.4% for the control (total return +123.4% vs +31.0% "
+        "and −40.0%)"
+    ) in rows[0].evidence
     assert rows[0].page == "executed/03_regime_multiplier_grid.ipynb"
     # a study that has not run says so
     limits = [r for r in layer_rows(_summaries()) if r.layer == "Portfolio limits"]
@@ -453,3 +454,19 @@ def test_exits_need_enough_independent_blocks_of_years(blocks: int | None, statu
     assert row.status == status
     if blocks == 4:
         assert "fall in 4 independent blocks of years, fewer than the 5" in row.choice
+
+
+def test_trade_filter_without_a_recommended_threshold_says_so() -> None:
+    summary = {
+        **_summaries()["07_llm_threshold_calibration"],
+        "threshold": {**THRESHOLD, "recommended": None, "helps_in_sample": False},
+    }
+    row = next(
+        r for r in layer_rows(_summaries(**{"07_llm_threshold_calibration": summary}))
+        if r.layer == "AI threshold"
+    )  # fmt: skip
+    assert (
+        "no confidence threshold recommended (none improved on every trade in sample); out of "
+        "sample the least bad keeps 120 trades"
+    ) in row.evidence
+    assert "threshold None" not in row.evidence

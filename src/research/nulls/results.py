@@ -35,6 +35,30 @@ class Published:
     measured: str
     """``date · commit · machine`` of the benchmark run."""
 
+    def display(self) -> pd.DataFrame:
+        """The table for a page, the numbers first: ``test`` (its name without the method in
+        parentheses), ``size``, ``size 95% CI`` (text), ``power``, ``runs``, ``calibrated``
+        ("yes", "yes (conservative)" or "no") and the ``null`` simulated."""
+        t = self.table
+        verdict = [
+            ("yes (conservative)" if cons else "yes") if ok else "no"
+            for ok, cons in zip(t["calibrated"], t["conservative"], strict=True)
+        ]
+        return pd.DataFrame(
+            {
+                "test": t["test"].str.split(" (", n=1, regex=False).str[0],
+                "size": t["size"],
+                "size 95% CI": [
+                    f"{100 * lo:.1f}–{100 * hi:.1f}%"
+                    for lo, hi in zip(t["size_ci_low"], t["size_ci_high"], strict=True)
+                ],
+                "power": t["power"],
+                "runs": t["runs"],
+                "calibrated": verdict,
+                "null": t["null"],
+            }
+        )
+
     def caption(self) -> str:
         """One line for a table caption."""
         return (

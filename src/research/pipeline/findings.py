@@ -247,8 +247,8 @@ def _grid_rows(summary: Mapping[str, Any], layer: str, page: str) -> list[LayerR
             f"{_num(part.get('oos_sharpe_walk_forward'))} vs {_num(bench_sharpe)} for "
             f"{benchmark} and {_num(matched.get('oos_sharpe'))} for its exposure-matched "
             f"control (Sharpe-difference test {_p(test.get('p_value'))}); CAGR "
-            f"{_pct(part.get('oos_cagr_walk_forward'))} vs {_pct(bench.get('oos_cagr'))} and "
-            f"{_pct(matched.get('oos_cagr'))} (total return "
+            f"{_pct(part.get('oos_cagr_walk_forward'))} vs {_pct(bench.get('oos_cagr'))} for "
+            f"{benchmark} and {_pct(matched.get('oos_cagr'))} for the control (total return "
             f"{_pct(part.get('oos_return_walk_forward'))} vs {_pct(bench.get('oos_return'))} and "
             f"{_pct(matched.get('oos_return'))})"
         )
@@ -337,9 +337,14 @@ def _filter_row(summary: Mapping[str, Any]) -> LayerRow:
         f"{_num(None if win is None else 100 * win, '+.1f')} points ({_p(tests.get('win_p'))}), "
         f"mean P&L approved − rejected {_num(tests.get('pnl_diff'), '+.0f')} $/trade "
         f"({_p(tests.get('pnl_p'))}); vs a random filter of the same size "
-        f"{_p(controls.get('random_p'))}; threshold "
-        f"{'none' if recommended is None else recommended} chosen in-sample, out of sample keeps "
-        f"{_num(kept, '.0f')} trades, uplift {_num(oos.get('uplift'), '+.0f')} $/trade (95% CI "
+        f"{_p(controls.get('random_p'))}; "
+        + (
+            "no confidence threshold recommended (none improved on every trade in sample); "
+            "out of sample the least bad keeps "
+            if recommended is None
+            else f"threshold {recommended} chosen in-sample, out of sample keeps "
+        )
+        + f"{_num(kept, '.0f')} trades, uplift {_num(oos.get('uplift'), '+.0f')} $/trade (95% CI "
         f"{_num(oos.get('uplift_ci_low'), '.0f')} to {_num(oos.get('uplift_ci_high'), '.0f')}), "
         f"vs random filters keeping as many {_p(threshold.get('random_p'))}"
     )
