@@ -5,8 +5,8 @@ data under its realistic null and with a planted effect.
 
 Prints one row per test — layer, test, null, runs, size (share rejected at 5 % under the null,
 with its 95 % Wilson interval), power (share rejected with the planted effect) — and writes the
-table to ``benchmarks/results/null_calibration.json`` (dated, with the commit and the machine),
-which the pages show. A test is *calibrated* when its size lies in 2 %-8 %.
+table to ``src/research/nulls/calibration.json`` (package data, dated, with the commit and the
+machine), which the pages show. A test is *calibrated* when its size lies in 2 %-8 %.
 
 Usage: ``python benchmarks/bench_null_calibration.py [--runs 500] [--seed 0] [--only TEXT]
 [--no-write]`` (``--only``: cases whose layer or test contains TEXT).
@@ -99,7 +99,7 @@ def main() -> int:
                 f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
             ),
         )
-        print(f"written: {path.relative_to(ROOT)}")
+        print(f"written: {path}")
     return 0 if bad.empty else 1
 
 

@@ -17,9 +17,7 @@ from research.nulls.generators import (
     regime_path,
     spells,
 )
-from research.nulls.results import RESULTS, published
-
-ROOT = Path(__file__).resolve().parents[2]
+from research.nulls.results import RESULTS, published, write_published
 
 
 def _uniform(rng: np.random.Generator, effect: float) -> float:
@@ -123,8 +121,8 @@ def test_the_published_table_covers_every_case_and_each_is_calibrated() -> None:
     """The benchmark's committed table names every verdict test the package simulates, with
     enough runs for the 2-8 % band to mean something, each within it and with power; a new case
     without a new benchmark run fails here."""
-    table = published(root=ROOT).table
-    assert (ROOT / RESULTS).is_file()
+    table = published().table
+    assert RESULTS.is_file() and RESULTS.parent.name == "nulls"  # package data
     expected = {(c.layer, c.test) for c in all_cases()}
     assert set(zip(table["layer"], table["test"], strict=True)) == expected
     assert (table["runs"] >= 500).all()
@@ -140,12 +138,24 @@ def test_the_published_table_covers_every_case_and_each_is_calibrated() -> None:
 
 
 def test_the_page_display_puts_the_numbers_first() -> None:
-    shown = published("Tuning-run attribution", root=ROOT).display()
+    shown = published("Tuning-run attribution").display()
     assert list(shown.columns) == [
-        "test", "size", "size 95% CI", "power", "runs", "calibrated", "null",
+        "test", "size", "size 95% CI", "power", "runs", "calibrated",
     ]  # fmt: skip
     assert shown["test"].str.startswith("uplift vs baseline").all()
     assert "(" not in shown["test"].iloc[0]  # the method's parenthesis left to the docs
     assert set(shown["calibrated"]) <= {"yes", "yes (conservative)", "no"}
-    full = published("Experiment attribution", root=ROOT).display()
+    full = published("Experiment attribution").display()
     assert "yes (conservative)" in set(full["calibrated"])  # the 16-configuration selection
+
+
+def test_missing_table_and_round_trip(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nope.json: no null-calibration results; run"):
+        published(path=tmp_path / "nope.json")
+    table = calibration_table([NullCase("a", "b", "c", "d", _uniform)], 20)
+    written = write_published(table, date="2026-01-01", commit="abc", machine="m",
+                              path=tmp_path / "t.json")  # fmt: skip
+    back = published("a", path=written)
+    assert back.measured == "2026-01-01 · commit abc · m"
+    assert back.table["size"].tolist() == table["size"].tolist()
+    assert published("other", path=written).table.empty

@@ -1,7 +1,9 @@
 """The null-calibration table as last measured by ``benchmarks/bench_null_calibration.py``.
 
-The benchmark writes ``benchmarks/results/null_calibration.json`` (committed: the date, the
-commit and the machine it ran on, and one row per test). Pages show the rows of their layer with
+The benchmark writes ``RESULTS``, ``calibration.json`` beside this module (package data,
+committed: the date, the commit and the machine it ran on, and one row per test). The sizes are a
+property of the package's tests, so every project that uses the package — the lab's own pages and
+a user's own data alike — reads the same table. Pages show the rows of their layer with
 ``published(layer=...)`` so a reader sees which tests are calibrated by simulation, under which
 null, with what size and power — the figures the benchmark produced, never typed.
 """
@@ -15,12 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.config import Paths
-
 __all__ = ["RESULTS", "Published", "published", "write_published"]
 
-RESULTS = Path("benchmarks") / "results" / "null_calibration.json"
-"""Where the benchmark writes the table (relative to the project root)."""
+RESULTS = Path(__file__).with_name("calibration.json")
+"""Where the benchmark writes the table (package data)."""
 COLUMNS = ("layer", "test", "null", "effect", "runs", "size", "size_ci_low", "size_ci_high",
            "power", "conservative", "calibrated")  # fmt: skip
 
@@ -37,8 +37,10 @@ class Published:
 
     def display(self) -> pd.DataFrame:
         """The table for a page, the numbers first: ``test`` (its name without the method in
-        parentheses), ``size``, ``size 95% CI`` (text), ``power``, ``runs``, ``calibrated``
-        ("yes", "yes (conservative)" or "no") and the ``null`` simulated."""
+        parentheses), ``size``, ``size 95% CI`` (text), ``power``, ``runs`` and ``calibrated``
+        ("yes", "yes (conservative)" or "no"). The nulls, simulated on the lab's sample data,
+        are described in ``table`` and in ``research.nulls`` (not on a page about a user's own
+        markets, which never names the built-in ones)."""
         t = self.table
         verdict = [
             ("yes (conservative)" if cons else "yes") if ok else "no"
@@ -55,7 +57,6 @@ class Published:
                 "power": t["power"],
                 "runs": t["runs"],
                 "calibrated": verdict,
-                "null": t["null"],
             }
         )
 
@@ -65,23 +66,23 @@ class Published:
             "Size (rejections at the 5% level under a realistic null; calibrated: 2–8%, or at most "
             "8% for a conservative case, which rejects less by construction) "
             "and power (with a planted effect) of the tests, simulated by the null-calibration "
-            "benchmark "
+            "benchmark on the lab's sample data "
             f"({self.measured})"
         )
 
 
 def published(
-    layer: str | Sequence[str] | None = None, root: str | Path | None = None
+    layer: str | Sequence[str] | None = None, path: str | Path | None = None
 ) -> Published:
     """The committed table (rows of ``layer`` only, when given: a layer name, or several; exact
-    names).
+    names), from ``path`` (default ``RESULTS``).
 
     Raises
     ------
     FileNotFoundError
-        The benchmark has not been run in this checkout (names the file and the command).
+        No table at ``path`` (names the file and the command that writes it).
     """
-    path = Paths.from_root(root).root / RESULTS
+    path = Path(path) if path is not None else RESULTS
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no null-calibration results; run "
@@ -99,13 +100,13 @@ def published(
 
 
 def write_published(
-    table: pd.DataFrame, *, date: str, commit: str, machine: str, root: str | Path | None = None
+    table: pd.DataFrame, *, date: str, commit: str, machine: str, path: str | Path | None = None
 ) -> Path:
-    """Write the benchmark's table (atomically) where ``published`` reads it."""
+    """Write the benchmark's table (atomically) where ``published`` reads it (default
+    ``RESULTS``)."""
     from research.pipeline.manifest import write_text_atomic
 
-    path = Paths.from_root(root).root / RESULTS
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path) if path is not None else RESULTS
     rows = table[list(COLUMNS)].to_dict(orient="records")
     write_text_atomic(
         path,
