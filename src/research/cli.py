@@ -145,7 +145,7 @@ def regimes_classify(
         typer.Option(help="SYMBOL=ANCHOR: scale SYMBOL's IV from ANCHOR's; repeatable."),
     ] = None,
     ruleset: Annotated[
-        Path | None, typer.Option(help="Ruleset YAML/JSON (default: the seeds' defaults).")
+        Path | None, typer.Option(help="Ruleset YAML/JSON (default: the built-in defaults).")
     ] = None,
     table: Annotated[str | None, typer.Option(help="Table name for SQLite/DuckDB.")] = None,
 ) -> None:
@@ -190,7 +190,7 @@ def regimes_snapshot(
     ruleset: Annotated[Path | None, typer.Option(help="Ruleset YAML/JSON.")] = None,
     table: Annotated[str | None, typer.Option(help="Table name for SQLite/DuckDB.")] = None,
 ) -> None:
-    """Write the seed-003 volatility-regime snapshot (vol_regime, vol.short/long/ratio per symbol
+    """Write the EWMA volatility-regime snapshot (vol_regime, vol.short/long/ratio per symbol
     and vol_regime_summary) as JSON."""
     import json
 
@@ -308,7 +308,9 @@ def backtest_run(
         list[str] | None,
         typer.Option(help="SYMBOL:FIELD=VALUE[,...], e.g. MSFT:width_pct=3; repeatable."),
     ] = None,
-    export_trades: Annotated[Path | None, typer.Option(help="Seed-004 trades JSON.")] = None,
+    export_trades: Annotated[
+        Path | None, typer.Option(help="Trades JSON (the validation plan's export format).")
+    ] = None,
     equity_out: Annotated[Path | None, typer.Option(help="Equity curve (.csv/.parquet).")] = None,
 ) -> None:
     """Backtest bear call (or bull put) spreads with regime sizing and portfolio limits."""

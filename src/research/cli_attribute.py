@@ -1,4 +1,4 @@
-"""``research attribute …``: what worked in which regime (seeds 000, 001, 002)."""
+"""``research attribute …``: what worked in which regime (signals, experiments, tuning runs)."""
 
 from __future__ import annotations
 
@@ -106,12 +106,12 @@ def attribute_experiments(
     write: Annotated[
         bool,
         typer.Option(
-            "--write/--dry-run", help="Add the seed's columns to --db (default: dry run)."
+            "--write/--dry-run", help="Add the regime columns to --db (default: dry run)."
         ),
     ] = False,
 ) -> None:
-    """Tag experiments with their regimes (seed 001), print the best configuration per regime
-    against its runner-up, export learned configs, and (with --db --write) write the seed's
+    """Tag experiments with their regimes, print the best configuration per regime
+    against its runner-up, export learned configs, and (with --db --write) write the regime
     columns back into the SQLite table in one transaction."""
     import json
 
@@ -221,14 +221,14 @@ def attribute_tunes(
         bool,
         typer.Option(
             "--write/--dry-run",
-            help="Apply migration 032 and write the regime columns (default: dry run).",
+            help="Add the regime columns to backtest_tunes and write them (default: dry run).",
         ),
     ] = False,
 ) -> None:
-    """Attribute tuning runs to the regime of their out-of-sample window (seed 002): regime key,
-    fingerprint, tags, best OOS score/params/run, baseline; the walk-forward uplift of
-    regime-selected parameters with a CI; drift of the current regime; and (with --write)
-    migration 032 plus the population on PostgreSQL or the lab's DuckDB file."""
+    """Attribute tuning runs to the regime of their out-of-sample window: regime key, fingerprint,
+    tags, best OOS score/params/run, baseline; the walk-forward uplift of regime-selected parameters
+    with a CI; drift of the current regime; and (with --write) the regime columns added to
+    backtest_tunes and filled in, on PostgreSQL or the lab's DuckDB file."""
 
     from research.attribution import tunes as tu
     from research.attribution import tunes_db
@@ -292,7 +292,7 @@ def attribute_tunes(
 
 
 tune_query_app = typer.Typer(
-    help="Seed 002's three queries, run as written on PostgreSQL or DuckDB.",
+    help="The tune-attribution plan's three queries, run as written on PostgreSQL or DuckDB.",
     no_args_is_help=True,
 )
 attribute_app.add_typer(tune_query_app, name="tune-query")
@@ -333,7 +333,7 @@ def query_best_key(
     ] = 3,
     explain: Annotated[bool, typer.Option(help="Print PostgreSQL's plan.")] = False,
 ) -> None:
-    """Best params for the same regime (seed query 1), falling back to similar keys."""
+    """Best params for the same regime, falling back to similar keys."""
     from research.attribution import tunes_db
 
     found = _query(lambda: tunes_db.best_with_fallback(db, workspace, key, min_tunes=min_tunes))
@@ -351,7 +351,7 @@ def query_best_trend_vol(
     db: _DB = None,
     explain: Annotated[bool, typer.Option(help="Print PostgreSQL's plan.")] = False,
 ) -> None:
-    """Best params by trend + vol, ignoring efficiency (seed query 2)."""
+    """Best params by trend + vol, ignoring efficiency."""
     from research.attribution import tunes_db
 
     _show(_query(tunes_db.run_query, db, "best_by_trend_vol", workspace, trend, vol))
@@ -361,7 +361,7 @@ def query_best_trend_vol(
 
 @tune_query_app.command("summary")
 def query_summary(workspace: _WORKSPACE = "regime-lab", db: _DB = None) -> None:
-    """Regime performance summary (seed query 3)."""
+    """Regime performance summary."""
     from research.attribution import tunes_db
 
     _show(_query(tunes_db.run_query, db, "summary", workspace))

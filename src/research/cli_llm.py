@@ -1,4 +1,4 @@
-"""``research llm …``: ask a trade filter about every trade, then measure it (seed 004, Phase 3)."""
+"""``research llm …``: ask a trade filter about every trade, then measure it."""
 
 from __future__ import annotations
 

@@ -410,7 +410,7 @@ def test_dry_run_changes_nothing_and_a_second_write_changes_nothing(
     second = tunes_db.populate(url, a, r, write=True)
     assert second.added_columns == () and second.added_indexes == ()
     assert (second.inserted_tunes, second.inserted_runs, second.updated) == (0, 0, 0)
-    assert "migration 032 columns all present" in second.describe()
+    assert "regime columns all present" in second.describe()
     assert "on 0 of 36 attributed tunes" in second.describe()
     assert (_pg(url, full), _pg(url, "SELECT * FROM backtest_runs ORDER BY id")) == snapshot
 

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 from research.backtest import trade_paths
-from research.backtest.chains import chain_book
 from research.backtest.engine import (
     F_REASON,
     REASON_EXPIRY,
@@ -46,25 +45,6 @@ def market() -> tuple[MarketPanel, pd.DataFrame]:
 
     panel = panel_loader()(("SPX", "IXIC"))
     return panel, regimes_for("bull_bear_vol", ["SPX", "IXIC"])
-
-
-@pytest.fixture(scope="module")
-def chain_panel() -> MarketPanel:
-    """SPX 2015–2016 priced from a synthetic option chain with missing quotes."""
-    from research.backtest.service import load_panel
-    from research.data import market as market_data
-    from research.data.synthetic_chains import synthetic_chains
-
-    panel, _, _ = load_panel(["SPX"], start="2015-01-01", end="2016-12-31")
-    chain = synthetic_chains(
-        market_data.load_bars(symbols=["SPX"]),
-        market_data.load_iv_index(),
-        start="2015-01-01",
-        end="2016-12-31",
-        missing=0.01,
-        seed=5,
-    )
-    return dataclasses.replace(panel, chains=chain_book(panel.dates, panel.tickers, chain))
 
 
 def _assert_identical(got: GridOutput, want: GridOutput) -> None:

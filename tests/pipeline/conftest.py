@@ -23,6 +23,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     (root / "reports").mkdir()
     for f in ("index.qmd", "_quarto.yml"):
         shutil.copy(ROOT / "reports" / f, root / "reports" / f)
+    shutil.copytree(ROOT / "reports" / "theme", root / "reports" / "theme")
     paths = Paths.from_root(root)
     result = run_pipeline(
         paths, params_file=paths.params / "small.yaml", renderer="nbconvert", log=print

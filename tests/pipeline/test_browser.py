@@ -1,9 +1,10 @@
 """Every page of both renders served on 127.0.0.1 (as a web server would publish them; Quarto's
 module scripts do not load from file:// URLs) and opened in a real browser (headless Chromium, no
 network): no
-JavaScript errors other than the known offline CDN requests, every plotly figure drawn (its SVG in
-the DOM), no table wider than the content column outside a scroll box, and no legend over an
-axis's labels.
+JavaScript error, no request that leaves the site (in either render: Quarto's CDN scripts are
+stripped and its theme's web font switched off), every plotly figure drawn (its SVG in the DOM),
+no table wider than the content column outside a scroll box, and no legend over an axis's
+labels.
 
 Needs Chromium, its WebDriver (Debian ``chromium``, ``chromium-driver``; ``make test`` installs
 them when it can) and selenium; skips with the reason otherwise.
@@ -25,19 +26,7 @@ import pytest
 
 from research.config import Paths
 
-KNOWN_CDN = (
-    "cdnjs.cloudflare.com",
-    "cdn.jsdelivr.net",
-    "fonts.googleapis.com",
-    "fonts.gstatic.com",
-)
-"""Hosts Quarto's pages load jQuery, require.js, MathJax and the theme's web font from
-(unreachable offline)."""
-OFFLINE_CONSEQUENCES = ("define is not defined",)
-"""Errors that follow from a known CDN request failing: Quarto puts
-``define('jquery', …)`` right after loading require.js from cdnjs."""
-
-FIGURES = 28
+FIGURES = 34
 """Figures of the site with the small parameters (the sum of test_notebooks.FIGURES)."""
 
 PAGE_CHECK = r"""
@@ -119,21 +108,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _errors(driver: Any) -> list[str]:
-    """Console errors, except failed requests to the known CDNs (the machine is offline), what
-    follows from them, and the browser's own favicon request."""
-    out = []
-    entries = driver.get_log("browser")
-    cdn_failed = any(host in str(e.get("message", "")) for e in entries for host in KNOWN_CDN)
-    for entry in entries:
-        if entry.get("level") != "SEVERE":
-            continue
-        message = str(entry.get("message", ""))
-        if any(host in message for host in KNOWN_CDN) or "favicon.ico" in message:
-            continue
-        if any(text in message for text in OFFLINE_CONSEQUENCES) and cdn_failed:
-            continue
-        out.append(message)
-    return out
+    """Console errors, except the browser's own favicon request."""
+    return [
+        str(entry.get("message", ""))
+        for entry in driver.get_log("browser")
+        if entry.get("level") == "SEVERE" and "favicon.ico" not in str(entry.get("message", ""))
+    ]
 
 
 @contextlib.contextmanager
@@ -179,19 +159,19 @@ def _open(driver: Any, url: str, expected: int) -> dict[str, Any]:
     return results[-1]
 
 
-def _check_site(driver: Any, site: Path, *, cdn_allowed: bool) -> int:
-    pages = [site / "index.html", *sorted((site / "executed").glob("*.html"))]
-    assert len(pages) >= 9
+def _check_site(driver: Any, site: Path) -> int:
+    pages = [*sorted(site.glob("*.html")), *sorted((site / "executed").glob("*.html"))]
+    assert len(pages) >= 10 and site / "glossary.html" in pages
     figures = 0
     with served(site) as base:
         for page in pages:
             expected = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
             name = page.relative_to(site).as_posix()
-            figures += _check_page(driver, base, name, expected, cdn_allowed)
+            figures += _check_page(driver, base, name, expected)
     return figures
 
 
-def _check_page(driver: Any, base: str, name: str, expected: int, cdn_allowed: bool) -> int:
+def _check_page(driver: Any, base: str, name: str, expected: int) -> int:
     """Open one page (``expected`` figures in its HTML) and check it; returns the figures drawn."""
     driver.get_log("browser")  # drop what earlier pages logged
     result = _open(driver, base + name, expected)
@@ -200,21 +180,22 @@ def _check_page(driver: Any, base: str, name: str, expected: int, cdn_allowed: b
     assert result["wide"] == [], (name, result["width"])
     assert result["overlaps"] == [], name
     hosts = {u.split("/")[2] for u in result["external"]} - {base.split("/")[2]}
-    assert hosts <= (set(KNOWN_CDN) if cdn_allowed else set()), (name, hosts)
+    assert hosts == set(), (name, hosts)
     return int(result["drawn"])
 
 
 def test_fallback_pages_in_a_real_browser(browser: Any, rendered: Paths) -> None:
-    assert _check_site(browser, rendered.site, cdn_allowed=False) == FIGURES
+    assert _check_site(browser, rendered.site) == FIGURES
 
 
 def test_quarto_pages_in_a_real_browser(browser: Any, quarto_site: Path) -> None:
-    assert _check_site(browser, quarto_site, cdn_allowed=True) == FIGURES
+    assert _check_site(browser, quarto_site) == FIGURES
 
 
 def test_plotly_draws_when_require_js_has_defined_amd(browser: Any, tmp_path: Path) -> None:
-    """Quarto pages load require.js from a CDN when online; plotly.js must still become
-    ``window.Plotly`` (simulated with a ``define`` that swallows modules)."""
+    """A page that loads require.js (Quarto's do when rendered without the lab's renderer,
+    which strips it): plotly.js must still become ``window.Plotly`` (simulated with a
+    ``define`` that swallows modules)."""
     import plotly.graph_objects as go
 
     from research.plotting.site import SiteRenderer, plotly_js_file, plotly_script_tag

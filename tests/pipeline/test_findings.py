@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from research.config import Paths
-from research.pipeline.findings import build_findings, findings_markdown, layer_rows, write_findings
+from research.pipeline.findings import (
+    bottom_line,
+    build_findings,
+    findings_markdown,
+    layer_rows,
+    write_findings,
+)
 
 THRESHOLD: dict[str, Any] = {
     "recommended": 0.7,
@@ -470,3 +476,69 @@ def test_trade_filter_without_a_recommended_threshold_says_so() -> None:
         "sample the least bad keeps 120 trades"
     ) in row.evidence
     assert "threshold None" not in row.evidence
+
+
+def _losing(tickers: str) -> dict[str, Any]:
+    part = _grid_part("loses_less", False, [], tickers)
+    part["oos_cagr_walk_forward"] = {"SPX": -0.068, "IXIC": -0.083}.get(tickers, -0.265)
+    part["tear_sheets"] = [
+        {"name": "flat (benchmark)", "answer": "flat (benchmark) lost $790,007 over 2,510 trades."}
+    ]
+    part["stopped_trading"] = {"loose": "2010-09-07"} if tickers == "SPX+IXIC" else {}
+    return part
+
+
+def test_bottom_line_of_a_losing_strategy_names_the_baseline_and_says_why() -> None:
+    summaries = _summaries(
+        **{
+            "03_regime_multiplier_grid": {"per_tickers": [_losing("SPX"), _losing("IXIC")]},
+            "04_portfolio_limits_grid": {"per_tickers": [_losing("SPX+IXIC")]},
+        }
+    )
+    summaries.pop("07_llm_threshold_calibration")
+    rows = layer_rows(summaries)
+    lines = bottom_line(rows, summaries, "2018-12-31", "2026-01-01 06:00")
+    assert lines[0].startswith("**Run now: nothing validated — the base strategy (bear call")
+    assert "not validated" in lines[0]
+    assert lines[1] == (
+        "It loses money: out of sample it grows −26.5% to −6.8% a year across the 3 markets and "
+        "limit studies and beats cash in none — not a configuration to trade as it stands."
+    )
+    assert lines[2] == "Why, in sample: flat (benchmark) lost $790,007 over 2,510 trades."
+    assert "loose (SPX+IXIC) on 2010-09-07" in lines[3]
+    assert lines[-1].startswith('Data end 2018-12-31, regenerated 2026-01-01 06:00: "today"')
+
+
+def test_bottom_line_names_what_is_validated() -> None:
+    summaries = _summaries()
+    lines = bottom_line(layer_rows(summaries), summaries, "2018-12-31", None)
+    assert lines[0].startswith("**Run now: bear call spreads")
+    assert "Regime multipliers (SPX): the walk-forward procedure" in lines[0]
+    assert "— validated" in lines[0] and "every other layer keeps its baseline" in lines[0]
+    assert "beats cash in 2 of them" in lines[1]
+    assert lines[-1].startswith('Data end 2018-12-31: "today" on this page is 2018-12-31')
+
+
+def test_page_opens_with_the_bottom_line_and_ends_with_its_provenance(tmp_path: Path) -> None:
+    paths = _project(tmp_path, _summaries())
+    page = findings_markdown(build_findings(paths, now="2026-01-01 06:00"))
+    assert page.startswith("## Bottom line\n\n**Run now:")
+    assert page.index("## Bottom line") < page.index("## Validated configuration")
+    assert "## Regime on the data's last day (2018-12-31)" in page
+    tail = page[page.index("## Provenance of this page") :]
+    assert "at 2026-01-01 06:00" in tail and "data end 2018-12-31" in tail
+    assert "| `summaries/03_regime_multiplier_grid.json` |" in tail
+
+
+def test_grid_evidence_names_the_variants_that_stopped_trading() -> None:
+    part = _losing("SPX+IXIC")
+    part["stopped_trading"] = {"loose": "2010-09-07", "tight": "2013-06-27"}
+    part["idle_note"] = "… The in-sample best, loose, is the one that stopped trading first: …"
+    limits = {"04_portfolio_limits_grid": {"benchmark": "wide_open", "per_tickers": [part]}}
+    evidence = layer_rows(limits)[1].evidence
+    assert "in sample 2 variants stopped trading (equity below one contract's risk)" in evidence
+    assert "loose first on 2010-09-07 — the in-sample best is only the one that stopped first" in (
+        evidence
+    )
+    part.pop("idle_note")
+    assert "only the one that stopped first" not in layer_rows(limits)[1].evidence

@@ -18,19 +18,21 @@ ROOT = Path(__file__).resolve().parents[2]
 # figures each notebook must draw; a cell that shows one figure per market or cluster stacks
 # them into one figure (one output, one caption in Quarto)
 # 01: proxy fit, proxy band, price/IV, yearly; 02: regime strips (both markets), agreement,
-# transitions, share of time, snapshot counts; 03: OOS controls, permutation null, sensitivity,
-# in-sample equity, stress heatmaps (every market); 04: OOS controls, sensitivity, in-sample
-# equity, two stress heatmaps; 05: heatmap of all agents, one for the clusters, decay;
-# 06: uplift per tune, drift of the regime mix; 07: threshold sweep, reliability
+# transitions, share of time, snapshot counts; 03: tear-sheet waterfalls and equity, OOS
+# controls, permutation null, sensitivity, in-sample equity, stress heatmaps (every market); 04:
+# tear-sheet waterfalls and equity, OOS controls, sensitivity, in-sample equity, two stress
+# heatmaps; 05: heatmap of all agents, one for the clusters, decay; 06: uplift per tune, drift
+# of the regime mix; 07: threshold sweep, reliability; 09: waterfall, equity with the regime band
 FIGURES = {
     "01_market_data": 4,
     "02_market_regimes": 5,
-    "03_regime_multiplier_grid": 5,
-    "04_portfolio_limits_grid": 5,
+    "03_regime_multiplier_grid": 7,
+    "04_portfolio_limits_grid": 7,
     "05_regime_attribution": 3,
     "06_tune_attribution": 2,
     "07_llm_threshold_calibration": 2,
     "08_option_chains": 2,
+    "09_strategy_explained": 2,
 }
 
 
@@ -191,7 +193,7 @@ def test_tune_page_states_the_uplift_of_its_own_table_and_the_fallback(rendered:
     assert set(current) == {"SPX", "IXIC"}
     for r in current.values():
         assert (r["tunes_with_key"] < 3) == r["lookup"].startswith("fell back")
-    assert "out-of-sample" in s6["sample"] and "migration 032" in page
+    assert "out-of-sample" in s6["sample"] and "regime-column migration" in page
     assert "temporary DuckDB file" in s6["population"]
 
 
@@ -270,6 +272,7 @@ def test_option_chain_page_runs_on_a_chain_file(tmp_path: Path) -> None:
     (root / "reports").mkdir()
     for f in ("index.qmd", "_quarto.yml"):
         shutil.copy(ROOT / "reports" / f, root / "reports" / f)
+    shutil.copytree(ROOT / "reports" / "theme", root / "reports" / "theme")
     raw = synthetic_chains(
         market.load_bars(symbols=["SPX"]),
         market.load_iv_index(),

@@ -27,6 +27,7 @@ PAGES = (
     "06_tune_attribution",
     "07_llm_threshold_calibration",
     "08_option_chains",
+    "09_strategy_explained",
 )
 
 
@@ -78,6 +79,7 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
     (root / "reports").mkdir()
     for f in ("index.qmd", "_quarto.yml"):
         shutil.copy(ROOT / "reports" / f, root / "reports" / f)
+    shutil.copytree(ROOT / "reports" / "theme", root / "reports" / "theme")
     grid = {"is_years": 4.0, "oos_years": 2.0, "spa_reps": 100, "sharpe_reps": 300}
     grid["scenarios"] = ["baseline", "proxy_minus_2"]
     params = {

@@ -1,2 +1,2 @@
-"""What worked in which regime: signals (seed 000), experiments (seed 001) and tuning runs
-(seed 002) attributed to market regimes."""
+"""What worked in which regime: agents' signals, strategy experiments and tuning
+runs attributed to market regimes."""

@@ -1,5 +1,6 @@
 """A handful of simple rule agents that emit signals from daily bars, for the sample signal
-records (seed 000's shape: ``asof, agent, cluster, symbol, forward_return_20d``).
+records (the regime-heatmap plan's shape: ``asof, agent, cluster, symbol,
+forward_return_20d``).
 
 Each agent looks at bars up to and including ``asof`` only, and fires at most once a week
 (``COOLDOWN`` trading days) per symbol while its condition holds:

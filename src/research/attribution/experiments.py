@@ -1,8 +1,8 @@
-"""Which configuration worked in which regime (seed 001): experiments tagged with the regimes
-their days fell in, the best configuration per regime with its uncertainty, and the learned
-per-regime configs a bot loads (``research.attribution.selector``).
+"""Which configuration worked in which regime (from the regime-configuration plan): experiments
+tagged with the regimes their days fell in, the best configuration per regime with its uncertainty,
+and the learned per-regime configs a bot loads (``research.attribution.selector``).
 
-``tag_experiments`` adds the seed's columns to each experiment (its ``start``..``end`` window
+``tag_experiments`` adds the regime columns to each experiment (its ``start``..``end`` window
 on its ``symbol``; experiments without a symbol use the first symbol of the labels):
 
 - ``dominant_regime``: the regime most of its trading days fell in;
@@ -574,7 +574,7 @@ def best_by_regime(
     gap_days: int = BLOCK_GAP_DAYS,
 ) -> pd.DataFrame:
     """Per regime, the configuration with the highest mean ``metric`` among those with at least
-    ``min_experiments`` experiments in it, with a block-level interval, the seed's P&L and win
+    ``min_experiments`` experiments in it, with a block-level interval, its P&L and win
     rate, and the exact block test against the runner-up (module docstring).
 
     Parameters

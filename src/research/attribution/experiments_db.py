@@ -1,6 +1,6 @@
-"""Write the seed-001 regime columns back into the user's SQLite experiments database.
+"""Write the experiments' regime columns back into the user's SQLite experiments database.
 
-The seed's migration, applied only where a column is missing::
+The regime-configuration plan's migration, applied only where a column is missing::
 
     ALTER TABLE experiments ADD COLUMN dominant_regime TEXT;
     ALTER TABLE experiments ADD COLUMN avg_vix REAL;

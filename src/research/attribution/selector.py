@@ -1,9 +1,9 @@
-"""``RegimeConfigSelector`` (seed 001, phase 4): current market data -> regime -> the learned
+"""``RegimeConfigSelector``: current market data -> regime -> the learned
 configuration, for a trading bot.
 
 Standard library only — no pandas, numpy, notebooks or plotting — so a bot can import it
 alone. It reads the JSON written by ``research.attribution.experiments.learned_configs``
-(``regimes`` -> config, ``default``), classifies the current market the way the seed's
+(``regimes`` -> config, ``default``), classifies the current market the way the
 ``vix_trend`` model does (6 VIX buckets x 3 trends from the close against its 50-day average,
 ±2 %), returns the regime's config or the default, and logs a switch when the regime changes.
 
@@ -59,7 +59,7 @@ the default policy), the default configuration, or — opted in — the losing l
 def vix_trend_regime(
     vix: float, closes: Sequence[float], *, window: int = 50, band: float = 0.02
 ) -> str:
-    """The seed-001 regime name from the VIX level and recent closes (oldest first; the last
+    """The ``vix_trend`` regime name from the VIX level and recent closes (oldest first; the last
     ``window`` are averaged), e.g. ``LOW_VOL_BULLISH``.
 
     Raises

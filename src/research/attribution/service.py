@@ -437,7 +437,7 @@ def experiment_section(
 
 @dataclass(frozen=True)
 class TuneStudy:
-    """Tuning runs attributed to the regimes of their out-of-sample windows (seed 002)."""
+    """Tuning runs attributed to the regimes of their out-of-sample windows."""
 
     records: pd.DataFrame
     attributed: pd.DataFrame
@@ -531,7 +531,7 @@ def load_tune_study(
     entry_window: int = 63,
 ) -> TuneStudy:
     """Tunes (default ``data/sample/tunes.csv``; CSV, Parquet, ... or a database file) with the
-    seed-002 columns computed from the ``tags`` model on the bars of their markets.
+    regime columns computed from the ``tags`` model on the bars of their markets.
 
     Raises
     ------
@@ -602,9 +602,9 @@ def population_text(report: PopulationReport, db: str | None) -> str:
 def current_regimes(
     target: str, study: TuneStudy, *, window: int = 63, min_tunes: int = 3
 ) -> pd.DataFrame:
-    """Per market of the tunes: its current regime key, how many tunes have it, the database
-    lookup a bot would make for it (seed query 1 with the similar-key fallback) and the drift
-    of its recent regime mix from the tunes' training days.
+    """Per market of the tunes: its current regime key, how many tunes have it, the database lookup
+    a bot would make for it (the best-by-key query with the similar-key fallback) and the drift of
+    its recent regime mix from the tunes' training days.
 
     Returns
     -------

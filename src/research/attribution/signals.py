@@ -1,5 +1,5 @@
-"""Which agents work in which regime (seed 000): signal records joined to regimes and to the
-returns that followed them.
+"""Which agents work in which regime (from the regime-heatmap plan): signal records joined to
+regimes and to the returns that followed them.
 
 ``prepare`` checks the records against the bars (every symbol known, every ``asof`` a trading
 day of its symbol), fills a null ``forward_return_20d`` from the bars, adds the forward returns
@@ -7,7 +7,7 @@ at every horizon of ``HORIZONS`` (for decay), and, where a record carries no reg
 of a regime model at ``asof`` (computed from data up to ``asof`` only). The tables then read:
 
 - ``heatmap``: regime x period (month or week) mean forward return, hit rate and count — for all
-  agents, or per agent or cluster — the seed's regime effectiveness matrix;
+  agents, or per agent or cluster — the regime-heatmap plan's regime effectiveness matrix;
 - ``regime_table``: per agent (or cluster) x regime, the mean forward return with a
   cluster-bootstrap interval and the hit rate with a Wilson interval — and, as the control a
   sceptic asks for, the same regime's base rate (every day of the symbol in that regime, signal

@@ -1,7 +1,7 @@
-"""Regime attribution of tuning runs (seed 002): regime keys per tune, uplift, fallback, drift.
+"""Regime attribution of tuning runs: regime keys per tune, uplift, fallback, drift.
 
 A tune (``tunes`` contract) is a set of runs (parameter sets), each scored in sample (``is``)
-and out of sample (``oos``). Per tune this module computes the seed's columns:
+and out of sample (``oos``). Per tune this module computes the regime columns:
 
 - **best run** = ``leaderboard[0]``: the run with the highest in-sample ``sharpe`` (ties: the
   first ``run_id``). Ranking by the out-of-sample score instead would pick the run that happened
@@ -10,24 +10,23 @@ and out of sample (``oos``). Per tune this module computes the seed's columns:
   (JSON, ``param_`` prefix dropped, keys sorted); ``best_oos_run_id`` = its run id as a UUID
   (``run_uuid``); ``baseline_oos_score`` = the out-of-sample ``sharpe`` of the ``is_baseline``
   run;
-- the **OOS regime snapshot** of the best run: over the days of its out-of-sample window, the tag
-  of each dimension (trend, vol, efficiency) that most days carried under the ``tags`` model
-  (ties: the seed's priority order; a vol "no tag" majority gives ``_``). Each day's tags use bars
-  up to that day only. From it ``regime_key`` (``{schema}|{ruleset}|{trend}|{vol}|{eff}``), the
+- the **OOS regime snapshot** of the best run: over the days of its out-of-sample window, the tag of
+  each dimension (trend, vol, efficiency) that most days carried under the ``tags`` model (ties: the
+  tune-attribution plan's priority order; a vol "no tag" majority gives ``_``). Each day's tags use
+  bars up to that day only. From it ``regime_key`` (``{schema}|{ruleset}|{trend}|{vol}|{eff}``), the
   SHA-256 ``regime_fingerprint`` and the denormalised ``trend_tag``/``vol_tag``/``efficiency_tag``
-  exactly as the seed's ``compute_regime_key``.
+  exactly as the tune-attribution plan's ``compute_regime_key``.
 
 A tune without OOS rows, whose best run has no OOS row, or whose OOS window has no tagged bars is
-not attributed: its columns stay null and ``reason`` says why (null-safe, seed test 6).
+not attributed: its columns stay null and ``reason`` says why (null-safe).
 
 ``uplift`` asks whether choosing parameters by regime pays out of sample, walk-forward: for each
-tune, the regime key of the 63 tagged days before its OOS window (the same most-days rule,
-known at the decision), the best
-earlier tune of that key (seed query 1 over tunes whose OOS window had ended), falling back to
-the nearest keys by tag distance when the key has fewer than ``min_tunes``; those parameters'
-out-of-sample score in this tune against the baseline's, and against the same lookup ignoring
-the regime (the control that isolates the regime information). ``drift`` compares the current
-regime distribution with the one the tunes were trained in.
+tune, the regime key of the 63 tagged days before its OOS window (the same most-days rule, known at
+the decision), the best earlier tune of that key (the best-by-key query over tunes whose OOS window
+had ended), falling back to the nearest keys by tag distance when the key has fewer than
+``min_tunes``; those parameters' out-of-sample score in this tune against the baseline's, and
+against the same lookup ignoring the regime (the control that isolates the regime information).
+``drift`` compares the current regime distribution with the one the tunes were trained in.
 
 **Uncertainty of the uplift.** Tunes whose out-of-sample windows start in the same year share
 the market, and the selection persists: on the sample the lookup picks the same parameters in
@@ -115,7 +114,7 @@ ATTRIBUTION_COLUMNS: tuple[str, ...] = (
     "best_oos_run_id",
     "baseline_oos_score",
 )
-"""The columns seed 002's migration 032 adds, in its order."""
+"""The regime columns the migration adds to ``backtest_tunes``, in its order."""
 
 MIN_TUNES_FOR_VERDICT = 5
 """Fewer evaluated tunes than this: the uplift is shown but no verdict is worded."""
@@ -268,7 +267,7 @@ def snapshot_tags(
     labels: pd.DataFrame, symbols: Sequence[str], starts: Sequence[object], ends: Sequence[object]
 ) -> pd.DataFrame:
     """The regime snapshot of each window: per dimension the tag most of its tagged days carried
-    (ties: the seed's priority order; a vol "no tag" majority gives None).
+    (ties: the tune-attribution plan's priority order; a vol "no tag" majority gives None).
 
     Parameters
     ----------
@@ -331,7 +330,7 @@ def attribute_tunes(
     symbol: str | None = None,
     entry_window: int = 63,
 ) -> pd.DataFrame:
-    """One row per tune with the seed-002 columns (see the module docstring).
+    """One row per tune with the regime columns (see the module docstring).
 
     Parameters
     ----------
@@ -503,9 +502,9 @@ class Lookup:
 def lookup(
     attributed: pd.DataFrame, key: str, *, min_tunes: int = 3, max_distance: int = 3
 ) -> Lookup:
-    """Seed query 1 on a frame (``ORDER BY best_oos_score DESC``, first row) for ``key``,
-    widening to keys within tag distance 1, 2, ... ``max_distance`` until at least
-    ``min_tunes`` tunes match (the seed's "similar regime search"). When no distance reaches
+    """The best-by-key query on a frame (``ORDER BY best_oos_score DESC``, first row) for ``key``,
+    widening to keys within tag distance 1, 2, ... ``max_distance`` until at least ``min_tunes``
+    tunes match (the tune-attribution plan's "similar regime search"). When no distance reaches
     ``min_tunes``, the widest non-empty set is used.
 
     Parameters

@@ -1,15 +1,15 @@
-"""Seed 002's ``backtest_tunes`` in a real database: migration 032, population, the three queries.
+"""``backtest_tunes`` in a real database: the regime columns, population, the three queries.
 
 Two targets:
 
 - **PostgreSQL** (``postgresql://…``, psycopg 3): the user's database. ``MIGRATION_032`` runs
-  exactly as the seed writes it (it references ``backtest_runs(id)``, so that table must exist);
-  the queries run as written, ``$1`` parameters included (psycopg's ``RawCursor``).
-- **DuckDB** (a file, default ``data/lab.duckdb``): the lab's embedded equivalent. When the file
-  or the tables are missing they are created in the shape the seed's tables had before 032
-  (``PRE_032_DUCKDB``). ``MIGRATION_032_DUCKDB`` is the seed's migration in DuckDB's dialect: JSON
-  for JSONB, no foreign key (DuckDB cannot add one to an existing table), and plain indexes
-  (DuckDB has no partial or ``DESC NULLS LAST`` indexes). The queries run as written.
+  exactly as the tune-attribution plan writes it (it references ``backtest_runs(id)``, so that table
+  must exist); the queries run as written, ``$1`` parameters included (psycopg's ``RawCursor``).
+- **DuckDB** (a file, default ``data/lab.duckdb``): the lab's embedded equivalent. When the file or
+  the tables are missing they are created in the shape the tables had before the regime columns
+  (``PRE_032_DUCKDB``). ``MIGRATION_032_DUCKDB`` is the same migration in DuckDB's dialect: JSON for
+  JSONB, no foreign key (DuckDB cannot add one to an existing table), and plain indexes (DuckDB has
+  no partial or ``DESC NULLS LAST`` indexes). The queries run as written.
 
 ``populate`` does everything in one transaction: migration, staging the attributed tunes,
 inserting tunes (and their runs) the table does not have yet, and one ``UPDATE`` of the
@@ -103,7 +103,8 @@ CREATE INDEX IF NOT EXISTS idx_tunes_workspace_regime
   ON backtest_tunes(workspace_id, regime_key)
   WHERE regime_key IS NOT NULL;
 """
-"""Seed 002's migration 032 (columns and indexes), verbatim, for PostgreSQL."""
+"""The migration that adds the regime columns and indexes to ``backtest_tunes``, verbatim, for
+PostgreSQL."""
 
 _TYPES_DUCKDB = {
     "regime_schema_version": "TEXT",
@@ -139,7 +140,7 @@ MIGRATION_032_DUCKDB = (
     )
     + "\n"
 )
-"""Migration 032 in DuckDB's dialect (see the module docstring for the differences)."""
+"""The regime-column migration in DuckDB's dialect (differences: see the module docstring)."""
 
 PRE_032_DUCKDB = """\
 CREATE TABLE IF NOT EXISTS backtest_runs (
@@ -159,7 +160,7 @@ CREATE TABLE IF NOT EXISTS backtest_tunes (
   created_at TIMESTAMP DEFAULT current_timestamp
 );
 """
-"""The tables as the lab creates them in a new DuckDB file (the columns before migration 032)."""
+"""The tables as the lab creates them in a new DuckDB file (before the regime columns)."""
 
 QUERIES: dict[str, str] = {
     "best_by_key": """\
@@ -192,8 +193,9 @@ WHERE workspace_id = $1
 GROUP BY regime_key
 ORDER BY avg_score DESC;""",
 }
-"""Seed 002's three queries, verbatim: best by regime key ($1 workspace, $2 key), best by trend
-and vol ($1 workspace, $2 trend, $3 vol), regime performance summary ($1 workspace)."""
+"""The tune-attribution plan's three queries, verbatim: best by regime key ($1 workspace, $2 key),
+best by trend and vol ($1 workspace, $2 trend, $3 vol), regime performance summary
+($1 workspace)."""
 
 NEEDED_COLUMNS: tuple[str, ...] = ("id", "workspace_id", "strategy_entity_id")
 """Columns of ``backtest_tunes`` the population and the queries need."""
@@ -364,7 +366,7 @@ class PopulationReport:
         parts.append(
             f"{verb}add columns {', '.join(self.added_columns)}"
             if self.added_columns
-            else "migration 032 columns all present"
+            else "regime columns all present"
         )
         if self.added_indexes:
             parts.append(f"{verb}create indexes {', '.join(self.added_indexes)}")
@@ -443,9 +445,9 @@ def _check(con: _Connection, create: bool) -> tuple[str, ...]:
     missing = [t for t in ("backtest_runs", "backtest_tunes") if t not in tables]
     if missing and con.kind == "postgresql":
         raise DatabaseError(
-            f"{con.target.shown}: no table {' or '.join(missing)} (migration 032 alters "
-            "backtest_tunes and references backtest_runs(id)); the lab creates tables only in its "
-            "DuckDB file"
+            f"{con.target.shown}: no table {' or '.join(missing)} (the regime-column migration "
+            "alters backtest_tunes and references backtest_runs(id)); the lab creates tables only "
+            "in its DuckDB file"
         )
     if missing:
         con.execute(PRE_032_DUCKDB)
@@ -469,7 +471,7 @@ def populate(
     *,
     write: bool = False,
 ) -> PopulationReport:
-    """Apply migration 032 and write the regime columns of ``attributed`` (one transaction).
+    """Add the regime columns and write the values of ``attributed`` (one transaction).
 
     Parameters
     ----------
@@ -629,7 +631,7 @@ def _checked_query(name: str, params: Sequence[object]) -> str:
 
 
 def run_query(db: str | Path | None, name: str, *params: object) -> pd.DataFrame:
-    """Run one of seed 002's ``QUERIES`` as written (read-only).
+    """Run one of the tune-attribution plan's ``QUERIES`` as written (read-only).
 
     Raises
     ------
@@ -660,7 +662,7 @@ def run_query(db: str | Path | None, name: str, *params: object) -> pd.DataFrame
 
 
 def explain(db: str, name: str, *params: object) -> str:
-    """PostgreSQL's ``EXPLAIN`` of a seed query with its parameters (the plan as text).
+    """PostgreSQL's ``EXPLAIN`` of one of the ``QUERIES`` with its parameters (the plan as text).
 
     Raises
     ------
@@ -687,7 +689,7 @@ def explain(db: str, name: str, *params: object) -> str:
 
 @dataclass(frozen=True)
 class FallbackResult:
-    """Seed query 1 for a key, widened to similar keys when the key has too few tunes."""
+    """The best-by-key query for a key, widened to similar keys when the key has too few tunes."""
 
     rows: pd.DataFrame
     key: str
@@ -716,10 +718,10 @@ def best_with_fallback(
     min_tunes: int = 3,
     max_distance: int = 3,
 ) -> FallbackResult:
-    """Seed query 1 (best by regime key) for ``regime_key``; when it returns fewer than
-    ``min_tunes`` rows, the same query for every key of the workspace (from seed query 3) within
-    tag distance 1, then 2, ... (``research.attribution.tunes.key_distance``), best first, until
-    ``min_tunes`` rows are found (the seed's "similar regime search")."""
+    """The best-by-key query for ``regime_key``; when it returns fewer than ``min_tunes`` rows, the
+    same query for every key of the workspace (from the summary query) within tag distance 1, then
+    2, ... (``research.attribution.tunes.key_distance``), best first, until ``min_tunes`` rows are
+    found (the tune-attribution plan's "similar regime search")."""
     from research.attribution.tunes import key_distance
 
     exact = run_query(db, "best_by_key", workspace_id, regime_key)
@@ -745,9 +747,9 @@ def best_with_fallback(
 
 
 def best_params_by_key(db: str | Path | None, workspace_id: str) -> pd.DataFrame:
-    """Per regime key of the workspace (seed query 3, best average first): its tune count,
-    average and best OOS score, and the top row of seed query 1 (the strategy and parameters of
-    its best tune)."""
+    """Per regime key of the workspace (the summary query, best average first): its tune count,
+    average and best OOS score, and the top row of the best-by-key query (the strategy and
+    parameters of its best tune)."""
     summary = run_query(db, "summary", workspace_id)
     rows = []
     for _, r in summary.iterrows():

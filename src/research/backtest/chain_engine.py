@@ -59,6 +59,8 @@ from research.backtest.engine import (
     F_KL,
     F_KS,
     F_MAXLOSS,
+    F_MID_IN,
+    F_MID_OUT,
     F_MULT,
     F_PNL,
     F_REASON,
@@ -383,6 +385,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                             d,
                             reason,
                             debit,
+                            value,
                             pnl - 2.0 * fee[c, j] * ncon,
                         )
                     n_tr += 1
@@ -495,6 +498,8 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     p_num[k, F_REGIME] = code
                     p_num[k, F_MULT] = mult
                     p_num[k, F_DEBIT] = np.nan
+                    p_num[k, F_MID_IN] = credit + fill[c] * half  # as every kernel writes it
+                    p_num[k, F_MID_OUT] = np.nan
                     p_num[k, F_STATE] = STATE_OPEN
                     value = min(max(mid, 0.0), width)
                     p_last[k, _LAST_MARK] = value

@@ -23,7 +23,11 @@ Day loop, per configuration (kernel ``_run``), on the trading days every ticker 
 3. Mark every open spread at today's close: expired ones (PM-settled, today is their expiry
    day) settle at intrinsic value from the close; others are repriced (skewed IV, remaining
    calendar time) and closed at the profit target or stop loss (at this close, or, with
-   next-open fills, at the next open), paying the fill model's half spreads and fees.
+   next-open fills, at the next open), paying the fill model's half spreads and fees. With
+   intraday stops (``FillModel.stop_fill = "intraday"``) a spread held since before today is
+   first priced at the day's adverse extreme (high or low): if that reaches the stop it is
+   closed today at the stop, or at the open on a gap through it (``_intraday_stop``, an
+   approximation from daily bars).
 4. Screen the tickers in order for one new spread each: IV known and its percentile >= the
    minimum, a short strike in the delta range on today's strike grid (the underlying's own step
    when ``conventions`` set one), a credit that clears its costs (``_clears_costs``: a tick
@@ -65,7 +69,10 @@ from research.backtest.pricing import bs_delta_nb, bs_price_nb, norm_cdf, skewed
 F_TICKER, F_ENTRY, F_EXIT, F_EXPIRY, F_KS, F_KL, F_CREDIT, F_MAXLOSS, F_DELTA = range(9)
 F_DTE, F_IVP, F_IV, F_SPOT, F_CONTRACTS, F_PNL, F_REASON, F_REGIME, F_MULT, F_DEBIT = range(9, 19)
 F_STATE = 19
-N_FIELDS = 20
+# the mids behind the fills (a share): the spread's mid at the entry fill, and at the exit (its
+# intrinsic value when it settles); credit and debit are these less / plus the half spreads paid
+F_MID_IN, F_MID_OUT = 20, 21
+N_FIELDS = 22
 # position states (F_STATE)
 STATE_OPEN, STATE_ENTRY_PENDING, STATE_EXIT_PENDING = 0, 1, 2
 # per-config counters
@@ -411,12 +418,13 @@ def _fit_limits(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _record(trades_out, c, n_tr, pos, d, reason, debit, pnl):  # type: ignore[no-untyped-def]
+def _record(trades_out, c, n_tr, pos, d, reason, debit, mid_out, pnl):  # type: ignore[no-untyped-def]
     for f in range(N_FIELDS):
         trades_out[c, n_tr, f] = pos[f]
     trades_out[c, n_tr, F_EXIT] = d
     trades_out[c, n_tr, F_REASON] = reason
     trades_out[c, n_tr, F_DEBIT] = debit
+    trades_out[c, n_tr, F_MID_OUT] = mid_out
     trades_out[c, n_tr, F_PNL] = pnl
     trades_out[c, n_tr, F_STATE] = STATE_OPEN
 
@@ -439,10 +447,48 @@ def _record_settled(  # type: ignore[no-untyped-def]
                 d,
                 REASON_EXPIRY,
                 p_num[i, F_DEBIT],
+                p_num[i, F_DEBIT],
                 p_num[i, F_PNL] - 2.0 * fee_row[p_tk[i]] * ncon,
             )
         n_tr += 1
     return n_tr
+
+
+@njit(cache=True)
+def _mid_of_debit(debit: float, pct: float, minimum: float) -> float:
+    """The mid ``v`` whose combo buy-back costs ``debit = v + max(v x pct, minimum)`` (the
+    inverse of the fill model's half spread; below the width)."""
+    if pct > 0.0 and debit * pct >= minimum * (1.0 + pct):
+        return debit / (1.0 + pct)
+    return debit - minimum
+
+
+@njit(cache=True)
+def _intraday_stop(  # type: ignore[no-untyped-def]
+    extreme, s_open, ks, kl, t, r, q, atm_now, atm_open, call, slope, floor, cap, curv,
+    hs_pct, hs_min, tick, credit, sl,
+):  # fmt: skip
+    """The stop as a resting order during the day, approximated from the bar (``fills.
+    stop_fill = "intraday"``): the spread is priced at the day's adverse extreme (the high for
+    a call spread, the low for a put spread) with the close's IV; when that buy-back reaches
+    the stop (``debit >= (1 + sl) x credit``) the order fills at the stop, or at the open when
+    the open was already through it (a gap). Returns ``(hit, debit, mid)``; the day's path
+    between open, extreme and close is unknown, so a day whose extreme reaches the stop is
+    taken to reach it, whatever the close."""
+    width = abs(kl - ks)
+    stop_debit = (1.0 + sl) * credit
+    if not (extreme > 0.0) or stop_debit >= width:
+        return False, 0.0, 0.0
+    vx = _spread_mid(extreme, ks, kl, t, r, q, atm_now, call, slope, floor, cap, curv)
+    dx = min(vx + _half_spread(vx, hs_pct, _min_half(hs_min, tick, extreme)), width)
+    if dx - credit < sl * credit:
+        return False, 0.0, 0.0
+    vo = _spread_mid(s_open, ks, kl, t, r, q, atm_open, call, slope, floor, cap, curv)
+    m_open = _min_half(hs_min, tick, s_open)
+    do = min(vo + _half_spread(vo, hs_pct, m_open), width)
+    if do > stop_debit:
+        return True, do, _mid_of_debit(do, hs_pct, m_open)
+    return True, stop_debit, _mid_of_debit(stop_debit, hs_pct, _min_half(hs_min, tick, extreme))
 
 
 @njit(parallel=True, cache=True)
@@ -450,6 +496,8 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
     day_ord,
     close,
     open_,
+    high,
+    low,  # the bar's extremes (intraday stops; the close where unknown)
     atm_iv,
     mark_iv,
     ivp,
@@ -473,6 +521,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
     step_over,
     am,  # per config x ticker: fills and market conventions (am: 1 = AM-settled monthlies)
     next_open,
+    stop_day,  # fills: 1 = stops rest during the day (``_intraday_stop``)
     scaled,
     n_fixed,
     risk_pct,
@@ -591,6 +640,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                                 d,
                                 p_num[i, F_REASON],
                                 debit,
+                                value,
                                 pnl - 2.0 * fee[c, j] * ncon,
                             )
                         n_tr += 1
@@ -615,6 +665,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                             p_num[i, F_STATE] = STATE_OPEN
                             p_num[i, F_ENTRY] = d
                             p_num[i, F_CREDIT] = credit
+                            p_num[i, F_MID_IN] = credit + hs  # as every kernel writes it
                             p_num[i, F_MAXLOSS] = abs(kl - ks) - credit
                             p_num[i, F_SPOT] = s
                             p_num[i, F_DTE] = day_ord[exp_i] - day_ord[d]
@@ -668,13 +719,32 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                         abs(kl - ks),
                     )
                     cost = 2.0 * fee[c, j] * ncon
-                    if debit <= credit * (1.0 - pt[c]):
+                    stopped = False
+                    if stop_day[c] == 1 and p_num[i, F_ENTRY] < d:
+                        stopped, fill, fill_mid = _intraday_stop(
+                            high[d, j] if call else low[d, j], open_[d, j], ks, kl, t, r,
+                            div[c, j], mark_atm, _atm(mark_iv[d - 1, j], atm_a[c], atm_b[c]),
+                            call, slope[c], floor[c], cap[c], curv[c], hs_pct[c, j],
+                            hs_min[c, j], tick[c, j], credit, sl[c],
+                        )  # fmt: skip
+                        if stopped:  # filled during the day, whatever the fill timing
+                            value = fill_mid
+                            debit = fill
+                            reason = REASON_SL
+                    if stopped:
+                        pass
+                    elif debit <= credit * (1.0 - pt[c]):
                         reason = REASON_PT
                     elif debit - credit >= sl[c] * credit:
                         reason = REASON_SL
                     elif d == n_days - 1:
                         reason = REASON_END
-                    if lag == 1 and d < n_days - 1 and (reason == REASON_PT or reason == REASON_SL):
+                    if (
+                        lag == 1
+                        and not stopped
+                        and d < n_days - 1
+                        and (reason == REASON_PT or reason == REASON_SL)
+                    ):
                         # the order fills at the next open; the spread stays marked until then
                         p_num[i, F_STATE] = STATE_EXIT_PENDING
                         p_num[i, F_REASON] = reason
@@ -692,6 +762,7 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                             d,
                             reason,
                             debit,
+                            value,
                             pnl - 2.0 * fee[c, j] * ncon,
                         )
                     n_tr += 1
@@ -797,6 +868,8 @@ def _run(  # type: ignore[no-untyped-def]  # numba kernel: see run.run_kernel fo
                     p_num[k, F_REGIME] = code
                     p_num[k, F_MULT] = mult
                     p_num[k, F_DEBIT] = np.nan
+                    p_num[k, F_MID_IN] = credit + hs  # with next-open fills: replaced at the fill
+                    p_num[k, F_MID_OUT] = np.nan
                     p_num[k, F_STATE] = STATE_ENTRY_PENDING if lag == 1 else STATE_OPEN
                     n_open += 1
                     heat += risk_pc * ncon

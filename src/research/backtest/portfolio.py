@@ -39,6 +39,8 @@ from research.backtest.engine import (
     F_KL,
     F_KS,
     F_MAXLOSS,
+    F_MID_IN,
+    F_MID_OUT,
     F_MULT,
     F_PNL,
     F_REASON,
@@ -85,7 +87,7 @@ _P_CREDIT, _P_MAXLOSS, _P_NCON, _P_ENTRY, _P_CODE, _P_MULT = (
 
 @njit(cache=True)
 def _record(  # type: ignore[no-untyped-def]
-    out, c, n_tr, entry, fill, lag, k, j, num, d, reason, debit, pnl
+    out, c, n_tr, entry, fill, half, lag, k, j, num, d, reason, debit, mid_out, pnl
 ):
     """Write a closed trade in ``engine``'s record layout (a buffer one field wide keeps
     only the P&L)."""
@@ -115,6 +117,8 @@ def _record(  # type: ignore[no-untyped-def]
     out[c, n_tr, F_REGIME] = num[_P_CODE]
     out[c, n_tr, F_MULT] = num[_P_MULT]
     out[c, n_tr, F_DEBIT] = debit
+    out[c, n_tr, F_MID_IN] = num[_P_CREDIT] + (fill[k, _FILL_HALF] if lag == 1 else half[k])
+    out[c, n_tr, F_MID_OUT] = mid_out
     out[c, n_tr, F_STATE] = STATE_OPEN
 
 
@@ -142,6 +146,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
     value,
     debit_path,
     open_debit,
+    open_value,
     missing,
     lag,
     has_missing,
@@ -214,12 +219,14 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                         n_tr,
                         entry,
                         fill,
+                        half,
                         lag,
                         p_k[i],
                         j,
                         p_num[i],
                         d,
                         REASON_EXPIRY,
+                        p_num[i, F_DEBIT],
                         p_num[i, F_DEBIT],
                         p_num[i, F_PNL] - 2.0 * fee[j] * p_num[i, _P_NCON],
                     )
@@ -246,6 +253,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                                 n_tr,
                                 entry,
                                 fill,
+                                half,
                                 lag,
                                 k,
                                 j,
@@ -253,6 +261,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                                 d,
                                 p_reason[i],
                                 debit,
+                                open_value[offset[k] + d - k // n_tk - 1],
                                 pnl - 2.0 * fee[j] * ncon,
                             )
                         n_tr += 1
@@ -321,6 +330,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                             n_tr,
                             entry,
                             fill,
+                            half,
                             lag,
                             k,
                             j,
@@ -328,6 +338,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                             d,
                             reason,
                             debit,
+                            value_now,
                             pnl - 2.0 * fee[j] * ncon,
                         )
                     n_tr += 1

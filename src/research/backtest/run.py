@@ -73,6 +73,9 @@ class MarketPanel:
     close."""
     chains: ChainBook | None = None
     """Option quotes on these days: spreads are priced from them instead of the model."""
+    high: np.ndarray | None = None
+    low: np.ndarray | None = None
+    """The bars' highs and lows (intraday stops); None or NaN: the close."""
 
     @cached_property
     def digest(self) -> str:
@@ -103,6 +106,17 @@ class MarketPanel:
         out = np.where(np.asarray(self.open, float) > 0, self.open, prev)
         return np.ascontiguousarray(out, dtype=float)
 
+    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Highs and lows, a missing one replaced by the close."""
+
+        def filled(values: np.ndarray | None) -> np.ndarray:
+            if values is None:
+                return np.ascontiguousarray(self.close, dtype=float)
+            out = np.where(np.asarray(values, float) > 0, values, self.close)
+            return np.ascontiguousarray(out, dtype=float)
+
+        return filled(self.high), filled(self.low)
+
     def slice(self, sl: slice) -> MarketPanel:
         """The panel restricted to the days ``sl`` (a contiguous range)."""
         steps = np.asarray(self.strike_steps)
@@ -119,6 +133,8 @@ class MarketPanel:
             dropped_days=self.dropped_days,
             open=None if self.open is None else self.open[sl],
             chains=None if self.chains is None else self.chains.slice(sl),
+            high=None if self.high is None else self.high[sl],
+            low=None if self.low is None else self.low[sl],
         )
 
 
@@ -153,13 +169,14 @@ def market_panel(
     close = frame.pivot(index="date", columns="symbol", values="close")[wanted]
     all_days = len(close)
     close = close.dropna()
-    opens = (
-        frame.pivot(index="date", columns="symbol", values="open")
-        .reindex(index=close.index, columns=wanted)
-        .to_numpy(float)
-        if "open" in frame.columns
-        else None
-    )
+
+    def column(name: str) -> np.ndarray | None:
+        if name not in frame.columns:
+            return None
+        wide = frame.pivot(index="date", columns="symbol", values=name)
+        return wide.reindex(index=close.index, columns=wanted).to_numpy(float)
+
+    opens = column("open")
     if close.empty:
         raise ValueError(f"tickers {wanted} have no date in common between {start} and {end}")
     iv = iv_table.loc[iv_table["symbol"].isin(wanted)]
@@ -184,6 +201,8 @@ def market_panel(
         strike_steps=strike_steps(close.to_numpy(float)),
         dropped_days=all_days - len(close),
         open=opens,
+        high=column("high"),
+        low=column("low"),
     )
 
 
@@ -234,7 +253,7 @@ class BacktestResult:
         return stress_table(self.equity, self.trades)
 
     def export_frame(self) -> pd.DataFrame:
-        """Trades in the seed-004 export format, validated by the ``trades`` contract.
+        """Trades in the validation plan's export format, validated by the ``trades`` contract.
 
         ``credit`` and ``max_loss`` are per share after fills (x the underlying's contract
         multiplier, 100 by default, per contract); ``pnl`` is per
@@ -270,7 +289,8 @@ class BacktestResult:
         return validate("trades", frame, source="backtest export")
 
     def export_trades(self, path: str | Path) -> Path:
-        """Write ``export_frame()`` as a JSON array (the seed's ``--export-trades``), atomically."""
+        """Write ``export_frame()`` as a JSON array, atomically (the validation plan's
+        ``--export-trades``)."""
         from research.pipeline.manifest import write_text_atomic
 
         frame = self.export_frame()
@@ -328,6 +348,7 @@ def _config_arrays(
         step_over=per_ticker(lambda m: m.strike_step, np.nan),
         am=am,
         next_open=arr(lambda c: c.fills.timing == "next_open", np.int64),
+        stop_day=arr(lambda c: c.fills.stop_fill == "intraday", np.int64),
         scaled=arr(lambda c: c.sizing.mode == "scaled", np.int64),
         n_fixed=arr(lambda c: c.sizing.contracts),
         risk_pct=arr(lambda c: c.sizing.risk_pct / 100),
@@ -519,6 +540,12 @@ def _refuse_late_fills_on_chains(panel: MarketPanel, configs: Sequence[BacktestC
             "fills at the next open need opening quotes; option chains are end-of-day "
             f"(configs {late[:5]}): use fills.timing = close"
         )
+    intraday = [i for i, c in enumerate(configs) if c.fills.stop_fill == "intraday"]
+    if intraday:
+        raise ConfigError(
+            "intraday stops need intraday prices of the spread; option chains are end-of-day "
+            f"(configs {intraday[:5]}): use fills.stop_fill = close"
+        )
 
 
 def run_kernel(
@@ -561,7 +588,8 @@ def run_kernel(
     engine
         ``"auto"``: shared paths for strategies with at least ``SHARED_MIN_CONFIGS`` configs
         (or paths already computed), the per-configuration kernel for the rest; ``"shared"``:
-        always; ``"per_config"``: never (the reference).
+        always; ``"per_config"``: never (the reference). Configurations with intraday stops
+        (``fills.stop_fill = "intraday"``) always run on the per-configuration kernel.
     paths
         Phase-1 results already computed (``prepare_paths``), by digest.
     cache
@@ -588,6 +616,13 @@ def run_kernel(
         groups = []
         rest: list[int] = []
         for digest, members in zip(plan.digests, plan.members, strict=True):
+            # intraday stops need the bar's extremes, which the shared paths do not carry:
+            # those configurations run on the per-configuration kernel
+            intraday = tuple(k for k in members if configs[k].fills.stop_fill == "intraday")
+            rest.extend(intraday)
+            members = tuple(k for k in members if k not in intraday)
+            if not members:
+                continue
             if digest in given:
                 groups.append((members, given[digest]))
             elif engine == "shared" or len(members) >= SHARED_MIN_CONFIGS or digest in cache:
@@ -666,6 +701,7 @@ def _run_shared(  # type: ignore[no-untyped-def]
             tp.value,
             tp.debit,
             tp.open_debit if tp.lag else np.empty(1),
+            tp.open_value if tp.lag else np.empty(1),
             tp.missing if tp.kind == "chain" else np.empty(1, np.uint8),
             tp.lag,
             tp.kind == "chain",
@@ -716,10 +752,13 @@ def _run_reference(  # type: ignore[no-untyped-def]
     if panel.chains is not None:
         _run_on_chains(panel, a, codes, which, record, out, trades)
         return trades
+    high, low = panel.extremes()
     engine_mod._run(
         panel.day_ordinals,
         np.ascontiguousarray(panel.close, dtype=float),
         panel.opens(),
+        high,
+        low,
         np.ascontiguousarray(panel.atm_iv, dtype=float),
         np.ascontiguousarray(panel.mark_iv, dtype=float),
         np.ascontiguousarray(np.nan_to_num(panel.iv_percentile, nan=-1.0), dtype=float),
@@ -743,6 +782,7 @@ def _run_reference(  # type: ignore[no-untyped-def]
         a["step_over"],
         a["am"],
         a["next_open"],
+        a["stop_day"],
         a["scaled"],
         a["n_fixed"],
         a["risk_pct"],
@@ -861,6 +901,10 @@ def _trades_frame(
             "underlying_price": raw[:, engine_mod.F_SPOT],
             "contracts": raw[:, engine_mod.F_CONTRACTS].astype(int),
             "debit": raw[:, engine_mod.F_DEBIT],
+            # the spread's mid behind each fill (a share): credit = entry_mid - half spread,
+            # debit = exit_mid + half spread (exit_mid: the intrinsic value when it settles)
+            "entry_mid": raw[:, engine_mod.F_MID_IN],
+            "exit_mid": raw[:, engine_mod.F_MID_OUT],
             "pnl": raw[:, engine_mod.F_PNL],
             "exit_reason": np.array(EXIT_REASONS, dtype=object)[
                 raw[:, engine_mod.F_REASON].astype(int)

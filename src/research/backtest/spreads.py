@@ -1,7 +1,7 @@
 """Credit-spread backtest configuration: strategy, fills, sizing and portfolio limits.
 
-Every config is a frozen dataclass with the seed-004 defaults; ``check()`` rejects inconsistent
-parameters with a message naming the parameter, before any work starts.
+Every config is a frozen dataclass with the validation plan's defaults; ``check()`` rejects
+inconsistent parameters with a message naming the parameter, before any work starts.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from research.backtest.pricing import (
 Strategy = Literal["bear_call", "bull_put"]
 SizingMode = Literal["fixed", "scaled"]
 FillTiming = Literal["close", "next_open"]
+StopFill = Literal["close", "intraday"]
 CONTRACT_MULTIPLIER = 100
 EXIT_REASONS: tuple[str, ...] = (
     "profit_target",
@@ -44,7 +45,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SpreadRules:
-    """Which spread to sell and when to close it (seed 004 defaults).
+    """Which spread to sell and when to close it (the validation plan's defaults).
 
     The short leg is the strike on the grid whose |delta| lies in [min_delta, max_delta] and is
     closest to the middle of that range; the long leg is ``width_pct`` of spot further out
@@ -78,10 +79,10 @@ class FillModel:
     on entry and on early exits; a closing debit never exceeds the width; expiry settles at
     intrinsic value at no cost. Fees per contract per leg, on entry and on early exit.
 
-    ``timing``: ``"close"`` fills every order at the close of the day it is decided (the
-    default, as in seed 004); ``"next_open"`` fills entries and early exits decided at a close
-    at the next day's open, priced from the open and the last known IV (the decision day's
-    close), a sensitivity check on the close-fill assumption."""
+    ``timing``: ``"close"`` fills every order at the close of the day it is decided (the default, as
+    in the validation plan); ``"next_open"`` fills entries and early exits decided at a close at the
+    next day's open, priced from the open and the last known IV (the decision day's close), a
+    sensitivity check on the close-fill assumption."""
 
     half_spread_pct: float = 5.0
     min_half_spread: float | None = None
@@ -93,6 +94,14 @@ class FillModel:
     """Spreads priced from option chains: where between the mid (0) and the natural price (1:
     sell at the short's bid and buy at the long's ask; close at the short's ask and the long's
     bid) each spread trades."""
+    stop_fill: StopFill = "close"
+    """``close``: stops are checked on the daily close (and fill there, or at the next open with
+    next-open fills), so a close past the stop overshoots it. ``intraday``: the stop rests
+    during the day, approximated from the bar — a spread held since before today whose value
+    at the day's high (call spreads) or low (put spreads), priced with the close's IV, reaches
+    the stop is closed at the stop, or at the open when it gapped through (model pricing only:
+    quotes carry no intraday prices). An approximation: the bar does not say when in the day
+    the extreme came, and IV at that moment is unknown."""
     missing_quote: MissingQuote = "carry"
     """Chains: a day without a quote for an open spread's leg either carries the last mark
     (``carry``; no exit that day) or closes the spread at its last quoted closing price
@@ -210,6 +219,8 @@ class BacktestConfig:
             problems.append(f"missing_quote must be carry or close, got {f.missing_quote!r}")
         if f.timing not in ("close", "next_open"):
             problems.append(f"fill timing must be close or next_open, got {f.timing!r}")
+        if f.stop_fill not in ("close", "intraday"):
+            problems.append(f"stop fill must be close or intraday, got {f.stop_fill!r}")
         if not all(0 <= q < 1 for _, q in self.dividend_yields) or not (
             0 <= self.default_dividend_yield < 1
         ):
@@ -256,7 +267,7 @@ def _first(value: float | None, default: float | None) -> float | None:
 
 
 def parse_multipliers(text: str, labels: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
-    """``"1.0,0.75,0.5,0.4"`` → pairs with ``labels`` in order (the seed's CLI form)."""
+    """``"1.0,0.75,0.5,0.4"`` → pairs with ``labels`` in order (the validation plan's CLI form)."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError as exc:

@@ -160,6 +160,8 @@ class TradePaths:
     debit: np.ndarray
     open_debit: np.ndarray
     """Debit of an exit at the open (next-open fills; else empty)."""
+    open_value: np.ndarray
+    """The spread's mid at that open (next-open fills; else empty)."""
     missing: np.ndarray
     """uint8: quotes missing that day (chains; else empty)."""
 
@@ -186,6 +188,7 @@ ARRAYS: tuple[str, ...] = (
     "value",
     "debit",
     "open_debit",
+    "open_value",
     "missing",
 )
 """The array fields of ``TradePaths`` (what the disk cache stores)."""
@@ -445,6 +448,7 @@ def _model_paths(  # type: ignore[no-untyped-def]
     value,
     debit,
     open_debit,
+    open_value,
 ):
     """Marks and closing prices of every candidate (``engine._run`` steps 1 to 3); on the
     expiry day the intrinsic value from the open (AM-settled) or the close."""
@@ -509,6 +513,7 @@ def _model_paths(  # type: ignore[no-untyped-def]
                     v + _half_spread(v, hs_pct[j], _min_half(hs_min[j], tick[j], so)),
                     abs(kl - ks),
                 )
+                open_value[pos] = v
 
 
 # ------------------------------------------------------- chain-priced (chain_engine._run_chains)
@@ -798,6 +803,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
             value=value,
             debit=debit,
             open_debit=empty,
+            open_value=empty,
             missing=missing,
         )
     lag = int(a["next_open"][i])
@@ -847,6 +853,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
     cands, offset, total = _layout(screen, exp_day, fill_ok if lag else None)
     value, debit = np.empty(total), np.empty(total)
     open_debit = np.full(total, np.nan) if lag else np.empty(1)
+    open_value = np.full(total, np.nan) if lag else np.empty(1)
     _model_paths(
         day_ord,
         close,
@@ -866,6 +873,7 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
         value,
         debit,
         open_debit,
+        open_value,
     )
     return TradePaths(
         key=key,
@@ -883,5 +891,6 @@ def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str =
         value=value,
         debit=debit,
         open_debit=open_debit if lag else empty,
+        open_value=open_value if lag else empty,
         missing=np.empty(0, np.uint8),
     )

@@ -439,7 +439,8 @@ _CONTRACT_LIST: tuple[Contract, ...] = (
     ),
     Contract(
         name="signals",
-        description="Agent signal records with their forward return (seed 000).",
+        description="Agent signal records with their forward return "
+        "(from the regime-heatmap plan).",
         fields=(
             Field("asof", "date", doc="signal date"),
             Field("agent", "str", doc="e.g. MarketCorrectionAgent"),
@@ -492,7 +493,8 @@ _CONTRACT_LIST: tuple[Contract, ...] = (
     ),
     Contract(
         name="tunes",
-        description="Tuning runs: one row per (tune, run, in/out-of-sample split) (seed 002).",
+        description="Tuning runs: one row per (tune, run, in/out-of-sample split) "
+        "(from the tune-attribution plan).",
         fields=(
             Field("tune_id", "str"),
             Field("workspace_id", "str"),
@@ -516,7 +518,8 @@ _CONTRACT_LIST: tuple[Contract, ...] = (
     ),
     Contract(
         name="trades",
-        description="Credit-spread trades in the backtest export format (seed 004).",
+        description="Credit-spread trades in the backtest export format "
+        "(from the validation plan).",
         fields=(
             Field("date", "date", doc="entry date"),
             Field("ticker", "str"),
@@ -557,7 +560,7 @@ _CONTRACT_LIST: tuple[Contract, ...] = (
     Contract(
         name="option_chains",
         description="End-of-day option quotes, one row per (quote date, underlying, expiration, "
-        "type, strike) (seed 004's ORATS chains, or any vendor through an adapter).",
+        "type, strike) (the validation plan's ORATS chains, or any vendor through an adapter).",
         fields=(
             Field("quote_date", "date", doc="trading day of the quote"),
             Field("underlying", "str", doc="e.g. SPX; matches the bars' symbol"),

@@ -1,5 +1,5 @@
-"""What the filter is shown about a trade: seed 004's market context and trade details, plus the
-regime at entry — built only from what was known on the entry date.
+"""What the filter is shown about a trade: the validation plan's market context and trade details,
+plus the regime at entry — built only from what was known on the entry date.
 
 ``ENTRY_FIELDS`` is the whitelist: the outcome columns of the trades export (``outcome``,
 ``pnl``, ``exit_reason``, ``hold_days``) are never read, whatever the row holds. The regime comes
@@ -53,8 +53,8 @@ def _day(value: Any) -> str:
 
 
 def build_context(trade: Mapping[str, Any], regime: str | None = None) -> str:
-    """Seed 004's context text for one trade (``build_agent_context``), with the regime at entry
-    when known. Reads only ``ENTRY_FIELDS`` of ``trade``.
+    """The validation plan's context text for one trade (``build_agent_context``), with the regime
+    at entry when known. Reads only ``ENTRY_FIELDS`` of ``trade``.
 
     Examples
     --------

@@ -1,6 +1,7 @@
-"""Prompt variants as files: ``research/llm/prompts/NAME.md`` (balanced — seed 004's fund-manager
-prompt — aggressive, conservative) and any ``NAME.md`` or ``NAME.txt`` in a folder of the user's,
-which takes precedence. The text is the system message; the trade context is the user message."""
+"""Prompt variants as files: ``research/llm/prompts/NAME.md`` (balanced — the validation plan's
+fund-manager prompt — aggressive, conservative) and any ``NAME.md`` or ``NAME.txt`` in a folder of
+the user's, which takes precedence. The text is the system message; the trade context is the user
+message."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_MODEL = "x-ai/grok-2"
-"""Seed 004's choice: a cheap, fast model through OpenRouter."""
+"""The validation plan's choice: a cheap, fast model through OpenRouter."""
 
 Message = Mapping[str, str]
 

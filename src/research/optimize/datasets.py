@@ -3,18 +3,18 @@ generate``), committed small under ``data/sample/``:
 
 - ``experiments.csv`` (experiments contract): 16 strategy parameter sets (4 short-delta ranges x
   4 profit targets) x 19 rolling two-year windows (1999–2000 … 2017–2018) x SPX and IXIC = 608
-  experiments — what seed 001's experiment database looks like;
-- ``tunes.csv`` (tunes contract): walk-forward tuning runs — per ticker, one tune per fold
-  (2-year in-sample, the next year out-of-sample, rolling), the same 16 parameter sets as runs,
-  an IS and an OOS row per run, the seed-004 default (delta 0.05–0.15, PT 65) flagged as the
-  baseline — what seed 002's ``backtest_tunes`` looks like;
-- ``signals.csv`` (signals contract, seed 000): the sample agents of
+  experiments — what the regime-configuration plan's experiment database looks like;
+- ``tunes.csv`` (tunes contract): walk-forward tuning runs — per ticker, one tune per fold (2-year
+  in-sample, the next year out-of-sample, rolling), the same 16 parameter sets as runs, an IS and an
+  OOS row per run, the validation plan's default (delta 0.05–0.15, PT 65) flagged as the baseline —
+  what the tune-attribution plan's ``backtest_tunes`` looks like;
+- ``signals.csv`` (signals contract, as in the regime-heatmap plan): the sample agents of
   ``research.attribution.agents`` (momentum, breakout, mean reversion, market correction,
   defensive; three clusters) on the SPX and IXIC bars, with their 20-day forward returns and no
   regime (the attribution labels them with a regime model);
-- ``trades.json`` (trades contract, seed-004 export format): the default configuration's
-  trades on SPX+IXIC over 2014–2018 — the years with a published VIX, so ``vix`` is the real index,
-  not the proxy — for the LLM calibration.
+- ``trades.json`` (trades contract, the validation plan's export format): the default
+  configuration's trades on SPX+IXIC over 2014–2018 — the years with a published VIX, so ``vix`` is
+  the real index, not the proxy — for the LLM calibration.
 
 Everything is deterministic; floats are rounded to 10 significant digits so that regenerating
 gives byte-identical files.
@@ -173,7 +173,7 @@ def tunes(panels: dict[str, MarketPanel]) -> pd.DataFrame:
 
 
 def default_trades(panel: MarketPanel, regimes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The default configuration's trades (seed-004 export format)."""
+    """The default configuration's trades (the validation plan's export format)."""
     return run_backtest(panel, BacktestConfig(), regimes).export_frame()
 
 

@@ -1,5 +1,5 @@
-"""Configuration grids for the credit-spread engine: seed 004's named regime-multiplier and
-portfolio-limit sets, and cartesian grids over any parameters from a YAML file.
+"""Configuration grids for the credit-spread engine: the validation plan's named regime-multiplier
+and portfolio-limit sets, and cartesian grids over any parameters from a YAML file.
 
 A grid run evaluates every (variant, ticker set, window) and returns a long table, one row per
 combination, with the variant's parameters (``param_*``) and its metrics, plus the daily returns
@@ -44,7 +44,8 @@ MULTIPLIER_SETS: dict[str, tuple[float, float, float, float]] = {
     "bear_boost": (1.0, 0.75, 1.25, 1.5),
     "inverse": (0.5, 0.75, 1.0, 1.25),
 }
-"""Seed 004's regime multipliers (bull_low, bull_high, bear_low, bear_high); flat = baseline."""
+"""The validation plan's regime multipliers (bull_low, bull_high, bear_low, bear_high); flat =
+baseline."""
 LIMIT_SETS: dict[str, tuple[int, float, float]] = {
     "tight": (3, 10.0, 10.0),
     "moderate": (5, 20.0, 15.0),
@@ -52,7 +53,7 @@ LIMIT_SETS: dict[str, tuple[int, float, float]] = {
     "wide_open": (10, 50.0, 30.0),
     "single_only": (1, 5.0, 5.0),
 }
-"""Seed 004's portfolio limits (max positions, portfolio heat %, per-underlying %)."""
+"""The validation plan's portfolio limits (max positions, portfolio heat %, per-underlying %)."""
 METRIC_COLUMNS: tuple[str, ...] = GRID_METRICS
 """The metrics of a grid's table (``metrics.grid_metrics``)."""
 
@@ -73,7 +74,7 @@ def _variant(base: BacktestConfig, name: str, changes: Mapping[str, Any]) -> Var
 def multiplier_variants(
     base: BacktestConfig, sets: Mapping[str, Sequence[float]] = MULTIPLIER_SETS
 ) -> list[Variant]:
-    """Seed 004's named multiplier sets on ``base`` (labels of ``bull_bear_vol``)."""
+    """The validation plan's named multiplier sets on ``base`` (labels of ``bull_bear_vol``)."""
     return [
         _variant(
             base,
@@ -87,7 +88,7 @@ def multiplier_variants(
 def limit_variants(
     base: BacktestConfig, sets: Mapping[str, tuple[int, float, float]] = LIMIT_SETS
 ) -> list[Variant]:
-    """Seed 004's named portfolio-limit sets on ``base``."""
+    """The validation plan's named portfolio-limit sets on ``base``."""
     return [
         _variant(
             base,

@@ -171,8 +171,8 @@ def run_named_grid(
     progress: Callable[[str], None] | None = None,
     engine: str = "auto",
 ) -> GridRun:
-    """Run the ``multipliers`` / ``limits`` grid (seed 004) or a ``cartesian`` grid file,
-    store it, and compute DSR / PBO / SPA per ticker set (in-sample: the whole window) on
+    """Run the ``multipliers`` / ``limits`` grid (the validation plan's sets) or a ``cartesian``
+    grid file, store it, and compute DSR / PBO / SPA per ticker set (in-sample: the whole window) on
     returns in excess of the risk-free rate; the DSR counts this grid's configurations plus the
     distinct ones already stored for the same tickers and window (``store.count_trials``).
 

@@ -37,8 +37,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from research.backtest.metrics import stress_table
-from research.backtest.run import MarketPanel, RegimeCodes, regime_codes, run_kernel
+from research.backtest.activity import Idle, cash_share, idle_since
+from research.backtest.metrics import STRESS_WINDOWS, stress_table
+from research.backtest.run import (
+    MarketPanel,
+    RegimeCodes,
+    regime_codes,
+    run_backtests,
+    run_kernel,
+)
+from research.backtest.tearsheet import TearSheet, tear_sheet
 from research.optimize import grids
 from research.optimize.controls import (
     exposure_matched_config,
@@ -387,6 +395,11 @@ class GridStudy:
     """Ticker set → one result per scenario (the Scenario itself when it does not apply)."""
     robustness: dict[str, Robustness]
     seconds: float = 0.0
+    idle: dict[tuple[str, str], Idle | None] = field(default_factory=dict, repr=False)
+    """(ticker set, variant) → when its in-sample curve stopped trading (``activity``)."""
+    sheets: dict[str, tuple[TearSheet, ...]] = field(default_factory=dict, repr=False)
+    """Ticker set → tear sheets (in-sample, whole window) of the benchmark, the in-sample best
+    and the variant the walk-forward trades last (each once)."""
 
     @property
     def walk_forward(self) -> dict[str, WalkForwardResult]:
@@ -461,9 +474,52 @@ class GridStudy:
         return pd.DataFrame(rows)
 
     def in_sample_table(self) -> pd.DataFrame:
-        """Metrics per ticker set and variant over the whole window (in-sample)."""
+        """Metrics per ticker set and variant over the whole window (in-sample), with the date
+        each stopped trading (``stopped_trading``, None: it traded to the end)."""
         cols = ["tickers", "variant", "cagr", "sharpe", "sortino", "max_drawdown", "calmar"]
-        return self.grid.table[[*cols, "trades", "win_rate", "avg_pnl"]]
+        out = self.grid.table[[*cols, "trades", "win_rate", "avg_pnl"]].copy()
+        out["stopped_trading"] = [
+            self._stopped(t, v) for t, v in zip(out["tickers"], out["variant"], strict=True)
+        ]
+        return out.reset_index(drop=True)
+
+    def _stopped(self, tickers: str, variant: str) -> pd.Timestamp | None:
+        found = self.idle.get((tickers, variant))
+        return None if found is None else found.since
+
+    def idle_note(self, tickers: str) -> str:
+        """One sentence on the variants of ``tickers`` that stopped trading in sample (empty
+        when none did), and whether the in-sample best is only the one that stopped first."""
+        stopped = {v: i for (t, v), i in self.idle.items() if t == tickers and i is not None}
+        if not stopped:
+            return ""
+        names = sorted(stopped, key=lambda v: stopped[v].since)
+        listed = ", ".join(
+            f"{v} on {stopped[v].since:%Y-%m-%d} ({stopped[v].years:.1f} years in cash)"
+            for v in names
+        )
+        text = (
+            f"{tickers}: {len(stopped)} of {sum(1 for t, _ in self.idle if t == tickers)} "
+            f"variants stopped trading in sample — {listed}: their account fell below one "
+            "contract's risk, and their later returns are cash interest, not protection."
+        )
+        rep = self.is_reports.get(tickers)
+        if rep is not None and str(rep.best) == names[0]:
+            text += (
+                f" The in-sample best, {rep.best}, is the one that stopped trading first: its "
+                "lead is the years it sat in cash."
+            )
+        return text
+
+    def sheet_table(self) -> pd.DataFrame:
+        """One row per tear sheet: where each configuration's P&L came from (in-sample)."""
+        from research.backtest.tearsheet import comparison
+
+        frames = [comparison(s).assign(tickers=t) for t, s in self.sheets.items()]
+        if not frames:
+            return pd.DataFrame()
+        out = pd.concat(frames, ignore_index=True)
+        return out[["tickers", *[c for c in out.columns if c != "tickers"]]]
 
     def folds_table(self) -> pd.DataFrame:
         """Every ticker set's walk-forward folds (winner, IS/OOS metric, efficiency, rank)."""
@@ -709,6 +765,15 @@ class GridStudy:
             "seconds": self.seconds,
             "per_tickers": per,
         }
+        for row in per:
+            t = str(row["tickers"])
+            row["stopped_trading"] = {
+                v: f"{i.since:%Y-%m-%d}"
+                for (tt, v), i in self.idle.items()
+                if tt == t and i is not None
+            }
+            row["idle_note"] = self.idle_note(t)
+            row["tear_sheets"] = [s.summary() for s in self.sheets.get(t, ())]
         cleaned = clean(out)
         assert isinstance(cleaned, dict)
         return cleaned
@@ -753,7 +818,8 @@ def grid_study(
     Parameters
     ----------
     kind
-        ``multipliers`` (seed 004's regime-multiplier sets) or ``limits`` (its limit sets).
+        ``multipliers`` (the validation plan's regime-multiplier sets) or ``limits`` (its limit
+        sets).
     ticker_sets
         Each set is one study (e.g. ``[("SPX",), ("IXIC",)]`` or ``[("SPX", "IXIC")]``).
     benchmark
@@ -800,15 +866,22 @@ def grid_study(
 
     grid = grids.run_grid(kind, variants, panel_for, ticker_sets, regimes=labels)
     say(f"in-sample grid: {len(grid.table)} rows")
+    rate = float(base_cfg.rate)  # type: ignore[attr-defined]
     stress_rows = []
+    idle: dict[tuple[str, str], Idle | None] = {}
     for _, row in grid.table.iterrows():
         equity = (1 + grid.returns[row["row_id"]].dropna()).cumprod()
+        idle[(row["tickers"], row["variant"])] = idle_since(equity, rate)
         st = stress_table(equity)
+        # a window spent wholly in cash had no position: "no trades", not protection
+        st["in_cash"] = [cash_share(equity, rate, w.start, w.end) for w in STRESS_WINDOWS]
         stress_rows.append(st.assign(tickers=row["tickers"], variant=row["variant"]))
     stress = pd.concat(stress_rows, ignore_index=True)[
-        ["tickers", "variant", "window", "start", "end", "days", "return", "max_drawdown"]
-    ]
+        ["tickers", "variant", "window", "start", "end", "days", "return", "max_drawdown",
+         "in_cash"]
+    ]  # fmt: skip
     is_reports, trials = {}, {}
+    sheets: dict[str, tuple[TearSheet, ...]] = {}
     baseline: dict[str, ScenarioResult] = {}
     oos_reports = {}
     sensitivity: dict[str, list[ScenarioResult | Scenario]] = {}
@@ -879,6 +952,13 @@ def grid_study(
                 )
             results.append(res)
         sensitivity[name] = results
+        sheets[name] = _tear_sheets(
+            panel_for(tuple(tickers)),
+            variants,
+            labels,
+            [benchmark, None if is_reports[name] is None else str(is_reports[name].best),
+             str(baseline[name].walk_forward.folds["winner"].iloc[-1])],
+        )  # fmt: skip
         rob[name] = robustness(
             baseline[name].verdict.code,
             [
@@ -899,6 +979,35 @@ def grid_study(
         sensitivity=sensitivity,
         robustness=rob,
         seconds=time.perf_counter() - t0,
+        idle=idle,
+        sheets=sheets,
+    )
+
+
+def _tear_sheets(
+    panel: MarketPanel,
+    variants: Sequence[grids.Variant],
+    labels: pd.DataFrame | None,
+    names: Sequence[str | None],
+) -> tuple[TearSheet, ...]:
+    """Tear sheets (in-sample, whole window) of the named variants, each once, in order: the
+    benchmark, the in-sample best, the walk-forward's last choice."""
+    by_name = {v.name: v for v in variants}
+    wanted = [n for n in dict.fromkeys(names) if n is not None and n in by_name]
+    results = run_backtests(panel, [by_name[n].config for n in wanted], labels)
+    day_labels = None
+    if labels is not None:
+        first = labels.loc[labels["symbol"] == panel.tickers[0]]
+        day_labels = pd.Series(first["regime"].to_numpy(), index=pd.DatetimeIndex(first["date"]))
+    roles: dict[str, list[str]] = {}
+    for name, role in zip(
+        names, ("benchmark", "in-sample best", "walk-forward's last"), strict=True
+    ):
+        if name is not None:
+            roles.setdefault(name, []).append(role)
+    return tuple(
+        tear_sheet(result, f"{n} ({', '.join(roles[n])})", labels=day_labels)
+        for n, result in zip(wanted, results, strict=True)
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "STATUSES",
     "Findings",
     "LayerRow",
+    "bottom_line",
     "build_findings",
     "findings_markdown",
     "layer_rows",
@@ -64,6 +65,7 @@ PAGES: dict[str, str] = {
     "06": "executed/06_tune_attribution.ipynb",
     "07": "executed/07_llm_threshold_calibration.ipynb",
     "08": "executed/08_option_chains.ipynb",
+    "09": "executed/09_strategy_explained.ipynb",
 }
 ALPHA = 0.05
 MIN_FILTER_TRADES = 100
@@ -125,6 +127,13 @@ class Findings:
     changed_at: str | None
     """When the state last changed (the regeneration the changes come from)."""
     first_run: bool
+    bottom_line: tuple[str, ...] = ()
+    """The page's answer, first: the configuration to run now and its status, why the base
+    strategy makes or loses money, and the data's last date (``bottom_line``)."""
+    generated_at: str | None = None
+    commit: str | None = None
+    sources: tuple[tuple[str, str], ...] = ()
+    """The summaries the page was computed from: (file, when it was written)."""
 
 
 def _finite(value: Any) -> float | None:
@@ -259,6 +268,15 @@ def _grid_rows(summary: Mapping[str, Any], layer: str, page: str) -> list[LayerR
         evidence += f"; verdict: {str(code).replace('_', ' ')}"
         if not part.get("strategy_profitable_oos", True):
             evidence += "; the strategy does not beat cash"
+        stopped = dict(part.get("stopped_trading") or {})
+        if stopped:
+            first = min(stopped, key=lambda v: str(stopped[v]))
+            evidence += (
+                f"; in sample {len(stopped)} variants stopped trading (equity below one "
+                f"contract's risk), {first} first on {stopped[first]}"
+            )
+            if "stopped trading first" in str(part.get("idle_note") or ""):
+                evidence += " — the in-sample best is only the one that stopped first"
         if not tested:
             robustness = "untested — no sensitivity scenario applies"
         elif robust:
@@ -506,6 +524,99 @@ def layer_rows(summaries: Mapping[str, Mapping[str, Any]]) -> list[LayerRow]:
     return rows
 
 
+def _grid_outcomes(summaries: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The grid studies' per-market rows (regime multipliers, portfolio limits)."""
+    rows: list[Mapping[str, Any]] = []
+    for name in ("03_regime_multiplier_grid", "04_portfolio_limits_grid"):
+        rows += list((summaries.get(name) or {}).get("per_tickers") or [])
+    return rows
+
+
+def bottom_line(
+    rows: Sequence[LayerRow],
+    summaries: Mapping[str, Mapping[str, Any]],
+    data_end: str | None,
+    generated_at: str | None,
+) -> tuple[str, ...]:
+    """The page's answer in a few sentences, worded from the rows and summaries by one rule.
+
+    1. *What to run now*: the base strategy (``base_strategy``) with every layer's choice; the
+       layers that are validated (or fragile) are named with their status, and when none is,
+       the sentence says that the baseline stays everywhere.
+    2. *Does it make money*: from the grid studies' out-of-sample CAGR of the walk-forward
+       choice (range over markets) and whether it beats cash; when none does, "not a
+       configuration to trade as it stands".
+    3. *Why*: the first tear sheet of the strategy page (else of the first grid study: its
+       benchmark, in sample) — credits sold against stop-outs, overshoot and costs — the gap to
+       the validation plan's figures (``backtest.plan_gap``) when the strategy page ran, and any
+       configuration that stopped trading.
+    4. *As of when*: the data's last date, which is "today" on this page, and when the page was
+       regenerated.
+    """
+    out: list[str] = []
+    good = [r for r in rows if r.status in ("validated", "fragile")]
+    counts = {st: sum(1 for r in rows if r.status == st) for st in STATUSES}
+    tally = ", ".join(f"{n} {st}" for st, n in counts.items() if n)
+    if good:
+        named = "; ".join(f"{r.layer} ({r.scope}): {r.choice} — {r.status}" for r in good)
+        out.append(
+            f"**Run now: {base_strategy()}, with {named}; every other layer keeps its "
+            f"baseline.** Layers: {tally}."
+        )
+    elif rows:
+        out.append(
+            f"**Run now: nothing validated — the base strategy ({base_strategy()}) with every "
+            f"layer at its baseline (flat sizing, no extra portfolio limit, no trade filter).** "
+            f"Layers: {tally}."
+        )
+    else:
+        out.append("**No findings yet: no notebook summary has been written.**")
+    grid = _grid_outcomes(summaries)
+    cagr = [c for c in (_finite(g.get("oos_cagr_walk_forward")) for g in grid) if c is not None]
+    if cagr:
+        profitable = [g for g in grid if g.get("strategy_profitable_oos")]
+        span = _pct(min(cagr)) if len(cagr) == 1 else f"{_pct(min(cagr))} to {_pct(max(cagr))}"
+        if profitable:
+            out.append(
+                f"Out of sample the strategy grows {span} a year across the {len(cagr)} "
+                f"markets and limit studies, and beats cash in {len(profitable)} of them."
+            )
+        else:
+            out.append(
+                f"It loses money: out of sample it grows {span} a year across the {len(cagr)} "
+                "markets and limit studies and beats cash in none — not a configuration to "
+                "trade as it stands."
+            )
+    explained = list((summaries.get("09_strategy_explained") or {}).get("per_tickers") or [])
+    sheets = [s for g in [*explained, *grid] for s in (g.get("tear_sheets") or [])]
+    where = f" ([The strategy explained]({PAGES['09']}))" if explained else ""
+    if sheets:
+        out.append(f"Why, in sample{where}: {sheets[0].get('answer', '')}")
+    gap = next((g["gap"].get("verdict") for g in explained if g.get("gap")), None)
+    if gap:
+        out.append(f"Against the validation plan's figures: {gap}")
+    stopped = sorted(
+        {
+            f"{v} ({g.get('tickers')}) on {d}"
+            for g in grid
+            for v, d in (g.get("stopped_trading") or {}).items()
+        }
+    )
+    if stopped:
+        out.append(
+            f"{len(stopped)} grid configurations stopped trading in sample (equity below one "
+            f"contract's risk): {', '.join(stopped[:6])}{' …' if len(stopped) > 6 else ''}; "
+            "a grid winner among them may only be the one that stopped first."
+        )
+    if data_end:
+        when = f", regenerated {generated_at}" if generated_at else ""
+        out.append(
+            f'Data end {data_end}{when}: "today" on this page is {data_end}, the last bar '
+            "of the data."
+        )
+    return tuple(out)
+
+
 def _load(folder: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted(folder.glob("[0-9][0-9]_*.json")):
@@ -567,6 +678,12 @@ def build_findings(paths: Paths, *, now: str | None = None) -> Findings:
 
             write_text_atomic(state_file, json.dumps(stored, indent=2))
     previous = stored.get("previous")
+    from research.pipeline.provenance import git_commit
+
+    sources = tuple(
+        (f"summaries/{p.name}", time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime)))
+        for p in sorted(folder.glob("[0-9][0-9]_*.json"))
+    )
     return Findings(
         rows=tuple(rows),
         regimes=regimes,
@@ -574,6 +691,10 @@ def build_findings(paths: Paths, *, now: str | None = None) -> Findings:
         changes=tuple(_diff(previous, current)) if previous else (),
         changed_at=stored.get("changed_at"),
         first_run=previous is None,
+        bottom_line=bottom_line(rows, summaries, data_end, stamp),
+        generated_at=stamp,
+        commit=git_commit(paths.root),
+        sources=sources,
     )
 
 
@@ -582,8 +703,13 @@ def _cell(text: str) -> str:
 
 
 def findings_markdown(findings: Findings) -> str:
-    """The findings as Markdown (pipe tables, links to the pages)."""
-    out = [
+    """The findings as Markdown (pipe tables, links to the pages): the bottom line first, then
+    the evidence (the validated-configuration table), the regimes at the data's last date,
+    what changed, and the page's provenance."""
+    out = ["## Bottom line", ""]
+    for line in findings.bottom_line:
+        out += [line, ""]
+    out += [
         "## Validated configuration",
         "",
         "One configuration per layer with its evidence. A layer is *validated* only when its "
@@ -601,14 +727,14 @@ def findings_markdown(findings: Findings) -> str:
         )
     out += ["", ": The validated configuration, computed from the notebooks' summaries "
             '{#tbl-validated tbl-colwidths="[14,22,46,18]"}', ""]  # fmt: skip
-    out += ["## Today's regime", ""]
+    out += [f"## Regime on the data's last day ({findings.data_end or 'no data'})", ""]
     if findings.regimes:
         models = sorted({g["model"] for g in findings.regimes})
         symbols = sorted({g["symbol"] for g in findings.regimes})
         by = {(g["symbol"], g["model"]): g for g in findings.regimes}
         out += [
-            f"The last bar of each market (data end {findings.data_end}), by every model "
-            f"([Market regimes]({PAGES['02']})).",
+            f"The data end on {findings.data_end}: these are the regimes of that day by every "
+            f"model, not of the day the page was regenerated ([Market regimes]({PAGES['02']})).",
             "",
             "",
             '::: {style="overflow-x: auto;"}',  # many markets: the table scrolls, not the page
@@ -631,6 +757,16 @@ def findings_markdown(findings: Findings) -> str:
         out += [f"- {_cell(line)}" for line in findings.changes]
     else:
         out.append("Nothing changed.")
+    out += ["", "## Provenance of this page", ""]
+    out.append(
+        f"Computed by `research.pipeline.findings` at {findings.generated_at or 'unknown time'} "
+        f"from the notebooks' summaries (nothing typed by hand); code at git commit "
+        f"{findings.commit or 'unknown'}; data end {findings.data_end or 'unknown'}."
+    )
+    if findings.sources:
+        out += ["", "| Summary | Written |", "|:---|:---|"]
+        out += [f"| `{_cell(name)}` | {_cell(when)} |" for name, when in findings.sources]
+        out += ["", ": The summaries this page was computed from {#tbl-findings-sources}"]
     out.append("")
     return "\n".join(out)
 

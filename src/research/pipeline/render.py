@@ -31,6 +31,9 @@ _SHORTCODE = re.compile(r"\{\{<.*?>\}\}")
 _INCLUDE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 _CAPTION = re.compile(r"^: (.+?)[ \t]*\{#(tbl|fig)-[\w-]+[^}]*\}[ \t]*$", flags=re.M)
 _FENCED_DIV = re.compile(r"^:::.*$", flags=re.M)
+MARKDOWN_PLUGINS = ("table", "def_list", "strikethrough", "footnotes")
+"""Markdown the fallback's pages (``index.qmd``, the glossary) use: Pandoc's tables, definition
+lists, strike-through and footnotes (mistune plugins)."""
 _LOCAL_LINK = re.compile(r"\]\(((?!https?:)[^)#\s]+)\.(ipynb|qmd)(#[^)]*)?\)")
 
 
@@ -39,6 +42,7 @@ def site_sources(paths: Paths) -> list[Path]:
     files = [p for p in paths.reports.glob("*.qmd")] + [p for p in paths.reports.glob("*.yml")]
     files += list(paths.reports.glob("_*.md"))  # included pages (the findings)
     files += list((paths.reports / "findings").glob("*.qmd"))
+    files += list((paths.reports / "theme").glob("*.scss"))  # the Quarto theme's overrides
     files += published_notebooks(paths)
     return [f for f in files if f.is_file()]
 
@@ -127,11 +131,39 @@ def publish(build: Path, site: Path) -> None:
 
 
 def render_quarto(paths: Paths, out: Path, quarto: str) -> None:
-    """``quarto render reports --output-dir OUT`` (execution is disabled in ``_quarto.yml``)."""
+    """``quarto render reports --output-dir OUT`` (execution is disabled in ``_quarto.yml``),
+    then :func:`strip_cdn_scripts` on every page."""
     cmd = [quarto, "render", str(paths.reports), "--output-dir", str(out), "--no-execute"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"quarto render failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    for page in out.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        stripped = strip_cdn_scripts(text)
+        if stripped != text:
+            page.write_text(stripped, encoding="utf-8")
+
+
+_CDN_SCRIPT = re.compile(
+    r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/(?:require\.js|jquery)/[^"]*"[^>]*>'
+    r"</script>\s*"
+)
+_JQUERY_DEFINE = re.compile(
+    r'<script type="application/javascript">define\(\'jquery\', \[\],function\(\) '
+    r"\{return window\.jQuery;\}\)</script>\s*"
+)
+
+
+def strip_cdn_scripts(text: str) -> str:
+    """A Quarto page without the require.js and jQuery it loads from a CDN.
+
+    Quarto adds both (and a ``define('jquery')`` shim) to every notebook page with an HTML
+    output, for notebook "widgets" that expect them (``core/jupyter/widgets.ts``); no page of
+    the site uses either (plotly.js is the site's own file, loaded without AMD), so the site
+    requests nothing from the network. The page is built in a temporary folder that only
+    this process writes (``render_site``), so it is rewritten in place.
+    """
+    return _JQUERY_DEFINE.sub("", _CDN_SCRIPT.sub("", text))
 
 
 @dataclass(frozen=True)
@@ -190,7 +222,14 @@ def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print
                         )
                     )
     pages = [Page(f"executed/{p.stem}.html", *_title(loaded[p], p.stem)) for p in notebooks]
-    nav = [{"href": pg.href, "title": pg.title} for pg in pages]
+    extras = {
+        p: qmd_to_html(p.read_text(encoding="utf-8"), paths.reports) for p in extra_pages(paths)
+    }
+    extra = [
+        Page(f"{p.stem}.html", str(meta.get("title", p.stem)), meta.get("subtitle"))  # type: ignore[arg-type]
+        for p, (meta, _) in extras.items()
+    ]
+    nav = [{"href": pg.href, "title": pg.title} for pg in [*extra, *pages]]
 
     config = Config()
     config.TagRemovePreprocessor.remove_cell_tags = set(REMOVED_TAGS)
@@ -219,9 +258,36 @@ def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print
             },
         }
         body, _ = exporter.from_notebook_node(loaded[path], resources=resources)
-        (out / page.href).write_text(body, encoding="utf-8")
+        (out / page.href).write_text(with_contents(body), encoding="utf-8")
         log(f"    page {page.href}")
-    (out / "index.html").write_text(index_page(paths, pages), encoding="utf-8")
+    (out / "index.html").write_text(index_page(paths, [*extra, *pages]), encoding="utf-8")
+    for page, (_, body) in zip(extra, extras.values(), strict=True):
+        text = simple_page(page.title, body, [*extra, *pages], page.subtitle)
+        (out / page.href).write_text(text, encoding="utf-8")
+        log(f"    page {page.href}")
+
+
+_H2 = re.compile(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', flags=re.S)
+_TAG = re.compile(r"<[^>]+>")
+CONTENTS_MIN_SECTIONS = 4
+"""A fallback page with at least this many sections gets a contents list under its title."""
+
+
+def with_contents(page: str) -> str:
+    """A fallback page with a contents list of its sections (``<h2>``) under its title, when it
+    has at least ``CONTENTS_MIN_SECTIONS`` (Quarto's pages have their own, on the right)."""
+    marker = "<!--rl-contents-->"
+    found = [
+        (anchor, html.unescape(_TAG.sub("", text)).replace("¶", "").strip())
+        for anchor, text in _H2.findall(page)
+    ]
+    if len(found) < CONTENTS_MIN_SECTIONS:
+        return page.replace(marker, "")
+    items = "".join(
+        f'<li><a href="#{html.escape(a, quote=True)}">{html.escape(t)}</a></li>' for a, t in found
+    )
+    contents = f'<nav class="rl-contents"><b>On this page</b><ul>{items}</ul></nav>'
+    return page.replace(marker, contents, 1)
 
 
 _CELL_CAPTION = re.compile(r"^#\|\s*(fig|tbl)-cap:\s*(.+?)\s*$", flags=re.M)
@@ -261,6 +327,7 @@ def qmd_to_html(text: str, base: Path | None = None) -> tuple[dict[str, object],
     import mistune
     import yaml
 
+    markdown = mistune.create_markdown(escape=False, plugins=list(MARKDOWN_PLUGINS))
     meta: dict[str, object] = {}
     match = re.match(r"^---\s*\n(.*?)\n---\s*\n", text, flags=re.S)
     if match:
@@ -275,30 +342,47 @@ def qmd_to_html(text: str, base: Path | None = None) -> tuple[dict[str, object],
     text = _caption_html(_INCLUDE.sub(include, text))
     text = _FENCED_DIV.sub("", _SHORTCODE.sub("", text))
     text = _LOCAL_LINK.sub(lambda m: f"]({m.group(1)}.html{m.group(3) or ''})", text)
-    body = mistune.html(text)
+    body = markdown(text)
     return meta, str(body)
 
 
+def extra_pages(paths: Paths) -> list[Path]:
+    """The site's pages written in Markdown besides the index (``reports/*.qmd``: the
+    glossary), in name order."""
+    return sorted(p for p in paths.reports.glob("*.qmd") if p.name != "index.qmd")
+
+
 def index_page(paths: Paths, pages: list[Page]) -> str:
-    """The fallback index: ``reports/index.qmd`` plus links to every rendered notebook."""
+    """The fallback index: ``reports/index.qmd`` plus links to the rendered notebooks it does not
+    link itself."""
     index_qmd = paths.reports / "index.qmd"
     meta, body = (
         qmd_to_html(index_qmd.read_text(encoding="utf-8"), paths.reports)
         if index_qmd.exists()
         else ({}, "")
     )
-    title = html.escape(str(meta.get("title", "Regime Lab")))
+    # the index text already links most pages: list only the ones it does not (a notebook the
+    # user added), so no page is listed twice
+    unlisted = [pg for pg in pages if f'href="{pg.href}"' not in body]
     links = "\n".join(
         f'<li><a href="{pg.href}">{html.escape(pg.title)}</a>'
         + (f" — {html.escape(pg.subtitle)}" if pg.subtitle else "")
         + "</li>"
-        for pg in pages
+        for pg in unlisted
     )
+    more = f"<h2>More pages</h2>\n<ul>\n{links}\n</ul>" if unlisted else ""
+    return simple_page(str(meta.get("title", "Regime Lab")), f"{body}\n{more}", pages)
+
+
+def simple_page(title: str, body: str, pages: list[Page], subtitle: str | None = None) -> str:
+    """A fallback page from HTML ``body`` (the index, the glossary) with the site's navigation
+    bar (``pages`` at the site's root) and, when long, a contents list."""
     nav = "".join(f'<a href="{pg.href}">{html.escape(pg.title)}</a>' for pg in pages)
-    return f"""<!DOCTYPE html>
+    sub = f'<p class="rl-subtitle">{html.escape(subtitle)}</p>' if subtitle else ""
+    return with_contents(f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>{title}</title>
+<title>{html.escape(title)}</title>
 <style>
  body {{ font-family: system-ui, sans-serif; margin: 0; color: #222; }}
  nav.rl-nav {{ padding: 0.6rem 1.2rem; background: #1f3b5a; }}
@@ -307,18 +391,21 @@ def index_page(paths: Paths, pages: list[Page]) -> str:
  table {{ border-collapse: collapse; margin: 0.5rem 0; }}
  td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
  .rl-caption {{ color: #555; font-size: 0.9em; margin-top: 0.2rem; }}
+ .rl-subtitle {{ color: #555; margin-top: -0.5rem; }}
  code {{ background: #f3f3f3; padding: 1px 3px; }}
+ dt {{ font-weight: 600; margin-top: 0.7rem; }}
+ dd {{ margin-left: 1.5rem; }}
+ nav.rl-contents {{ font-size: 0.9rem; border-left: 3px solid #1f3b5a; padding: 0.2rem 0.8rem; }}
+ nav.rl-contents ul {{ margin: 0.3rem 0 0 0; padding-left: 1.1rem; columns: 2; }}
 </style></head>
 <body>
 <nav class="rl-nav"><a href="index.html"><b>Regime Lab</b></a>{nav}</nav>
 <main>
-<h1>{title}</h1>
+<h1>{html.escape(title)}</h1>
+{sub}
+<!--rl-contents-->
 {body}
-<h2>Notebooks</h2>
-<ul>
-{links}
-</ul>
 <p><small>Rendered with the nbconvert fallback (Quarto was not found on PATH).</small></p>
 </main>
 </body></html>
-"""
+""")

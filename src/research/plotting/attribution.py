@@ -1,5 +1,5 @@
-"""Figures for the attribution notebooks: the seed-000 regime x time heatmap drawn under the
-price, the decay of forward returns by horizon, and (seed 002) the walk-forward uplift of
+"""Figures for the attribution notebooks: the regime x time heatmap drawn under the price,
+the decay of forward returns by horizon, and the walk-forward uplift of
 regime-selected parameters and the drift of the regime mix."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from research.plotting import interval_bars
+from research.plotting.axes import log_axis
 
 __all__ = ["decay_figure", "drift_figure", "regime_heatmap", "uplift_figure"]
 
@@ -61,7 +62,7 @@ def regime_heatmap(
         row=2,
         col=1,
     )
-    fig.update_yaxes(type="log", title_text="close", row=1, col=1)
+    log_axis(fig, price["close"], title_text="close", row=1, col=1)
     fig.update_yaxes(type="category", row=2, col=1)
     fig.update_layout(title=title, height=520, showlegend=False, margin={"t": 50, "b": 30})
     return fig

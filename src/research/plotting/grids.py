@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from research.plotting.axes import log_axis
+
 
 def equity_by_variant(
     returns: Mapping[str, pd.DataFrame], title: str, initial: float = 1.0
@@ -56,7 +58,7 @@ def equity_by_variant(
                 row=row,
                 col=1,
             )
-        fig.update_yaxes(type="log", title_text="growth of 1", row=row, col=1)
+        log_axis(fig, growth, title_text="growth of 1", row=row, col=1)
     fig.update_layout(
         title=title,
         height=120 + 320 * len(names),
@@ -69,14 +71,29 @@ def equity_by_variant(
 def stress_heatmap(table: pd.DataFrame, title: str, value: str = "return") -> go.Figure:
     """Variants × stress windows, coloured by return (or drawdown).
 
+    A cell whose window the variant spent wholly in cash (``in_cash`` = 1, when the table has
+    that column: no position on any day) says "no trades" and is left uncoloured: its 0.0 %
+    drawdown is cash interest, not protection.
+
     Parameters
     ----------
     table
-        Long table with columns ``variant, window`` and ``value``.
+        Long table with columns ``variant, window`` and ``value`` (and optionally ``in_cash``).
     """
+    order = [c for c in dict.fromkeys(table["window"])]
     pivot = table.pivot(index="variant", columns="window", values=value)
-    pivot = pivot[[c for c in dict.fromkeys(table["window"]) if c in pivot.columns]]
+    pivot = pivot[[c for c in order if c in pivot.columns]]
     z = pivot.to_numpy(float) * 100
+    idle = np.zeros_like(z, dtype=bool)
+    if "in_cash" in table.columns:
+        cash = table.pivot(index="variant", columns="window", values="in_cash")
+        idle = cash.reindex(index=pivot.index, columns=pivot.columns).to_numpy(float) >= 1.0
+        z = np.where(idle, np.nan, z)
+    text = [
+        ["no trades" if idle[i, j] else ("–" if not np.isfinite(z[i, j]) else f"{z[i, j]:.1f}%")
+         for j in range(z.shape[1])]
+        for i in range(z.shape[0])
+    ]  # fmt: skip
     bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     fig = go.Figure(
         go.Heatmap(
@@ -87,12 +104,18 @@ def stress_heatmap(table: pd.DataFrame, title: str, value: str = "return") -> go
             zmid=0,
             zmin=-bound,
             zmax=bound,
-            texttemplate="%{z:.1f}%",
+            text=text,
+            texttemplate="%{text}",
             colorbar={"title": "%"},
-            hovertemplate="%{y} in %{x}: %{z:.2f}%<extra></extra>",
+            hovertemplate="%{y} in %{x}: %{text}<extra></extra>",
         )
     )
-    fig.update_layout(title=title, height=120 + 40 * len(pivot), yaxis={"autorange": "reversed"})
+    fig.update_layout(
+        title=title,
+        height=120 + 40 * len(pivot),
+        yaxis={"autorange": "reversed"},
+        plot_bgcolor="#eeeeee",
+    )
     return fig
 
 

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from research.data.market import IvProxyFit
+from research.plotting.axes import log_axis
 
 IV_COLORS = {
     "index": "#8b0000",
@@ -71,7 +72,7 @@ def price_with_iv(bars: pd.DataFrame, iv: pd.DataFrame) -> go.Figure:
                 col=1,
                 secondary_y=True,
             )
-        fig.update_yaxes(title_text="close", type="log", row=row, col=1, secondary_y=False)
+        log_axis(fig, b["close"], title_text="close", row=row, col=1, secondary_y=False)
         fig.update_yaxes(
             title_text="IV (vol points)",
             row=row,

@@ -12,6 +12,7 @@ from pandas.io.formats.style import Styler
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from research.plotting.axes import log_axis
 from research.regimes.sizing import BADGE_COLORS, badge
 
 NAMED_COLORS = {
@@ -54,6 +55,56 @@ def label_runs(dates: pd.Series, labels: pd.Series) -> pd.DataFrame:
             "label": values[starts],
             "days": ends - starts + 1,
         }
+    )
+
+
+def legend_swatch(label: str, color: str, **options: Any) -> go.Scatter:
+    """A legend entry only (a coloured square, no data) for a label of a regime band."""
+    return go.Scatter(
+        x=[None],
+        y=[None],
+        mode="markers",
+        name=label,
+        marker={"color": color, "size": 10, "symbol": "square"},
+        **options,
+    )
+
+
+def regime_band(
+    dates: pd.Series,
+    labels: pd.Series,
+    order: Sequence[str],
+    colors: Mapping[str, str],
+    name: str = "regime",
+) -> go.Heatmap:
+    """A one-row band of regime colours over time: one cell per run of equal labels (x holds
+    the cells' edges, one more than z, so the band is exact with as many cells as runs rather
+    than one per day), a discrete colour per label of ``order``, the run in the hover text."""
+    runs = label_runs(dates, labels)
+    codes = pd.Categorical(runs["label"], categories=list(order)).codes.astype(float)
+    codes[codes < 0] = np.nan
+    n = max(len(order), 1)
+    # discrete colour scale: code k occupies [k/n, (k+1)/n]
+    scale: list[list[Any]] = []
+    for k, lab in enumerate(order):
+        scale += [[k / n, colors[lab]], [(k + 1) / n, colors[lab]]]
+    edges = pd.concat([runs["start"], runs["end"].iloc[-1:] + pd.Timedelta(days=1)])
+    hover = [
+        f"{a:%Y-%m-%d} – {b:%Y-%m-%d}: {lab} ({d} days)"
+        for a, b, lab, d in zip(
+            runs["start"], runs["end"], runs["label"].fillna("—"), runs["days"], strict=True
+        )
+    ]
+    return go.Heatmap(
+        x=edges.to_numpy(),
+        y=[name],
+        z=[codes],
+        zmin=-0.5,
+        zmax=n - 0.5,
+        colorscale=scale or [[0, "#ccc"], [1, "#ccc"]],
+        showscale=False,
+        text=[hover],
+        hovertemplate="%{text}<extra>" + name + "</extra>",
     )
 
 
@@ -101,59 +152,19 @@ def regime_strips(
         row=1,
         col=1,
     )
-    fig.update_yaxes(type="log", row=1, col=1)
+    log_axis(fig, b["close"], row=1, col=1)
     for i, model in enumerate(models, start=2):
         frame = labels_by_model[model]
         part = frame.loc[frame["symbol"] == symbol]
         order = list(orders[model])
         colors = label_colors(order)
-        runs = label_runs(part["date"], part[column])
-        codes = pd.Categorical(runs["label"], categories=order).codes.astype(float)
-        codes[codes < 0] = np.nan
-        n = max(len(order), 1)
-        # discrete colour scale: code k occupies [k/n, (k+1)/n]
-        scale: list[list[Any]] = []
-        for k, lab in enumerate(order):
-            scale += [[k / n, colors[lab]], [(k + 1) / n, colors[lab]]]
-        # one cell per run of equal labels: x holds the cells' edges (one more than z), so the
-        # strip is exact with as many cells as runs rather than one per day
-        edges = pd.concat([runs["start"], runs["end"].iloc[-1:] + pd.Timedelta(days=1)])
-        hover = [
-            f"{a:%Y-%m-%d} – {b:%Y-%m-%d}: {lab} ({d} days)"
-            for a, b, lab, d in zip(
-                runs["start"], runs["end"], runs["label"].fillna("—"), runs["days"], strict=True
-            )
-        ]
         fig.add_trace(
-            go.Heatmap(
-                x=edges.to_numpy(),
-                y=[model],
-                z=[codes],
-                zmin=-0.5,
-                zmax=n - 0.5,
-                colorscale=scale or [[0, "#ccc"], [1, "#ccc"]],
-                showscale=False,
-                text=[hover],
-                hovertemplate="%{text}<extra>" + model + "</extra>",
-            ),
-            row=i,
-            col=1,
+            regime_band(part["date"], part[column], order, colors, name=model), row=i, col=1
         )
         fig.update_yaxes(showticklabels=False, row=i, col=1)
         for lab in order:  # legend entries, grouped per model
-            fig.add_trace(
-                go.Scatter(
-                    x=[None],
-                    y=[None],
-                    mode="markers",
-                    name=lab,
-                    marker={"color": colors[lab], "size": 10, "symbol": "square"},
-                    legendgroup=model,
-                    legendgrouptitle_text=model,
-                ),
-                row=i,
-                col=1,
-            )
+            swatch = legend_swatch(lab, colors[lab], legendgroup=model, legendgrouptitle_text=model)
+            fig.add_trace(swatch, row=i, col=1)
     fig.update_layout(
         height=260 + 70 * len(models),
         margin={"t": 40, "b": 30},
@@ -240,7 +251,8 @@ def share_over_time(shares: pd.DataFrame, order: Sequence[str], title: str) -> g
 
 
 def snapshot_badges(snapshot: Mapping[str, Any]) -> Styler:
-    """The vol-regime snapshot as a table with L/N/H/C badges (seed 003's dashboard panel).
+    """The vol-regime snapshot as a table with L/N/H/C badges (the EWMA volatility-regime plan's
+    dashboard panel).
 
     Parameters
     ----------

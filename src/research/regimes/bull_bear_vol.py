@@ -1,4 +1,5 @@
-"""``bull_bear_vol`` (seed 004): bull/bear x low/high vol, four states with size multipliers.
+"""``bull_bear_vol`` (from the validation plan): bull/bear x low/high vol, four states with size
+multipliers.
 
 Features: ``realized_vol_20`` (annualised std of the last 20 log returns), ``momentum_20``
 (20-day return), ``trend`` (close / 50-day SMA − 1), ``iv`` and ``iv_rv_spread`` (iv − realized
@@ -117,7 +118,7 @@ SPEC = ModelSpec(
     compute=compute,
     description=(
         "bull/bear x low/high vol from rv20, momentum20, trend, iv, iv-rv; vol levels absolute "
-        "for index symbols, trailing percentile otherwise (seed 004)"
+        "for index symbols, trailing percentile otherwise (from the validation plan)"
     ),
     min_history=min_history,
 )

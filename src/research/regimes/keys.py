@@ -1,4 +1,4 @@
-"""Regime keys and fingerprints exactly as seed 002 specifies.
+"""Regime keys and fingerprints exactly as the tune-attribution plan specifies.
 
 Key format ``{schema}|{ruleset}|{trend}|{vol}|{efficiency}`` with ``_`` for a dimension without a
 tag, e.g. ``regime_v1_1|default_v1|uptrend|high_vol|noisy``; fingerprint = SHA-256 hex of the key.
@@ -24,7 +24,8 @@ def _first(tags: set[str], options: tuple[str, ...]) -> str | None:
 
 
 def tag_dimensions(tags: Iterable[str]) -> tuple[str | None, str | None, str | None]:
-    """One tag per dimension (trend, vol, efficiency) in the seed's priority order, or None."""
+    """One tag per dimension (trend, vol, efficiency) in the tune-attribution plan's priority order,
+    or None."""
     present = set(tags)
     return (
         _first(present, TREND_TAGS),

@@ -1,4 +1,5 @@
-"""``markov`` (seed 001's HMM): Markov-switching regression on daily log returns.
+"""``markov`` (the regime-configuration plan's HMM): Markov-switching regression on daily log
+returns.
 
 Model
     ``statsmodels`` ``MarkovRegression(y, k_regimes=k, trend="c", switching_variance=True)``:
@@ -463,7 +464,8 @@ SPEC = ModelSpec(
     labels=LABELS,
     compute=compute,
     description=(
-        "Markov-switching mean/variance model on daily log returns (seed 001 HMM): "
+        "Markov-switching mean/variance model on daily log returns "
+        "(the regime-configuration plan's HMM): "
         "calm/(normal/)turbulent by variance x bull/bear by filtered expected mean; "
         "expanding-window refits, filtered probabilities only"
     ),

@@ -42,7 +42,7 @@ def min_history(
     model
         A registered model name.
     ruleset
-        Windows to use (default: the seeds' defaults).
+        Windows to use (default: the built-in defaults).
     symbol
         Only matters for ``vix_trend`` with ``iv_scale="auto"`` (points or percentile per
         symbol); None gives the most any symbol needs.
@@ -100,7 +100,7 @@ def classify(
         IV index frame (``date, symbol, iv``), required by IV models; dates it lacks are labelled
         NaN with the flag ``missing_iv``; a symbol with no IV at all is an error.
     ruleset
-        Thresholds and windows (default: the seeds' defaults).
+        Thresholds and windows (default: the built-in defaults).
 
     Returns
     -------

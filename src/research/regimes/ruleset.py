@@ -1,8 +1,8 @@
-"""Versioned rulesets: every threshold and window of every regime model, with the seeds' defaults.
+"""Versioned rulesets: every threshold and window of every regime model, with the built-in defaults.
 
-A ruleset file (YAML or JSON) names its ``schema_version`` and ``ruleset_id`` (both enter the
-regime key, seed 002) and may override any block; blocks it leaves out keep their defaults.
-Unknown blocks or keys are errors naming the file and the key::
+A ruleset file (YAML or JSON) names its ``schema_version`` and ``ruleset_id`` (both enter the regime
+key of the tune-attribution plan) and may override any block; blocks it leaves out keep their
+defaults. Unknown blocks or keys are errors naming the file and the key::
 
     schema_version: regime_v1_1
     ruleset_id: my_rules_v2
@@ -40,7 +40,7 @@ class RulesetError(ValueError):
 
 @dataclass(frozen=True)
 class VixTrendRules:
-    """Seed 001: 6 IV buckets x 3 trends.
+    """``vix_trend`` (from the regime-configuration plan): 6 IV buckets x 3 trends.
 
     ``iv_edges`` are the bucket boundaries in VIX points (iv x 100): below 12 ULTRA_LOW, 12-15 LOW,
     15-20 NORMAL, 20-25 ELEVATED, 25-35 HIGH, 35 and above EXTREME (a value on an edge belongs to
@@ -88,12 +88,13 @@ class VixTrendRules:
 
 @dataclass(frozen=True)
 class VolRatioRules:
-    """Seed 003: EWMA short/long realized volatility ratio, per symbol, on daily bars.
+    """``vol_ratio`` (from the EWMA volatility-regime plan): EWMA short/long realized volatility
+    ratio, per symbol, on daily bars.
 
-    EWMA with decay ``0.5 ** (1 / halflife)`` over the last ``window`` log returns (the seed's
+    EWMA with decay ``0.5 ** (1 / halflife)`` over the last ``window`` log returns (the plan's
     window = 2 x halflife). ``ratio < low`` low, ``< normal`` normal, ``< high`` high, else
     crisis. Fewer than ``long_window_bars`` returns: ``normal`` with zero vols, ratio 1.0 and the
-    flag ``insufficient_data`` (the seed's fallback).
+    flag ``insufficient_data`` (the plan's fallback).
     """
 
     short_halflife_bars: int = 7
@@ -107,7 +108,8 @@ class VolRatioRules:
 
 @dataclass(frozen=True)
 class BullBearVolRules:
-    """Seed 004: bull/bear x low/high vol from realized_vol_20, momentum_20, trend, iv, iv - rv.
+    """``bull_bear_vol`` (from the validation plan): bull/bear x low/high vol from realized_vol_20,
+    momentum_20, trend, iv, iv - rv.
 
     Bear when the close is below its ``trend_window``-day SMA *and* ``momentum_window``-day
     momentum is negative; bull otherwise. High vol when the IV level or the ``rv_window``-day
@@ -171,7 +173,7 @@ class BullBearVolRules:
 
 @dataclass(frozen=True)
 class TagRules:
-    """Seed 002: trend / vol / efficiency tags and the regime key.
+    """``tags`` (from the tune-attribution plan): trend / vol / efficiency tags and the regime key.
 
     Trend tag from the ``short_window`` and ``long_window`` returns: both above
     ``+trend_threshold`` uptrend, both below ``-trend_threshold`` downtrend, the long one beyond
@@ -194,7 +196,8 @@ class TagRules:
 
 @dataclass(frozen=True)
 class MarkovRules:
-    """Seed 001's HMM: statsmodels Markov-switching regression on daily log returns.
+    """``markov`` (the regime-configuration plan's HMM): statsmodels Markov-switching regression on
+    daily log returns.
 
     Switching mean and variance, ``k_regimes`` states (2 or 3), refit every ``refit_every_bars``
     on an expanding window (first after ``min_train_bars``), labels from *filtered*
@@ -268,7 +271,7 @@ def _block(cls: Any, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise RulesetError(f"{where}: expected a mapping of settings, got {data!r}")
     names = {f.name for f in dataclasses.fields(cls)}
-    # vol_ratio accepts the seed's nested form ratio_low_high: {low, normal, high}
+    # vol_ratio also accepts the plan's nested form ratio_low_high: {low, normal, high}
     if "ratio_low_high" in data and cls is VolRatioRules:
         nested = data.pop("ratio_low_high")
         if not isinstance(nested, dict) or set(nested) - {"low", "normal", "high"}:

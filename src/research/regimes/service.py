@@ -61,7 +61,7 @@ def summarize(labels: pd.DataFrame, ruleset: Ruleset | None = None) -> str:
         A ``classify`` table.
     ruleset
         The ruleset it was classified with (only its ``percentile_window`` settings are
-        named; default: the seeds' defaults).
+        named; default: the built-in defaults).
     """
     lines = []
     for symbol, part in labels.groupby("symbol", sort=True):
@@ -97,7 +97,7 @@ def iv_scale_text(labels: pd.DataFrame, ruleset: Ruleset | None = None) -> str:
         A ``classify`` table (or several concatenated).
     ruleset
         The ruleset it was classified with (only the ``percentile_window`` is named; default:
-        the seeds' defaults).
+        the built-in defaults).
     """
     if "model" not in labels.columns:
         return ""
@@ -330,14 +330,14 @@ def agreement_table(labels_by_model: dict[str, pd.DataFrame], column: str) -> pd
 def snapshot_sizing(
     snapshot: Mapping[str, Any], config: VolRegimesConfig | None = None
 ) -> pd.DataFrame:
-    """What the seed-003 sizing layer does with the snapshot's regimes, per symbol and tier.
+    """What the vol-regime sizing layer does with the snapshot's regimes, per symbol and tier.
 
     Parameters
     ----------
     snapshot
         ``sizing.regime_snapshot`` output.
     config
-        A ``VolRegimesConfig`` (default: the seed's defaults).
+        A ``VolRegimesConfig`` (default: the built-in defaults).
 
     Returns
     -------

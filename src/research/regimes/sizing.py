@@ -1,14 +1,14 @@
 """Volatility-regime sizing and hybrid-weight modulation, and the per-symbol regime snapshot.
 
-Seed 003 (PATCHSET v7.4_B2), adapted to daily bars. The classification itself (EWMA short/long
+The EWMA volatility-regime plan, adapted to daily bars. The classification itself (EWMA short/long
 volatility ratio → ``low`` / ``normal`` / ``high`` / ``crisis``) is the ``vol_ratio`` regime model;
 this module only *consumes* its labels:
 
-- :class:`VolRegimesConfig` is the seed's ``vol_regimes`` block: the classification ``defaults``
+- :class:`VolRegimesConfig` is the plan's ``vol_regimes`` block: the classification ``defaults``
   (the same values as :class:`~research.regimes.ruleset.VolRatioRules`, convertible with
   :meth:`VolRegimeDefaults.to_vol_ratio_rules`), tier ``sizing_multipliers`` and
   ``hybrid_weight_modifiers``. :func:`load_vol_regimes_config` reads it from a dict shaped like
-  the seed's JSON.
+  the plan's JSON.
 - :func:`sizing_multiplier` / :func:`effective_nav_pct` scale a base ``per_trade_nav_pct`` by
   tier and regime; :func:`hybrid_weights` / :func:`hybrid_score` re-weight the hybrid score
   components (trend, carry, expectancy, router); :func:`apply_sizing` does both for a frame of
@@ -78,10 +78,12 @@ REGIMES: Final[tuple[str, ...]] = ("low", "normal", "high", "crisis")
 """The ``vol_ratio`` labels, lowest risk first (also the order of ``vol_regime_summary``)."""
 
 TIERS: Final[tuple[str, ...]] = ("CORE", "SATELLITE", "TACTICAL", "ALT-EXT")
-"""The seed's tiers. Lookups upper-case the tier, read ``_`` as ``-`` and ``SAT`` as SATELLITE."""
+"""The EWMA volatility-regime plan's tiers. Lookups upper-case the tier, read ``_`` as ``-`` and
+``SAT`` as SATELLITE."""
 
 FALLBACK_TIER: Final[str] = "CORE"
-"""Unknown or missing tiers are sized with this tier's row (the seed's "CORE-like default")."""
+"""Unknown or missing tiers are sized with this tier's row (the EWMA volatility-regime
+plan's "CORE-like default")."""
 
 HYBRID_COMPONENTS: Final[tuple[str, ...]] = ("trend", "carry", "expectancy", "router")
 MODIFIED_COMPONENTS: Final[tuple[str, ...]] = ("carry", "expectancy", "router")
@@ -207,7 +209,7 @@ class VolRegimeDefaults:
         return rules
 
     def to_dict(self) -> dict[str, Any]:
-        """The seed's JSON shape (``ratio_low_high`` nested)."""
+        """The EWMA volatility-regime plan's JSON shape (``ratio_low_high`` nested)."""
         return {
             "short_window_bars": self.short_window_bars,
             "long_window_bars": self.long_window_bars,
@@ -342,7 +344,8 @@ def _freeze(table: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Mapping[str,
 
 @dataclass(frozen=True)
 class VolRegimesConfig:
-    """The seed's ``vol_regimes`` block; ``VolRegimesConfig()`` holds the seed's defaults.
+    """The EWMA volatility-regime plan's ``vol_regimes`` block; ``VolRegimesConfig()`` holds
+    its defaults.
 
     Parameters
     ----------
@@ -353,7 +356,7 @@ class VolRegimesConfig:
         means multiplier 1.0 (but an unknown tier is sized with the CORE row, see
         :func:`sizing_multiplier`).
     hybrid_weight_modifiers
-        ``{set name: {regime: HybridModifiers}}``; the seed's set is ``"default"``. A regime
+        ``{set name: {regime: HybridModifiers}}``; the plan's set is ``"default"``. A regime
         left out of a set leaves the weights unmodified.
 
     Notes
@@ -382,8 +385,8 @@ class VolRegimesConfig:
         return self.defaults.to_vol_ratio_rules()
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"vol_regimes": {...}}`` in the seed's JSON shape (round-trips through
-        :func:`load_vol_regimes_config`)."""
+        """``{"vol_regimes": {...}}`` in the EWMA volatility-regime plan's JSON shape (round-trips
+        through :func:`load_vol_regimes_config`)."""
         return {
             _BLOCK_KEY: {
                 "defaults": self.defaults.to_dict(),
@@ -397,11 +400,11 @@ class VolRegimesConfig:
 
 
 DEFAULT_VOL_REGIMES: Final[VolRegimesConfig] = VolRegimesConfig()
-"""The seed's ``vol_regimes`` block with the daily-bar defaults."""
+"""The EWMA volatility-regime plan's ``vol_regimes`` block with the daily-bar defaults."""
 
 
 def load_vol_regimes_config(data: Mapping[str, Any] | None) -> VolRegimesConfig | None:
-    """Read the ``vol_regimes`` block from a dict shaped like the seed's JSON.
+    """Read the ``vol_regimes`` block from a dict in the EWMA volatility-regime plan's JSON shape.
 
     Parameters
     ----------
@@ -460,7 +463,7 @@ def sizing_multiplier(config: VolRegimesConfig | None, tier: str | None, regime:
     tier
         CORE, SATELLITE (or SAT), TACTICAL or ALT-EXT, case-insensitive, ``_`` read as ``-``.
         A tier that is missing (``None``/NaN) or not among these, or one the config has no row
-        for, is sized with the CORE row (the seed's "CORE-like default").
+        for, is sized with the CORE row (the EWMA volatility-regime plan's "CORE-like default").
     regime
         ``low``, ``normal``, ``high`` or ``crisis``.
 
@@ -493,7 +496,7 @@ def effective_nav_pct(
 ) -> float:
     """``base_per_trade_nav_pct * sizing_multiplier(config, tier, regime)``.
 
-    Risk limits and caps are applied afterwards, unchanged (seed §3.3).
+    Risk limits and caps are applied afterwards, unchanged.
     """
     return float(base_per_trade_nav_pct) * sizing_multiplier(config, tier, regime)
 
@@ -542,7 +545,7 @@ def hybrid_weights(
 
     Examples
     --------
-    Crisis with the seed's modifiers: carry 0.25*0.4 = 0.10, expectancy 0.20*0.8 = 0.16,
+    Crisis with the default modifiers: carry 0.25*0.4 = 0.10, expectancy 0.20*0.8 = 0.16,
     router 0.15*1.1 = 0.165, trend 0.40; total 0.825, so carry = 0.10 / 0.825:
 
     >>> round(hybrid_weights("crisis", DEFAULT_VOL_REGIMES).carry, 6)
@@ -624,7 +627,7 @@ def apply_sizing(
     ------
     ValueError
         Missing columns, or regimes not in :data:`REGIMES` (including NaN; fill them first,
-        e.g. with ``"normal"`` as the seed does when history is missing).
+        e.g. with ``"normal"`` as the regime model does when history is missing).
     """
     missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
     if missing:
@@ -686,7 +689,7 @@ last bar; later, or before the first bar, is an error."""
 
 
 def regime_snapshot(labels: pd.DataFrame, asof: date | str | None = None) -> dict[str, Any]:
-    """The latest volatility regime per symbol, as published to state (seed §4.1).
+    """The latest volatility regime per symbol, as published to state.
 
     Parameters
     ----------
@@ -823,7 +826,7 @@ def read_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 MISSING_BADGE: Final[str] = "—"
-"""Rendered where a symbol has no regime (seed §4.3: "render — when absent")."""
+"""Rendered where a symbol has no regime (the dashboard's rule: "render — when absent")."""
 
 _BADGES: Final[Mapping[str, str]] = MappingProxyType(
     {"low": "L", "normal": "N", "high": "H", "crisis": "C"}
@@ -838,7 +841,7 @@ BADGE_COLORS: Final[Mapping[str, str]] = MappingProxyType(
         MISSING_BADGE: "#c7c7c7",  # light grey
     }
 )
-"""Badge letter → colour (seed §4.3: L blue, N grey/green, H orange, C red)."""
+"""Badge letter → colour (the dashboard's colours: L blue, N grey/green, H orange, C red)."""
 
 
 def badge(regime: str | float | None) -> str:

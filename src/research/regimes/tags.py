@@ -1,4 +1,5 @@
-"""``tags`` (seed 002): trend / vol / efficiency tags, the regime key and its fingerprint.
+"""``tags`` (from the tune-attribution plan): trend / vol / efficiency tags, the regime key and its
+fingerprint.
 
 Trend tag from the 20- and 60-day returns (both above +3% uptrend, both below −3% downtrend,
 the 60-day beyond ±3% but the 20-day not agreeing trending, else flat); vol tag from annualised
@@ -107,6 +108,9 @@ SPEC = ModelSpec(
     uses_iv=False,
     labels=LABELS,
     compute=compute,
-    description="trend/vol/efficiency tags with regime key and SHA-256 fingerprint (seed 002)",
+    description=(
+        "trend/vol/efficiency tags with regime key and SHA-256 fingerprint "
+        "(from the tune-attribution plan)"
+    ),
     min_history=min_history,
 )

@@ -1,4 +1,5 @@
-"""``vix_trend`` (seed 001): 6 IV buckets x 3 trends = 18 regimes like ``LOW_VOL_BULLISH``.
+"""``vix_trend`` (from the regime-configuration plan): 6 IV buckets x 3 trends = 18 regimes like
+``LOW_VOL_BULLISH``.
 
 IV is bucketed on one of two scales (``VixTrendRules.iv_scale``; ``auto`` picks per symbol):
 
@@ -143,7 +144,7 @@ SPEC = ModelSpec(
     compute=compute,
     description=(
         "6 IV buckets (VIX points for index symbols, trailing IV percentile otherwise) "
-        "x 3 trends (close vs SMA) = 18 regimes (seed 001)"
+        "x 3 trends (close vs SMA) = 18 regimes (from the regime-configuration plan)"
     ),
     min_history=min_history,
 )

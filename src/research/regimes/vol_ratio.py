@@ -1,10 +1,11 @@
-"""``vol_ratio`` (seed 003): EWMA short/long realized volatility ratio → low/normal/high/crisis.
+"""``vol_ratio`` (from the EWMA volatility-regime plan): EWMA short/long realized volatility ratio →
+low/normal/high/crisis.
 
 For each bar t and each horizon, the EWMA variance of the last ``window`` log returns with decay
 ``lam = 0.5 ** (1 / halflife)``: ``sum_k lam**k r_{t-k}**2 / sum_k lam**k`` (k = 0 is the newest
 return; zero-mean, the RiskMetrics convention); vols are its square root, per bar (daily, not
 annualised). ``ratio = vol_short / vol_long``. With fewer than ``long_window_bars`` returns, or a
-zero long vol, the seed's fallback applies: ``normal``, vols 0, ratio 1.0, flagged
+zero long vol, the plan's fallback applies: ``normal``, vols 0, ratio 1.0, flagged
 ``insufficient_data`` / ``zero_vol``.
 """
 
@@ -47,13 +48,14 @@ def ewma_window_vol(returns: np.ndarray, window: int, halflife: int) -> np.ndarr
 
 
 def classify_ratio(ratio: np.ndarray, low: float, normal: float, high: float) -> np.ndarray:
-    """The seed's thresholds: < low low, < normal normal, < high high, else crisis."""
+    """The EWMA volatility-regime plan's thresholds: < low low, < normal normal, < high high, else
+    crisis."""
     return np.select([ratio < low, ratio < normal, ratio < high], list(LABELS[:3]), LABELS[3])
 
 
 def min_history(rules: Ruleset, symbol: str | None = None) -> tuple[int, str]:
     """``long_window_bars + 1`` bars: the first long EWMA vol needs ``long_window_bars`` returns
-    (earlier rows get the seed's ``insufficient_data`` fallback, not a label)."""
+    (earlier rows get the ``insufficient_data`` fallback, not a label)."""
     w = rules.vol_ratio.long_window_bars
     return w + 1, f"long_window_bars {w} (+1 bar: {w} returns)"
 
@@ -98,6 +100,9 @@ SPEC = ModelSpec(
     uses_iv=False,
     labels=LABELS,
     compute=compute,
-    description="EWMA short/long realized vol ratio: low/normal/high/crisis (seed 003)",
+    description=(
+        "EWMA short/long realized vol ratio: low/normal/high/crisis "
+        "(from the EWMA volatility-regime plan)"
+    ),
     min_history=min_history,
 )
