@@ -228,3 +228,19 @@ def test_idle_since_reads_the_final_cash_stretch() -> None:
     assert math.isnan(
         cash_share(equity, rate, pd.Timestamp("2030-01-01"), pd.Timestamp("2030-02-01"))
     )
+
+
+def test_a_configuration_that_never_trades_earns_cash_interest_only() -> None:
+    from tests.backtest.test_engine import make_panel
+
+    panel = make_panel(np.full(300, 100.0), ivp=50.0)
+    cfg = BacktestConfig(rate=0.02).replace(**{"spread.min_iv_percentile": 90.0})
+    (result,) = run_backtests(panel, [cfg])
+    sheet = tear_sheet(result, "idle")
+    assert len(result.trades) == 0
+    frame = sheet.decomposition.set_index("key")
+    assert frame.loc["credits", "dollars"] == 0.0
+    assert frame.loc["interest", "dollars"] == pytest.approx(sheet.total, abs=0.005)
+    assert sheet.total == pytest.approx(1e6 * (1.02 ** (299 / 252) - 1), rel=1e-9)
+    assert sheet.answer() == "idle: no trade in the period; the account earned cash interest only."
+    assert sheet.idle is not None and sheet.idle.since == panel.dates[1]

@@ -21,8 +21,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     shutil.copytree(ROOT / "data" / "sample", root / "data" / "sample")
     (root / "reports").mkdir()
-    for f in ("index.qmd", "_quarto.yml"):
-        shutil.copy(ROOT / "reports" / f, root / "reports" / f)
+    for f in [*(ROOT / "reports").glob("*.qmd"), ROOT / "reports" / "_quarto.yml"]:
+        shutil.copy(f, root / "reports" / f.name)
     shutil.copytree(ROOT / "reports" / "theme", root / "reports" / "theme")
     paths = Paths.from_root(root)
     result = run_pipeline(

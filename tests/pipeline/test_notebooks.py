@@ -270,8 +270,8 @@ def test_option_chain_page_runs_on_a_chain_file(tmp_path: Path) -> None:
     root = tmp_path / "project"
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     (root / "reports").mkdir()
-    for f in ("index.qmd", "_quarto.yml"):
-        shutil.copy(ROOT / "reports" / f, root / "reports" / f)
+    for f in [*(ROOT / "reports").glob("*.qmd"), ROOT / "reports" / "_quarto.yml"]:
+        shutil.copy(f, root / "reports" / f.name)
     shutil.copytree(ROOT / "reports" / "theme", root / "reports" / "theme")
     raw = synthetic_chains(
         market.load_bars(symbols=["SPX"]),

@@ -77,8 +77,8 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
     )
     assert done.returncode == 0, done.stderr
     (root / "reports").mkdir()
-    for f in ("index.qmd", "_quarto.yml"):
-        shutil.copy(ROOT / "reports" / f, root / "reports" / f)
+    for f in [*(ROOT / "reports").glob("*.qmd"), ROOT / "reports" / "_quarto.yml"]:
+        shutil.copy(f, root / "reports" / f.name)
     shutil.copytree(ROOT / "reports" / "theme", root / "reports" / "theme")
     grid = {"is_years": 4.0, "oos_years": 2.0, "spa_reps": 100, "sharpe_reps": 300}
     grid["scenarios"] = ["baseline", "proxy_minus_2"]
