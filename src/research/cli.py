@@ -274,6 +274,13 @@ def backtest_run(
     fee: Annotated[float, typer.Option(help="$ per contract per leg.")] = 0.65,
     initial_equity: Annotated[float, typer.Option()] = 1_000_000.0,
     fills: Annotated[str, typer.Option(help="close (signal day's close) or next_open.")] = "close",
+    stop_fill: Annotated[
+        str,
+        typer.Option(
+            help="close (stops checked on the close) or intraday (the stop rests during the "
+            "day, approximated from the bar's high/low; model pricing only)."
+        ),
+    ] = "close",
     rate: Annotated[
         float, typer.Option(help="Risk-free rate: pricing, cash interest and Sharpe.")
     ] = 0.02,
@@ -325,6 +332,7 @@ def backtest_run(
         regime_labels,
     )
     from research.backtest.spreads import ConfigError, config_from_dict
+    from research.backtest.tearsheet import tear_sheet
     from research.data.errors import ContractError
 
     names = [t.strip() for t in tickers.split(",") if t.strip()]
@@ -369,6 +377,7 @@ def backtest_run(
                     "half_spread_pct": half_spread_pct,
                     "fee_per_contract": fee,
                     "timing": fills,
+                    "stop_fill": stop_fill,
                     "chain_fill": chain_fill,
                     "missing_quote": missing_quote,
                 },
@@ -419,6 +428,13 @@ def backtest_run(
         else:
             typer.echo("priced by the Black-Scholes model with skew (no option chains given)")
         typer.echo(pd.Series(result.metrics.to_dict()).to_string())
+        sheet = tear_sheet(result, "the configuration")
+        lines = sheet.decomposition[["line", "trades", "dollars", "per_contract"]]
+        typer.echo(
+            "\nwhere the P&L came from ($; they add up to the change in equity):\n"
+            + lines.to_string(index=False, float_format=lambda x: f"{x:,.2f}")
+            + f"\n{sheet.answer()}"
+        )
         typer.echo(
             "\nskipped entries: " + ", ".join(f"{k} {v}" for k, v in result.counters.items())
         )
@@ -685,7 +701,7 @@ def grid_study_cmd(
         typer.echo(table[[c for c in cols if c in table]].round(3).to_string(index=False))
     typer.echo(f"\n{study.seconds:.1f} s")
     if summary_out is not None:
-        from research.pipeline.manifest import write_text_atomic
+        from research._io import write_text_atomic
 
         write_text_atomic(summary_out, json.dumps(summary, indent=2, default=str))
         typer.echo(f"wrote {summary_out}")

@@ -117,11 +117,11 @@ def attribute_experiments(
 
     import pandas as pd
 
+    from research._io import write_text_atomic
     from research.attribution import experiments as ex
     from research.attribution import experiments_db
     from research.attribution.service import load_experiment_study
     from research.data.errors import ContractError
-    from research.pipeline.manifest import write_text_atomic
     from research.regimes.ruleset import RulesetError
 
     if experiments is not None and db is not None:

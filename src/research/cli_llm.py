@@ -163,10 +163,10 @@ def llm_analyze(
 
     import pandas as pd
 
+    from research._io import write_text_atomic
     from research.data.errors import ContractError
     from research.data.loaders import load
     from research.llm.service import analyze, load_trades
-    from research.pipeline.manifest import write_text_atomic
 
     try:
         trade_set = load_trades(

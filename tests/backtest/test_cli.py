@@ -38,6 +38,8 @@ def test_regime_sized_two_ticker_run_exports_seed_trades(tmp_path: Path) -> None
     )
     assert res.returncode == 0, res.stderr
     assert "SPX, IXIC  2008-01-02..2009-12-31" in res.stdout and "2008 crisis" in res.stdout
+    assert "where the P&L came from ($; they add up to the change in equity)" in res.stdout
+    assert "Overshoot past the stop" in res.stdout and "Cash interest" in res.stdout
     rows = json.loads(trades.read_text())
     assert rows and {r["ticker"] for r in rows} == {"SPX", "IXIC"}
     assert {r["regime"] for r in rows} <= {

@@ -33,6 +33,7 @@ def test_scenario_names_and_order() -> None:
         "skew_x1.5",
         "no_dividends",
         "next_open_fills",
+        "intraday_stops",
     ]
     picked = scenario_by_name(["skew_x0.5", "baseline"])
     assert [s.name for s in picked] == ["baseline", "skew_x0.5"]
@@ -146,6 +147,9 @@ def test_config_scenarios_change_every_variant() -> None:
     assert [v.config.sizing for v in skew] == [v.config.sizing for v in variants]
     fills = _scenario_variants(variants, BY_NAME["next_open_fills"])
     assert {v.config.fills.timing for v in fills} == {"next_open"}
+    intraday = _scenario_variants(variants, BY_NAME["intraday_stops"])
+    assert {v.config.fills.stop_fill for v in intraday} == {"intraday"}
+    assert BY_NAME["intraday_stops"].model_only
     nodiv = _scenario_variants(variants, BY_NAME["no_dividends"])
     assert {v.config.dividend_yield("SPX") for v in nodiv} == {0.0}
     assert {v.config.dividend_yield("SPX") for v in variants} == {0.018}

@@ -26,7 +26,7 @@ import pytest
 
 from research.config import Paths
 
-FIGURES = 34
+FIGURES = 35
 """Figures of the site with the small parameters (the sum of test_notebooks.FIGURES)."""
 
 PAGE_CHECK = r"""

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # controls, permutation null, sensitivity, in-sample equity, stress heatmaps (every market); 04:
 # tear-sheet waterfalls and equity, OOS controls, sensitivity, in-sample equity, two stress
 # heatmaps; 05: heatmap of all agents, one for the clusters, decay; 06: uplift per tune, drift
-# of the regime mix; 07: threshold sweep, reliability; 09: waterfall, equity with the regime band
+# of the regime mix; 07: threshold sweep, reliability; 08: spread ratio, credits, pricing
+# waterfalls; 09: waterfall, equity with the regime band
 FIGURES = {
     "01_market_data": 4,
     "02_market_regimes": 5,
@@ -31,7 +32,7 @@ FIGURES = {
     "05_regime_attribution": 3,
     "06_tune_attribution": 2,
     "07_llm_threshold_calibration": 2,
-    "08_option_chains": 2,
+    "08_option_chains": 3,
     "09_strategy_explained": 2,
 }
 

@@ -87,7 +87,7 @@ class SmileFit:
         """Write as YAML (atomically)."""
         import yaml
 
-        from research.pipeline.manifest import write_text_atomic
+        from research._io import write_text_atomic
 
         data = asdict(self)
         data["ratio_after_range"] = list(self.ratio_after_range)

@@ -11,6 +11,7 @@ real closes) so the page still shows what the tools do; everything made from it 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -18,6 +19,7 @@ import pandas as pd
 from research.backtest.calibrate import SmileFit, calibrate, spread_ratios
 from research.backtest.run import BacktestResult, MarketPanel, run_backtest
 from research.backtest.spreads import BacktestConfig
+from research.backtest.tearsheet import TearSheet, tear_sheet
 
 __all__ = ["ChainInput", "PricingComparison", "chains_or_synthetic", "compare_pricing"]
 
@@ -161,7 +163,6 @@ class PricingComparison:
 
     def summary(self, chain: ChainInput) -> dict[str, object]:
         """JSON-ready: the quotes used, the calibration and the three backtests' metrics."""
-        import math
         from dataclasses import asdict
 
         def clean(v: object) -> object:
@@ -182,6 +183,68 @@ class PricingComparison:
                 "after": clean(self.fit.ratio_after),
             },
             "backtests": rows,
+        }
+
+    def answer(self, verdicts: pd.DataFrame | None = None) -> str:
+        """The page's answer, worded from the numbers: how far the model's spread mid is from
+        the chain's (within 5 % counts as matching), before and after calibration; what the same
+        configuration made a contract under each pricing; and whether the regime-multiplier
+        verdict moves with the pricing.
+
+        Parameters
+        ----------
+        verdicts
+            ``research.optimize.study.compare_verdicts`` of the same study under each pricing
+            (``pricing, tickers, verdict``); omitted, the sentence on verdicts is left out.
+        """
+
+        def off(ratio: float) -> str:
+            if not math.isfinite(ratio):
+                return "could not be compared with the chain (no quote date priced by both)"
+            if abs(ratio - 1.0) <= 0.05 + 1e-12:
+                return f"matches the chain's spread mid within 5% ({ratio:.2f}×)"
+            side = "over" if ratio > 1.0 else "under"
+            return f"{side}prices the strategy's spread by {abs(ratio - 1.0):.0%} ({ratio:.2f}×)"
+
+        parts = [
+            f"**The model with its default smile {off(self.fit.ratio_before)}**; calibrated to "
+            f"these quotes it {off(self.fit.ratio_after)} (median over quote dates of model "
+            "mid / chain mid)."
+        ]
+        made = [
+            f"{row.pricing} {row.pnl_per_contract:+,.0f} $ ({row.trades:,} trades, "
+            f"{row.win_rate:.0%} won)"
+            if row.trades
+            else f"{row.pricing}: no trade"
+            for row in self.metrics_table().itertuples()
+        ]
+        parts.append(f"The same configuration made a contract: {'; '.join(made)}.")
+        if verdicts is not None and len(verdicts):
+            for tickers, rows in verdicts.groupby("tickers", sort=False):
+                said = dict(zip(rows["pricing"], rows["verdict"], strict=True))
+                if len(set(said.values())) == 1:
+                    parts.append(
+                        f"**{tickers}: the regime-multiplier verdict does not move with the "
+                        f'pricing** ("{next(iter(said.values()))}" under each).'
+                    )
+                else:
+                    parts.append(
+                        f"**{tickers}: the regime-multiplier verdict moves with the pricing**: "
+                        + "; ".join(f'{p} "{v}"' for p, v in said.items())
+                        + "."
+                    )
+        return " ".join(parts)
+
+    def sheets(self) -> dict[str, tuple[TearSheet, ...]]:
+        """The three backtests' tear sheets (``backtest.tearsheet``), keyed by the underlying:
+        where the P&L of each pricing comes from."""
+        first = next(iter(self.results.values()))
+        name = "+".join(first.tickers)
+        return {
+            name: tuple(
+                tear_sheet(r, "priced from the chain" if p == "chain" else f"priced by the {p}")
+                for p, r in self.results.items()
+            )
         }
 
     def metrics_table(self) -> pd.DataFrame:

@@ -291,7 +291,7 @@ class BacktestResult:
     def export_trades(self, path: str | Path) -> Path:
         """Write ``export_frame()`` as a JSON array, atomically (the validation plan's
         ``--export-trades``)."""
-        from research.pipeline.manifest import write_text_atomic
+        from research._io import write_text_atomic
 
         frame = self.export_frame()
         text = frame.assign(

@@ -224,6 +224,47 @@ class ProxyStudy:
         )
         return " ".join([head, *(f"**{s}**: {why}." for s, why in sorted(self.skipped.items()))])
 
+    def answer(self, coverage: pd.DataFrame) -> str:
+        """The page's answer: how many market-days price options from a published IV index
+        rather than a proxy, a scaled or an uncalibrated IV, and each proxy's out-of-sample
+        error in vol points against the raw realized volatility's.
+
+        Parameters
+        ----------
+        coverage
+            ``research.data.market.coverage`` of the same bars and IV.
+        """
+        kinds = {
+            "iv_index_days": "a published IV index",
+            "iv_proxy_days": "a proxy mapped on an index",
+            "iv_scaled_days": "another market's IV scaled",
+            "iv_uncalibrated_days": "an uncalibrated volatility forecast",
+            "iv_missing_days": "no IV at all (no trade can be priced)",
+        }
+        days = coverage[list(kinds)].sum()
+        total = int(days.sum())
+        if total == 0:
+            return "No market-days are loaded."
+        parts = [f"{int(n):,} ({n / total:.0%}) from {kinds[k]}" for k, n in days.items() if n > 0]
+        share = days["iv_index_days"] / total
+        lead = (
+            f"**{share:.0%} of the {total:,} market-days price options from a published IV "
+            f"index**" + (f"; the rest are modelled: {', '.join(parts[1:])}." if share < 1 else ".")
+            if days["iv_index_days"] > 0
+            else f"**No market-day prices options from a published IV index**: {', '.join(parts)}."
+        )
+        errors = []
+        for sym, fit in self.fits.items():
+            if sym in self.skipped:
+                continue
+            oos, raw = fit.out_of_sample, fit.naive_out_of_sample
+            errors.append(
+                f"**{sym}**'s proxy misses its index by **{oos.rmse:.2f} vol points** (RMS, out of "
+                f"sample over {oos.n:,} days; bias {oos.bias:+.2f}), against {raw.rmse:.2f} for "
+                "the raw 22-day realized volatility."
+            )
+        return " ".join([lead, *errors])
+
     def summary_table(self) -> pd.DataFrame:
         """Every fit's errors (vol points), in and out of sample, one block per symbol."""
         return pd.concat(

@@ -1,12 +1,14 @@
-"""Write tables atomically (temp file in the same folder, then rename): nothing half-written."""
+"""Write tables atomically (``research._io.atomic_write``: temp file in the same folder, the
+user's umask, then rename): nothing half-written."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from research._io import atomic_write
+from research.exceptions import InputError
 
 WRITABLE = (".csv", ".csv.gz", ".parquet", ".pq", ".json", ".jsonl", ".ndjson")
 
@@ -31,15 +33,13 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     name = path.name.lower()
     ext = next((e for e in sorted(WRITABLE, key=len, reverse=True) if name.endswith(e)), None)
     if ext is None:
-        raise ValueError(f"{path}: cannot write this extension; use one of {', '.join(WRITABLE)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        text = df.copy()
-        for col in text.columns:
-            if pd.api.types.is_datetime64_any_dtype(text[col]):
-                text[col] = text[col].dt.strftime("%Y-%m-%d")
+        raise InputError(f"{path}: cannot write this extension; use one of {', '.join(WRITABLE)}")
+    text = df.copy()
+    for col in text.columns:
+        if pd.api.types.is_datetime64_any_dtype(text[col]):
+            text[col] = text[col].dt.strftime("%Y-%m-%d")
+
+    def write(tmp: Path) -> None:
         if ext in (".csv", ".csv.gz"):
             text.to_csv(tmp, index=False, compression="gzip" if ext == ".csv.gz" else None)
         elif ext in (".parquet", ".pq"):
@@ -48,8 +48,6 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
             text.to_json(tmp, orient="records", indent=1, force_ascii=False)
         else:
             text.to_json(tmp, orient="records", lines=True, force_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return path

@@ -104,7 +104,7 @@ def write_published(
 ) -> Path:
     """Write the benchmark's table (atomically) where ``published`` reads it (default
     ``RESULTS``)."""
-    from research.pipeline.manifest import write_text_atomic
+    from research._io import write_text_atomic
 
     path = Path(path) if path is not None else RESULTS
     rows = table[list(COLUMNS)].to_dict(orient="records")

@@ -186,9 +186,9 @@ def generate(out: str | Path) -> dict[str, Path]:
     dict
         Name → written path.
     """
+    from research._io import write_text_atomic
     from research.backtest.service import load_panel
     from research.data.contracts import validate
-    from research.pipeline.manifest import write_text_atomic
 
     out = Path(out)
     panels = {t: load_panel([t])[0] for t in TICKERS}

@@ -19,6 +19,8 @@ skew_x0.5           skew slope × 0.5
 skew_x1.5           skew slope × 1.5
 no_dividends        dividend yield 0 for every underlying (default: ``DEFAULT_DIVIDEND_YIELDS``)
 next_open_fills     entries and early exits fill at the next day's open, not the signal close
+intraday_stops      stops rest during the day (``fills.stop_fill = "intraday"``, approximated
+                    from the bar's high and low) instead of being checked on the close
 ==================  ==========================================================================
 
 Regime labels are recomputed from each scenario's IV (an IV-based model such as
@@ -76,8 +78,8 @@ class Scenario:
 
     @property
     def model_only(self) -> bool:
-        """It changes only how the model prices options (skew, dividends, fills at the open):
-        it does not apply to spreads priced from option chains."""
+        """It changes only how the model prices options (skew, dividends, fills at the open,
+        intraday stops): it does not apply to spreads priced from option chains."""
         changes_model = bool(self.config_changes) or self.skew_factor != 1.0
         return changes_model and not (self.proxy_shift or self.proxy_fit_part)
 
@@ -126,6 +128,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         "next_open_fills",
         "fills at the next day's open",
         config_changes={"fills.timing": "next_open"},
+    ),
+    Scenario(
+        "intraday_stops",
+        "stops rest during the day (approximated from the bar's high and low)",
+        config_changes={"fills.stop_fill": "intraday"},
     ),
 )
 

@@ -255,8 +255,8 @@ def write_summary(name: str, summary: dict[str, object]) -> Path:
     import json
     import os
 
+    from research._io import write_text_atomic
     from research.config import VARIANT_ENV, Paths
-    from research.pipeline.manifest import write_text_atomic
     from research.pipeline.variants import SEPARATOR
 
     variant = os.environ.get(VARIANT_ENV, "")

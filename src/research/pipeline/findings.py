@@ -674,7 +674,7 @@ def build_findings(paths: Paths, *, now: str | None = None) -> Findings:
             "changed_at": stamp,
         }
         if folder.is_dir():
-            from research.pipeline.manifest import write_text_atomic
+            from research._io import write_text_atomic
 
             write_text_atomic(state_file, json.dumps(stored, indent=2))
     previous = stored.get("previous")
@@ -773,7 +773,7 @@ def findings_markdown(findings: Findings) -> str:
 
 def write_findings(paths: Paths, *, now: str | None = None) -> Path:
     """Write ``reports/_findings.md`` and ``reports/summaries/validated_config.json``."""
-    from research.pipeline.manifest import write_text_atomic
+    from research._io import write_text_atomic
 
     findings = build_findings(paths, now=now)
     target = paths.reports / "_findings.md"

@@ -19,11 +19,12 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from research._io import write_text_atomic
 
 MANIFEST_NAME = ".manifest.json"
 _CODE_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".json", ".j2", ".sql"}
@@ -213,16 +214,3 @@ class Manifest:
                 sort_keys=True,
             ),
         )
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -34,7 +34,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -45,6 +44,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from research._io import write_text_atomic
 from research.regimes.ruleset import DEFAULT_RULESET, VolRatioRules, check_ruleset
 
 __all__ = [
@@ -797,20 +797,8 @@ def write_snapshot(snapshot: Mapping[str, Any], path: str | os.PathLike[str]) ->
     pathlib.Path
         ``path``. Readers never see a partly written file; on error the old file is kept.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(snapshot, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(path, text)
 
 
 def read_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,0 +1,112 @@
+"""The base layer's writers (``research._io``): atomic, the user's umask, inputs kept, filesystem
+faults as one line naming the path."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from research._io import atomic_write, check_output, write_text_atomic
+from research.data.writers import write_table
+from research.exceptions import InputError, OutputError, ResearchError
+from research.testing.filesystem import full_disk_command, read_only
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_new_files_get_the_users_umask_not_the_temp_files_0600(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        assert _mode(write_text_atomic(tmp_path / "a.txt", "x")) == 0o644
+        assert _mode(write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")) == 0o644
+        os.umask(0o007)
+        assert _mode(write_text_atomic(tmp_path / "b.txt", "x")) == 0o660
+    finally:
+        os.umask(old)
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "kept.txt"
+    target.write_text("old")
+    target.chmod(0o640)
+    write_text_atomic(target, "new")
+    assert target.read_text() == "new" and _mode(target) == 0o640
+
+
+def test_a_failing_writer_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "t.txt"
+    target.write_text("old")
+
+    def boom(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, boom)
+    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_read_only_folder_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    with read_only(folder), pytest.raises(OutputError) as err:
+        write_table(pd.DataFrame({"a": [1]}), folder / "t.csv")
+    target = folder / "t.csv"
+    assert str(err.value) == f"cannot write {target}: permission denied (read-only folder or file?)"
+    assert list(folder.iterdir()) == []
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    code = (
+        "import pandas as pd, sys\n"
+        "from research.data.writers import write_table\n"
+        "from research.exceptions import OutputError\n"
+        "try:\n"
+        f"    write_table(pd.DataFrame({{'a': range(100_000)}}), {str(disk / 'big.csv')!r})\n"
+        "except OutputError as e:\n"
+        "    import os; print(e); print(sorted(os.listdir(sys.argv[1])))\n"
+    )
+    cmd = full_disk_command([sys.executable, "-c", code, str(disk)], disk)
+    if cmd is None:
+        pytest.skip("no mount namespace here to fake a full disk")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [f"cannot write {disk / 'big.csv'}: no space left on the device", "[]"]
+
+
+def test_a_file_where_a_folder_should_be(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("I am a file")
+    with pytest.raises(OutputError, match="a file stands where a folder should be"):
+        write_text_atomic(tmp_path / "f" / "out.txt", "x")
+    with pytest.raises(OutputError, match=r"f is a file, so no folder can be made there"):
+        check_output(tmp_path / "f" / "sub" / "out.csv")
+    assert (tmp_path / "f").read_text() == "I am a file"
+
+
+def test_check_output_refuses_an_input_however_spelled(tmp_path: Path) -> None:
+    bars = tmp_path / "bars.csv"
+    bars.write_text("date\n")
+    (tmp_path / "link.csv").symlink_to(bars)
+    for spelled in (bars, tmp_path / "." / "bars.csv", tmp_path / "link.csv"):
+        with pytest.raises(OutputError, match="is also an input of this command"):
+            check_output(spelled, inputs=[None, bars], option="--out")
+    with pytest.raises(OutputError, match="--trades-out .* is a folder"):
+        check_output(tmp_path, option="--trades-out")
+    assert check_output(tmp_path / "new.csv", inputs=[bars]) == tmp_path / "new.csv"
+
+
+def test_one_base_class() -> None:
+    assert issubclass(InputError, ResearchError) and issubclass(InputError, ValueError)
+    assert issubclass(OutputError, ResearchError) and issubclass(OutputError, OSError)
+    with pytest.raises(InputError, match="cannot write this extension"):
+        write_table(pd.DataFrame({"a": [1]}), "t.xlsx")
