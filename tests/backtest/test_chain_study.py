@@ -10,6 +10,7 @@ import pytest
 
 from research.backtest import chain_study
 from research.backtest.service import load_panel
+from research.backtest.tearsheet import money
 from research.optimize import service
 
 
@@ -31,7 +32,7 @@ def test_answer_quotes_the_ratios_and_each_pricing(
     for name, res in comparison.results.items():
         t = res.trades
         assert len(t) > 0
-        said = f"{name} {t['pnl_per_contract'].mean():+,.0f} $ ({len(t):,} trades, "
+        said = f"{name} {money(t['pnl_per_contract'].mean(), sign=True)} ({len(t):,} trades, "
         assert said + f"{(t['pnl'] > 0).mean():.0%} won)" in text
     assert "verdict" not in text
 

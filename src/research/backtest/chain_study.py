@@ -19,7 +19,7 @@ import pandas as pd
 from research.backtest.calibrate import SmileFit, calibrate, spread_ratios
 from research.backtest.run import BacktestResult, MarketPanel, run_backtest
 from research.backtest.spreads import BacktestConfig
-from research.backtest.tearsheet import TearSheet, tear_sheet
+from research.backtest.tearsheet import TearSheet, money, tear_sheet
 
 __all__ = ["ChainInput", "PricingComparison", "chains_or_synthetic", "compare_pricing"]
 
@@ -212,7 +212,7 @@ class PricingComparison:
             "mid / chain mid)."
         ]
         made = [
-            f"{row.pricing} {row.pnl_per_contract:+,.0f} $ ({row.trades:,} trades, "
+            f"{row.pricing} {money(row.pnl_per_contract, sign=True)} ({row.trades:,} trades, "
             f"{row.win_rate:.0%} won)"
             if row.trades
             else f"{row.pricing}: no trade"
