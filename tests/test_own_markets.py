@@ -181,10 +181,17 @@ def test_grid_run_and_study_on_own_markets(
     assert res.stdout.startswith("GOOG+WTI: ")
 
 
-def test_relative_paths_resolve_from_the_project_root(goog_csv: Path, tmp_path: Path) -> None:
-    import os
+def test_relative_paths_resolve_from_the_current_folder(
+    goog_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command takes a relative path from the current folder and never falls back silently
+    to the project's file of the same name; notebooks (run in the project's notebooks/) name
+    files relative to the project root, as their parameters cells say."""
     import shutil
 
+    from typer.testing import CliRunner
+
+    from research.cli import app
     from research.config import ROOT_ENV, Paths, resolve_path
 
     root = tmp_path / "project"
@@ -193,16 +200,31 @@ def test_relative_paths_resolve_from_the_project_root(goog_csv: Path, tmp_path: 
     shutil.copy(goog_csv, root / "data" / "own" / "goog.csv")
     paths = Paths.from_root(root)
     want = (root / "data" / "own" / "goog.csv").resolve()
-    assert resolve_path("data/own/goog.csv", paths) == want  # as the README writes it
-    assert resolve_path("../data/own/goog.csv", paths) == want  # from notebooks/
+    monkeypatch.setenv(ROOT_ENV, str(root))
+    # in a notebook: from notebooks/, the project root's file (as the parameters cells say)
+    monkeypatch.chdir(root / "notebooks")
+    assert resolve_path("data/own/goog.csv", paths) == want
+    assert resolve_path("../data/own/goog.csv", paths) == want
     assert resolve_path(want, paths) == want
-    # the command, run from elsewhere, finds the project's file
+    # anywhere else: the current folder only, unless the caller asks for the project
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    res = subprocess.run(
-        [str(EXE), "backtest", "run", "--tickers", "GOOG", "--bars", "data/own/goog.csv",
-         "--start", "2012-01-01"],
-        capture_output=True, text=True, cwd=elsewhere, env={**os.environ, ROOT_ENV: str(root)},
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    assert "GOOG  2012-01-03..2013-03-01" in res.stdout
+    monkeypatch.chdir(elsewhere)
+    assert resolve_path("data/own/goog.csv", paths) == elsewhere.resolve() / "data/own/goog.csv"
+    assert resolve_path("data/own/goog.csv", paths, project=True) == want
+    # the command, run from elsewhere, names the path, where it looked and the project's file
+    res = CliRunner().invoke(
+        app, ["backtest", "run", "--tickers", "GOOG", "--bars", "data/own/goog.csv"]
+    )
+    assert res.exit_code == 1
+    assert res.output.strip() == (
+        "error: --bars data/own/goog.csv: no such file (looked for "
+        f"{elsewhere.resolve()}/data/own/goog.csv; a relative path is taken from the current "
+        f"folder; the project has {root}/data/own/goog.csv: give that path to use it)"
+    )
+    # from the project root the same relative path is the project's file
+    monkeypatch.chdir(root)
+    res = CliRunner().invoke(
+        app, ["data", "validate", "bars", "data/own/goog.csv"], catch_exceptions=False
+    )
+    assert res.exit_code == 0 and "OK: data/own/goog.csv satisfies" in res.output

@@ -7,9 +7,11 @@ Heavy libraries are imported inside the commands so that ``research --help`` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from research.options import Range
 
 if TYPE_CHECKING:
     from research.optimize.scenarios import StudyData
@@ -55,16 +57,29 @@ def run(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-execute even if unchanged.")] = False,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", help="Notebooks executed in parallel.")
+        int | None, typer.Option("--jobs", "-j", help="Notebooks executed in parallel (>= 1).")
     ] = None,
-    timeout: Annotated[int, typer.Option(help="Per-cell timeout, seconds.")] = 1800,
+    timeout: Annotated[int, typer.Option(help="Per-cell timeout, seconds (>= 1).")] = 1800,
     renderer: Annotated[
         str, typer.Option(help="auto (quarto if on PATH, else nbconvert), quarto or nbconvert.")
     ] = "auto",
     no_render: Annotated[bool, typer.Option("--no-render", help="Execute only.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="If another research run is running in this project, wait for it to finish "
+            "instead of failing.",
+        ),
+    ] = False,
 ) -> None:
-    """Execute the notebooks with papermill (incrementally) and render reports/_site."""
-    from research.pipeline.runner import run_pipeline
+    """Execute the notebooks with papermill (incrementally) and render reports/_site.
+
+    One run at a time per project. Ctrl-C stops it (exit code 130): the notebooks that finished
+    are kept, the published site is unchanged.
+    """
+    from research.exceptions import ResearchError
+    from research.pipeline.runner import RunInterrupted, run_pipeline
 
     try:
         result = run_pipeline(
@@ -75,10 +90,20 @@ def run(
             timeout=timeout,
             render=not no_render,
             renderer=renderer,
+            wait=wait,
         )
-    except (ValueError, RuntimeError) as exc:
+    except RunInterrupted as exc:  # Ctrl-C: one line saying what was kept
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing was executed; the published site is unchanged", err=True)
+        raise typer.Exit(130) from None
+    except (ResearchError, ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"error: {exc.filename or 'research run'}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
     if not result.ok:
         typer.echo("failed notebooks:", err=True)
         for outcome in result.failures:
@@ -96,24 +121,37 @@ def data_validate(
     ],
     path: Annotated[Path, typer.Argument(help="CSV, Parquet, JSON/JSONL, SQLite or DuckDB file.")],
     table: Annotated[str | None, typer.Option(help="Table name for SQLite/DuckDB files.")] = None,
+    date_format: DateFormatOption = None,
 ) -> None:
     """Check a file against a data contract; print every problem and exit 1 if it fails."""
     from research.data.cli_validate import validate_command
 
-    raise typer.Exit(validate_command(kind, path, table))
+    raise typer.Exit(validate_command(kind, path, table, date_format))
 
 
 @notebooks_app.command("prepare")
 def notebooks_prepare(
-    out: Annotated[Path, typer.Option(help="Folder for the parameterised notebooks.")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Folder for the parameterised notebooks (not the notebooks folder)."),
+    ],
     params: Annotated[
         Path | None, typer.Option(help="Parameters YAML (e.g. notebooks/params/small.yaml).")
     ] = None,
 ) -> None:
     """Inject parameters into copies of the notebooks without executing them (for nbval)."""
+    from research.exceptions import ResearchError
     from research.pipeline.prepare import prepare_notebooks
 
-    for path in prepare_notebooks(out, params_file=params):
+    try:
+        written = prepare_notebooks(out, params_file=params)
+    except (ResearchError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"error: {exc.filename or out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    for path in written:
         typer.echo(str(path))
 
 
@@ -121,6 +159,31 @@ regimes_app = typer.Typer(
     help="Market regimes: classify bars with any model.", no_args_is_help=True
 )
 app.add_typer(regimes_app, name="regimes")
+
+# Shared by the data, regimes, backtest, grid and chains commands (annotations are read when
+# the app runs, so data validate above may use DateFormatOption too).
+DateFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--date-format",
+        help="How the files write their dates: ISO (YYYY-MM-DD, the default) or a strftime "
+        "format such as %d/%m/%Y (day first) or %m/%d/%Y (month first); one format reads a "
+        "whole column.",
+    ),
+]
+
+
+def _checked(**checks: Any) -> str | None:
+    """``research.options.check_before_work`` (numbers, dates, date format, inputs, outputs),
+    or print its one-line error and exit 1 before any work. Returns the date format."""
+    from research.exceptions import ResearchError
+    from research.options import check_before_work
+
+    try:
+        return check_before_work(**checks)
+    except (ResearchError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @regimes_app.command("classify")
@@ -148,29 +211,38 @@ def regimes_classify(
         Path | None, typer.Option(help="Ruleset YAML/JSON (default: the built-in defaults).")
     ] = None,
     table: Annotated[str | None, typer.Option(help="Table name for SQLite/DuckDB.")] = None,
+    date_format: DateFormatOption = None,
 ) -> None:
     """Classify every (date, symbol) of BARS and write the long regime table to OUT."""
     from research.backtest.service import parse_relations
     from research.backtest.spreads import ConfigError
+    from research.data.contracts import dates_read_as
     from research.data.errors import ContractError
     from research.data.writers import write_table
+    from research.exceptions import ResearchError
     from research.regimes.ruleset import RulesetError
     from research.regimes.service import classify_files
 
+    fmt = _checked(
+        date_format=date_format,
+        inputs=[("--bars", bars), ("--iv", iv), ("--ruleset", ruleset)],
+        outputs=[("--out", out)],
+    )
     notes: list[str] = []
     try:
-        labels = classify_files(
-            model,
-            bars,
-            iv=iv or None,
-            iv_proxy=iv_proxy,
-            ruleset=ruleset,
-            table=table,
-            relations=parse_relations(iv_from),
-            notes=notes,
-        )
+        with dates_read_as(fmt):
+            labels = classify_files(
+                model,
+                bars,
+                iv=iv or None,
+                iv_proxy=iv_proxy,
+                ruleset=ruleset,
+                table=table,
+                relations=parse_relations(iv_from),
+                notes=notes,
+            )
         write_table(labels, out)
-    except (ConfigError, ContractError, RulesetError, ValueError) as exc:
+    except (ConfigError, ContractError, RulesetError, ResearchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     for note in notes:
@@ -186,24 +258,36 @@ def regimes_classify(
 def regimes_snapshot(
     bars: Annotated[Path, typer.Option(help="A file in the bars contract.")],
     out: Annotated[Path, typer.Option(help="JSON file to write.")],
-    asof: Annotated[str | None, typer.Option(help="Date (default: the last bar).")] = None,
+    asof: Annotated[
+        str | None, typer.Option(help="Date, YYYY-MM-DD (default: the last bar).")
+    ] = None,
     ruleset: Annotated[Path | None, typer.Option(help="Ruleset YAML/JSON.")] = None,
     table: Annotated[str | None, typer.Option(help="Table name for SQLite/DuckDB.")] = None,
+    date_format: DateFormatOption = None,
 ) -> None:
     """Write the EWMA volatility-regime snapshot (vol_regime, vol.short/long/ratio per symbol
     and vol_regime_summary) as JSON."""
     import json
 
+    from research.data.contracts import dates_read_as
     from research.data.errors import ContractError
+    from research.exceptions import ResearchError
     from research.regimes import sizing
     from research.regimes.ruleset import RulesetError
     from research.regimes.service import classify_files
 
+    fmt = _checked(
+        dates=[("--asof", asof)],
+        date_format=date_format,
+        inputs=[("--bars", bars), ("--ruleset", ruleset)],
+        outputs=[("--out", out)],
+    )
     try:
-        labels = classify_files("vol_ratio", bars, ruleset=ruleset, table=table)
+        with dates_read_as(fmt):
+            labels = classify_files("vol_ratio", bars, ruleset=ruleset, table=table)
         snap = sizing.regime_snapshot(labels, asof=asof)
         sizing.write_snapshot(snap, out)
-    except (ContractError, RulesetError, ValueError) as exc:
+    except (ContractError, RulesetError, ResearchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(snap["vol_regime_summary"]))
@@ -213,6 +297,7 @@ def regimes_snapshot(
 def _dividend_options(values: list[str] | None) -> dict[str, object]:
     """``--dividend-yield SPX=0.018 --dividend-yield 0.01`` → config changes."""
     from research.backtest.spreads import DEFAULT_DIVIDEND_YIELDS, ConfigError
+    from research.options import check_number
 
     if not values:
         return {}
@@ -226,6 +311,7 @@ def _dividend_options(values: list[str] | None) -> dict[str, object]:
             raise ConfigError(
                 f"--dividend-yield {value!r}: expected SYMBOL=YIELD or YIELD, e.g. SPX=0.018"
             ) from exc
+        check_number(q, f"--dividend-yield {value}: the yield", DIVIDEND_YIELD)
         if name:
             yields[name.strip()] = q
         else:
@@ -236,6 +322,25 @@ def _dividend_options(values: list[str] | None) -> dict[str, object]:
 
 backtest_app = typer.Typer(help="Credit-spread backtests.", no_args_is_help=True)
 app.add_typer(backtest_app, name="backtest")
+
+# The accepted values of the numeric options (checked before any work; shown in the help).
+DELTA = Range(0, 1, low_open=True, high_open=True)
+DTE = Range(1, 1095, integer=True)
+WIDTH_PCT = Range(0, 100, low_open=True)
+PERCENTILE = Range(0, 100)
+PROFIT_TARGET = Range(0, 100, low_open=True)
+STOP_LOSS = Range(0, 10_000, low_open=True)
+CONTRACTS = Range(1, 100_000, integer=True)
+PERCENT = Range(0, 100, low_open=True)
+POSITIONS = Range(1, 1_000, integer=True)
+HALF_SPREAD = Range(0, 100)
+FEE = Range(0, 1_000)
+EQUITY = Range(0, 1e12, low_open=True)
+RATE = Range(-0.5, 1, low_open=True, high_open=True)
+DIVIDEND_YIELD = Range(0, 1, high_open=True)
+SKEW_SLOPE = Range(0, 10)
+CHAIN_FILL = Range(0, 1)
+MULTIPLIER = Range(0, 100)
 
 
 @backtest_app.command("run")
@@ -250,29 +355,38 @@ def backtest_run(
         list[str] | None,
         typer.Option(help="SYMBOL=ANCHOR: scale SYMBOL's IV from ANCHOR's; repeatable."),
     ] = None,
-    start: Annotated[str | None, typer.Option()] = None,
-    end: Annotated[str | None, typer.Option()] = None,
+    start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
     strategy: Annotated[str, typer.Option(help="bear_call or bull_put.")] = "bear_call",
-    min_delta: Annotated[float, typer.Option()] = 0.05,
-    max_delta: Annotated[float, typer.Option()] = 0.15,
-    dte: Annotated[int, typer.Option(help="Target days to expiry.")] = 30,
-    width_pct: Annotated[float, typer.Option(help="Spread width, % of spot.")] = 1.5,
-    min_iv_percentile: Annotated[float, typer.Option()] = 0.0,
-    profit_target: Annotated[float, typer.Option(help="% of credit.")] = 65.0,
-    stop_loss: Annotated[float, typer.Option(help="% of credit.")] = 125.0,
+    min_delta: Annotated[float, typer.Option(help=f"Short leg's |delta|, {DELTA}.")] = 0.05,
+    max_delta: Annotated[float, typer.Option(help=f"Short leg's |delta|, {DELTA}.")] = 0.15,
+    dte: Annotated[int, typer.Option(help=f"Target days to expiry, {DTE}.")] = 30,
+    width_pct: Annotated[float, typer.Option(help=f"Spread width, % of spot, {WIDTH_PCT}.")] = 1.5,
+    min_iv_percentile: Annotated[
+        float, typer.Option(help=f"Enter only at this IV percentile or above, {PERCENTILE}.")
+    ] = 0.0,
+    profit_target: Annotated[float, typer.Option(help=f"% of credit, {PROFIT_TARGET}.")] = 65.0,
+    stop_loss: Annotated[float, typer.Option(help=f"% of credit, {STOP_LOSS}.")] = 125.0,
     sizing: Annotated[str, typer.Option(help="fixed or scaled.")] = "fixed",
-    contracts: Annotated[int, typer.Option(help="Contracts (fixed sizing).")] = 1,
-    risk_pct: Annotated[float, typer.Option(help="% of equity at risk (scaled).")] = 2.0,
+    contracts: Annotated[int, typer.Option(help=f"Contracts (fixed sizing), {CONTRACTS}.")] = 1,
+    risk_pct: Annotated[
+        float, typer.Option(help=f"% of equity at risk (scaled), {PERCENT}.")
+    ] = 2.0,
     regime_model: Annotated[str | None, typer.Option(help="Regime model for sizing.")] = None,
     regime_multipliers: Annotated[
-        str | None, typer.Option(help="e.g. 1.0,0.75,0.5,0.4 (model's label order) or a=1,b=0.5")
+        str | None,
+        typer.Option(
+            help=f"e.g. 1.0,0.75,0.5,0.4 (model's label order) or a=1,b=0.5; each {MULTIPLIER}."
+        ),
     ] = None,
-    max_positions: Annotated[int, typer.Option()] = 5,
-    max_portfolio_heat: Annotated[float, typer.Option(help="% of equity.")] = 20.0,
-    max_per_underlying: Annotated[float, typer.Option(help="% of equity.")] = 15.0,
-    half_spread_pct: Annotated[float, typer.Option(help="% of each leg's mid.")] = 5.0,
-    fee: Annotated[float, typer.Option(help="$ per contract per leg.")] = 0.65,
-    initial_equity: Annotated[float, typer.Option()] = 1_000_000.0,
+    max_positions: Annotated[int, typer.Option(help=f"Open positions at most, {POSITIONS}.")] = 5,
+    max_portfolio_heat: Annotated[float, typer.Option(help=f"% of equity, {PERCENT}.")] = 20.0,
+    max_per_underlying: Annotated[float, typer.Option(help=f"% of equity, {PERCENT}.")] = 15.0,
+    half_spread_pct: Annotated[
+        float, typer.Option(help=f"% of each leg's mid, {HALF_SPREAD}.")
+    ] = 5.0,
+    fee: Annotated[float, typer.Option(help=f"$ per contract per leg, {FEE}.")] = 0.65,
+    initial_equity: Annotated[float, typer.Option(help=f"$, {EQUITY}.")] = 1_000_000.0,
     fills: Annotated[str, typer.Option(help="close (signal day's close) or next_open.")] = "close",
     stop_fill: Annotated[
         str,
@@ -282,16 +396,18 @@ def backtest_run(
         ),
     ] = "close",
     rate: Annotated[
-        float, typer.Option(help="Risk-free rate: pricing, cash interest and Sharpe.")
+        float, typer.Option(help=f"Risk-free rate: pricing, cash interest and Sharpe, {RATE}.")
     ] = 0.02,
     dividend_yield: Annotated[
         list[str] | None,
         typer.Option(
             help="SYMBOL=YIELD (e.g. SPX=0.018), repeatable; a bare number applies to symbols "
-            "not listed (default: SPX 0.018, IXIC 0.008, others 0)."
+            f"not listed (default: SPX 0.018, IXIC 0.008, others 0); {DIVIDEND_YIELD}."
         ),
     ] = None,
-    skew_slope: Annotated[float | None, typer.Option(help="Skew slope (default 0.85).")] = None,
+    skew_slope: Annotated[
+        float | None, typer.Option(help=f"Skew slope (default 0.85), {SKEW_SLOPE}.")
+    ] = None,
     skew: Annotated[
         Path | None,
         typer.Option(help="Smile parameters from `research chains calibrate` (YAML)."),
@@ -302,7 +418,7 @@ def backtest_run(
     ] = None,
     chain_layout: Annotated[str, typer.Option(help="auto, long, orats or cboe.")] = "auto",
     chain_fill: Annotated[
-        float, typer.Option(help="Chains: 0 fills at mid, 1 at the natural price.")
+        float, typer.Option(help=f"Chains: 0 fills at mid, 1 at the natural price, {CHAIN_FILL}.")
     ] = 0.5,
     missing_quote: Annotated[
         str, typer.Option(help="Chains, a leg without a quote: carry (last mark) or close.")
@@ -319,6 +435,7 @@ def backtest_run(
         Path | None, typer.Option(help="Trades JSON (the validation plan's export format).")
     ] = None,
     equity_out: Annotated[Path | None, typer.Option(help="Equity curve (.csv/.parquet).")] = None,
+    date_format: DateFormatOption = None,
 ) -> None:
     """Backtest bear call (or bull put) spreads with regime sizing and portfolio limits."""
     import pandas as pd
@@ -333,8 +450,43 @@ def backtest_run(
     )
     from research.backtest.spreads import ConfigError, config_from_dict
     from research.backtest.tearsheet import tear_sheet
+    from research.data.contracts import dates_read_as
     from research.data.errors import ContractError
+    from research.exceptions import ResearchError
+    from research.options import check_numbers
 
+    fmt = _checked(
+        numbers=[
+            ("--min-delta", min_delta, DELTA),
+            ("--max-delta", max_delta, DELTA),
+            ("--dte", dte, DTE),
+            ("--width-pct", width_pct, WIDTH_PCT),
+            ("--min-iv-percentile", min_iv_percentile, PERCENTILE),
+            ("--profit-target", profit_target, PROFIT_TARGET),
+            ("--stop-loss", stop_loss, STOP_LOSS),
+            ("--contracts", contracts, CONTRACTS),
+            ("--risk-pct", risk_pct, PERCENT),
+            ("--max-positions", max_positions, POSITIONS),
+            ("--max-portfolio-heat", max_portfolio_heat, PERCENT),
+            ("--max-per-underlying", max_per_underlying, PERCENT),
+            ("--half-spread-pct", half_spread_pct, HALF_SPREAD),
+            ("--fee", fee, FEE),
+            ("--initial-equity", initial_equity, EQUITY),
+            ("--rate", rate, RATE),
+            ("--skew-slope", skew_slope, SKEW_SLOPE),
+            ("--chain-fill", chain_fill, CHAIN_FILL),
+        ],
+        dates=[("--start", start), ("--end", end)],
+        date_format=date_format,
+        inputs=[
+            ("--bars", bars),
+            ("--iv", iv),
+            ("--skew", skew),
+            ("--chains", chains),
+            ("--conventions", conventions),
+        ],
+        outputs=[("--export-trades", export_trades), ("--equity-out", equity_out)],
+    )
     names = [t.strip() for t in tickers.split(",") if t.strip()]
     notes: list[str] = []
     try:
@@ -350,6 +502,7 @@ def backtest_run(
                 if regime_multipliers
                 else ()
             )
+            check_numbers((f"--regime-multipliers ({label})", m, MULTIPLIER) for label, m in mults)
         cfg = config_from_dict(
             {
                 "spread": {
@@ -392,24 +545,25 @@ def backtest_run(
             from research.backtest.calibrate import load_smile
 
             cfg = cfg.replace(**load_smile(skew).config_changes())
-        panel, bars_frame, iv_frame = load_panel(
-            names,
-            bars_path=bars,
-            iv_path=iv or None,
-            relations=parse_relations(iv_from),
-            notes=notes,
-            start=start,
-            end=end,
-            chains_path=chains,
-            chain_layout=chain_layout,
-            max_dte=dte + 60,
-        )
+        with dates_read_as(fmt):
+            panel, bars_frame, iv_frame = load_panel(
+                names,
+                bars_path=bars,
+                iv_path=iv or None,
+                relations=parse_relations(iv_from),
+                notes=notes,
+                start=start,
+                end=end,
+                chains_path=chains,
+                chain_layout=chain_layout,
+                max_dte=dte + 60,
+            )
         check_history(panel, dte)
         labels = regime_labels(regime_model, bars_frame, iv_frame) if regime_model else None
         result = run_backtest(panel, cfg, labels)
         if export_trades is not None:
             result.export_frame()  # the trades contract, checked before anything is printed
-    except (ConfigError, ContractError, ValueError) as exc:
+    except (ConfigError, ContractError, ResearchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     with pd.option_context("display.width", 140, "display.max_columns", 20):
@@ -441,14 +595,18 @@ def backtest_run(
         typer.echo(_conventions_text(cfg, panel.tickers, result.counters))
         typer.echo("\nstress windows:\n" + result.stress().to_string(index=False))
         typer.echo("\nper year:\n" + result.yearly().to_string(index=False))
-    if export_trades is not None:
-        result.export_trades(export_trades)
-        typer.echo(f"wrote {len(result.trades)} trades to {export_trades}")
-    if equity_out is not None:
-        from research.data.writers import write_table
+    try:
+        if export_trades is not None:
+            result.export_trades(export_trades)
+            typer.echo(f"wrote {len(result.trades)} trades to {export_trades}")
+        if equity_out is not None:
+            from research.data.writers import write_table
 
-        write_table(result.equity.rename_axis("date").reset_index(), equity_out)
-        typer.echo(f"wrote equity curve to {equity_out}")
+            write_table(result.equity.rename_axis("date").reset_index(), equity_out)
+            typer.echo(f"wrote equity curve to {equity_out}")
+    except (ResearchError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _conventions_option(path: Path | None, items: list[str] | None) -> dict[str, dict[str, float]]:
@@ -548,6 +706,11 @@ def _data_notes(data: StudyData) -> None:
 grid_app = typer.Typer(help="Configuration grids, stored in DuckDB.", no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
 
+SPA_REPS = Range(50, 100_000, integer=True)
+SHARPE_REPS = Range(100, 1_000_000, integer=True)
+PERMUTATIONS = Range(200, 100_000, integer=True)
+YEARS = Range(0, 50, low_open=True)
+
 
 @grid_app.command("run")
 def grid_run(
@@ -557,8 +720,8 @@ def grid_run(
         typer.Option("--tickers", help="Ticker set, e.g. SPX or SPX,IXIC; repeatable."),
     ] = None,
     grid_file: Annotated[Path | None, typer.Option(help="Cartesian grid YAML.")] = None,
-    start: Annotated[str | None, typer.Option()] = None,
-    end: Annotated[str | None, typer.Option()] = None,
+    start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
     regime_model: Annotated[
         str, typer.Option(help="Labels for the multipliers.")
     ] = "bull_bear_vol",
@@ -572,23 +735,43 @@ def grid_run(
         ),
     ] = "auto",
     db: Annotated[Path | None, typer.Option(help="DuckDB file (default data/lab.duckdb).")] = None,
-    spa_reps: Annotated[int, typer.Option(help="Bootstrap replications for SPA.")] = 1000,
+    spa_reps: Annotated[
+        int, typer.Option(help=f"Bootstrap replications for SPA, {SPA_REPS}.")
+    ] = 1000,
     bars: BarsOption = None,
     iv: IvOption = None,
     iv_from: IvFromOption = None,
     conventions: ConventionsOption = None,
     convention: ConventionOption = None,
+    date_format: DateFormatOption = None,
 ) -> None:
     """Run a grid, store it in DuckDB and print the results with DSR, PBO and SPA."""
     import pandas as pd
 
     from research.backtest.spreads import ConfigError
     from research.config import PATHS
+    from research.data.contracts import dates_read_as
     from research.data.errors import ContractError
+    from research.exceptions import ResearchError
     from research.optimize.service import run_named_grid
+    from research.optimize.store import check_store
 
+    fmt = _checked(
+        numbers=[("--spa-reps", spa_reps, SPA_REPS)],
+        dates=[("--start", start), ("--end", end)],
+        date_format=date_format,
+        inputs=[
+            ("--bars", bars),
+            ("--iv", iv),
+            ("--grid-file", grid_file),
+            ("--conventions", conventions),
+        ],
+        outputs=[("--db", db or PATHS.database)],
+    )
     try:
-        inputs = _study_inputs(kind, tickers, bars, iv, iv_from, conventions, convention)
+        check_store(db)  # a store that cannot be written fails now, not after the grid ran
+        with dates_read_as(fmt):
+            inputs = _study_inputs(kind, tickers, bars, iv, iv_from, conventions, convention)
         sets, data, base = inputs.ticker_sets, inputs.data, inputs.base
         ex = None
         if executor != "inline":
@@ -610,7 +793,7 @@ def grid_run(
             progress=lambda m: typer.echo(m, err=True),
             engine=engine,
         )
-    except (ConfigError, ContractError, ValueError) as exc:
+    except (ConfigError, ContractError, ResearchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _data_notes(data)
@@ -629,16 +812,20 @@ def grid_study_cmd(
         list[str] | None,
         typer.Option("--tickers", help="Ticker set, e.g. SPX or SPX,IXIC; repeatable."),
     ] = None,
-    start: Annotated[str | None, typer.Option()] = None,
-    end: Annotated[str | None, typer.Option()] = None,
-    is_years: Annotated[float, typer.Option(help="Walk-forward in-sample years.")] = 6.0,
-    oos_years: Annotated[float, typer.Option(help="Walk-forward out-of-sample years.")] = 2.0,
+    start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
+    is_years: Annotated[float, typer.Option(help=f"Walk-forward in-sample years, {YEARS}.")] = 6.0,
+    oos_years: Annotated[
+        float, typer.Option(help=f"Walk-forward out-of-sample years, {YEARS}.")
+    ] = 2.0,
     scenarios: Annotated[
         str | None, typer.Option(help="Comma-separated sensitivity scenarios (default: all).")
     ] = None,
-    n_permutations: Annotated[int, typer.Option(help="Label shuffles (>= 200).")] = 200,
-    sharpe_reps: Annotated[int, typer.Option(help="Sharpe-test bootstrap resamples.")] = 2000,
-    spa_reps: Annotated[int, typer.Option(help="SPA bootstrap replications.")] = 1000,
+    n_permutations: Annotated[int, typer.Option(help=f"Label shuffles, {PERMUTATIONS}.")] = 200,
+    sharpe_reps: Annotated[
+        int, typer.Option(help=f"Sharpe-test bootstrap resamples, {SHARPE_REPS}.")
+    ] = 2000,
+    spa_reps: Annotated[int, typer.Option(help=f"SPA bootstrap replications, {SPA_REPS}.")] = 1000,
     db: Annotated[Path | None, typer.Option(help="Results store counted for DSR trials.")] = None,
     summary_out: Annotated[Path | None, typer.Option(help="Write the JSON summary here.")] = None,
     bars: BarsOption = None,
@@ -649,6 +836,7 @@ def grid_study_cmd(
     regime_model: Annotated[
         str, typer.Option(help="Labels for the multipliers study.")
     ] = "bull_bear_vol",
+    date_format: DateFormatOption = None,
 ) -> None:
     """The notebooks' study headless: walk-forward, controls, permutation null, Sharpe tests
     and every sensitivity scenario; prints the verdicts and the sensitivity table."""
@@ -658,14 +846,36 @@ def grid_study_cmd(
 
     from research.backtest.spreads import ConfigError
     from research.config import PATHS
+    from research.data.contracts import dates_read_as
     from research.data.errors import ContractError
+    from research.exceptions import ResearchError
     from research.optimize.study import grid_study
 
     if kind not in ("multipliers", "limits"):
         typer.echo(f"error: unknown study {kind!r}; use multipliers or limits", err=True)
         raise typer.Exit(1)
+    store = db or PATHS.database
+    fmt = _checked(
+        numbers=[
+            ("--is-years", is_years, YEARS),
+            ("--oos-years", oos_years, YEARS),
+            ("--n-permutations", n_permutations, PERMUTATIONS),
+            ("--sharpe-reps", sharpe_reps, SHARPE_REPS),
+            ("--spa-reps", spa_reps, SPA_REPS),
+        ],
+        dates=[("--start", start), ("--end", end)],
+        date_format=date_format,
+        inputs=[
+            ("--bars", bars),
+            ("--iv", iv),
+            ("--conventions", conventions),
+            ("--db", store if Path(store).exists() else None),  # read: trials counted for DSR
+        ],
+        outputs=[("--summary-out", summary_out)],
+    )
     try:
-        inputs = _study_inputs(kind, tickers, bars, iv, iv_from, conventions, convention)
+        with dates_read_as(fmt):
+            inputs = _study_inputs(kind, tickers, bars, iv, iv_from, conventions, convention)
         sets, data, base = inputs.ticker_sets, inputs.data, inputs.base
         study = grid_study(
             kind,
@@ -685,7 +895,7 @@ def grid_study_cmd(
             base=base,
             progress=lambda m: typer.echo(m, err=True),
         )
-    except (ConfigError, ContractError, ValueError) as exc:
+    except (ConfigError, ContractError, ResearchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _data_notes(data)
@@ -703,7 +913,11 @@ def grid_study_cmd(
     if summary_out is not None:
         from research._io import write_text_atomic
 
-        write_text_atomic(summary_out, json.dumps(summary, indent=2, default=str))
+        try:
+            write_text_atomic(summary_out, json.dumps(summary, indent=2, default=str))
+        except ResearchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
         typer.echo(f"wrote {summary_out}")
 
 
@@ -749,9 +963,19 @@ def data_generate(
 ) -> None:
     """Regenerate the research tables (experiments, tunes, trades) from the embedded bars."""
     from research.config import PATHS
+    from research.exceptions import ResearchError
     from research.optimize.datasets import generate
 
-    for path in generate(out or PATHS.sample).values():
+    folder = out or PATHS.sample
+    if folder.exists() and not folder.is_dir():
+        typer.echo(f"error: --out {folder} is a file; name a folder", err=True)
+        raise typer.Exit(1)
+    try:
+        written = generate(folder)
+    except (ResearchError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for path in written.values():
         typer.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
 
 
@@ -763,6 +987,7 @@ def data_tunes(
     symbols: Annotated[
         list[str] | None, typer.Option(help="Symbols to tune (default: every one).")
     ] = None,
+    date_format: DateFormatOption = None,
 ) -> None:
     """Walk-forward tuning runs on your own bars, in the tunes contract: per symbol, one tune
     per year with two full years before it (2 years in sample, the year out of sample), the
@@ -772,20 +997,28 @@ def data_tunes(
 
     from research.backtest.service import load_panel
     from research.data import market
-    from research.data.contracts import validate
+    from research.data.contracts import dates_read_as, validate
     from research.data.errors import ContractError
     from research.data.writers import write_table
+    from research.exceptions import ResearchError
     from research.optimize.datasets import fold_years, tunes
 
+    fmt = _checked(
+        date_format=date_format,
+        inputs=[("--bars", bars), ("--iv", iv)],
+        outputs=[("--out", out)],
+    )
     try:
-        available = sorted(set(market.load_bars(bars)["symbol"])) if bars else ["SPX", "IXIC"]
+        with dates_read_as(fmt):
+            available = sorted(set(market.load_bars(bars)["symbol"])) if bars else ["SPX", "IXIC"]
         wanted = symbols or available
         unknown = sorted(set(wanted) - set(available))
         if unknown:
             raise ValueError(f"--symbols {unknown} have no bars (bars: {available})")
         frames = []
         for sym in wanted:
-            panel = load_panel([sym], bars_path=bars, iv_path=iv or None)[0]
+            with dates_read_as(fmt):
+                panel = load_panel([sym], bars_path=bars, iv_path=iv or None)[0]
             years = fold_years(pd.DatetimeIndex(panel.dates))
             if len(years) == 0:
                 typer.echo(f"note: {sym}: fewer than three full calendar years: no tune", err=True)
@@ -795,10 +1028,10 @@ def data_tunes(
         if not frames:
             raise ValueError("no symbol has three full calendar years of bars")
         frame = validate("tunes", pd.concat(frames, ignore_index=True), source="generated tunes")
-    except (ContractError, ValueError) as exc:
+        write_table(frame, out)
+    except (ContractError, ResearchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    write_table(frame, out)
     typer.echo(f"wrote {out}: {frame['tune_id'].nunique()} tunes, {len(frame):,} rows")
 
 
@@ -817,40 +1050,60 @@ def chains_calibrate(
     underlying: Annotated[
         str | None, typer.Option(help="Underlying to fit (default: the file's only one).")
     ] = None,
-    start: Annotated[str | None, typer.Option()] = None,
-    end: Annotated[str | None, typer.Option()] = None,
+    start: Annotated[str | None, typer.Option(help="First quote date, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last quote date, YYYY-MM-DD.")] = None,
     strategy: Annotated[str, typer.Option(help="bear_call or bull_put (the spreads compared).")] = (
         "bear_call"
     ),
+    date_format: Annotated[
+        str | None,
+        typer.Option(
+            "--date-format",
+            help="How the files write their dates: ISO (YYYY-MM-DD) or a strftime format such "
+            "as %d/%m/%Y; default: YYYY-MM-DD, and MM/DD/YYYY (month first, US vendors) in "
+            "option chains. One format reads a whole column.",
+        ),
+    ] = None,
 ) -> None:
     """Fit the model's ATM level and smile to the quotes, print its error on the strategy's
     spreads before and after, and write parameters `backtest run --skew` accepts."""
     from research.backtest.calibrate import calibrate
     from research.backtest.spreads import BacktestConfig, ConfigError
     from research.data.chains import load_chains
+    from research.data.contracts import dates_read_as
     from research.data.errors import ContractError
     from research.data.market import load_iv_index
+    from research.exceptions import ResearchError
 
+    fmt = _checked(
+        dates=[("--start", start), ("--end", end)],
+        date_format=date_format,
+        inputs=[("--chains", chains), ("--iv", iv)],
+        outputs=[("--out", out)],
+    )
     try:
-        frame = load_chains(
-            chains,
-            layout=layout,
-            underlyings=None if underlying is None else [underlying],
-            start=start,
-            end=end,
-            max_dte=120,
-            moneyness=(0.5, 1.5),
-        )
-        names = sorted(frame["underlying"].unique())
-        if len(names) != 1:
-            raise ValueError(f"{chains}: underlyings {names[:10]}; choose one with --underlying")
-        index = load_iv_index(iv)
+        with dates_read_as(fmt):
+            frame = load_chains(
+                chains,
+                layout=layout,
+                underlyings=None if underlying is None else [underlying],
+                start=start,
+                end=end,
+                max_dte=120,
+                moneyness=(0.5, 1.5),
+            )
+            names = sorted(frame["underlying"].unique())
+            if len(names) != 1:
+                raise ValueError(
+                    f"{chains}: underlyings {names[:10]}; choose one with --underlying"
+                )
+            index = load_iv_index(iv)
         cfg = BacktestConfig().replace(**{"spread.strategy": strategy})
         fit = calibrate(frame, index, config=cfg, source=str(chains))
-    except (ConfigError, ContractError, ValueError) as exc:
+        fit.write(out)
+    except (ConfigError, ContractError, ResearchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    fit.write(out)
     typer.echo(
         f"{fit.underlying} {fit.start}..{fit.end}: fitted {fit.quotes:,} out-of-the-money quotes\n"
         f"  ATM = {fit.atm_intercept:+.4f} + {fit.atm_ratio:.4f} x index IV\n"
@@ -873,8 +1126,8 @@ def data_export(
     symbols: Annotated[
         str, typer.Option(help="Comma-separated built-in symbols: SPX, IXIC.")
     ] = "SPX,IXIC",
-    start: Annotated[str | None, typer.Option()] = None,
-    end: Annotated[str | None, typer.Option()] = None,
+    start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
     proxy: Annotated[
         bool, typer.Option(help="iv: add the labelled GARCH proxy where no index is published.")
     ] = False,
@@ -885,7 +1138,9 @@ def data_export(
 
     from research.data import market
     from research.data.writers import write_table
+    from research.exceptions import ResearchError
 
+    _checked(dates=[("--start", start), ("--end", end)], outputs=[("--out", out)])
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     try:
         if kind == "bars":
@@ -911,7 +1166,7 @@ def data_export(
         else:
             raise ValueError(f"unknown kind {kind!r}; use bars or iv")
         write_table(frame.reset_index(drop=True), out)
-    except ValueError as exc:
+    except (ResearchError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"wrote {len(frame):,} rows ({kind}) to {out}")

@@ -1,15 +1,121 @@
-"""``research attribute …``: what worked in which regime (signals, experiments, tuning runs)."""
+"""``research attribute …``: what worked in which regime (signals, experiments, tuning runs).
+
+Every command checks its options before any work: each numeric option against its range (one
+line naming the option and the value), each output path (not one of the inputs, not a folder,
+not under a file, a table format it can write), and the database target. Any error the package
+raises on purpose (``research.exceptions.ResearchError``: bad options, unusable databases,
+outputs the filesystem refuses) is one ``error:`` line and exit code 1, never a traceback.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 attribute_app = typer.Typer(
     help="Regime attribution of signals, experiments and tuning runs.", no_args_is_help=True
 )
+
+
+def _fail(message: object) -> NoReturn:
+    """``error: <message>`` on stderr, exit code 1."""
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(1)
+
+
+@attribute_app.callback()
+def _read_dates(
+    ctx: typer.Context,
+    date_format: Annotated[
+        str | None,
+        typer.Option(
+            "--date-format",
+            help="How the input files write their dates: ISO (YYYY-MM-DD, the default) or a "
+            "strftime format such as %d/%m/%Y; one format reads a whole column. Give it before "
+            "the command: research attribute --date-format %d/%m/%Y ...",
+        ),
+    ] = None,
+) -> None:
+    """Every file the command reads parses its dates with ``--date-format``."""
+    if date_format is None:
+        return
+    from research.data.contracts import dates_read_as
+
+    try:
+        ctx.with_resource(dates_read_as(date_format))
+    except ValueError as exc:
+        _fail(f"--date-format {exc}")
+
+
+def _at_least(option: str, value: int | float, least: int) -> None:
+    """Refuse a numeric option below ``least`` (one line naming it)."""
+    from research.exceptions import InputError
+
+    if value < least:
+        raise InputError(f"{option} must be at least {least}, got {value:g}")
+
+
+def _positive(option: str, value: float) -> None:
+    """Refuse a numeric option that is not more than 0 (one line naming it)."""
+    from research.exceptions import InputError
+
+    if not (value > 0 and math.isfinite(value)):
+        raise InputError(f"{option} must be a number more than 0, got {value:g}")
+
+
+def _table_output(
+    path: Path | None, option: str, inputs: Iterable[Path | str | None]
+) -> Path | None:
+    """Check a table output before any work: a format ``write_table`` writes, and
+    ``research._io.check_output`` (not an input, not a folder, not under a file)."""
+    if path is None:
+        return None
+    from research._io import check_output
+    from research.data.writers import WRITABLE
+    from research.exceptions import InputError
+
+    check_output(path, inputs=list(inputs), option=option)
+    name = path.name.lower()
+    if not any(name.endswith(ext) for ext in WRITABLE):
+        raise InputError(
+            f"{option} {path}: cannot write this extension; use one of {', '.join(WRITABLE)}"
+        )
+    _writable(path, option)
+    return path
+
+
+def _writable(path: Path, option: str) -> None:
+    """Refuse an output whose existing folder cannot be written (read-only folder or file
+    system), before any work: a temporary file is made there and removed at once."""
+    import tempfile
+
+    from research._io import os_error_text
+    from research.exceptions import OutputError
+
+    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if folder is None or not folder.is_dir():
+        return  # check_output names a file standing where a folder should be
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{option}: {os_error_text(exc, path)}") from exc
+
+
+def _distinct(*outputs: tuple[str, Path | None]) -> None:
+    """Refuse two options naming the same output file."""
+    from research._io import same_file
+    from research.exceptions import OutputError
+
+    given = [(o, p) for o, p in outputs if p is not None]
+    for i, (a, pa) in enumerate(given):
+        for b, pb in given[i + 1 :]:
+            if same_file(pa, pb):
+                raise OutputError(f"{a} and {b} name the same file {pa}; name two files")
 
 
 @attribute_app.command("signals")
@@ -43,19 +149,26 @@ def attribute_signals(
     from research.attribution.service import load_signal_study
     from research.data.errors import ContractError
     from research.data.writers import write_table
+    from research.exceptions import ResearchError
     from research.regimes.ruleset import RulesetError
 
     if by not in ("agent", "cluster"):
-        typer.echo(f"error: --by must be agent or cluster, got {by!r}", err=True)
-        raise typer.Exit(1)
+        _fail(f"--by must be agent or cluster, got {by!r}")
+    inputs = [signals, bars, *(iv or [])]
+    try:
+        _at_least("--min-n", min_n, 0)
+        _table_output(out, "--out", inputs)
+        _table_output(heatmap_out, "--heatmap-out", inputs)
+        _distinct(("--out", out), ("--heatmap-out", heatmap_out))
+    except ResearchError as exc:
+        _fail(exc)
     try:
         study = load_signal_study(signals, bars_path=bars, iv_path=iv or None, model=model)
         table = sg.regime_table(study.prepared, by=by, min_n=min_n)
         decay = sg.decay(study.prepared, by=by)
         heat = sg.heatmap(study.prepared, by=by) if heatmap_out is not None else None
-    except (ContractError, RulesetError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    except (ContractError, RulesetError, ValueError, ResearchError) as exc:
+        _fail(exc)
     for note in [*study.market.notes, *study.prepared.notes()]:
         typer.echo(f"note: {note}", err=True)
     cols = [by, "regime", "n", "mean_return", "ci_low", "ci_high", "hit_rate", "base_hit_rate"]
@@ -71,12 +184,15 @@ def attribute_signals(
         wide = decay.pivot(index=by, columns="horizon", values="mean_return")
         typer.echo("\nmean forward return by horizon (trading days):")
         typer.echo(wide.round(4).to_string())
-    if out is not None:
-        write_table(table, out)
-        typer.echo(f"wrote {out}")
-    if heat is not None and heatmap_out is not None:
-        write_table(heat, heatmap_out)
-        typer.echo(f"wrote {heatmap_out}")
+    try:
+        if out is not None:
+            write_table(table, out)
+            typer.echo(f"wrote {out}")
+        if heat is not None and heatmap_out is not None:
+            write_table(heat, heatmap_out)
+            typer.echo(f"wrote {heatmap_out}")
+    except ResearchError as exc:
+        _fail(exc)
 
 
 @attribute_app.command("experiments")
@@ -99,10 +215,23 @@ def attribute_experiments(
             "dominant_regime (the regime most of its days fell in: in-sample hindsight)."
         ),
     ] = "entry_regime",
-    hmm: Annotated[bool, typer.Option(help="Compute avg_hmm_trend / avg_hmm_vol.")] = True,
+    hmm: Annotated[
+        bool,
+        typer.Option(
+            help="Compute avg_hmm_trend / avg_hmm_vol (--no-hmm: not computed, and values "
+            "written earlier are left as they are)."
+        ),
+    ] = True,
     learned_out: Annotated[
         Path | None, typer.Option(help="Write the learned per-regime configs (JSON).")
     ] = None,
+    column_prefix: Annotated[
+        str,
+        typer.Option(
+            help="Prefix of the lab's columns in --db (e.g. lab_ writes lab_avg_vix, ...), for "
+            "a table with columns of these names of its own."
+        ),
+    ] = "",
     write: Annotated[
         bool,
         typer.Option(
@@ -112,30 +241,39 @@ def attribute_experiments(
 ) -> None:
     """Tag experiments with their regimes, print the best configuration per regime
     against its runner-up, export learned configs, and (with --db --write) write the regime
-    columns back into the SQLite table in one transaction."""
+    columns back into the SQLite table in one transaction: only the lab's own columns (a
+    column of the same name that the lab did not add is refused), only the columns this run
+    computed, and never a null over a value written earlier."""
     import json
 
     import pandas as pd
 
-    from research._io import write_text_atomic
+    from research._io import check_output, write_text_atomic
     from research.attribution import experiments as ex
     from research.attribution import experiments_db
     from research.attribution.service import load_experiment_study
     from research.data.errors import ContractError
+    from research.exceptions import InputError, ResearchError
     from research.regimes.ruleset import RulesetError
 
     if experiments is not None and db is not None:
-        typer.echo("error: give --experiments FILE or --db SQLITE, not both", err=True)
-        raise typer.Exit(1)
+        _fail("give --experiments FILE or --db SQLITE, not both")
     if grouping not in ex.GROUPINGS:
-        typer.echo(
-            f"error: --grouping must be entry_regime or dominant_regime, got {grouping!r}",
-            err=True,
-        )
-        raise typer.Exit(1)
+        _fail(f"--grouping must be entry_regime or dominant_regime, got {grouping!r}")
     if write and db is None:
-        typer.echo("error: --write needs --db (the SQLite file to write to)", err=True)
-        raise typer.Exit(1)
+        _fail("--write needs --db (the SQLite file to write to)")
+    try:
+        _at_least("--min-experiments", min_experiments, 1)
+        experiments_db.check_prefix(column_prefix)
+        if learned_out is not None:
+            check_output(
+                learned_out, inputs=[experiments, db, bars, *(iv or [])], option="--learned-out"
+            )
+            _writable(learned_out, "--learned-out")
+    except ResearchError as exc:
+        _fail(exc)
+    if db is not None and not db.is_file():
+        _fail(f"--db {db}: no such SQLite file" if not db.exists() else f"--db {db} is a folder")
     source = db if db is not None else experiments
     try:
         study = load_experiment_study(
@@ -146,13 +284,23 @@ def attribute_experiments(
             model=model,
             markov=hmm,
         )
-        best = ex.best_by_regime(
-            study.tagged, by=grouping, metric=metric, min_experiments=min_experiments
+        if metric not in study.tagged.columns:
+            numeric = [
+                c for c in study.tagged.columns if pd.api.types.is_numeric_dtype(study.tagged[c])
+            ]
+            raise InputError(f"--metric: unknown metric {metric!r}; numeric columns: {numeric}")
+        columns = [c for c, _ in experiments_db.SEED_COLUMNS]
+        if not hmm:
+            columns = [c for c in columns if c not in experiments_db.HMM_COLUMNS]
+        plan = (
+            experiments_db.plan(
+                db, study.tagged, table=table, columns=columns, prefix=column_prefix
+            )
+            if db is not None
+            else None
         )
-        plan = experiments_db.plan(db, study.tagged, table=table) if db is not None else None
-    except (ContractError, RulesetError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    except (ContractError, RulesetError, ValueError, ResearchError) as exc:
+        _fail(exc)
     for note in study.market.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(
@@ -160,29 +308,44 @@ def attribute_experiments(
         f"{ex.GROUPINGS[grouping]}; in-sample; best vs runner-up: {ex.RUNNER_UP_TEST}"
     )
     typer.echo(study.tagged[grouping].value_counts(dropna=False).to_string())
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        typer.echo("\nbest configuration per regime:")
-        typer.echo(best.round(4).to_string(index=False))
-    for _, row in best.loc[best["loses_money"]].iterrows():
-        typer.echo(
-            f"  {row['regime']}: the best configuration loses money (mean pnl_pct "
-            f"{row['pnl_pct']:.2f}); the selector stands aside there unless opted in"
+    # the analysis is separate from the write-back: its problem is a note, not a refusal
+    best: pd.DataFrame | None = None
+    analysis_problem = ""
+    try:
+        best = ex.best_by_regime(
+            study.tagged, by=grouping, metric=metric, min_experiments=min_experiments
         )
-    for regime, why in best.attrs.get("skipped", {}).items():
-        typer.echo(f"  {regime}: not compared ({why})")
-    if learned_out is not None:
-        learned = ex.learned_configs(study.tagged, best, metric=metric, model=model)
-        write_text_atomic(learned_out, json.dumps(learned, indent=2, default=float))
-        typer.echo(f"wrote {learned_out}")
-    if plan is not None:
+    except ValueError as exc:
+        analysis_problem = " ".join(str(exc).split())
+        typer.echo(f"note: no best configuration per regime: {analysis_problem}", err=True)
+    if best is not None:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            typer.echo("\nbest configuration per regime:")
+            typer.echo(best.round(4).to_string(index=False))
+        for _, row in best.loc[best["loses_money"]].iterrows():
+            typer.echo(
+                f"  {row['regime']}: the best configuration loses money (mean pnl_pct "
+                f"{row['pnl_pct']:.2f}); the selector stands aside there unless opted in"
+            )
+        for regime, why in best.attrs.get("skipped", {}).items():
+            typer.echo(f"  {regime}: not compared ({why})")
+    if plan is not None:  # the write-back of what was computed, whatever the analysis gave
         typer.echo(("will: " if write else "dry run, would: ") + plan.describe())
         if write:
             try:
                 n = experiments_db.apply(plan)
-            except Exception as exc:  # sqlite errors: nothing was written (rolled back)
-                typer.echo(f"error: {db}: {exc}; nothing was written", err=True)
-                raise typer.Exit(1) from exc
+            except ResearchError as exc:
+                _fail(exc)
             typer.echo(f"updated {n} rows of {table} in {db}")
+    if learned_out is not None:
+        if best is None:
+            _fail(f"--learned-out {learned_out} not written: {analysis_problem}")
+        learned = ex.learned_configs(study.tagged, best, metric=metric, model=model)
+        try:
+            write_text_atomic(learned_out, json.dumps(learned, indent=2, default=float))
+        except ResearchError as exc:
+            _fail(exc)
+        typer.echo(f"wrote {learned_out}")
 
 
 @attribute_app.command("tunes")
@@ -217,6 +380,13 @@ def attribute_tunes(
         ),
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the per-tune attribution table.")] = None,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for a PostgreSQL table another session has locked, then stop "
+            "naming the table."
+        ),
+    ] = 10.0,
     write: Annotated[
         bool,
         typer.Option(
@@ -235,13 +405,23 @@ def attribute_tunes(
     from research.attribution.service import load_tune_study
     from research.data.errors import ContractError
     from research.data.writers import write_table
+    from research.exceptions import ResearchError
     from research.regimes.ruleset import RulesetError
 
     try:
+        _at_least("--min-tunes", min_tunes, 1)
+        _at_least("--drift-window", drift_window, 1)
+        _positive("--lock-timeout", lock_timeout)
+        _table_output(out, "--out", [tunes, bars, ruleset])
+        target = tunes_db.check_target(db)
+        if write and target.kind == "duckdb" and not target.default:
+            _writable(Path(target.location), "--db")
+    except ResearchError as exc:
+        _fail(exc)
+    try:
         study = load_tune_study(tunes, bars_path=bars, symbol=symbol, ruleset_path=ruleset)
-    except (ContractError, RulesetError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    except (ContractError, RulesetError, ValueError, ResearchError) as exc:
+        _fail(exc)
     for note in study.market.notes:
         typer.echo(f"note: {note}", err=True)
     a = study.attributed
@@ -250,12 +430,10 @@ def attribute_tunes(
         listing = "; ".join(f"{t}: {why}" for t, why in list(bad.items())[:10])
         more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
         if not allow_unattributed:
-            typer.echo(
-                f"error: {study.source}: {len(bad)} of {len(a)} tunes cannot be attributed: "
-                f"{listing}{more}. Nothing was written; --allow-unattributed leaves them null.",
-                err=True,
+            _fail(
+                f"{study.source}: {len(bad)} of {len(a)} tunes cannot be attributed: "
+                f"{listing}{more}. Nothing was written; --allow-unattributed leaves them null."
             )
-            raise typer.Exit(1)
         typer.echo(f"note: {len(bad)} tunes left null: {listing}{more}", err=True)
     ok = a[a["reason"] == ""]
     typer.echo(
@@ -277,17 +455,15 @@ def attribute_tunes(
             study.labels, a, symbol=drift_symbol, window=drift_window, min_tunes=min_tunes
         )
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        _fail(exc)
     typer.echo("\n" + drift.text().replace("**", ""))
-    if out is not None:
-        write_table(a, out)
-        typer.echo(f"wrote {out}")
     try:
-        report = tunes_db.populate(db, a, study.records, write=write)
-    except tunes_db.DatabaseError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        if out is not None:
+            write_table(a, out)
+            typer.echo(f"wrote {out}")
+        report = tunes_db.populate(db, a, study.records, write=write, lock_timeout=lock_timeout)
+    except ResearchError as exc:
+        _fail(exc)
     typer.echo("\n" + report.describe())
 
 
@@ -301,6 +477,10 @@ _DB = Annotated[
     str | None, typer.Option(help="postgresql://… URL or DuckDB file (default data/lab.duckdb).")
 ]
 _WORKSPACE = Annotated[str, typer.Option(help="workspace_id ($1).")]
+_LOCK_TIMEOUT = Annotated[
+    float,
+    typer.Option(help="Seconds to wait for a PostgreSQL table another session has locked."),
+]
 
 
 def _show(frame: object, text: str | None = None) -> None:
@@ -313,14 +493,13 @@ def _show(frame: object, text: str | None = None) -> None:
         typer.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
 
 
-def _query(fn: object, *args: object) -> object:
-    from research.attribution.tunes_db import DatabaseError
+def _query(fn: object, *args: object, **kwargs: object) -> object:
+    from research.exceptions import ResearchError
 
     try:
-        return fn(*args)  # type: ignore[operator]
-    except DatabaseError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        return fn(*args, **kwargs)  # type: ignore[operator]
+    except ResearchError as exc:
+        _fail(exc)
 
 
 @tune_query_app.command("best-key")
@@ -332,15 +511,25 @@ def query_best_key(
         int, typer.Option(help="Fewer rows: fall back to keys within tag distance 1, 2, 3.")
     ] = 3,
     explain: Annotated[bool, typer.Option(help="Print PostgreSQL's plan.")] = False,
+    lock_timeout: _LOCK_TIMEOUT = 10.0,
 ) -> None:
     """Best params for the same regime, falling back to similar keys."""
     from research.attribution import tunes_db
 
-    found = _query(lambda: tunes_db.best_with_fallback(db, workspace, key, min_tunes=min_tunes))
+    _query(_at_least, "--min-tunes", min_tunes, 1)
+    _query(_positive, "--lock-timeout", lock_timeout)
+    found = _query(
+        tunes_db.best_with_fallback,
+        db,
+        workspace,
+        key,
+        min_tunes=min_tunes,
+        lock_timeout=lock_timeout,
+    )
     assert isinstance(found, tunes_db.FallbackResult)
     _show(found.rows, found.text())
     if explain:
-        _explain(db, "best_by_key", workspace, key)
+        _explain(db, lock_timeout, "best_by_key", workspace, key)
 
 
 @tune_query_app.command("best-trend-vol")
@@ -350,27 +539,44 @@ def query_best_trend_vol(
     workspace: _WORKSPACE = "regime-lab",
     db: _DB = None,
     explain: Annotated[bool, typer.Option(help="Print PostgreSQL's plan.")] = False,
+    lock_timeout: _LOCK_TIMEOUT = 10.0,
 ) -> None:
     """Best params by trend + vol, ignoring efficiency."""
     from research.attribution import tunes_db
 
-    _show(_query(tunes_db.run_query, db, "best_by_trend_vol", workspace, trend, vol))
+    _query(_positive, "--lock-timeout", lock_timeout)
+    _show(
+        _query(
+            tunes_db.run_query,
+            db,
+            "best_by_trend_vol",
+            workspace,
+            trend,
+            vol,
+            lock_timeout=lock_timeout,
+        )
+    )
     if explain:
-        _explain(db, "best_by_trend_vol", workspace, trend, vol)
+        _explain(db, lock_timeout, "best_by_trend_vol", workspace, trend, vol)
 
 
 @tune_query_app.command("summary")
-def query_summary(workspace: _WORKSPACE = "regime-lab", db: _DB = None) -> None:
+def query_summary(
+    workspace: _WORKSPACE = "regime-lab", db: _DB = None, lock_timeout: _LOCK_TIMEOUT = 10.0
+) -> None:
     """Regime performance summary."""
     from research.attribution import tunes_db
 
-    _show(_query(tunes_db.run_query, db, "summary", workspace))
+    _query(_positive, "--lock-timeout", lock_timeout)
+    _show(_query(tunes_db.run_query, db, "summary", workspace, lock_timeout=lock_timeout))
 
 
-def _explain(db: str | None, name: str, *params: object) -> None:
+def _explain(db: str | None, lock_timeout: float, name: str, *params: object) -> None:
     from research.attribution import tunes_db
 
-    if tunes_db.parse_target(db).kind != "postgresql":
+    target = _query(tunes_db.parse_target, db)
+    assert isinstance(target, tunes_db.Target)
+    if target.kind != "postgresql":
         typer.echo("(--explain needs a postgresql:// database)", err=True)
         return
-    typer.echo(str(_query(tunes_db.explain, db, name, *params)))
+    typer.echo(str(_query(tunes_db.explain, db, name, *params, lock_timeout=lock_timeout)))

@@ -1,12 +1,24 @@
-"""``research llm …``: ask a trade filter about every trade, then measure it."""
+"""``research llm …``: ask a trade filter about every trade, then measure it.
+
+Every option is checked before any work: numbers against their range (the message names the
+option), outputs against the inputs (``research._io.check_output``) and against what is already
+there (an existing decisions file is continued only when it holds the same provider's decisions
+of the same prompts; a summary is replaced only when it is one). Errors are one line after
+``error:`` with exit code 1; an evaluation in which every request failed exits 1 too.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from research.exceptions import InputError, OutputError
 
 llm_app = typer.Typer(
     help="LLM trade-filter calibration: evaluate trades with a provider, analyze the decisions.",
@@ -15,8 +27,75 @@ llm_app = typer.Typer(
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
     return typer.Exit(1)
+
+
+@llm_app.callback()
+def _read_dates(
+    ctx: typer.Context,
+    date_format: Annotated[
+        str | None,
+        typer.Option(
+            "--date-format",
+            help="How the input files write their dates: ISO (YYYY-MM-DD, the default) or a "
+            "strftime format such as %d/%m/%Y; one format reads a whole column. Give it before "
+            "the command: research llm --date-format %d/%m/%Y ...",
+        ),
+    ] = None,
+) -> None:
+    """Every file the command reads parses its dates with ``--date-format``."""
+    if date_format is None:
+        return
+    from research.data.contracts import dates_read_as
+
+    try:
+        ctx.with_resource(dates_read_as(date_format))
+    except ValueError as exc:
+        raise _fail(f"--date-format {exc}") from exc
+
+
+def _at_least(option: str, value: int, minimum: int) -> None:
+    """Refuse a whole-number option below ``minimum``."""
+    if value < minimum:
+        raise InputError(f"{option} must be at least {minimum}, got {value}")
+
+
+def _seconds(option: str, value: float) -> None:
+    """Refuse a duration that is not a finite number above 0."""
+    if math.isnan(value) or math.isinf(value) or value <= 0:
+        raise InputError(f"{option} must be a finite number of seconds above 0, got {value:g}")
+
+
+def _inputs(*paths: Path | None | Iterable[Path]) -> list[Path]:
+    """The command's input files as the loaders find them (``resolve_path``)."""
+    from research.config import resolve_path
+
+    out: list[Path] = []
+    for item in paths:
+        if item is None:
+            continue
+        for path in [item] if isinstance(item, Path) else item:
+            out.append(resolve_path(path))
+    return out
+
+
+def _check_summary_out(path: Path, inputs: list[Path]) -> None:
+    """``--summary-out``: not an input, and when it exists, a summary of ``llm analyze``."""
+    from research._io import check_output
+
+    check_output(path, inputs=inputs, option="--summary-out")
+    if not path.exists():
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if not (isinstance(data, dict) and {"verdict_code", "methods", "provider"} <= set(data)):
+        raise OutputError(
+            f"--summary-out {path} exists and is not a summary of llm analyze; name a new file, "
+            f"or move {path} away"
+        )
 
 
 @llm_app.command("evaluate")
@@ -51,9 +130,11 @@ def llm_evaluate(
     replay: Annotated[
         Path | None, typer.Option(help="Recorded decisions (llm_decisions) for --provider replay.")
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
-    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 30.0,
-    retries: Annotated[int, typer.Option(help="Retries on 429, 5xx, timeouts, drops.")] = 4,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight (at least 1).")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds per request (above 0).")] = 30.0,
+    retries: Annotated[
+        int, typer.Option(help="Retries on 429, 5xx, timeouts, drops (0 or more).")
+    ] = 4,
     cache: Annotated[
         Path | None, typer.Option(help="Reply cache folder (default data/llm_cache).")
     ] = None,
@@ -73,21 +154,49 @@ def llm_evaluate(
 ) -> None:
     """Ask the provider to approve or reject every trade under each prompt; resumable (run the
     same command again after an interruption), cached (a re-run makes no request)."""
+    from research._io import check_output
     from research.config import PATHS
     from research.data.errors import ContractError
-    from research.llm.harness import EvalConfig, Prices, evaluate, journal_path
+    from research.exceptions import ResearchError
+    from research.llm.harness import (
+        EvalConfig,
+        Prices,
+        check_output_extension,
+        evaluate,
+        existing_decisions,
+        journal_path,
+    )
     from research.llm.prompts import load_prompts
-    from research.llm.providers import make_provider
+    from research.llm.providers import check_base_url, make_provider
     from research.llm.service import load_trades
 
+    try:
+        _at_least("--concurrency", concurrency, 1)
+        _seconds("--timeout", timeout)
+        _at_least("--retries", retries, 0)
+        if base_url is not None:
+            check_base_url(base_url, option="--base-url")
+        check_output_extension(out)
+        cache_dir = cache if cache is not None else PATHS.root / "data" / "llm_cache"
+        if cache_dir.exists() and not cache_dir.is_dir():
+            raise OutputError(f"--cache {cache_dir} is a file; name a folder for the reply cache")
+    except ResearchError as exc:
+        raise _fail(str(exc)) from exc
     key = os.environ.get(api_key_env) if api_key_env else None
     if api_key_env and not key:
         raise _fail(f"${api_key_env} is not set")
     try:
-        trade_set = load_trades(
-            trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model
-        )
         chosen = load_prompts(prompt or ["balanced"], prompts_dir)
+        inputs = _inputs(
+            trades if trades is not None else PATHS.sample / "trades.json",
+            replay,
+            prices,
+            bars,
+            iv or [],
+            [p.path for p in chosen],
+        )
+        check_output(out, inputs=inputs, option="--out")
+        check_output(journal_path(out), inputs=inputs, option="--out (its journal)")
         prov = make_provider(
             provider,
             model=model,
@@ -97,8 +206,15 @@ def llm_evaluate(
             concurrency=concurrency,
             json_mode=json_mode,
         )
+        existing_decisions(out, prov, chosen)  # refuses a file it must not continue
         price_table = Prices.load(prices)
-    except (ContractError, ValueError) as exc:
+        config = EvalConfig(
+            concurrency=concurrency, timeout=timeout, retries=retries, retry_errors=retry_errors
+        )
+        trade_set = load_trades(
+            trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model
+        )
+    except (ResearchError, ContractError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     if provider == "openai" and not getattr(prov, "api_key", None):
         typer.echo(
@@ -112,9 +228,6 @@ def llm_evaluate(
         f"{len(trade_set.trades):,} trades x {len(chosen)} prompt(s) -> {prov.label}; "
         f"journal {journal_path(out)}"
     )
-    config = EvalConfig(
-        concurrency=concurrency, timeout=timeout, retries=retries, retry_errors=retry_errors
-    )
     try:
         result = evaluate(
             trade_set.trades,
@@ -122,7 +235,7 @@ def llm_evaluate(
             chosen,
             regimes=trade_set.regimes,
             out=out,
-            cache_dir=cache if cache is not None else PATHS.root / "data" / "llm_cache",
+            cache_dir=cache_dir,
             config=config,
             prices=price_table,
         )
@@ -133,8 +246,12 @@ def llm_evaluate(
             err=True,
         )
         raise typer.Exit(130) from None
+    except ResearchError as exc:
+        raise _fail(str(exc)) from exc
     typer.echo(result.text())
     typer.echo(f"wrote {out}")
+    if result.failed:
+        raise _fail(result.failure_text())
 
 
 @llm_app.command("analyze")
@@ -159,22 +276,30 @@ def llm_analyze(
     """Approved vs rejected with intervals and tests, against a random filter and the best
     simple rule; the confidence-threshold sweep and a threshold chosen in-sample, reported
     out-of-sample; prompt variants compared; calibration; all by regime."""
-    import json
-
     import pandas as pd
 
     from research._io import write_text_atomic
+    from research.config import PATHS
     from research.data.errors import ContractError
     from research.data.loaders import load
+    from research.exceptions import ResearchError
     from research.llm.service import analyze, load_trades
 
     try:
+        if summary_out is not None:
+            inputs = _inputs(
+                decisions,
+                trades if trades is not None else PATHS.sample / "trades.json",
+                bars,
+                iv or [],
+            )
+            _check_summary_out(summary_out, inputs)
         trade_set = load_trades(
             trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model
         )
         frame = load("llm_decisions", decisions)
         result = analyze(frame, trade_set, prompt=prompt, model=model)
-    except (ContractError, ValueError) as exc:
+    except (ResearchError, ContractError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         typer.echo(result.headline().replace("**", ""))
@@ -196,5 +321,8 @@ def llm_analyze(
         typer.echo("\nby regime at entry:")
         typer.echo(result.regimes.round(3).to_string(index=False))
     if summary_out is not None:
-        write_text_atomic(summary_out, json.dumps(result.summary(), indent=2, default=str))
+        try:
+            write_text_atomic(summary_out, json.dumps(result.summary(), indent=2, default=str))
+        except ResearchError as exc:
+            raise _fail(str(exc)) from exc
         typer.echo(f"wrote {summary_out}")

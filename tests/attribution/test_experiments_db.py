@@ -61,18 +61,23 @@ def test_dry_run_then_write_then_nothing_to_change(user_db: Path) -> None:
     assert f"updated {n} rows of experiments" in res.stdout
     with sqlite3.connect(user_db) as con:
         info = {r[1]: (r[2], r[3]) for r in con.execute("PRAGMA table_info(experiments)")}
-    assert {c: info[c] for c in SEED} == {
+        (sql,) = con.execute("SELECT sql FROM sqlite_master WHERE name = 'experiments'").fetchone()
+    # --no-hmm: only the columns this run computed are added (before, the avg_hmm_* columns were
+    # added too and left null), nullable, each marked as the lab's own
+    assert {c: info.get(c) for c in SEED} == {
         "dominant_regime": ("TEXT", 0),
         "avg_vix": ("REAL", 0),
-        "avg_hmm_trend": ("REAL", 0),
-        "avg_hmm_vol": ("REAL", 0),
+        "avg_hmm_trend": None,
+        "avg_hmm_vol": None,
         "regime_breakdown": ("TEXT", 0),
     }  # nullable columns only
+    for col in ("dominant_regime", "avg_vix", "regime_breakdown"):
+        assert f'"{col}" {info[col][0]} {experiments_db.LAB_MARK}' in sql
+    assert "avg_hmm_trend, avg_hmm_vol not computed in this run: left as they are" in res.stdout
     n_old = len(before[0])
     after = _dump(user_db)
     assert [row[:n_old] for row in after] == before  # every existing value unchanged
     row = dict(zip([*info], after[0], strict=True))
-    assert row["avg_hmm_trend"] is None  # --no-hmm
     # derived here from the market data over the first experiment's window: the IV of its
     # symbol (VIX points; the labelled proxy before 2014) averaged over [start, end], and the
     # vix_trend regime most of its labelled days carried
@@ -89,14 +94,18 @@ def test_dry_run_then_write_then_nothing_to_change(user_db: Path) -> None:
 
 
 def test_a_failed_write_leaves_the_file_as_it_was(user_db: Path) -> None:
-    tagged = pd.DataFrame({"experiment_id": ["EXP-0001"], **{c: [None] for c in SEED}}).assign(
+    # every lab column has a value (a column this run computed nothing for is not added)
+    tagged = pd.DataFrame({"experiment_id": ["EXP-0001"], **{c: [0.5] for c in SEED}}).assign(
         dominant_regime=[["not", "bindable"]]
     )
     plan = experiments_db.plan(user_db, tagged)
     assert plan.add_columns == tuple(SEED)
     before = _dump(user_db)
-    with pytest.raises(sqlite3.Error):
+    # one line naming the file and table (before: the raw sqlite3 error)
+    with pytest.raises(experiments_db.DatabaseError, match="rolled back, nothing was written") as e:
         experiments_db.apply(plan)
+    assert str(user_db) in str(e.value) and "'experiments'" in str(e.value)
+    assert isinstance(e.value.__cause__, sqlite3.Error)
     with sqlite3.connect(user_db) as con:
         cols = [r[1] for r in con.execute("PRAGMA table_info(experiments)")]
     assert not set(SEED) & set(cols) and _dump(user_db) == before  # rolled back, ALTERs too

@@ -658,9 +658,16 @@ def test_query_arguments_and_missing_duckdb_file(tmp_path: Path, duck_file: Path
 
 def test_duckdb_file_is_created_only_on_write(study: TuneStudy, tmp_path: Path) -> None:
     a, r = study.attributed, study.records
-    path = tmp_path / "sub" / "lab.duckdb"
+    # a file in a folder that does not exist is not a path the user meant: refused, nothing made
+    # (before, the folder was created)
+    nowhere = tmp_path / "sub" / "lab.duckdb"
+    for write in (False, True):
+        with pytest.raises(tunes_db.DatabaseError, match="folder .*sub does not exist"):
+            tunes_db.populate(nowhere, a, r, write=write)
+    assert not nowhere.parent.exists()
+    path = tmp_path / "lab.duckdb"
     dry = tunes_db.populate(path, a, r, write=False)
-    assert not path.exists() and not path.parent.exists()
+    assert not path.exists() and sorted(tmp_path.iterdir()) == []
     assert dry.created_tables == (f"{path} (new file)", "backtest_runs", "backtest_tunes")
     assert (dry.inserted_tunes, dry.inserted_runs, dry.updated) == (36, 576, 36)
     assert "would create" in dry.describe() and "dry run, nothing written" in dry.describe()

@@ -471,7 +471,9 @@ class EchoingProvider(OpenAIProvider):
         except TransportError as exc:
             raise TransportError(f"{exc} [auth {self.api_key}]") from exc
         except FatalError as exc:
-            raise FatalError(f"{exc} [auth {self.api_key}]", raw=exc.raw) from exc
+            raise FatalError(
+                f"{exc} [auth {self.api_key}]", raw=exc.raw, cacheable=exc.cacheable
+            ) from exc
 
 
 def test_key_is_used_but_never_written(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from research.config import Paths
+from research.optimize.scenarios import SCENARIOS
 from research.pipeline.runner import discover, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +126,7 @@ def test_grid_pages_state_verdicts_that_follow_from_their_numbers(rendered: Path
                 assert row["permutation_p"] is None and "shuffles" not in text
             # robustness follows from the sensitivity rows
             applicable = [s for s in row["sensitivity"] if s["verdict_holds"] is not None]
-            assert len(row["sensitivity"]) == 10 and applicable
+            assert len(row["sensitivity"]) == len(SCENARIOS) == 11 and applicable
             flips = [s["scenario"] for s in applicable if not s["verdict_holds"]]
             assert row["flips_under"] == [f for f in flips if f != "baseline"]
             assert row["robust"] == (not flips)

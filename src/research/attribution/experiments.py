@@ -711,6 +711,11 @@ def best_by_regime(
                 "grouping": by,
             }
         )
+    if not rows and not skipped:
+        raise ValueError(
+            f"no experiment has a regime in {by} ({no_regime} experiments without one), so no "
+            "configurations can be compared"
+        )
     if not rows:
         raise ValueError(
             f"no regime ({by}) has two configurations with enough experiments to compare: "

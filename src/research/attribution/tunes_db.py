@@ -16,24 +16,38 @@ inserting tunes (and their runs) the table does not have yet, and one ``UPDATE``
 regime columns on rows whose values differ. Only the migration's nullable columns are written on
 existing rows, rows not in the input are untouched, and a second run changes nothing. With
 ``write=False`` (the dry run) the same statements run and are rolled back, so the report says
-exactly what a write would do.
+exactly what a write would do. The DuckDB dry run opens the file read-only and works on an
+in-memory copy of the two tables (their schema, rows and indexes), so it needs no write access.
+
+Hostile input fails fast, in one line naming the database, table or column, with nothing
+written: a ``--db`` that looks like a URL but is not a ``postgresql://`` one (``postgres//…``,
+``mysql://…``), a DuckDB path whose folder does not exist or that is a folder; a migration
+column the table already has with another type; a PostgreSQL table locked by another session
+(every statement runs under ``SET lock_timeout``, ``DEFAULT_LOCK_TIMEOUT`` seconds unless told
+otherwise, and the error names the locked table); a full disk or a failed commit (the real error,
+never the rollback's).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from research._io import os_error_text
 from research.attribution.tunes import ATTRIBUTION_COLUMNS, params_text, run_uuid
+from research.exceptions import ResearchError
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
     "MIGRATION_032",
     "MIGRATION_032_DUCKDB",
     "QUERIES",
@@ -43,6 +57,7 @@ __all__ = [
     "Target",
     "best_params_by_key",
     "best_with_fallback",
+    "check_target",
     "explain",
     "parse_target",
     "populate",
@@ -203,9 +218,18 @@ NEEDED_COLUMNS: tuple[str, ...] = ("id", "workspace_id", "strategy_entity_id")
 _RUN_COLUMNS: tuple[str, ...] = ("tune_id", "run_name", "params", "metrics_is", "metrics_oos")
 
 
-class DatabaseError(RuntimeError):
-    """A database that cannot be used; the message names it and says why. Nothing was
-    written."""
+DEFAULT_LOCK_TIMEOUT = 10.0
+"""Seconds a PostgreSQL statement waits for a lock another session holds before it fails,
+naming the table (``SET lock_timeout``)."""
+
+Mode = Literal["write", "dry", "read"]
+"""How a database is opened: ``write`` (commit), ``dry`` (everything rolled back; a DuckDB file
+is opened read-only and copied into memory) or ``read`` (queries only, read-only)."""
+
+
+class DatabaseError(ResearchError, RuntimeError):
+    """A database that cannot be used; the message (one line) names it and says why. Nothing
+    was written."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +240,8 @@ class Target:
     """``postgresql`` or ``duckdb``."""
     location: str
     """The URL or the file path."""
+    default: bool = field(default=False, compare=False)
+    """The lab's own default file (``data/lab.duckdb``; its folder is created when missing)."""
 
     @property
     def shown(self) -> str:
@@ -224,26 +250,143 @@ class Target:
         return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", text)
 
 
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_SCHEME_NO_SLASHES = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+_POSTGRES_LIKE = re.compile(r"^(postgres(?:ql)?)(?=[:/\\]|$)", re.IGNORECASE)
+
+
 def parse_target(db: str | Path | None) -> Target:
-    """``postgresql://…`` / ``postgres://…`` → PostgreSQL; anything else is a DuckDB file
-    (default ``data/lab.duckdb`` under the project root)."""
+    """Where ``db`` points: ``postgresql://…`` / ``postgres://…`` → PostgreSQL; a path → a
+    DuckDB file (default ``data/lab.duckdb`` under the project root).
+
+    Raises
+    ------
+    DatabaseError
+        ``db`` looks like a URL but is not a PostgreSQL one: another scheme (``mysql://…``,
+        ``duckdb://…``) or a scheme without ``://`` (``postgres//me@host/lab``,
+        ``postgresql:me@host``).
+    """
     if db is None:
         from research.config import PATHS
 
-        return Target("duckdb", str(PATHS.root / "data" / "lab.duckdb"))
+        return Target("duckdb", str(PATHS.root / "data" / "lab.duckdb"), default=True)
     text = str(db)
     if text.startswith(("postgresql://", "postgres://")):
         return Target("postgresql", text)
+    shown = Target("postgresql", text).shown
+    scheme = _URL_SCHEME.match(text)
+    if scheme is not None:
+        raise DatabaseError(
+            f"--db {shown}: unsupported URL scheme {scheme.group(1)}://; give a "
+            "postgresql://user@host/database URL or the path of a DuckDB file"
+        )
+    loose = _SCHEME_NO_SLASHES.match(text)
+    if loose is not None and not re.match(r"^[A-Za-z]:[\\/]", text):
+        raise DatabaseError(
+            f"--db {shown}: looks like a URL but has no '://' after {loose.group(1)}:; write "
+            f"{loose.group(1)}://… (e.g. postgresql://user@host/database), or give the path of a "
+            "DuckDB file"
+        )
     return Target("duckdb", text)
+
+
+def check_target(db: str | Path | None) -> Target:
+    """``parse_target`` plus the checks a DuckDB path must pass before any work: not a folder,
+    and in a folder that exists (the lab's default file excepted, whose folder is created); a
+    path that does not exist and starts like a PostgreSQL URL whose ``://`` is missing
+    (``postgres//me@host/lab``) is named as such.
+
+    Parameters
+    ----------
+    db
+        As for ``populate``.
+
+    Returns
+    -------
+    Target
+
+    Raises
+    ------
+    DatabaseError
+        One line naming the target and how to proceed.
+    """
+    target = parse_target(db)
+    if target.kind != "duckdb" or target.default:
+        return target
+    path = Path(target.location)
+    if path.is_dir():
+        raise DatabaseError(f"--db {path} is a folder; name a DuckDB file in it")
+    folder = path.parent
+    if path.exists() or folder.is_dir():
+        return target
+    if _POSTGRES_LIKE.match(target.location):
+        raise DatabaseError(
+            f"--db {target.shown}: no such file or folder, and it looks like a PostgreSQL URL "
+            "missing '://' (write postgresql://user@host/database); a DuckDB file needs a path in "
+            "an existing folder"
+        )
+    why = (
+        f"{folder} is a file, not a folder"
+        if folder.exists()
+        else f"the folder {folder} does not exist"
+    )
+    raise DatabaseError(
+        f"--db {path}: {why}, so no DuckDB file can be made there; create the folder first or "
+        "name a file in an existing folder"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+_IO_WORDS = (
+    ("no space left on device", errno.ENOSPC),
+    ("disk quota exceeded", errno.EDQUOT),
+    ("read-only file system", errno.EROFS),
+    ("permission denied", errno.EACCES),
+    ("operation not permitted", errno.EPERM),
+)
+
+
+def _failure_text(exc: BaseException, target: Target) -> str:
+    """One line for a failed statement or commit: on a DuckDB file the filesystem's reason in
+    ``research._io.os_error_text``'s words when the error carries one (a full disk, a read-only
+    folder), else the database's own message."""
+    low = str(exc).lower()
+    if target.kind == "duckdb":
+        for words, code in _IO_WORDS:
+            if words in low:
+                return os_error_text(OSError(code, words), target.location)
+    return f"{target.shown}: {type(exc).__name__}: {_one_line(exc)}"
+
+
+_TABLE_OF = re.compile(
+    r"\b(?:LOCK\s+TABLE|ALTER\s+TABLE|INSERT\s+INTO|UPDATE|FROM)\s+(?:IF\s+EXISTS\s+)?"
+    r"(?:ONLY\s+)?([A-Za-z_][A-Za-z0-9_.]*)",
+    re.IGNORECASE,
+)
+
+
+def _table_of(sql: str) -> str:
+    """The first table a statement names (for a lock-timeout message)."""
+    found = _TABLE_OF.search(sql)
+    return found.group(1) if found else "a table"
 
 
 class _Connection:
     """A thin layer over psycopg and duckdb: the same calls for both."""
 
-    def __init__(self, target: Target, *, create: bool) -> None:
+    def __init__(
+        self, target: Target, mode: Mode, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> None:
         self.target = target
         self.kind = target.kind
-        self.in_memory = False
+        self.mode = mode
+        self.lock_timeout = lock_timeout
+        self.new_file = False
+        """A DuckDB file that does not exist yet (dry run and queries: an empty in-memory
+        database; write: created, and removed again when the write fails)."""
         if self.kind == "postgresql":
             import psycopg
 
@@ -251,28 +394,60 @@ class _Connection:
                 self.raw: Any = psycopg.connect(
                     target.location, cursor_factory=psycopg.RawCursor, connect_timeout=10
                 )
-            except psycopg.OperationalError as exc:
-                msg = " ".join(str(exc).split()) or repr(exc)
-                raise DatabaseError(f"cannot connect to {target.shown}: {msg}") from exc
-        else:
-            import duckdb
+            except psycopg.Error as exc:
+                raise DatabaseError(f"cannot connect to {target.shown}: {_one_line(exc)}") from exc
+            if mode == "read":
+                self.raw.read_only = True
+            try:
+                self.raw.execute(f"SET lock_timeout = {max(1, round(lock_timeout * 1000))}")
+            except psycopg.Error as exc:
+                self.raw.close()
+                raise DatabaseError(f"{target.shown}: {_one_line(exc)}") from exc
+            return
+        import duckdb
 
-            path = Path(target.location)
-            if not path.exists() and not create:
+        path = Path(target.location)
+        self.new_file = not path.exists()
+        try:
+            if mode == "write":
+                if target.default:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                self.raw = duckdb.connect(str(path))
+            elif self.new_file:
                 self.raw = duckdb.connect(":memory:")
-                self.in_memory = True
+            elif mode == "read":
+                self.raw = duckdb.connect(str(path), read_only=True)
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    self.raw = duckdb.connect(str(path))
-                except duckdb.Error as exc:
-                    raise DatabaseError(f"cannot open {path}: {exc}") from exc
-            self.raw.execute("BEGIN TRANSACTION")
+                self.raw = _in_memory_copy(path)
+        except (duckdb.Error, OSError) as exc:
+            if mode == "write" and self.new_file:
+                _remove_duckdb(path)
+            text = _failure_text(exc, target)
+            if mode != "write" or text.startswith(f"{target.shown}: "):
+                text = f"cannot open {path}: {_one_line(exc)}"
+            raise DatabaseError(
+                text + ("; nothing was written" if mode == "write" else "")
+            ) from exc
+        self.raw.execute("BEGIN TRANSACTION")
 
-    def execute(self, sql: str, params: Sequence[object] | None = None) -> Any:
+    def execute(
+        self, sql: str, params: Sequence[object] | None = None, *, table: str | None = None
+    ) -> Any:
+        """Run ``sql``; a PostgreSQL lock wait longer than the lock timeout is a
+        ``DatabaseError`` naming ``table`` (default: the first table ``sql`` names)."""
         if self.kind == "postgresql":
+            import psycopg
+
             cur = self.raw.cursor()
-            cur.execute(sql, params)
+            try:
+                cur.execute(sql, params)
+            except psycopg.errors.LockNotAvailable as exc:
+                tail = "" if self.mode == "read" else "; rolled back, nothing was written"
+                raise DatabaseError(
+                    f"{self.target.shown}: table {table or _table_of(sql)} is locked by another "
+                    f"session (waited {self.lock_timeout:g} s, --lock-timeout){tail}; try again "
+                    "once that session commits or rolls back"
+                ) from exc
             return cur
         return self.raw.execute(sql, list(params) if params is not None else None)
 
@@ -292,7 +467,7 @@ class _Connection:
         """SQL condition on ``table_schema`` for the tables the connection sees unqualified."""
         if self.kind == "postgresql":
             return "table_schema = ANY(current_schemas(false))"
-        return "table_schema = 'main'"
+        return "table_schema = 'main' AND table_catalog = current_database()"
 
     def tables(self) -> set[str]:
         sql = f"SELECT table_name FROM information_schema.tables WHERE {self.schema}"
@@ -312,7 +487,10 @@ class _Connection:
         if self.kind == "postgresql":
             sql = "SELECT indexname FROM pg_indexes WHERE tablename = $1"
         else:
-            sql = "SELECT index_name FROM duckdb_indexes() WHERE table_name = $1"
+            sql = (
+                "SELECT index_name FROM duckdb_indexes() WHERE table_name = $1 "
+                "AND database_name = current_database()"
+            )
         return {r[0] for r in self.execute(sql, [table]).fetchall()}
 
     def stage(self, name: str, frame: pd.DataFrame, types: dict[str, str]) -> None:
@@ -331,14 +509,78 @@ class _Connection:
             self.execute(f"CREATE TEMP TABLE {name} AS SELECT {casts} FROM _lab_frame")
             self.raw.unregister("_lab_frame")
 
-    def finish(self, commit: bool) -> None:
-        if commit:
-            self.raw.commit() if self.kind == "postgresql" else self.raw.execute("COMMIT")
-        else:
+    def commit(self) -> None:
+        """Commit; a failure raises the commit's own error (the transaction is gone)."""
+        self.raw.commit() if self.kind == "postgresql" else self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back, quietly: after a failed statement or commit there may be no transaction
+        left, and the error to report is the one that got us here, not the rollback's."""
+        try:
             self.raw.rollback() if self.kind == "postgresql" else self.raw.execute("ROLLBACK")
+        except Exception:  # the original error is the one reported
+            pass
+
+    def finish(self, commit: bool) -> None:
+        self.commit() if commit else self.rollback()
 
     def close(self) -> None:
-        self.raw.close()
+        try:
+            self.raw.close()
+        except Exception:  # closing after a failure: nothing left to report
+            pass
+
+
+_LAB_TABLES = ("backtest_runs", "backtest_tunes")
+
+
+def _in_memory_copy(path: Path) -> Any:
+    """An in-memory DuckDB database holding copies of ``path``'s ``backtest_runs`` and
+    ``backtest_tunes`` (their definitions, rows and indexes), the file opened read-only: what
+    the dry run works on."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        quoted = str(path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS lab_source (READ_ONLY)")
+        tables = dict(
+            con.execute(
+                "SELECT table_name, sql FROM duckdb_tables() WHERE database_name = 'lab_source' "
+                "AND schema_name = 'main' AND table_name IN ('backtest_runs', 'backtest_tunes')"
+            ).fetchall()
+        )
+        for name in _LAB_TABLES:
+            if name not in tables:
+                continue
+            try:
+                con.execute(tables[name])
+                con.execute(f"INSERT INTO memory.main.{name} SELECT * FROM lab_source.main.{name}")
+            except duckdb.Error:  # a definition naming other tables: the columns and rows
+                con.execute(f"DROP TABLE IF EXISTS memory.main.{name}")
+                con.execute(
+                    f"CREATE TABLE memory.main.{name} AS SELECT * FROM lab_source.main.{name}"
+                )
+        for (sql,) in con.execute(
+            "SELECT sql FROM duckdb_indexes() WHERE database_name = 'lab_source' "
+            "AND schema_name = 'main' AND table_name IN ('backtest_runs', 'backtest_tunes') "
+            "AND sql IS NOT NULL"
+        ).fetchall():
+            con.execute(sql)
+        con.execute("DETACH lab_source")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _remove_duckdb(path: Path) -> None:
+    """Remove a DuckDB file this command created (and its write-ahead log)."""
+    for p in (path, path.with_name(path.name + ".wal")):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 @dataclass(frozen=True)
@@ -439,10 +681,10 @@ def _runs_frame(records: pd.DataFrame, tune_ids: pd.Series) -> pd.DataFrame:
     return out
 
 
-def _check(con: _Connection, create: bool) -> tuple[str, ...]:
+def _check(con: _Connection) -> tuple[str, ...]:
     tables = con.tables()
     created = []
-    missing = [t for t in ("backtest_runs", "backtest_tunes") if t not in tables]
+    missing = [t for t in _LAB_TABLES if t not in tables]
     if missing and con.kind == "postgresql":
         raise DatabaseError(
             f"{con.target.shown}: no table {' or '.join(missing)} (the regime-column migration "
@@ -464,40 +706,105 @@ def _check(con: _Connection, create: bool) -> tuple[str, ...]:
     return tuple(created)
 
 
+_TYPE_FAMILIES: dict[str, frozenset[str]] = {
+    "TEXT": frozenset({"text", "character varying", "varchar", "character", "string"}),
+    "DOUBLE": frozenset({"double precision", "double", "real", "float", "numeric", "decimal"}),
+    "JSON": frozenset({"jsonb", "json"}),
+    "UUID": frozenset({"uuid"}),
+}
+
+
+def _check_types(con: _Connection, have: dict[str, str]) -> None:
+    """Refuse a migration column the table already has with another type: the migration
+    (``ADD COLUMN IF NOT EXISTS``) would keep it and the population write into it."""
+    wrong = []
+    for col, want in _TYPES_DUCKDB.items():
+        got = have.get(col)
+        if got is None:
+            continue
+        base = got.split("(")[0].strip()
+        if base not in _TYPE_FAMILIES[want]:
+            shown = "DOUBLE PRECISION" if want == "DOUBLE" and con.kind == "postgresql" else want
+            if want == "JSON" and con.kind == "postgresql":
+                shown = "JSONB"
+            wrong.append(f"{col} is {got}, the migration's is {shown}")
+    if wrong:
+        raise DatabaseError(
+            f"{con.target.shown}: table backtest_tunes already has regime column(s) of another "
+            f"type ({'; '.join(wrong)}); the lab does not write into a column it did not define: "
+            "rename yours (ALTER TABLE backtest_tunes RENAME COLUMN … TO …) and run again"
+        )
+
+
+def _check_lock_timeout(lock_timeout: float) -> float:
+    if (
+        isinstance(lock_timeout, bool)
+        or not isinstance(lock_timeout, int | float)
+        or not (lock_timeout > 0 and math.isfinite(lock_timeout))
+    ):
+        raise DatabaseError(
+            f"--lock-timeout must be a number of seconds more than 0, got {lock_timeout!r}"
+        )
+    return float(lock_timeout)
+
+
 def populate(
     db: str | Path | None,
     attributed: pd.DataFrame,
     records: pd.DataFrame,
     *,
     write: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> PopulationReport:
     """Add the regime columns and write the values of ``attributed`` (one transaction).
 
     Parameters
     ----------
     db
-        ``postgresql://…`` URL or DuckDB file (default ``data/lab.duckdb``, created on write).
+        ``postgresql://…`` URL or DuckDB file (default ``data/lab.duckdb``, created on write;
+        another file must be in an existing folder, ``check_target``).
     attributed
         ``research.attribution.tunes.attribute_tunes`` output.
     records
         The tunes records (to insert the runs of tunes the database does not have).
     write
-        Commit; otherwise everything is rolled back (dry run).
+        Commit; otherwise everything is rolled back (dry run: a DuckDB file is opened
+        read-only and the statements run on an in-memory copy of its two tables).
+    lock_timeout
+        Seconds a PostgreSQL statement waits for a lock held by another session before the
+        population fails naming the table.
+
+    Returns
+    -------
+    PopulationReport
 
     Raises
     ------
     DatabaseError
-        Cannot connect, tables or columns missing, or a statement failed (rolled back: nothing
-        written).
+        A malformed target, cannot connect, tables or columns missing, a regime column of
+        another type, a table locked longer than ``lock_timeout``, or a statement or the commit
+        failed (rolled back: nothing written; a DuckDB file this call created is removed).
     """
-    target = parse_target(db)
-    con = _Connection(target, create=write)
+    target = check_target(db)
+    lock_timeout = _check_lock_timeout(lock_timeout)
+    con = _Connection(target, "write" if write else "dry", lock_timeout=lock_timeout)
+    done = False
     try:
         try:
-            created = _check(con, create=True)
-            before = con.columns("backtest_tunes")
+            created = _check(con)
+            before_types = con.column_types("backtest_tunes")
+            _check_types(con, before_types)
+            before = list(before_types)
+            if con.kind == "postgresql":  # the locks the statements take, one table at a time
+                con.execute("LOCK TABLE backtest_tunes IN ACCESS EXCLUSIVE MODE")  # the ALTERs'
+                con.execute("LOCK TABLE backtest_runs IN ROW EXCLUSIVE MODE")  # the INSERTs'
             idx_before = con.indexes("backtest_tunes")
-            con.execute(MIGRATION_032 if con.kind == "postgresql" else MIGRATION_032_DUCKDB)
+            # holding backtest_tunes, the migration can wait only for the lock its new foreign key
+            # takes on backtest_runs
+            con.execute(
+                MIGRATION_032 if con.kind == "postgresql" else MIGRATION_032_DUCKDB,
+                table="backtest_runs",
+            )
             added = tuple(c for c in con.columns("backtest_tunes") if c not in before)
             new_idx = tuple(i for i in INDEXES if i not in idx_before)
             ok = attributed["reason"] == ""
@@ -532,22 +839,25 @@ def populate(
             inserted_tunes = con.rowcount(cur)
             inserted_runs = _insert_runs(con, records, attributed)
             updated = _update(con, id_text)
-            con.finish(commit=write and not con.in_memory)
+            con.finish(commit=write)
+            done = True
         except DatabaseError:
-            con.finish(commit=False)
+            con.rollback()
             raise
         except Exception as exc:
-            con.finish(commit=False)
+            con.rollback()
             raise DatabaseError(
-                f"{target.shown}: {type(exc).__name__}: {exc}; rolled back, nothing was written"
+                f"{_failure_text(exc, target)}; rolled back, nothing was written"
             ) from exc
     finally:
         con.close()
+        if not done and write and con.new_file and con.kind == "duckdb":
+            _remove_duckdb(Path(target.location))
     return PopulationReport(
         target.shown,
         target.kind,
         write,
-        ((f"{target.location} (new file)",) if con.in_memory else ()) + created,
+        ((f"{target.location} (new file)",) if con.new_file and not write else ()) + created,
         added,
         new_idx,
         inserted_tunes,
@@ -630,28 +940,60 @@ def _checked_query(name: str, params: Sequence[object]) -> str:
     return sql
 
 
-def run_query(db: str | Path | None, name: str, *params: object) -> pd.DataFrame:
-    """Run one of the tune-attribution plan's ``QUERIES`` as written (read-only).
+def run_query(
+    db: str | Path | None,
+    name: str,
+    *params: object,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> pd.DataFrame:
+    """Run one of the tune-attribution plan's ``QUERIES`` as written (read-only: a DuckDB file
+    is opened read-only, a PostgreSQL transaction is read-only).
+
+    Parameters
+    ----------
+    db
+        ``postgresql://…`` URL or DuckDB file (default ``data/lab.duckdb``).
+    name
+        A key of ``QUERIES``.
+    *params
+        The query's ``$1``, ``$2``, … in order.
+    lock_timeout
+        Seconds to wait for a PostgreSQL table locked by another session.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows (``best_oos_params`` as JSON text).
 
     Raises
     ------
     DatabaseError
-        Unknown query, wrong number of parameters, cannot connect, no such table or columns.
+        Unknown query, wrong number of parameters, a malformed target, no such file, cannot
+        connect, no such table or columns, or the table is locked longer than
+        ``lock_timeout``.
     """
     sql = _checked_query(name, params)
     target = parse_target(db)
-    if target.kind == "duckdb" and not Path(target.location).exists():
-        raise DatabaseError(
-            f"{target.location}: no such DuckDB file (run `research attribute tunes --write` first)"
+    lock_timeout = _check_lock_timeout(lock_timeout)
+    if target.kind == "duckdb" and not Path(target.location).is_file():
+        what = (
+            "a folder, not a DuckDB file"
+            if Path(target.location).is_dir()
+            else "no such DuckDB file"
         )
-    con = _Connection(target, create=False)
+        raise DatabaseError(
+            f"{target.location}: {what} (run `research attribute tunes --write` first)"
+        )
+    con = _Connection(target, "read", lock_timeout=lock_timeout)
     try:
         try:
             frame = con.fetch_frame(sql, list(params))
+        except DatabaseError:
+            raise
         except Exception as exc:
-            raise DatabaseError(f"{target.shown}: {type(exc).__name__}: {exc}") from exc
+            raise DatabaseError(f"{target.shown}: {type(exc).__name__}: {_one_line(exc)}") from exc
         finally:
-            con.finish(commit=False)
+            con.rollback()
     finally:
         con.close()
     if "best_oos_params" in frame:
@@ -661,27 +1003,30 @@ def run_query(db: str | Path | None, name: str, *params: object) -> pd.DataFrame
     return frame
 
 
-def explain(db: str, name: str, *params: object) -> str:
+def explain(db: str, name: str, *params: object, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> str:
     """PostgreSQL's ``EXPLAIN`` of one of the ``QUERIES`` with its parameters (the plan as text).
 
     Raises
     ------
     DatabaseError
-        Not a PostgreSQL URL, unknown query, wrong number of parameters, cannot connect, or
-        the query fails.
+        Not a PostgreSQL URL, unknown query, wrong number of parameters, cannot connect, the
+        table is locked longer than ``lock_timeout`` seconds, or the query fails.
     """
     target = parse_target(db)
     if target.kind != "postgresql":
         raise DatabaseError(f"{target.shown}: EXPLAIN is shown for PostgreSQL databases only")
     sql = _checked_query(name, params)
-    con = _Connection(target, create=False)
+    lock_timeout = _check_lock_timeout(lock_timeout)
+    con = _Connection(target, "read", lock_timeout=lock_timeout)
     try:
         try:
             rows = con.execute("EXPLAIN " + sql, list(params)).fetchall()
+        except DatabaseError:
+            raise
         except Exception as exc:
-            raise DatabaseError(f"{target.shown}: {type(exc).__name__}: {exc}") from exc
+            raise DatabaseError(f"{target.shown}: {type(exc).__name__}: {_one_line(exc)}") from exc
         finally:
-            con.finish(commit=False)
+            con.rollback()
     finally:
         con.close()
     return "\n".join(str(r[0]) for r in rows)
@@ -717,19 +1062,33 @@ def best_with_fallback(
     *,
     min_tunes: int = 3,
     max_distance: int = 3,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> FallbackResult:
     """The best-by-key query for ``regime_key``; when it returns fewer than ``min_tunes`` rows, the
     same query for every key of the workspace (from the summary query) within tag distance 1, then
     2, ... (``research.attribution.tunes.key_distance``), best first, until ``min_tunes`` rows are
-    found (the tune-attribution plan's "similar regime search")."""
+    found (the tune-attribution plan's "similar regime search").
+
+    Raises
+    ------
+    DatabaseError
+        As ``run_query``; also ``min_tunes`` below 1 or ``max_distance`` below 0.
+    """
     from research.attribution.tunes import key_distance
 
-    exact = run_query(db, "best_by_key", workspace_id, regime_key)
+    for option, value, least in (("--min-tunes", min_tunes, 1), ("max_distance", max_distance, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise DatabaseError(f"{option} must be at least {least}, got {value!r}")
+
+    def query(name: str, *params: object) -> pd.DataFrame:
+        return run_query(db, name, *params, lock_timeout=lock_timeout)
+
+    exact = query("best_by_key", workspace_id, regime_key)
     if len(exact) >= min_tunes:
         return FallbackResult(
             exact.assign(regime_key=regime_key), regime_key, 0, (regime_key,), min_tunes
         )
-    keys = run_query(db, "summary", workspace_id)["regime_key"].tolist()
+    keys = query("summary", workspace_id)["regime_key"].tolist()
     dist = {k: key_distance(regime_key, k) for k in keys}
     found = exact.assign(regime_key=regime_key)
     used: tuple[str, ...] = (regime_key,)
@@ -738,7 +1097,7 @@ def best_with_fallback(
         near = [k for k in keys if (dk := dist[k]) is not None and dk <= d]
         if not near:
             continue
-        frames = [run_query(db, "best_by_key", workspace_id, k).assign(regime_key=k) for k in near]
+        frames = [query("best_by_key", workspace_id, k).assign(regime_key=k) for k in near]
         found = pd.concat(frames, ignore_index=True).sort_values("best_oos_score", ascending=False)
         used, distance = tuple(near), d
         if len(found) >= min_tunes:
@@ -746,14 +1105,18 @@ def best_with_fallback(
     return FallbackResult(found.reset_index(drop=True), regime_key, distance, used, min_tunes)
 
 
-def best_params_by_key(db: str | Path | None, workspace_id: str) -> pd.DataFrame:
+def best_params_by_key(
+    db: str | Path | None, workspace_id: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> pd.DataFrame:
     """Per regime key of the workspace (the summary query, best average first): its tune count,
     average and best OOS score, and the top row of the best-by-key query (the strategy and
     parameters of its best tune)."""
-    summary = run_query(db, "summary", workspace_id)
+    summary = run_query(db, "summary", workspace_id, lock_timeout=lock_timeout)
     rows = []
     for _, r in summary.iterrows():
-        top = run_query(db, "best_by_key", workspace_id, r["regime_key"]).iloc[0]
+        top = run_query(
+            db, "best_by_key", workspace_id, r["regime_key"], lock_timeout=lock_timeout
+        ).iloc[0]
         rows.append(
             {
                 "regime_key": r["regime_key"],

@@ -7,6 +7,8 @@ inconsistent parameters with a message naming the parameter, before any work sta
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -191,9 +193,16 @@ class BacktestConfig:
         return dict(self.dividend_yields).get(symbol, self.default_dividend_yield)
 
     def check(self) -> BacktestConfig:
-        """Raise ConfigError on inconsistent parameters; return self."""
+        """Raise ConfigError on inconsistent parameters; return self.
+
+        Every number must be finite first (a YAML ``.nan`` or ``.inf`` fails here, naming the
+        parameter: a comparison with NaN is always false, so a range check alone lets it
+        through); then the ranges and the combinations are checked.
+        """
         s, f, z, lim = self.spread, self.fills, self.sizing, self.limits
-        problems = []
+        problems = _number_problems(self)
+        if problems:
+            raise ConfigError("invalid backtest parameters: " + "; ".join(problems))
         if s.strategy not in ("bear_call", "bull_put"):
             problems.append(f"strategy must be bear_call or bull_put, got {s.strategy!r}")
         if not 0 < s.min_delta <= s.max_delta < 1:
@@ -260,6 +269,39 @@ class BacktestConfig:
     def replace(self, **changes: Any) -> BacktestConfig:
         """A copy with dotted-path changes, e.g. ``replace(**{"spread.min_delta": 0.1})``."""
         return config_from_dict(changes, base=self)
+
+
+_NUMBER_TYPES = frozenset({"float", "int", "float | None", "int | None"})
+_PAIRS = frozenset({"regime_multipliers", "dividend_yields"})
+
+
+def _number_problems(obj: object, prefix: str = "") -> list[str]:
+    """Each numeric parameter of a config (blocks included) that is not a finite number."""
+    problems: list[str] = []
+
+    def bad(name: str, value: object) -> None:
+        shown = repr(value) if isinstance(value, str) else str(value)
+        problems.append(f"{name} must be a finite number, got {shown}")
+
+    def finite(value: object) -> bool:
+        return (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(float(value))
+        )
+
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            problems.extend(_number_problems(value, f"{name}."))
+        elif f.name in _PAIRS:
+            for key, number in value:
+                if not finite(number):
+                    bad(f"{name}[{key!r}]", number)
+        elif f.type in _NUMBER_TYPES and value is not None and not finite(value):
+            bad(name, value)
+    return problems
 
 
 def _first(value: float | None, default: float | None) -> float | None:

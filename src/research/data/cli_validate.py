@@ -1,4 +1,4 @@
-"""Body of ``research data validate KIND PATH [--table NAME]``.
+"""Body of ``research data validate KIND PATH [--table NAME] [--date-format FORMAT]``.
 
 The command reads a file, checks it against a data contract and reports either a one-line
 summary or the full :class:`~research.data.errors.ContractError` message.
@@ -14,6 +14,8 @@ import pandas as pd
 from research.data.contracts import CONTRACTS
 from research.data.errors import ContractError
 from research.data.loaders import load
+from research.exceptions import InputError
+from research.options import check_date_format
 
 __all__ = ["summary", "validate_command"]
 
@@ -46,7 +48,9 @@ def summary(kind: str, path: Path | str, df: pd.DataFrame) -> str:
     return f"OK: {path} satisfies the '{kind}' contract ({', '.join(parts)})"
 
 
-def validate_command(kind: str, path: Path, table: str | None) -> int:
+def validate_command(
+    kind: str, path: Path, table: str | None, date_format: str | None = None
+) -> int:
     """Validate one file against a contract and report on stdout / stderr.
 
     Parameters
@@ -54,9 +58,12 @@ def validate_command(kind: str, path: Path, table: str | None) -> int:
     kind : str
         Contract name, e.g. ``"bars"``.
     path : Path
-        File to check (any format :func:`research.data.loaders.read_table` accepts).
+        File to check (any format :func:`research.data.loaders.read_table` accepts); a
+        relative path is taken from the current folder only.
     table : str or None
         Table name for SQLite / DuckDB files.
+    date_format : str or None
+        How the file writes its dates (``"ISO"``, the default, or e.g. ``"%d/%m/%Y"``).
 
     Returns
     -------
@@ -65,7 +72,12 @@ def validate_command(kind: str, path: Path, table: str | None) -> int:
         stdout; 1 after printing the :class:`ContractError` message to stderr.
     """
     try:
-        df = load(kind, path, table=table)
+        date_format = check_date_format(date_format)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        df = load(kind, path, table=table, date_format=date_format, project=False)
     except ContractError as err:
         print(str(err), file=sys.stderr)
         return 1

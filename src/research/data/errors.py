@@ -36,7 +36,9 @@ class Problem:
     check : str
         Short name of the failed rule, e.g. ``"missing column"``, ``"wrong type"``,
         ``"null in key"``, ``"duplicate key"``, ``"unsorted dates"``, ``"negative price"``,
-        ``"high < low"``, ``"timezone-aware dates"``, ``"out of range"``, ``"empty file"``,
+        ``"high < low"``, ``"open outside high-low"``, ``"close outside high-low"``,
+        ``"implausible price"``, ``"date format"`` (dates not in the column's one format),
+        ``"timezone-aware dates"``, ``"out of range"``, ``"empty file"``,
         ``"unknown extension"``, ``"unreadable file"``.
     n_rows : int
         Number of failing rows (0 for file- and column-level problems).

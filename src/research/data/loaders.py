@@ -65,7 +65,9 @@ def _format_of(path: Path) -> str:
     )
 
 
-def read_table(path: str | Path, *, table: str | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | Path, *, table: str | None = None, project: bool | None = None
+) -> pd.DataFrame:
     """Read a file into a DataFrame, choosing the reader by extension.
 
     Parameters
@@ -73,11 +75,16 @@ def read_table(path: str | Path, *, table: str | None = None) -> pd.DataFrame:
     path : str or Path
         A ``.csv``, ``.csv.gz``, ``.parquet``/``.pq``, ``.json`` (array of records),
         ``.jsonl``/``.ndjson``, ``.sqlite``/``.sqlite3``/``.db`` or ``.duckdb`` file; a
-        relative path is looked up from the current directory, the project root and
-        notebooks/ (``research.config.resolve_path``).
+        relative path is taken from the current folder (in the project's notebooks/ folder,
+        where notebooks run, also from the project root: ``research.config.resolve_path``).
     table : str, optional
         Table (or view) to read from a database file. Default: the only table, if there is
         exactly one. Not allowed for other formats.
+    project : bool, optional
+        Where a relative path is looked up (``research.config.search_folders``): ``False``
+        the current folder only (the commands), ``True`` also the project root and notebooks/,
+        ``None`` (default) also the project root when the current folder is the project's
+        notebooks/ folder.
 
     Returns
     -------
@@ -92,12 +99,16 @@ def read_table(path: str | Path, *, table: str | None = None) -> pd.DataFrame:
         directory, no permission, corrupt content, parse failure), ``empty file`` (0 bytes,
         header only, zero rows), ``unknown table`` or ``ambiguous table``.
     """
-    from research.config import resolve_path
+    from research.config import resolve_path, search_folders
 
-    p = resolve_path(path)
+    p = resolve_path(path, project=project)
     fmt = _format_of(p)
     if not p.exists():
-        raise _fail(p, "unreadable file", "no such file")
+        given = Path(path).expanduser()
+        if given.is_absolute():
+            raise _fail(p, "unreadable file", "no such file")
+        looked = ", ".join(str(folder / given) for folder in search_folders(project=project))
+        raise _fail(path, "unreadable file", f"no such file (looked for {looked})")
     if p.is_dir():
         raise _fail(p, "unreadable file", "is a directory, not a file")
     if table is not None and fmt not in _DATABASES:
@@ -135,7 +146,14 @@ def read_table(path: str | Path, *, table: str | None = None) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def load(kind: str, path: str | Path, *, table: str | None = None) -> pd.DataFrame:
+def load(
+    kind: str,
+    path: str | Path,
+    *,
+    table: str | None = None,
+    date_format: str | None = None,
+    project: bool | None = None,
+) -> pd.DataFrame:
     """Read a file and validate it against a data contract.
 
     Parameters
@@ -146,6 +164,12 @@ def load(kind: str, path: str | Path, *, table: str | None = None) -> pd.DataFra
         File to read (see :func:`read_table` for formats).
     table : str, optional
         Table name for database files.
+    date_format : str, optional
+        How the file writes its text dates, for every date column: ``"ISO"`` (YYYY-MM-DD, the
+        default) or a ``strftime`` format such as ``"%d/%m/%Y"``; one format reads a whole
+        column (:func:`research.data.contracts.validate`).
+    project : bool, optional
+        Where a relative path is looked up (:func:`read_table`).
 
     Returns
     -------
@@ -159,10 +183,10 @@ def load(kind: str, path: str | Path, *, table: str | None = None) -> pd.DataFra
     """
     contract_columns(kind)  # unknown kind: fail before touching the file
     try:
-        df = read_table(path, table=table)
+        df = read_table(path, table=table, project=project)
     except ContractError as err:
         raise err.with_kind(kind) from None
-    return validate(kind, df, source=str(path))
+    return validate(kind, df, source=str(path), date_format=date_format)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,16 +6,24 @@
   (``backoff`` x 2^attempt, capped at ``max_backoff``, with jitter); other HTTP errors are not.
 - **Strict replies**: a reply that is not a valid decision is recorded as an error with its raw
   text, never a crash; every (trade, prompt) ends with a decision or an error.
-- **Cache**: each answered request is stored under ``cache_dir`` by the SHA-256 of the provider,
-  model, messages and parameters, so asking the same again makes no request.
+- **Cache**: each answered request is stored under ``cache_dir`` by the SHA-256 of the provider
+  kind, its server (base URL, credentials masked), model, messages (prompt text and trade
+  context) and parameters (temperature, token limit, JSON mode), so asking the same source the
+  same again makes no request, and two servers never share answers. ``retry_errors`` does not
+  take errors from the cache: it asks again.
 - **Resumable**: each finished record is appended, one JSON line at a time, to a journal next to
   the output (``OUT.partial.jsonl``); a re-run (after Ctrl-C or a kill) skips what is there, and a
-  torn last line is ignored. The output file is written atomically at the end, then the journal
-  removed.
+  torn last line is ignored. The output file is written atomically at the end
+  (``research._io``), then the journal removed.
+- **Outputs kept**: an existing output is continued only when it is a decisions file of this
+  harness from the same provider, model and prompts (``existing_decisions``): its rows are all
+  kept and the new ones appended; any other file (a CSV of something else, another provider's or
+  another prompt's decisions, a journal that is not one) is refused before any request, with an
+  ``OutputError`` saying what was found.
 - **Tallies**: requests, cache hits, tokens, latency and cost (a per-model price table, dollars
   per million input and output tokens).
-- **Secrets**: the API key is scrubbed from every text the harness writes (records, errors,
-  journal, cache); it is never part of a cache key.
+- **Secrets**: the API key and the credentials of the base URL are scrubbed from every text the
+  harness writes (records, errors, journal, cache); they are never part of a cache key.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -33,12 +42,23 @@ from typing import Any
 
 import pandas as pd
 
+from research._io import check_output, os_error_text, write_text_atomic
+from research.exceptions import InputError, OutputError
 from research.llm.context import build_context, trade_ids
 from research.llm.prompts import Prompt
-from research.llm.providers import FatalError, Provider, Reply, TransportError
+from research.llm.providers import FatalError, Provider, Reply, TransportError, mask_urls
 from research.llm.replies import BadReply, parse_reply
 
-__all__ = ["EvalConfig", "EvalResult", "Prices", "cache_key", "evaluate", "journal_path"]
+__all__ = [
+    "EvalConfig",
+    "EvalResult",
+    "Prices",
+    "cache_key",
+    "check_output_extension",
+    "evaluate",
+    "existing_decisions",
+    "journal_path",
+]
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "trade_id",
@@ -61,9 +81,31 @@ RECORD_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _whole(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise InputError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _seconds(name: str, value: object, *, zero: bool) -> None:
+    bound = "at least 0" if zero else "above 0"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise InputError(f"{name} must be a finite number of seconds {bound}, got {value:g}")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """How to ask."""
+    """How to ask.
+
+    Raises
+    ------
+    research.exceptions.InputError
+        ``concurrency`` below 1, ``retries`` below 0, a ``timeout`` that is not a finite
+        number above 0, a negative or NaN backoff (the message names the field).
+    """
 
     concurrency: int = 8
     timeout: float = 30.0
@@ -71,7 +113,14 @@ class EvalConfig:
     backoff: float = 1.0
     max_backoff: float = 30.0
     retry_errors: bool = False
-    """Ask again the (trade, prompt) pairs the journal holds as errors."""
+    """Ask again the (trade, prompt) pairs recorded as errors (journal, output, cache)."""
+
+    def __post_init__(self) -> None:
+        _whole("concurrency", self.concurrency, 1)
+        _whole("retries", self.retries, 0)
+        _seconds("timeout", self.timeout, zero=False)
+        _seconds("backoff", self.backoff, zero=True)
+        _seconds("max_backoff", self.max_backoff, zero=True)
 
 
 @dataclass(frozen=True)
@@ -82,18 +131,34 @@ class Prices:
 
     @classmethod
     def load(cls, path: str | Path | None) -> Prices:
-        """From a YAML or JSON file ``{model: {input: $, output: $}}`` (None: no prices)."""
+        """From a YAML or JSON file ``{model: {input: $, output: $}}`` (None: no prices).
+
+        Raises
+        ------
+        research.exceptions.InputError
+            The file cannot be read, is not that shape, or holds a negative or NaN price.
+        """
         if path is None:
             return cls({})
         import yaml
 
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        shape = "prices must map model -> {input: $ per 1M tokens, output: $ per 1M}"
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the prices ({exc.strerror or exc})") from exc
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not YAML or JSON; {shape}") from exc
         try:
             table = {str(m): (float(v["input"]), float(v["output"])) for m, v in data.items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(
-                f"{path}: prices must map model -> {{input: $ per 1M tokens, output: $ per 1M}}"
-            ) from exc
+            raise InputError(f"{path}: {shape}") from exc
+        for model, pair in table.items():
+            if not all(math.isfinite(x) and x >= 0 for x in pair):
+                raise InputError(
+                    f"{path}: the prices of {model!r} must be finite and at least 0, got "
+                    f"input {pair[0]:g}, output {pair[1]:g}"
+                )
         return cls(table)
 
     def cost(self, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float:
@@ -121,6 +186,32 @@ class EvalResult:
     out: Path | None
     online: bool = True
     """False for the heuristic and replay providers (no network)."""
+    asked: int = 0
+    """(trade, prompt) pairs answered in this run (by the provider or the cache)."""
+    new_errors: int = 0
+    """Of those, the ones that ended in an error."""
+
+    @property
+    def failed(self) -> bool:
+        """Nothing came back: every pair asked in this run ended in an error, or (nothing asked)
+        every decision of the result is one."""
+        if self.asked:
+            return self.new_errors == self.asked
+        return len(self.decisions) > 0 and self.errors == len(self.decisions)
+
+    def failure_text(self) -> str:
+        """One line for a run that ``failed``: how many, the commonest error, what to do."""
+        errors = self.decisions["error"].dropna().astype(str)
+        common = " ".join(errors.value_counts().index[0].split()) if len(errors) else "?"
+        where = f"; the errors are recorded in {self.out}" if self.out is not None else ""
+        if self.asked:
+            head = f"all {self.asked:,} requests of this run failed"
+        else:
+            head = f"every one of the {len(self.decisions):,} decisions is an error"
+        return (
+            f"{head} (e.g. {common}){where}; fix the cause, then run again with --retry-errors "
+            "to ask them again"
+        )
 
     @property
     def tokens(self) -> int:
@@ -174,10 +265,33 @@ def journal_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".partial.jsonl")
 
 
+CACHE_VERSION = 2
+"""Part of every cache key: answers stored under the keys of an older layout (which left out
+the server) are never read."""
+
+
 def cache_key(provider: Provider, messages: Sequence[Mapping[str, str]]) -> str:
-    """SHA-256 of the provider kind, model, messages and request parameters."""
+    """SHA-256 of everything an answer depends on: the provider kind, its server (``endpoint``:
+    the base URL with credentials masked, for a network provider), the model, the messages (the
+    prompt text and the trade context) and the request parameters (temperature, token limit,
+    JSON mode). The API key is not part of it.
+
+    Parameters
+    ----------
+    provider
+        Who answers.
+    messages
+        The chat messages of the request.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
     payload = {
+        "v": CACHE_VERSION,
         "provider": provider.name,
+        "endpoint": str(getattr(provider, "endpoint", "") or ""),
         "model": provider.model,
         "messages": [dict(m) for m in messages],
         "params": getattr(provider, "params", {}),
@@ -186,19 +300,24 @@ def cache_key(provider: Provider, messages: Sequence[Mapping[str, str]]) -> str:
 
 
 def _scrub(text: Any, secrets: Sequence[str]) -> Any:
+    """``text`` with every secret replaced by ``***`` and URL credentials masked."""
     if not isinstance(text, str):
         return text
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
+    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(s, "***")
+    return mask_urls(text)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.randrange(1 << 30)}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _is_error(hit: Mapping[str, Any]) -> bool:
+    """A cached answer that gives no decision: a non-completion body, or a completion whose text
+    is not a valid decision."""
+    if "error" in hit:
+        return True
+    try:
+        parse_reply(hit.get("text"))
+    except BadReply:
+        return True
+    return False
 
 
 class _Cache:
@@ -211,8 +330,9 @@ class _Cache:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored answer: ``{"text", "prompt_tokens", "completion_tokens"}`` for a chat
-        completion, ``{"error", "raw"}`` for an answer that was not one."""
+        """The stored answer: ``{"text", "prompt_tokens", "completion_tokens"}`` (and ``body``
+        when the text was empty) for a chat completion, ``{"error", "raw"}`` for an answer that
+        was not one."""
         if self.root is None:
             return None
         try:
@@ -225,39 +345,197 @@ class _Cache:
         if self.root is None:
             return
         clean = {k: _scrub(v, self.secrets) for k, v in body.items()}
-        _write_atomic(self._path(key), json.dumps(clean))
+        write_text_atomic(self._path(key), json.dumps(clean))
+
+
+RECORD_KEYS = ("trade_id", "prompt_variant", "model")
+"""The fields that name a record: its (trade, prompt, model)."""
+_RECORD_START = '{"trade_id": '
+"""How every journal line begins (``json.dumps`` of a record, ``trade_id`` first)."""
+
+
+def _open_journal(path: Path) -> Any:
+    """The journal, opened to append on a line of its own (after a torn last line)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torn = False
+        if path.exists() and path.stat().st_size:
+            with path.open("rb") as raw:
+                raw.seek(-1, os.SEEK_END)
+                torn = raw.read(1) != b"\n"
+        fh = path.open("a", encoding="utf-8")
+        if torn:
+            fh.write("\n")
+        return fh
+    except OSError as exc:
+        raise OutputError(os_error_text(exc, path)) from exc
 
 
 def _read_journal(path: Path) -> list[dict[str, Any]]:
+    """The records of a journal; a record torn by a kill is skipped (asked again).
+
+    Raises
+    ------
+    research.exceptions.OutputError
+        The file is not a journal of this harness (a line that is neither a record nor the
+        beginning of one).
+    """
     if not path.exists():
         return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OutputError(
+            f"{path} exists and cannot be read as a journal of llm evaluate ({exc}); move it "
+            "away (or choose another output file)"
+        ) from exc
     out = []
-    with path.open() as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # a line torn by a kill: asked again
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS):
+            out.append(rec)
+        elif not (rec is None and line.startswith(_RECORD_START)):
+            # a record torn by a kill is expected; anything else is not our journal
+            raise OutputError(
+                f"{path} exists and is not a journal of llm evaluate (line {i + 1}: "
+                f"{' '.join(line.split())[:60]!r}); move it away (or choose another output "
+                "file)"
+            )
     return out
 
 
-def _read_existing(out: Path | None) -> list[dict[str, Any]]:
-    """Records already in a finished output file (a re-run of a completed evaluation)."""
-    if out is None or not out.exists():
-        return []
-    from research.data.loaders import read_table
+def check_output_extension(out: str | Path) -> Path:
+    """``out`` when the decisions can be written in its format (and read back to resume).
 
-    try:
-        frame = read_table(out)
-    except Exception:  # an unreadable output is rewritten from scratch
-        return []
-    if not {"trade_id", "prompt_variant", "model"} <= set(frame.columns):
-        return []
-    frame = frame.astype(object).where(frame.notna(), None)
-    return [{str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")]
+    Parameters
+    ----------
+    out
+        The output file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    research.exceptions.InputError
+        Another extension (the message lists the ones that work).
+    """
+    from research.data.writers import WRITABLE
+
+    path = Path(out)
+    if not path.name.lower().endswith(WRITABLE):
+        raise InputError(
+            f"{path}: cannot write decisions with this extension; use one of {', '.join(WRITABLE)}"
+        )
+    return path
+
+
+def _describe(values: Sequence[str] | set[str], what: str) -> str:
+    names = sorted({str(v) for v in values})
+    return f"{what}{'s' if len(names) != 1 else ''} " + ", ".join(repr(n) for n in names)
+
+
+def _same_source(
+    where: Path,
+    records: Sequence[Mapping[str, Any]],
+    provider: Provider,
+    prompts: Sequence[Prompt],
+) -> None:
+    """Refuse ``records`` (of an existing output or journal) from another source or prompt."""
+    sources = {str(r.get("provider")) for r in records if r.get("provider") is not None}
+    models = {str(r.get("model")) for r in records}
+    held = {str(r.get("prompt_variant")) for r in records}
+    asked = {p.name for p in prompts}
+    if sources != {provider.label} or models != {provider.model}:
+        named = ", ".join(sorted(sources)) or "an unnamed provider"
+        raise OutputError(
+            f"{where} holds decisions from {named} ({_describe(models, 'model')}); this run "
+            f"asks {provider.label}: choose another output file, or delete {where} to start over"
+        )
+    if not held <= asked:
+        raise OutputError(
+            f"{where} holds decisions of {_describe(held, 'prompt')}; this run asks "
+            f"{_describe(asked, 'prompt')}: choose another output file, or ask "
+            f"{_describe(held | asked, 'prompt')} to continue it"
+        )
+
+
+def existing_decisions(
+    out: str | Path | None, provider: Provider, prompts: Sequence[Prompt]
+) -> list[dict[str, Any]]:
+    """The records already in the output ``out`` and its journal (a re-run continues them),
+    after checking that both are this harness's files from the same source.
+
+    Parameters
+    ----------
+    out
+        The output file (None, or no file and no journal: no records).
+    provider, prompts
+        Who this run asks, and what.
+
+    Returns
+    -------
+    list of dict
+        The file's records in its order (missing values as None), then the journal's.
+
+    Raises
+    ------
+    research.exceptions.OutputError
+        ``out`` exists and is not a decisions file written by ``evaluate`` (another table, an
+        unreadable file, missing columns), its journal is not a journal, or either holds
+        decisions of another provider or model, or of a prompt this run does not ask:
+        continuing it would mix sources or drop rows.
+    """
+    from_file, from_journal = _existing(out, provider, prompts)
+    return from_file + from_journal
+
+
+def _existing(
+    out: str | Path | None, provider: Provider, prompts: Sequence[Prompt]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``existing_decisions``, as (the file's records, the journal's)."""
+    if out is None:
+        return [], []
+    path = Path(out)
+    journal = journal_path(path)
+    check_output(path)  # a folder, or a path under a file
+    if journal.is_dir():
+        raise OutputError(f"{journal} (the journal of {path}) is a folder; move it away")
+    records: list[dict[str, Any]] = []
+    if path.exists():
+        from research.data.errors import ContractError
+        from research.data.loaders import read_table
+
+        try:
+            frame = read_table(path.absolute())
+        except ContractError as exc:
+            why = str(exc).splitlines()[-1].strip(" -")
+            raise OutputError(
+                f"{path} exists and cannot be read as a decisions file ({why}); choose another "
+                f"output file, or move {path} away"
+            ) from exc
+        missing = [c for c in RECORD_COLUMNS if c not in frame.columns]
+        if missing:
+            cols = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
+            raise OutputError(
+                f"{path} exists and is not a decisions file of llm evaluate (its columns: "
+                f"{cols}; missing {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
+                f": choose another output file, or move {path} away"
+            )
+        frame = frame.astype(object).where(frame.notna(), None)
+        records = [{str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")]
+        _same_source(path, records, provider, prompts)
+    journaled = _read_journal(journal)
+    if journaled:
+        _same_source(journal, journaled, provider, prompts)
+    return records, journaled
 
 
 async def _ask(
@@ -271,15 +549,23 @@ async def _ask(
     sem: asyncio.Semaphore,
     counters: dict[str, int],
 ) -> tuple[Reply | None, str | None, int, float, bool, str | None]:
-    """(reply, error, attempts, latency, cached, raw body of a non-completion answer)."""
+    """(reply, error, attempts, latency, cached, raw body of a non-completion answer).
+
+    With ``config.retry_errors`` a cached answer that gives no decision is not used: the
+    provider is asked again (and the new answer replaces it in the cache)."""
     key = cache_key(provider, messages)
     if provider.uses_cache:
         hit = cache.get(key)
-        if hit is not None:
+        if hit is not None and not (config.retry_errors and _is_error(hit)):
             counters["cache_hits"] += 1
             if "error" in hit:
                 return None, str(hit["error"]), 0, 0.0, True, hit.get("raw")
-            reply = Reply(hit.get("text"), hit.get("prompt_tokens"), hit.get("completion_tokens"))
+            reply = Reply(
+                hit.get("text"),
+                hit.get("prompt_tokens"),
+                hit.get("completion_tokens"),
+                hit.get("body"),
+            )
             return reply, None, 0, 0.0, True, None
     attempt, error = 0, None
     start = time.perf_counter()
@@ -294,25 +580,25 @@ async def _ask(
             except TransportError as exc:
                 error, wait = str(exc), exc.retry_after
             except FatalError as exc:
-                if exc.raw is not None and provider.uses_cache:
+                if getattr(exc, "cacheable", False) and provider.uses_cache:
                     # the server answered, with something that is not a completion: keep it
                     cache.put(key, {"error": str(exc), "raw": exc.raw})
                 return None, str(exc), attempt, time.perf_counter() - start, False, exc.raw
             else:
                 if provider.uses_cache:
-                    cache.put(
-                        key,
-                        {
-                            "text": reply.text,
-                            "prompt_tokens": reply.prompt_tokens,
-                            "completion_tokens": reply.completion_tokens,
-                        },
-                    )
+                    stored: dict[str, Any] = {
+                        "text": reply.text,
+                        "prompt_tokens": reply.prompt_tokens,
+                        "completion_tokens": reply.completion_tokens,
+                    }
+                    if reply.body is not None:
+                        stored["body"] = reply.body
+                    cache.put(key, stored)
                 return reply, None, attempt, time.perf_counter() - start, False, None
         if attempt > config.retries:
             return (
                 None,
-                f"gave up after {attempt} attempts: {error}",
+                f"gave up after {attempt} attempt{'s' * (attempt != 1)}: {error}",
                 attempt,
                 time.perf_counter() - start,
                 False,
@@ -366,7 +652,9 @@ def _record(
             d = parse_reply(reply.text)
         except BadReply as exc:
             rec["error"] = f"bad reply: {exc}"
-            rec["raw"] = _scrub(reply.text, secrets)
+            # an empty message: keep the whole answer, so what came back is on record
+            text = reply.text if reply.text and reply.text.strip() else reply.body
+            rec["raw"] = _scrub(text, secrets)
         else:
             rec |= {
                 "decision": d.decision,
@@ -390,6 +678,26 @@ def _finish(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def _key(rec: Mapping[str, Any]) -> tuple[str, str, str]:
+    return str(rec["trade_id"]), str(rec["prompt_variant"]), str(rec["model"])
+
+
+def _cache_folder(cache_dir: str | Path | None) -> Path | None:
+    """The cache folder, created; refused when it cannot be written (before any request)."""
+    if cache_dir is None:
+        return None
+    root = Path(cache_dir)
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"the cache folder {root} is a file; name a folder for the reply cache")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(os_error_text(exc, root)) from exc
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {root}: permission denied (read-only folder?)")
+    return root
+
+
 def evaluate(
     trades: pd.DataFrame,
     provider: Provider,
@@ -408,57 +716,74 @@ def evaluate(
     ----------
     trades
         Validated ``trades`` records (outcome columns are never shown to the provider).
+    provider
+        Who answers (``research.llm.providers``).
+    prompts
+        The prompt variants to ask under.
     regimes
         The regime at entry per trade (``research.llm.context.entry_regimes``), or None.
     out
         Output file (CSV, Parquet, JSON, JSONL); its journal makes the run resumable. None: no
-        file, no journal.
+        file, no journal. An existing file is continued only when ``existing_decisions``
+        accepts it: its rows are kept (those of other trades too) and the new ones appended.
     cache_dir
         Reply cache (None: no cache).
+    config
+        Concurrency, timeout, retries, ``retry_errors``.
+    prices
+        Dollars per million tokens, for the cost.
     progress
         A tqdm bar (True), nothing (False), or a callback ``(done, total)``.
 
     Returns
     -------
     EvalResult
+        ``decisions`` holds this run's (trade, prompt) pairs, in trade order.
+
+    Raises
+    ------
+    research.exceptions.OutputError
+        ``out`` (or its journal) is not this harness's file from the same provider, model and
+        prompts; the cache folder or the output cannot be written. Raised before any request,
+        except a write that fails on the way (a full disk): the journal then keeps what was
+        finished.
+    research.exceptions.InputError
+        ``out`` has an extension the decisions cannot be written in.
     """
     config = config or EvalConfig()
     prices = prices or Prices()
     secrets = provider.secrets() if hasattr(provider, "secrets") else []
-    out_path = Path(out) if out is not None else None
+    out_path = check_output_extension(out) if out is not None else None
     journal = journal_path(out_path) if out_path is not None else None
+    from_file, from_journal = _existing(out_path, provider, prompts)
+    cache = _Cache(_cache_folder(cache_dir) if provider.uses_cache else None, secrets)
     ids = trade_ids(trades).tolist()
     done: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for rec in [*_read_existing(out_path), *(_read_journal(journal) if journal else [])]:
-        k = (str(rec["trade_id"]), str(rec["prompt_variant"]), str(rec["model"]))
+    for rec in [*from_file, *from_journal]:
         if config.retry_errors and rec.get("error"):
             continue
-        done[k] = rec
+        done[_key(rec)] = rec
     rows = trades.reset_index(drop=True)
     regime_list = (
         list(regimes.reset_index(drop=True)) if regimes is not None else [None] * len(rows)
     )
-    jobs = []
-    for i, tid in enumerate(ids):
-        for p in prompts:
-            if (tid, p.name, provider.model) in done:
-                continue
-            jobs.append((i, tid, p))
-    resumed = sum(1 for tid in ids for p in prompts if (tid, p.name, provider.model) in done)
+    run_keys = [(tid, p.name, provider.model) for tid in ids for p in prompts]
+    prompt_of = {p.name: p for p in prompts}
+    index_of = {tid: i for i, tid in enumerate(ids)}
+    jobs = [(index_of[k[0]], k[0], prompt_of[k[1]]) for k in run_keys if k not in done]
+    resumed = sum(1 for k in run_keys if k in done)
     counters = {"requests": 0, "cache_hits": 0}
-    cache = _Cache(Path(cache_dir) if cache_dir is not None else None, secrets)
     new_records: list[dict[str, Any]] = []
     total = len(jobs)
     start = time.perf_counter()
 
-    async def run() -> None:
-        sem = asyncio.Semaphore(max(1, config.concurrency))
+    async def run(fh: Any) -> None:
+        sem = asyncio.Semaphore(config.concurrency)
         bar = None
         if progress is True and total:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, desc=f"asking {provider.label}", unit="decision")
-        fh = journal.open("a") if journal is not None else None
         try:
 
             async def one(i: int, tid: str, p: Prompt) -> None:
@@ -493,29 +818,32 @@ def evaluate(
 
             await asyncio.gather(*(one(i, tid, p) for i, tid, p in jobs))
         finally:
-            if fh is not None:
-                fh.close()
             if bar is not None:
                 bar.close()
             await provider.aclose()
 
     if jobs:
-        if journal is not None:
-            journal.parent.mkdir(parents=True, exist_ok=True)
-        _run_sync(run)
-    wanted = {(tid, p.name, provider.model) for tid in ids for p in prompts}
-    merged = {k: v for k, v in done.items() if k in wanted}
-    for rec in new_records:
-        merged[(rec["trade_id"], rec["prompt_variant"], rec["model"])] = rec
-    order = {(tid, p.name): n for n, (tid, p) in enumerate((t, p) for t in ids for p in prompts)}
-    records = sorted(
-        merged.values(), key=lambda r: order[(str(r["trade_id"]), r["prompt_variant"])]
-    )
-    frame = _finish(records)
-    if out_path is not None:
+        fh = _open_journal(journal) if journal is not None else None
+        try:
+            _run_sync(lambda: run(fh))
+        finally:
+            if fh is not None:
+                fh.close()
+    # every record there was (the journal's are the later), then this run's answers over them:
+    # errors asked again are replaced, records this run did not ask are kept
+    latest = {_key(rec): rec for rec in [*from_file, *from_journal, *new_records]}
+    frame = _finish([latest[k] for k in run_keys if k in latest])
+    if out_path is not None and (new_records or from_journal or not out_path.exists()):
         from research.data.writers import write_table
 
-        write_table(frame, out_path)
+        # the file's rows in place, then the rest: this run's in trade order, then any other
+        # trades' records the journal held
+        in_file = [_key(rec) for rec in from_file]
+        placed = set(in_file)
+        rest = [k for k in run_keys if k in latest and k not in placed]
+        placed |= set(rest)
+        rest += list(dict.fromkeys(k for k in map(_key, from_journal) if k not in placed))
+        write_table(_finish([latest[k] for k in [*in_file, *rest]]), out_path)
         if journal is not None and journal.exists():
             journal.unlink()
     return EvalResult(
@@ -528,4 +856,6 @@ def evaluate(
         time.perf_counter() - start,
         out_path,
         provider.network,
+        asked=len(new_records),
+        new_errors=sum(1 for rec in new_records if rec.get("error")),
     )

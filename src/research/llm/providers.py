@@ -5,11 +5,16 @@ heuristic.
   (``https://openrouter.ai/api/v1``), or a local llama.cpp / Ollama / vLLM server. Base URL, model
   and key come from arguments or the environment (``REGIME_LAB_LLM_BASE_URL``,
   ``REGIME_LAB_LLM_MODEL``, ``OPENROUTER_API_KEY`` / ``OPENAI_API_KEY``). The SDK's own retries
-  are off: the harness retries, honouring ``Retry-After``.
+  are off: the harness retries, honouring ``Retry-After``. A body that is not a chat completion
+  is a ``FatalError`` saying what came back (``not a chat completion: <first 200 characters>``)
+  with the body kept in ``raw``.
 - ``ReplayProvider``: decisions recorded earlier (``llm_decisions`` contract), answered again
   without a network.
 - ``HeuristicProvider``: a deterministic rule on the numbers in the context — **not an LLM**,
   and labelled so wherever its decisions go — so the pipeline runs without a key.
+
+Credentials in a base URL (``http://user:secret@host/v1``, ``?api_key=...``) are masked
+(``mask_url``) in every label, record and message; they are never part of a cache key.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
+
+from research.exceptions import InputError
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -34,7 +42,12 @@ __all__ = [
     "Reply",
     "FatalError",
     "TransportError",
+    "check_base_url",
     "make_provider",
+    "mask_url",
+    "mask_urls",
+    "parse_completion",
+    "url_secrets",
 ]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
@@ -46,11 +59,15 @@ Message = Mapping[str, str]
 
 @dataclass(frozen=True)
 class Reply:
-    """A provider's answer: the raw text and the token counts (None when unknown)."""
+    """A provider's answer: the raw text and the token counts (None when unknown).
+
+    ``body`` is the server's whole answer when the completion's message had no text (so what
+    came back is kept), else None."""
 
     text: str | None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    body: str | None = None
 
 
 class TransportError(RuntimeError):
@@ -65,11 +82,163 @@ class TransportError(RuntimeError):
 
 class FatalError(RuntimeError):
     """A request that will not succeed when retried (e.g. 401, 404, 400); ``raw`` holds the
-    body when the server answered something that is not a chat completion."""
+    body the server sent, when it sent one. ``cacheable``: the server answered (HTTP 200) with
+    something that is not a chat completion — an answer to this question, which the cache may
+    keep (default: when there is a body); an HTTP error such as a 401 is about the request, and
+    is raised with ``cacheable=False``."""
 
-    def __init__(self, message: str, *, raw: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, raw: str | None = None, cacheable: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.raw = raw
+        self.cacheable = raw is not None if cacheable is None else cacheable
+
+
+_SECRET_PARAM = re.compile(
+    r"(?i)^(api[-_]?key|key|token|access[-_]?token|auth|authorization|secret|client[-_]?secret"
+    r"|password|passwd|pwd|sig|signature)$"
+)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its credentials masked: the password of ``user:password@`` (a user name
+    alone, often a token, entirely) and the values of query parameters such as ``api_key``,
+    ``token``, ``password`` or ``sig``.
+
+    Examples
+    --------
+    >>> mask_url("http://user:secret@127.0.0.1:8080/v1")
+    'http://user:***@127.0.0.1:8080/v1'
+    >>> mask_url("https://host/v1?api_key=abc&x=1")
+    'https://host/v1?api_key=***&x=1'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparseable: mask whatever stands before an @ of the authority
+        return re.sub(r"(//)[^/@]*@", r"\1***@", url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_SECRET_PARAM.match(k) for k, _ in pairs):
+            query = urlencode(
+                [(k, "***" if _SECRET_PARAM.match(k) else v) for k, v in pairs], safe="*"
+            )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def mask_urls(text: str) -> str:
+    """Every URL in ``text`` through ``mask_url``."""
+    return _URL.sub(lambda m: mask_url(m.group(0)), text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials in ``url`` (as written and decoded), for scrubbing texts: the password
+    (or a user name given alone) and secret query values, when at least 4 characters long."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found: list[str] = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        user, colon, password = userinfo.partition(":")
+        found.append(password if colon else user)
+    found += [
+        v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAM.match(k)
+    ]
+    out: list[str] = []
+    for s in found:
+        for form in (s, unquote(s)):
+            if len(form) >= 4 and form not in out:
+                out.append(form)
+    return out
+
+
+def check_base_url(url: str, *, option: str = "base_url") -> str:
+    """``url`` when it is an ``http://`` or ``https://`` URL with a host.
+
+    Raises
+    ------
+    research.exceptions.InputError
+        Anything else (the message shows the URL with its credentials masked).
+    """
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InputError(
+            f"{option} {mask_url(url)!r} is not an http:// or https:// URL with a host "
+            "(e.g. http://127.0.0.1:8080/v1)"
+        )
+    return url
+
+
+def _excerpt(body: str, n: int = 200) -> str:
+    """The first ``n`` characters of ``body`` on one line."""
+    one = " ".join(body.split())
+    if not one:
+        return "(an empty body)"
+    return one[:n] + ("…" if len(one) > n else "")
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def parse_completion(body: str) -> Reply:
+    """A chat-completion body as a ``Reply``: the first choice's message text and the usage.
+
+    Raises
+    ------
+    FatalError
+        The body is not a chat completion (not JSON, no ``choices[0].message``): the message
+        says what came back (``not a chat completion: <first 200 characters>``), ``raw`` holds
+        the body, ``cacheable`` is set.
+    """
+
+    def fail() -> FatalError:
+        return FatalError(f"not a chat completion: {_excerpt(body)}", raw=body, cacheable=True)
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise fail() from None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    if not isinstance(message, dict):
+        raise fail()
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    elif content is not None and not isinstance(content, str):
+        raise fail()
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    return Reply(
+        content,
+        _int_or_none(usage.get("prompt_tokens")),
+        _int_or_none(usage.get("completion_tokens")),
+        body=None if content and content.strip() else body,
+    )
 
 
 class Provider(Protocol):
@@ -96,6 +265,15 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+def _body_of(response: Any) -> str | None:
+    """The text of an HTTP response, or None when it cannot be read."""
+    try:
+        text = response.text
+    except Exception:  # a streamed or closed response
+        return None
+    return text if isinstance(text, str) and text else None
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -127,10 +305,19 @@ class OpenAIProvider:
     model, base_url, api_key
         Default from ``REGIME_LAB_LLM_MODEL`` / ``REGIME_LAB_LLM_BASE_URL`` and
         ``OPENROUTER_API_KEY`` or ``OPENAI_API_KEY``; a server that needs no key (a local
-        llama.cpp) gets a placeholder.
+        llama.cpp) gets a placeholder. Credentials in the base URL are used, and masked
+        wherever the URL is shown (``label``, ``endpoint``, ``repr``, error texts).
+    temperature, max_tokens
+        Request parameters (0 to 2; at least 1): part of the cache key.
     json_mode
         Ask for ``response_format={"type": "json_object"}`` (servers that reject it get a 400:
         turn it off).
+
+    Raises
+    ------
+    research.exceptions.InputError
+        A base URL that is not an http(s) URL with a host, a temperature or token limit out of
+        range.
     """
 
     model: str = ""
@@ -148,16 +335,35 @@ class OpenAIProvider:
 
     def __post_init__(self) -> None:
         self.model = self.model or os.environ.get("REGIME_LAB_LLM_MODEL", DEFAULT_MODEL)
+        given = bool(self.base_url)
         self.base_url = self.base_url or os.environ.get("REGIME_LAB_LLM_BASE_URL", DEFAULT_BASE_URL)
+        check_base_url(self.base_url, option="base_url" if given else "$REGIME_LAB_LLM_BASE_URL")
         if self.api_key is None:
             self.api_key = os.environ.get("OPENROUTER_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        temperature = self.temperature
+        if isinstance(temperature, bool) or not (
+            isinstance(temperature, int | float) and math.isfinite(temperature)
+        ):
+            raise InputError(f"temperature must be a number from 0 to 2, got {temperature!r}")
+        if not 0 <= temperature <= 2:
+            raise InputError(f"temperature must be from 0 to 2, got {temperature:g}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
+            raise InputError(f"max_tokens must be a whole number, got {self.max_tokens!r}")
+        if self.max_tokens < 1:
+            raise InputError(f"max_tokens must be at least 1, got {self.max_tokens}")
 
-    def __repr__(self) -> str:  # never show the key
-        return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
+    def __repr__(self) -> str:  # never show the key, nor credentials in the URL
+        return f"OpenAIProvider(model={self.model!r}, base_url={mask_url(self.base_url)!r})"
+
+    @property
+    def endpoint(self) -> str:
+        """The server, as labels and cache keys name it: the base URL with its credentials
+        masked and no trailing slash."""
+        return mask_url(self.base_url).rstrip("/")
 
     @property
     def label(self) -> str:
-        return f"{self.model} via {self.base_url}"
+        return f"{self.model} via {self.endpoint}"
 
     @property
     def params(self) -> dict[str, object]:
@@ -169,8 +375,8 @@ class OpenAIProvider:
         }
 
     def secrets(self) -> list[str]:
-        """Strings that must never be written (the key)."""
-        return [self.api_key] if self.api_key else []
+        """Strings that must never be written: the key and the credentials in the base URL."""
+        return [s for s in [self.api_key, *url_secrets(self.base_url)] if s]
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -210,28 +416,16 @@ class OpenAIProvider:
                 raise TransportError(
                     f"HTTP {code} from the server", retry_after=_retry_after(exc.response.headers)
                 ) from exc
-            raise FatalError(f"HTTP {code}: {exc.message}") from exc
+            raise FatalError(
+                mask_urls(f"HTTP {code}: {exc.message}"),
+                raw=_body_of(exc.response),
+                cacheable=False,
+            ) from exc
         except openai.APITimeoutError as exc:
             raise TransportError(f"no answer within {timeout:g} s (timeout)") from exc
         except openai.APIConnectionError as exc:
-            raise TransportError(f"connection failed: {exc.__cause__ or exc}") from exc
-        body = raw.http_response.text
-        try:
-            resp = raw.parse()
-        except Exception as exc:  # a 200 whose body is not a chat completion
-            raise FatalError(
-                f"the server's answer is not a chat completion ({type(exc).__name__})", raw=body
-            ) from exc
-        choices = getattr(resp, "choices", None) or []
-        if not choices:
-            return Reply(None)
-        text = choices[0].message.content
-        usage = getattr(resp, "usage", None)
-        return Reply(
-            text,
-            getattr(usage, "prompt_tokens", None) if usage else None,
-            getattr(usage, "completion_tokens", None) if usage else None,
-        )
+            raise TransportError(mask_urls(f"connection failed: {exc.__cause__ or exc}")) from exc
+        return parse_completion(raw.http_response.text)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -391,7 +585,8 @@ def make_provider(
     Raises
     ------
     ValueError
-        Unknown kind, or replay without a file.
+        Unknown kind, replay without a file, or a base URL that is not an http(s) URL
+        (``research.exceptions.InputError``).
     """
     if kind == "openai":
         return OpenAIProvider(

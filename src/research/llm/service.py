@@ -356,9 +356,11 @@ def analyze(
     primary = prompt or ("balanced" if "balanced" in variants else variants[0])
     if primary not in variants:
         raise ValueError(f"no decisions for prompt {primary!r} (prompts: {variants})")
-    if provider is None:
+    if provider is None:  # credentials in a URL of an older file are not shown
+        from research.llm.providers import mask_urls
+
         labels = d["provider"].dropna().astype(str) if "provider" in d.columns else pd.Series()
-        provider = str(labels.iloc[0]) if len(labels) else model
+        provider = mask_urls(str(labels.iloc[0])) if len(labels) else model
     if is_llm is None:
         is_llm = "not an LLM" not in provider
     joined = an.join(d, trade_set.trades, trade_set.regimes)

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from research._io import atomic_write
+
 __all__ = ["Provenance", "append_provenance", "git_commit", "provenance_markdown"]
 
 LIBRARIES: tuple[str, ...] = ("numpy", "pandas", "numba", "statsmodels", "arch", "plotly")
@@ -124,4 +126,4 @@ def append_provenance(notebook: Path, p: Provenance) -> None:
     nb = nbformat.read(str(notebook), as_version=4)
     nb.cells = [c for c in nb.cells if TAG not in c.get("metadata", {}).get("tags", [])]
     nb.cells.append(new_markdown_cell(provenance_markdown(p), metadata={"tags": [TAG]}))
-    nbformat.write(nb, str(notebook))
+    atomic_write(notebook, lambda tmp: nbformat.write(nb, str(tmp)))

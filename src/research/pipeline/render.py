@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from research._io import atomic_write, os_error_text
 from research.config import Paths
+from research.exceptions import InputError, OutputError
 from research.pipeline.manifest import code_digest, file_digest, tree_digest
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -78,15 +80,16 @@ def render_site(paths: Paths, *, renderer: str = "auto", log: Callable[[str], No
         The renderer used.
     """
     if renderer not in ("auto", "quarto", "nbconvert"):
-        raise ValueError(f"unknown renderer {renderer!r}; use auto, quarto or nbconvert")
+        raise InputError(f"--renderer must be one of auto, quarto, nbconvert, got {renderer}")
     quarto = shutil.which("quarto")
     use = "quarto" if renderer == "quarto" or (renderer == "auto" and quarto) else "nbconvert"
     if use == "quarto" and quarto is None:
         raise RuntimeError("renderer 'quarto' requested but quarto is not on PATH")
-    stage_assets(paths.reports)
-    build = Path(tempfile.mkdtemp(prefix=".site-build-", dir=paths.reports))
-    build.chmod(0o755)  # mkdtemp makes it owner-only; the published site is world-readable
+    build: Path | None = None
     try:
+        stage_assets(paths.reports)
+        build = Path(tempfile.mkdtemp(prefix=".site-build-", dir=paths.reports))
+        build.chmod(0o755)  # mkdtemp makes it owner-only; the published site is world-readable
         if use == "quarto":
             assert quarto is not None
             render_quarto(paths, build, quarto)
@@ -96,8 +99,14 @@ def render_site(paths: Paths, *, renderer: str = "auto", log: Callable[[str], No
         if not (build / "index.html").is_file():
             raise RuntimeError(f"{use} render produced no index.html in {build}")
         publish(build, paths.site)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
+    except BaseException as exc:
+        if build is not None:
+            shutil.rmtree(build, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            where = exc.filename or build or paths.reports
+            raise OutputError(
+                f"{os_error_text(exc, where)}; the published site is unchanged"
+            ) from exc
         raise
     return use
 
@@ -109,23 +118,26 @@ def stage_assets(folder: Path) -> Path:
 
     source, target = plotly_js_file(), folder / PLOTLY_ASSET
     if not target.is_file() or file_digest(target) != file_digest(source):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        atomic_write(target, lambda tmp: shutil.copyfile(source, tmp), fsync=False)
     return target
 
 
 def publish(build: Path, site: Path) -> None:
-    """Swap a finished build folder in place of the published site."""
+    """Swap a finished build folder in place of the published site (a Ctrl-C is held back
+    until the swap is done, so the site is either the old one or the new one)."""
+    from research.pipeline.runner import _interrupt_deferred
+
     old = None
-    if site.exists():
-        old = site.with_name(f"{site.name}.old-{build.name}")
-        site.rename(old)
-    try:
-        build.rename(site)
-    except BaseException:
-        if old is not None:
-            old.rename(site)
-        raise
+    with _interrupt_deferred():
+        if site.exists():
+            old = site.with_name(f"{site.name}.old-{build.name}")
+            site.rename(old)
+        try:
+            build.rename(site)
+        except BaseException:
+            if old is not None:
+                old.rename(site)
+            raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

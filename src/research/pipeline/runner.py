@@ -1,25 +1,46 @@
 """``research run``: execute the notebooks with papermill, then render the site.
 
+Every option and every given parameter is checked before anything executes (a parameter's value
+against the type its notebook's ``parameters`` cell declares: ``research.pipeline.parameters``),
+and so is every folder the run writes. One run at a time per project: the run holds a lock on
+the reports folder (``research.pipeline.lock``); a second one fails, or waits with ``wait``.
+
 Each notebook runs in its own spawned process (papermill is not thread-safe) on the project's
 kernel, writes to a staging file, and is moved into ``reports/executed/`` only when it succeeds.
 A failing notebook (cell error or cell timeout) is reported with its cell, kept under
 ``reports/executed/failed/`` for inspection, does not stop the others, and blocks publishing:
 the previously published site stays as it was.
+
+Ctrl-C (SIGINT) stops the workers and their kernels (they ignore the terminal's SIGINT, so they
+print nothing), drops the staging files of the notebooks it stopped, and raises
+:class:`RunInterrupted`, whose message says what was kept: the notebooks that finished are in the
+manifest, and the published site is only ever swapped whole. A filesystem fault (read-only
+folder, a file where a folder should be, full disk) ends the run the same way, as one
+:class:`research.exceptions.OutputError` naming the path.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import contextlib
+import errno
 import multiprocessing
+import multiprocessing.connection
 import os
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from research._io import os_error_text
 from research.config import KERNEL_NAME, PARAMS_ENV, ROOT_ENV, VARIANT_ENV, Paths
+from research.exceptions import InputError, OutputError, ResearchError
+from research.pipeline.lock import run_lock
 from research.pipeline.manifest import (
     MANIFEST_NAME,
     Fingerprint,
@@ -30,8 +51,30 @@ from research.pipeline.manifest import (
     notebook_source_digest,
     params_digest,
 )
+from research.pipeline.parameters import check_params, yaml_problem
 from research.pipeline.provenance import Provenance, append_provenance
 from research.pipeline.variants import Variant, retitle, variants_of
+
+__all__ = [
+    "ALL_KEY",
+    "DEFAULT_TIMEOUT",
+    "RENDERERS",
+    "NotebookJob",
+    "NotebookOutcome",
+    "RunInterrupted",
+    "RunResult",
+    "check_options",
+    "check_params",
+    "default_params",
+    "discover",
+    "execute_job",
+    "load_params",
+    "longest_first",
+    "params_for",
+    "prune_orphans",
+    "run_pipeline",
+    "select",
+]
 
 Status = Literal["executed", "skipped", "failed", "timeout"]
 Log = Callable[[str], None]
@@ -39,6 +82,20 @@ ALL_KEY = "all"
 """Parameters under this key of a params file apply to every notebook."""
 DEFAULT_TIMEOUT = 1800
 """Default per-cell execution timeout, seconds."""
+RENDERERS = ("auto", "quarto", "nbconvert")
+"""What ``renderer`` may be."""
+STAGING = ".staging"
+"""Folder of ``reports/executed`` where notebooks are written while they execute."""
+FAILED = "failed"
+"""Folder of ``reports/executed`` that keeps the partial output of a failed notebook."""
+OUTPUT_ERROR = "output error"
+"""The reason of an outcome whose output could not be written (it ends the run)."""
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_REFUSED = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
+
+
+class RunInterrupted(ResearchError):
+    """Ctrl-C (SIGINT) stopped the run; the message says what was kept."""
 
 
 def _print(msg: str) -> None:
@@ -144,7 +201,7 @@ def select(notebooks: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
         if len(matches) != 1:
             names = ", ".join(p.stem for p in notebooks)
             how = "matches several" if matches else "matches no notebook"
-            raise ValueError(f"--only {want!r} {how}; notebooks: {names}")
+            raise InputError(f"--only {want!r} {how}; notebooks: {names}")
         if matches[0] not in chosen:
             chosen.append(matches[0])
     return sorted(chosen)
@@ -160,13 +217,13 @@ def load_params(path: Path | None, paths: Paths) -> dict[str, dict[str, Any]]:
     try:
         data = yaml.safe_load(target.read_text(encoding="utf-8")) or {}
     except OSError as exc:
-        raise ValueError(f"{target}: cannot read parameters file ({exc.strerror})") from exc
+        raise InputError(f"{target}: cannot read parameters file ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
-        raise ValueError(f"{target}: not valid YAML: {exc}") from exc
+        raise InputError(f"{target}: not valid YAML at {yaml_problem(exc)}") from exc
     if not isinstance(data, dict) or not all(
         isinstance(v, dict) or v is None for v in data.values()
     ):
-        raise ValueError(
+        raise InputError(
             f"{target}: expected a mapping of notebook name (or '{ALL_KEY}') to a mapping of "
             "parameters"
         )
@@ -210,17 +267,35 @@ def default_params(notebook: Path) -> dict[str, Any]:
     return out
 
 
-def check_params(notebook: Path, values: Mapping[str, Any], params_file: Path | None) -> None:
-    """Fail early on parameters the notebook's ``parameters`` cell does not define."""
-    import papermill as pm
+def check_options(*, jobs: int | None, timeout: int, renderer: str, render: bool = True) -> None:
+    """Refuse bad options before anything executes, naming the option.
 
-    known = pm.inspect_notebook(str(notebook))
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        source = params_file or "parameters"
-        raise ValueError(
-            f"{source}: {notebook.stem} has no parameter(s) {unknown}; "
-            f"its parameters are {sorted(known)}"
+    Parameters
+    ----------
+    jobs
+        Worker processes (``None``: the default).
+    timeout
+        Per-cell timeout, seconds.
+    renderer
+        One of :data:`RENDERERS`.
+    render
+        Whether the site will be rendered (``quarto`` must then be on PATH when asked for).
+
+    Raises
+    ------
+    research.exceptions.InputError
+        ``--jobs must be at least 1, got -4``, ``--timeout must be at least 1 second, got 0``,
+        ``--renderer must be one of auto, quarto, nbconvert, got foo``.
+    """
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise InputError(f"--jobs must be at least 1, got {jobs}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise InputError(f"--timeout must be at least 1 second, got {timeout}")
+    if renderer not in RENDERERS:
+        raise InputError(f"--renderer must be one of {', '.join(RENDERERS)}, got {renderer}")
+    if render and renderer == "quarto" and shutil.which("quarto") is None:
+        raise InputError(
+            "--renderer quarto: quarto is not on PATH; install it or pass --renderer nbconvert"
         )
 
 
@@ -305,6 +380,14 @@ def execute_job(job: NotebookJob) -> NotebookOutcome:
             error=f"no result after {job.timeout}s ({type(exc).__name__})",
         )
     except Exception as exc:  # kernel died, kernel missing, unreadable notebook, ...
+        if isinstance(exc, OSError) and _output_fault(exc, job.staging.parent):
+            return NotebookOutcome(
+                job.name,
+                "failed",
+                time.perf_counter() - start,
+                OUTPUT_ERROR,
+                error=os_error_text(exc, exc.filename or job.staging),
+            )
         return NotebookOutcome(
             job.name,
             "failed",
@@ -313,6 +396,19 @@ def execute_job(job: NotebookJob) -> NotebookOutcome:
             error=f"{type(exc).__name__}: {exc}",
         )
     return NotebookOutcome(job.name, "executed", time.perf_counter() - start, "")
+
+
+def _output_fault(exc: OSError, folder: Path) -> bool:
+    """Whether ``exc`` is the filesystem refusing an output: a full disk or a read-only
+    filesystem anywhere, a refused path under ``folder``."""
+    if exc.errno in _DISK_FULL:
+        return True
+    if exc.errno in _REFUSED and exc.filename:
+        try:
+            return Path(exc.filename).resolve().is_relative_to(folder.resolve())
+        except (OSError, ValueError):
+            return False
+    return False
 
 
 def run_pipeline(
@@ -325,6 +421,7 @@ def run_pipeline(
     timeout: int = DEFAULT_TIMEOUT,
     render: bool = True,
     renderer: str = "auto",
+    wait: bool = False,
     log: Log = _print,
 ) -> RunResult:
     """Execute stale notebooks and render the site.
@@ -347,35 +444,139 @@ def run_pipeline(
         Render the site after executing (only when every notebook succeeded).
     renderer
         ``auto`` (quarto if on PATH, else nbconvert), ``quarto`` or ``nbconvert``.
+    wait
+        When another run holds the project's lock, wait for it instead of failing.
     log
         Where progress lines go.
 
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    research.exceptions.InputError
+        A bad option, parameters file or parameter (before anything executes).
+    research.pipeline.lock.RunLocked
+        Another run is running in the project (and ``wait`` is false).
+    research.exceptions.OutputError
+        A folder the run writes cannot be written (checked before anything executes), or the
+        disk filled up: nothing half-written is left, the published site is unchanged.
+    RunInterrupted
+        Ctrl-C (SIGINT); the message says what was kept.
     """
     paths = paths or Paths.from_root()
+    check_options(jobs=jobs, timeout=timeout, renderer=renderer, render=render)
     t0 = time.perf_counter()
     notebooks = select(discover(paths), only)
     if not notebooks:
-        raise ValueError(f"no notebooks matching NN_*.ipynb in {paths.notebooks}")
+        raise InputError(f"no notebooks matching NN_*.ipynb in {paths.notebooks}")
     params = load_params(params_file, paths)
+    given = params_file if params_file is not None else paths.default_params
     unknown_sections = set(params) - {ALL_KEY} - {p.stem for p in discover(paths)}
     if unknown_sections:
-        raise ValueError(
-            f"{params_file or paths.default_params}: sections {sorted(unknown_sections)} name no "
+        raise InputError(
+            f"{given}: sections {sorted(unknown_sections)} name no "
             f"notebook; notebooks: {[p.stem for p in discover(paths)]}"
         )
+    runs = variants_of(paths, notebooks)
+    planned: list[tuple[Variant, dict[str, Any]]] = []
+    for run in runs:
+        values = {**params_for(run.notebook.stem, params), **run.params}
+        sources = {name: run.file for name in run.params} if run.file is not None else {}
+        check_params(run.notebook, values, given, sources=sources, root=paths.root)
+        planned.append((run, values))
+
+    progress = _Progress()
+    try:
+        with run_lock(paths.reports, wait=wait, log=log):
+            return _run_locked(
+                paths, planned, given, force, jobs, timeout, render, renderer, log, progress, t0
+            )
+    except KeyboardInterrupt:
+        raise RunInterrupted(progress.interrupted()) from None
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(_fault_text(exc, paths.reports)) from exc
+
+
+@dataclass
+class _Progress:
+    """What a run has done so far (for the message when it is interrupted)."""
+
+    executed: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    rendering: bool = False
+    published: bool = False
+
+    def interrupted(self) -> str:
+        """``interrupted: 3 notebooks executed and kept in the manifest; …``."""
+        n = len(self.executed)
+        kept = (
+            f"{n} notebook{'' if n == 1 else 's'} executed and kept in the manifest"
+            if n
+            else "no notebook was executed"
+        )
+        if self.stopped:
+            kept += f"; stopped before finishing: {', '.join(self.stopped)}"
+        site = "the site was published" if self.published else "the published site is unchanged"
+        when = " while rendering" if self.rendering and not self.published else ""
+        return f"interrupted{when}: {kept}; {site}"
+
+
+def _fault_text(exc: OSError, fallback: Path) -> str:
+    """One line for a filesystem error: what could not be written and why."""
+    path = exc.filename or fallback
+    if exc.errno in _DISK_FULL or exc.errno in _REFUSED:
+        return os_error_text(exc, path)
+    return f"{path}: {exc.strerror or exc}"
+
+
+def _writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check that a file can be written in it.
+
+    Raises
+    ------
+    research.exceptions.OutputError
+        It cannot: ``cannot write reports/executed: permission denied (…)``.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(os_error_text(exc, folder)) from exc
+
+
+def _not_a_file(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write {folder}: a file stands where a folder should be")
+
+
+def _run_locked(
+    paths: Paths,
+    planned: list[tuple[Variant, dict[str, Any]]],
+    params_file: Path,
+    force: bool,
+    jobs: int | None,
+    timeout: int,
+    render: bool,
+    renderer: str,
+    log: Log,
+    progress: _Progress,
+    t0: float,
+) -> RunResult:
+    """``run_pipeline`` once the options are checked and the project's lock is held."""
     manifest = Manifest.load(paths.executed / MANIFEST_NAME)
     code = code_digest()
     bases = (paths.root, paths.notebooks)
 
     outcomes: dict[str, NotebookOutcome] = {}
     todo: list[Job] = []
-    runs = variants_of(paths, notebooks)
-    for run in runs:
+    for run, values in planned:
         nb = run.notebook
-        values = {**params_for(nb.stem, params), **run.params}
         fp = Fingerprint(
             source=notebook_source_digest(nb),
             params=params_digest(values),
@@ -398,21 +599,25 @@ def run_pipeline(
             continue
         todo.append((run, fp, values, reason))
 
+    # every folder the run writes, before anything executes
     if todo:
-        for run, _, values, _ in todo:
-            check_params(run.notebook, values, run.file or params_file)
+        _writable(paths.executed)
+        _writable(paths.executed / STAGING)
+        _not_a_file(paths.executed / FAILED)
+    if render:
+        _writable(paths.reports)
+        _not_a_file(paths.reports / "assets")
+        _not_a_file(paths.site)
+
+    if todo:
         from research.pipeline.kernel import ensure_kernel
 
         ensure_kernel()
-        shown = params_file or paths.default_params
-        try:
-            shown = Path(shown).resolve().relative_to(paths.root)
-        except ValueError:
-            pass
-        outcomes.update(_execute_all(todo, paths, manifest, jobs, timeout, log, str(shown)))
+        shown = _relative(params_file, paths.root)
+        _execute_all(todo, paths, manifest, jobs, timeout, log, shown, outcomes, progress)
 
     prune_orphans(paths, manifest, log)
-    ordered = tuple(outcomes[run.key] for run in runs)
+    ordered = tuple(outcomes[run.key] for run, _ in planned)
     failures = tuple(o for o in ordered if not o.ok)
     rendered, note, used = False, "not requested", None
     if failures:
@@ -431,7 +636,9 @@ def run_pipeline(
             note = "site unchanged, not re-rendered"
         else:
             log("  rendering site ...")
+            progress.rendering = True
             used = render_site(paths, renderer=renderer, log=log)
+            progress.published = True
             manifest.site = digest
             manifest.save()
             rendered, note = True, f"rendered with {used} → {index}"
@@ -491,6 +698,207 @@ def longest_first(todo: list[Job], manifest: Manifest) -> list[Job]:
     return sorted(todo, key=lambda item: (-seconds(item), item[0].key))
 
 
+@dataclass
+class _Worker:
+    """A notebook executing in its own process; its outcome comes back through ``reader``."""
+
+    job: NotebookJob
+    process: multiprocessing.process.BaseProcess
+    reader: multiprocessing.connection.Connection
+
+    def outcome(self) -> NotebookOutcome:
+        """The outcome it sent, or a crash when it ended without one (call once it is done)."""
+        result = None
+        try:
+            if self.reader.poll():
+                result = self.reader.recv()
+        except (EOFError, OSError):
+            pass
+        self.process.join(timeout=60)  # it exits right after sending
+        if self.process.exitcode is None and self.process.pid is not None:
+            _kill_descendants(self.process.pid)
+            self.process.kill()
+            self.process.join()
+        if isinstance(result, NotebookOutcome):
+            return result
+        return NotebookOutcome(
+            self.job.name,
+            "failed",
+            0.0,
+            "worker crashed",
+            error=f"the worker process ended with exit code {self.process.exitcode}",
+        )
+
+
+def _worker_main(job: NotebookJob, conn: multiprocessing.connection.Connection) -> None:
+    """A worker process: execute ``job`` and send its outcome."""
+    try:
+        outcome = execute_job(job)
+    except BaseException as exc:  # noqa: BLE001 - reported as the notebook's failure
+        outcome = NotebookOutcome(
+            job.name, "failed", 0.0, "worker crashed", error=f"{type(exc).__name__}: {exc}"
+        )
+    try:
+        conn.send(outcome)
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _sigint(handler: Any) -> Iterator[None]:
+    """SIGINT handled by ``handler`` for the duration (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block is done (a notebook's output and its manifest entry
+    are kept together, or neither), then raise it."""
+    caught: list[int] = []
+    old = signal.getsignal(signal.SIGINT)
+    with _sigint(lambda signum, frame: caught.append(signum)):
+        yield
+    if caught and callable(old):
+        old(signal.SIGINT, None)
+
+
+def _start(job: NotebookJob, context: Any) -> _Worker:
+    """Start ``job`` in a spawned process that ignores the terminal's SIGINT (a signal ignored
+    at ``exec`` stays ignored, and Python keeps it so): Ctrl-C reaches this process alone."""
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_worker_main, args=(job, writer), name=f"research run {job.name}"
+    )
+    with _sigint(signal.SIG_IGN):
+        process.start()
+    writer.close()
+    return _Worker(job, process, reader)
+
+
+def _kill_descendants(pid: int) -> None:
+    """Kill every process below ``pid``: its kernels and their process groups (a kernel runs
+    in a session of its own, so anything it started goes with it)."""
+    try:
+        import psutil
+    except ImportError:  # the kernel's parent poller ends it once its worker is gone
+        return
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    own = os.getpgrp()
+    for child in children:
+        with contextlib.suppress(OSError, psutil.Error):
+            group = os.getpgid(child.pid)
+            if group == child.pid and group != own:
+                os.killpg(group, signal.SIGKILL)
+            else:
+                child.kill()
+
+
+def _stop(workers: Iterable[_Worker]) -> None:
+    """Stop workers at once, with their kernels, so none of them prints on its way out: each is
+    frozen first (it can start nothing more), its descendants killed, then itself."""
+    workers = list(workers)
+    freeze = getattr(signal, "SIGSTOP", None)
+    for w in workers:
+        if freeze is not None and w.process.pid is not None and w.process.exitcode is None:
+            with contextlib.suppress(OSError):
+                os.kill(w.process.pid, freeze)
+    for w in workers:
+        if w.process.pid is not None:
+            _kill_descendants(w.process.pid)
+    for w in workers:
+        with contextlib.suppress(Exception):
+            w.process.kill()
+    for w in workers:
+        w.process.join(timeout=10)
+        w.reader.close()
+        w.job.staging.unlink(missing_ok=True)
+
+
+def _finish(
+    outcome: NotebookOutcome,
+    job: NotebookJob,
+    fp: Fingerprint,
+    reason: str,
+    paths: Paths,
+    manifest: Manifest,
+    log: Log,
+) -> NotebookOutcome:
+    """Keep a finished notebook: provenance, then into ``reports/executed`` and the manifest
+    (or, failed, its partial output into ``failed/``).
+
+    Raises
+    ------
+    research.exceptions.OutputError
+        The notebook's output could not be written (its staging file is removed).
+    """
+    name = job.name
+    failed_dir = paths.executed / FAILED
+    if outcome.reason == OUTPUT_ERROR:
+        job.staging.unlink(missing_ok=True)
+        raise OutputError(outcome.error or f"cannot write {job.staging}")
+    if outcome.ok:
+        outcome = NotebookOutcome(name, "executed", outcome.seconds, reason)
+        target = paths.executed / f"{name}.ipynb"
+        try:
+            append_provenance(
+                job.staging,
+                Provenance(
+                    executed_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    seconds=outcome.seconds,
+                    params=job.params,
+                    params_file=job.params_file,
+                    data_files=data_files(
+                        paths.sample,
+                        {**default_params(job.source), **job.params},
+                        (paths.root, paths.notebooks),
+                    ),
+                    data_digest=fp.data,
+                    code_digest=fp.code,
+                    root=paths.root,
+                ),
+            )
+            retitle(job.staging, job.variant)
+            try:
+                os.replace(job.staging, target)
+            except OSError as exc:
+                raise OutputError(os_error_text(exc, target)) from exc
+        except BaseException:
+            job.staging.unlink(missing_ok=True)
+            raise
+        manifest.record(
+            name,
+            fp,
+            seconds=round(outcome.seconds, 2),
+            executed_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+        manifest.save()
+        (failed_dir / f"{name}.ipynb").unlink(missing_ok=True)
+        log(f"  ✓ {outcome.describe()}")
+        return outcome
+    note = ""
+    if job.staging.exists():
+        kept = failed_dir / f"{name}.ipynb"
+        try:
+            failed_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(job.staging, kept)
+        except OSError as exc:
+            job.staging.unlink(missing_ok=True)
+            raise OutputError(os_error_text(exc, kept)) from exc
+        note = f"\n    partial output: {failed_dir / name}.ipynb"
+    log(f"  ✗ {outcome.describe()}{note}")
+    return outcome
+
+
 def _execute_all(
     todo: list[Job],
     paths: Paths,
@@ -498,86 +906,65 @@ def _execute_all(
     jobs: int | None,
     timeout: int,
     log: Log,
-    params_file: str = "",
-) -> dict[str, NotebookOutcome]:
+    params_file: str,
+    outcomes: dict[str, NotebookOutcome],
+    progress: _Progress,
+) -> None:
+    """Execute ``todo`` on up to ``jobs`` worker processes, adding each outcome to ``outcomes``
+    as it comes; on Ctrl-C or an output error, stop the running ones and re-raise."""
     todo = longest_first(todo, manifest)
-    staging_dir = paths.executed / ".staging"
-    failed_dir = paths.executed / "failed"
+    staging_dir = paths.executed / STAGING
     workers = max(1, min(jobs or 2, os.cpu_count() or 1, len(todo)))
-    progress = workers == 1 and sys.stderr.isatty()
-    jobs_by_name = {}
+    show_progress = workers == 1 and sys.stderr.isatty()
+    queue: list[NotebookJob] = []
     for run, _, values, _ in todo:
         shown = params_file
         if run.file is not None:
             shown = f"{params_file} + {_relative(run.file, paths.root)}"
-        jobs_by_name[run.key] = NotebookJob(
-            name=run.key,
-            source=run.notebook,
-            staging=staging_dir / f"{run.key}.ipynb",
-            params=values,
-            cwd=paths.notebooks,
-            root=paths.root,
-            kernel=KERNEL_NAME,
-            timeout=timeout,
-            progress=progress,
-            params_file=shown,
-            variant=run.name,
+        queue.append(
+            NotebookJob(
+                name=run.key,
+                source=run.notebook,
+                staging=staging_dir / f"{run.key}.ipynb",
+                params=values,
+                cwd=paths.notebooks,
+                root=paths.root,
+                kernel=KERNEL_NAME,
+                timeout=timeout,
+                progress=show_progress,
+                params_file=shown,
+                variant=run.name,
+            )
         )
     reasons = {run.key: (fp, reason) for run, fp, _, reason in todo}
-    total = len(todo)
-    results: dict[str, NotebookOutcome] = {}
+    total = len(queue)
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {}
-        for i, (name, job) in enumerate(jobs_by_name.items(), start=1):
-            log(f"  > [{i}/{total}] {name}: executing ({reasons[name][1]})")
-            futures[pool.submit(execute_job, job)] = name
-        for future in cf.as_completed(futures):
-            name = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # the worker process itself died
-                outcome = NotebookOutcome(
-                    name, "failed", 0.0, "worker crashed", error=f"{type(exc).__name__}: {exc}"
-                )
-            job = jobs_by_name[name]
-            fp, reason = reasons[name]
-            if outcome.ok:
-                outcome = NotebookOutcome(name, "executed", outcome.seconds, reason)
-                append_provenance(
-                    job.staging,
-                    Provenance(
-                        executed_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                        seconds=outcome.seconds,
-                        params=job.params,
-                        params_file=job.params_file,
-                        data_files=data_files(
-                            paths.sample,
-                            {**default_params(job.source), **job.params},
-                            (paths.root, paths.notebooks),
-                        ),
-                        data_digest=fp.data,
-                        code_digest=fp.code,
-                        root=paths.root,
-                    ),
-                )
-                retitle(job.staging, job.variant)
-                os.replace(job.staging, paths.executed / f"{name}.ipynb")
-                manifest.record(
-                    name,
-                    fp,
-                    seconds=round(outcome.seconds, 2),
-                    executed_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                )
-                manifest.save()
-                (failed_dir / f"{name}.ipynb").unlink(missing_ok=True)
-                log(f"  ✓ {outcome.describe()}")
-            else:
-                note = ""
-                if job.staging.exists():
-                    failed_dir.mkdir(parents=True, exist_ok=True)
-                    os.replace(job.staging, failed_dir / f"{name}.ipynb")
-                    note = f"\n    partial output: {failed_dir / name}.ipynb"
-                log(f"  ✗ {outcome.describe()}{note}")
-            results[name] = outcome
-    return results
+    running: dict[str, _Worker] = {}
+    started = 0
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.pop(0)
+                started += 1
+                log(f"  > [{started}/{total}] {job.name}: executing ({reasons[job.name][1]})")
+                running[job.name] = _start(job, context)
+            handles: list[Any] = [w.reader for w in running.values()]
+            handles += [w.process.sentinel for w in running.values()]
+            ready = set(multiprocessing.connection.wait(handles))
+            for name, worker in list(running.items()):
+                if worker.reader not in ready and worker.process.sentinel not in ready:
+                    continue
+                outcome = worker.outcome()
+                worker.reader.close()
+                del running[name]
+                fp, reason = reasons[name]
+                with _interrupt_deferred():
+                    outcome = _finish(outcome, worker.job, fp, reason, paths, manifest, log)
+                    outcomes[name] = outcome
+                    if outcome.status == "executed":
+                        progress.executed.append(name)
+    except BaseException:
+        progress.stopped = list(running)
+        with _sigint(signal.SIG_IGN):
+            _stop(running.values())
+        raise

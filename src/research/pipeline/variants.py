@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from research._io import atomic_write
 from research.config import Paths
+from research.pipeline.parameters import yaml_problem
 
 SEPARATOR = "--"
 """Between the notebook's stem and the parameter set's name in output names."""
@@ -76,7 +78,7 @@ def load_variant(notebook: Path, file: Path) -> Variant:
     except OSError as exc:
         raise ValueError(f"{file}: cannot read parameters file ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
-        raise ValueError(f"{file}: not valid YAML: {exc}") from exc
+        raise ValueError(f"{file}: not valid YAML at {yaml_problem(exc)}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
@@ -130,4 +132,4 @@ def retitle(notebook: Path, name: str) -> None:
     meta["title"] = variant_title(str(meta.get("title") or notebook.stem), name)
     text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
     cells[0].source = f"---\n{text}\n---"
-    nbformat.write(nb, str(notebook))
+    atomic_write(notebook, lambda tmp: nbformat.write(nb, str(tmp)))

@@ -17,12 +17,13 @@ import functools
 import hashlib
 import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+
+from research._io import write_bytes_atomic
 
 ENV_VAR = "RESEARCH_FIT_CACHE"
 """Environment variable: the cache folder, or ``off``."""
@@ -74,14 +75,9 @@ def cached(key: str, compute: Callable[[], T]) -> T:
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         pass  # missing or unreadable (e.g. written by another version): fit again
     value = compute()
-    tmp = None
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".fit-", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
     except OSError:  # a read-only or full disk only costs the next run a refit
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        pass
     return value
