@@ -66,9 +66,10 @@ browser:
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-## Lint and type-check (ruff, mypy)
+## Lint and type-check (ruff, ruff format --check, mypy strict)
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
 ## Print benchmark figures (benchmarks/*.py)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research._io import atomic_write, check_output, write_text_atomic
+from research._io import all_or_nothing, atomic_write, check_output, write_text_atomic
 from research.data.writers import write_table
 from research.exceptions import InputError, OutputError, ResearchError
 from research.testing.filesystem import full_disk_command, read_only
@@ -110,3 +110,49 @@ def test_one_base_class() -> None:
     assert issubclass(OutputError, ResearchError) and issubclass(OutputError, OSError)
     with pytest.raises(InputError, match="cannot write this extension"):
         write_table(pd.DataFrame({"a": [1]}), "t.xlsx")
+
+
+def test_all_or_nothing_replaces_every_target_or_none(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.csv"
+    a.write_text("old a")
+    with pytest.raises(RuntimeError), all_or_nothing():
+        write_text_atomic(a, "new a")
+        assert a.read_text() == "old a"  # staged, not yet in place
+        raise RuntimeError("the second output failed")
+    assert a.read_text() == "old a" and sorted(tmp_path.iterdir()) == [a]
+    with all_or_nothing():
+        write_text_atomic(a, "new a")
+        write_table(pd.DataFrame({"x": [1]}), b)
+    assert a.read_text() == "new a" and b.read_text() == "x\n1\n"
+    assert sorted(tmp_path.iterdir()) == [a, b]
+    write_text_atomic(a, "outside")  # the block is over: written at once again
+    assert a.read_text() == "outside"
+
+
+def test_attribute_signals_writes_its_table_and_heatmap_or_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import research.data.writers as writers
+    from research.cli import app
+
+    out, heat = tmp_path / "table.csv", tmp_path / "heat.csv"
+    args = ["attribute", "signals", "--out", str(out), "--heatmap-out", str(heat)]
+    real = writers.write_table
+
+    def full_disk_on_the_heatmap(df: pd.DataFrame, path: str | Path) -> Path:
+        if Path(path) == heat:
+            raise OutputError(f"cannot write {heat}: no space left on the device")
+        return real(df, path)
+
+    monkeypatch.setattr(writers, "write_table", full_disk_on_the_heatmap)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: cannot write {heat}: no space left on the device"
+    )
+    assert "wrote" not in res.output and sorted(tmp_path.iterdir()) == []
+    monkeypatch.setattr(writers, "write_table", real)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and out.exists() and heat.exists(), res.output

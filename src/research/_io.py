@@ -16,15 +16,18 @@ filesystem refused (read-only folder, full disk, a file where a folder should be
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from research.exceptions import OutputError
 
 __all__ = [
+    "all_or_nothing",
     "atomic_write",
     "check_output",
     "os_error_text",
@@ -45,6 +48,10 @@ _REASONS = {
     errno.EEXIST: "a file stands where a folder should be",
     errno.ENAMETOOLONG: "the name is too long",
 }
+
+
+_STAGED: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("_STAGED", default=None)
+"""Inside ``all_or_nothing``: the (temporary file, target) pairs written so far."""
 
 
 def user_mode() -> int:
@@ -157,7 +164,11 @@ def atomic_write(
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        staged = _STAGED.get()
+        if staged is not None:  # all_or_nothing: renamed when the block ends well
+            staged.append((Path(tmp), target))
+        else:
+            os.replace(tmp, target)
         tmp = None
     except OSError as exc:
         if isinstance(exc, OutputError):
@@ -167,6 +178,36 @@ def atomic_write(
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return target
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Several outputs as one: every ``atomic_write`` inside the block is staged, and the
+    targets are replaced only when the block ends without an error — otherwise none is
+    (e.g. a table and its heatmap, the second failing on a full disk, leave neither).
+
+    Raises
+    ------
+    research.exceptions.OutputError
+        A rename failed; the targets not yet replaced keep their old content.
+    """
+    staged: list[tuple[Path, Path]] = []
+    token = _STAGED.set(staged)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _STAGED.reset(token)
+    for i, (tmp, target) in enumerate(staged):
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            for rest, _ in staged[i:]:
+                rest.unlink(missing_ok=True)
+            raise OutputError(os_error_text(exc, target)) from exc
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:

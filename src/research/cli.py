@@ -487,6 +487,14 @@ def backtest_run(
         ],
         outputs=[("--export-trades", export_trades), ("--equity-out", equity_out)],
     )
+    if export_trades is not None:
+        from research.data.writers import table_format
+
+        try:
+            table_format(export_trades, "--export-trades")
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
     names = [t.strip() for t in tickers.split(",") if t.strip()]
     notes: list[str] = []
     try:
@@ -1170,3 +1178,7 @@ def data_export(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"wrote {len(frame):,} rows ({kind}) to {out}")
+
+
+if __name__ == "__main__":  # python -m research.cli
+    app()

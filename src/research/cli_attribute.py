@@ -145,6 +145,7 @@ def attribute_signals(
     every-day base rate; decay by horizon; optionally the regime x month heatmap."""
     import pandas as pd
 
+    from research._io import all_or_nothing
     from research.attribution import signals as sg
     from research.attribution.service import load_signal_study
     from research.data.errors import ContractError
@@ -184,15 +185,17 @@ def attribute_signals(
         wide = decay.pivot(index=by, columns="horizon", values="mean_return")
         typer.echo("\nmean forward return by horizon (trading days):")
         typer.echo(wide.round(4).to_string())
+    written: list[Path] = []
     try:
-        if out is not None:
-            write_table(table, out)
-            typer.echo(f"wrote {out}")
-        if heat is not None and heatmap_out is not None:
-            write_table(heat, heatmap_out)
-            typer.echo(f"wrote {heatmap_out}")
+        with all_or_nothing():  # the table and its heatmap, or neither
+            if out is not None:
+                written.append(write_table(table, out))
+            if heat is not None and heatmap_out is not None:
+                written.append(write_table(heat, heatmap_out))
     except ResearchError as exc:
         _fail(exc)
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 @attribute_app.command("experiments")

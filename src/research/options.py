@@ -284,7 +284,7 @@ def check_inputs(inputs: Iterable[PathOption]) -> list[Path]:
         if value is None:
             continue
         values = [value] if isinstance(value, str | os.PathLike) else list(value)
-        found.extend(input_path(v, option) for v in values)
+        found.extend(input_path(os.fspath(v), option) for v in values)
     return found
 
 

@@ -443,3 +443,27 @@ def test_attribute_and_llm_groups_take_date_format_before_the_command(in_tmp: Pa
     for group, command in (("attribute", "signals"), ("llm", "evaluate")):
         code, out = invoke(group, "--date-format", "%d/%m", command)
         assert code == 1 and one_error_line(out).startswith("error: --date-format must be ISO or")
+
+
+def test_export_trades_writes_the_format_its_extension_names(in_tmp: Path) -> None:
+    code, out = invoke("backtest", "run", "--export-trades", "t.txt")
+    assert code == 1 and one_error_line(out).startswith(
+        "error: --export-trades t.txt: cannot write this extension; use one of .csv"
+    )
+    assert list(in_tmp.iterdir()) == []
+    args = ("backtest", "run", "--tickers", "SPX", "--start", "2015-01-01", "--end", "2015-03-31")
+    code, out = invoke(*args, "--export-trades", "t.csv")
+    assert code == 0, out
+    trades = load("trades", in_tmp / "t.csv")  # a CSV in the trades contract, not JSON
+    assert len(trades) > 0 and trades["date"].min() >= pd.Timestamp("2015-01-01")
+
+
+def test_python_dash_m_research_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    for module in ("research", "research.cli"):
+        res = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=False
+        )
+        assert res.returncode == 0 and "Usage:" in res.stdout and "backtest" in res.stdout

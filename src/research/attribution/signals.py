@@ -445,7 +445,8 @@ def circular_block_totals(
             where = (s + offsets[: len(s)]).ravel()
             hist = np.bincount(where, weights=ones[: where.size], minlength=len(s) * m)
             out[i : i + size] += hist.reshape(len(s), m) @ full
-    return out[:, 0] if flat_out else out
+    totals: np.ndarray = out[:, 0] if flat_out else out
+    return totals
 
 
 def excess_interval(

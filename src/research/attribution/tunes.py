@@ -222,7 +222,7 @@ def params_text(params: object) -> str:
 def _mode(counts: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """Per row the name with the most counts (first in ``names`` on a tie); None when all 0."""
     best = counts.argmax(axis=1)
-    out = np.asarray(names, dtype=object)[best]
+    out: np.ndarray = np.asarray(names, dtype=object)[best]
     out[counts.max(axis=1) == 0] = None
     return out
 

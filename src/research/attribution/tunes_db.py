@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from research._io import os_error_text
+from research._text import mask_userinfo
 from research.attribution.tunes import ATTRIBUTION_COLUMNS, params_text, run_uuid
 from research.exceptions import ResearchError
 
@@ -246,7 +247,7 @@ class Target:
     @property
     def shown(self) -> str:
         """The location with any password masked."""
-        text = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.location)
+        text = mask_userinfo(self.location)  # also "postgres//me:pw@host" (no "://")
         return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", text)
 
 

@@ -73,7 +73,8 @@ def _growth(equity: pd.Series) -> np.ndarray:
     values = np.asarray(equity, dtype=float)
     if values.ndim != 1 or len(values) == 0:
         raise ValueError("equity must be a non-empty 1-d series")
-    return values[1:] / values[:-1]
+    growth: np.ndarray = values[1:] / values[:-1]
+    return growth
 
 
 def cash_days(equity: pd.Series, rate: float) -> pd.Series:

@@ -167,7 +167,8 @@ def _model_iv(
     ratio, intercept, slope, curvature = np.asarray(theta, dtype=float)
     atm = np.maximum(intercept + ratio * np.asarray(index, float), 1e-4)
     z = np.log(np.asarray(k, float) / np.asarray(s, float)) / (atm * np.sqrt(np.asarray(t, float)))
-    return atm * np.clip(1 - slope * z + curvature * z**2, floor, cap)
+    iv: np.ndarray = atm * np.clip(1 - slope * z + curvature * z**2, floor, cap)
+    return iv
 
 
 def _quotes(
@@ -371,7 +372,8 @@ def calibrate(
     before = np.array([DEFAULT_ATM_RATIO, 0.0, DEFAULT_SKEW_SLOPE, 0.0])
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        return _model_iv(theta, *args) - market
+        diff: np.ndarray = _model_iv(theta, *args) - market
+        return diff
 
     result = least_squares(
         residuals, before, bounds=([0.2, -0.2, 0.0, 0.0], [2.0, 0.2, 2.0, 1.0]), x_scale="jac"

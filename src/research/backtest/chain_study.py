@@ -212,11 +212,11 @@ class PricingComparison:
             "mid / chain mid)."
         ]
         made = [
-            f"{row.pricing} {money(row.pnl_per_contract, sign=True)} ({row.trades:,} trades, "
-            f"{row.win_rate:.0%} won)"
-            if row.trades
-            else f"{row.pricing}: no trade"
-            for row in self.metrics_table().itertuples()
+            f"{row['pricing']} {money(float(row['pnl_per_contract']), sign=True)} "
+            f"({int(row['trades']):,} trades, {float(row['win_rate']):.0%} won)"
+            if row["trades"]
+            else f"{row['pricing']}: no trade"
+            for row in self.metrics_table().to_dict(orient="records")
         ]
         parts.append(f"The same configuration made a contract: {'; '.join(made)}.")
         if verdicts is not None and len(verdicts):

@@ -169,7 +169,8 @@ def _align_tz_index(dates: pd.DatetimeIndex, index: pd.DatetimeIndex) -> pd.Date
 
 
 def _daily_returns(values: np.ndarray) -> np.ndarray:
-    return values[1:] / values[:-1] - 1.0
+    returns: np.ndarray = values[1:] / values[:-1] - 1.0
+    return returns
 
 
 def _daily_rf(rf: float) -> float:

@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from research.backtest import engine as engine_mod
@@ -23,6 +24,7 @@ from research.backtest.pricing import SkewModel
 from research.backtest.spreads import EXIT_REASONS, BacktestConfig
 
 if TYPE_CHECKING:
+    from research.backtest.conventions import MarketConvention
     from research.backtest.path_cache import PathCache
     from research.backtest.trade_paths import TradePaths
 
@@ -289,11 +291,16 @@ class BacktestResult:
         return validate("trades", frame, source="backtest export")
 
     def export_trades(self, path: str | Path) -> Path:
-        """Write ``export_frame()`` as a JSON array, atomically (the validation plan's
-        ``--export-trades``)."""
+        """Write ``export_frame()`` atomically (the validation plan's ``--export-trades``): a
+        JSON array for ``.json`` (the plan's format), else the table format the extension names
+        (``research.data.writers.write_table``: ``.csv``, ``.parquet``, ``.jsonl``, ...)."""
         from research._io import write_text_atomic
 
         frame = self.export_frame()
+        if not str(path).lower().endswith(".json"):
+            from research.data.writers import write_table
+
+            return write_table(frame, path)
         text = frame.assign(
             date=frame["date"].dt.strftime("%Y-%m-%d"),
             expiration=frame["expiration"].dt.strftime("%Y-%m-%d"),
@@ -305,11 +312,11 @@ class BacktestResult:
 
 def _config_arrays(
     configs: Sequence[BacktestConfig], labels: tuple[str, ...], tickers: tuple[str, ...]
-) -> dict:
+) -> dict[str, np.ndarray]:
     """The kernels' per-config (and per config x ticker) parameter arrays."""
     skew_default = SkewModel()
 
-    def arr(fn, dtype=float):  # type: ignore[no-untyped-def]
+    def arr(fn: Callable[[BacktestConfig], float], dtype: npt.DTypeLike = float) -> np.ndarray:
         return np.array([fn(c) for c in configs], dtype=dtype)
 
     mult = np.ones((len(configs), max(len(labels), 1)))
@@ -325,22 +332,25 @@ def _config_arrays(
         [[1 if m.am_settled else 0 for m in row] for row in conv], dtype=np.int64
     ).reshape(len(configs), len(tickers))
 
-    def per_ticker(fn, missing: float = -1.0) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def per_ticker(
+        fn: Callable[[MarketConvention], float | None], missing: float = -1.0
+    ) -> np.ndarray:
         return np.array(
             [[missing if fn(m) is None else fn(m) for m in row] for row in conv], dtype=float
         ).reshape(len(configs), len(tickers))
 
+    # ``BacktestConfig.convention`` fills width_pct and half_spread_pct (never None here)
     return dict(
         is_call=arr(lambda c: c.spread.strategy == "bear_call", np.int64),
         min_d=arr(lambda c: c.spread.min_delta),
         max_d=arr(lambda c: c.spread.max_delta),
         dte=arr(lambda c: c.spread.target_dte, np.int64),
-        width_pct=per_ticker(lambda m: m.width_pct / 100),
+        width_pct=per_ticker(lambda m: cast(float, m.width_pct) / 100),
         min_steps=arr(lambda c: c.spread.min_width_steps),
         min_ivp=arr(lambda c: c.spread.min_iv_percentile),
         pt=arr(lambda c: c.spread.profit_target_pct / 100),
         sl=arr(lambda c: c.spread.stop_loss_pct / 100),
-        hs_pct=per_ticker(lambda m: m.half_spread_pct / 100),
+        hs_pct=per_ticker(lambda m: cast(float, m.half_spread_pct) / 100),
         hs_min=per_ticker(lambda m: m.min_half_spread),
         fee=per_ticker(lambda m: m.fee_per_contract),
         tick=per_ticker(lambda m: m.tick),
@@ -463,7 +473,9 @@ class PathPlan:
 
 
 def plan_paths(
-    panel: MarketPanel, configs: Sequence[BacktestConfig], arrays: dict | None = None
+    panel: MarketPanel,
+    configs: Sequence[BacktestConfig],
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> PathPlan:
     """Group ``configs`` by the strategy their trade paths depend on (``arrays``: their
     ``_config_arrays``, if already built)."""
@@ -518,7 +530,7 @@ def prepare_paths(
 
 
 def _paths_for(
-    panel: MarketPanel, a: dict, index: int, digest: str, cache: PathCache
+    panel: MarketPanel, a: dict[str, np.ndarray], index: int, digest: str, cache: PathCache
 ) -> TradePaths:
     from research.backtest.trade_paths import compute_trade_paths
 
@@ -672,12 +684,12 @@ def run_kernel(
     return GridOutput(equity, n_trades, counters, trades, heat)
 
 
-def _run_shared(  # type: ignore[no-untyped-def]
+def _run_shared(
     panel: MarketPanel,
     tp: TradePaths,
-    a: dict,
-    codes,
-    which,
+    a: dict[str, np.ndarray],
+    codes: np.ndarray,
+    which: np.ndarray,
     record: bool | str,
     out: GridOutput,
 ) -> np.ndarray:
@@ -742,8 +754,13 @@ def _run_shared(  # type: ignore[no-untyped-def]
     return trades
 
 
-def _run_reference(  # type: ignore[no-untyped-def]
-    panel: MarketPanel, a: dict, codes, which, record: bool, out: GridOutput
+def _run_reference(
+    panel: MarketPanel,
+    a: dict[str, np.ndarray],
+    codes: np.ndarray,
+    which: np.ndarray,
+    record: bool,
+    out: GridOutput,
 ) -> np.ndarray:
     """The per-configuration kernels (model or chain) for the configs of ``a``."""
     n_cfg, (n_days, n_tk) = len(a["pt"]), panel.close.shape
@@ -811,8 +828,14 @@ def _run_reference(  # type: ignore[no-untyped-def]
     return trades
 
 
-def _run_on_chains(  # type: ignore[no-untyped-def]
-    panel: MarketPanel, a: dict, codes, which, record: bool, out: GridOutput, trades
+def _run_on_chains(
+    panel: MarketPanel,
+    a: dict[str, np.ndarray],
+    codes: np.ndarray,
+    which: np.ndarray,
+    record: bool,
+    out: GridOutput,
+    trades: np.ndarray,
 ) -> None:
     from research.backtest.chain_engine import _run_chains
 

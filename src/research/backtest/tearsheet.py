@@ -199,7 +199,10 @@ def _fees(result: BacktestResult, trades: pd.DataFrame) -> np.ndarray:
         {t: result.config.convention(t).fee_per_contract for t in result.tickers}
     )
     fills = np.where(trades["exit_reason"].to_numpy() == "expiration", 1.0, 2.0)
-    return (2.0 * fee.to_numpy(dtype=float) * trades["contracts"].to_numpy(dtype=float)) * fills
+    fees: np.ndarray = (
+        2.0 * fee.to_numpy(dtype=float) * trades["contracts"].to_numpy(dtype=float)
+    ) * fills
+    return fees
 
 
 def _interest(result: BacktestResult, trades: pd.DataFrame, fees: np.ndarray) -> float:
@@ -543,4 +546,5 @@ def parts_table(sheets: Mapping[str, Sequence[TearSheet]], part: str) -> pd.Data
         return pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
     first = ["tickers", "configuration"]
-    return out[[*first, *[c for c in out.columns if c not in first]]]
+    table: pd.DataFrame = out[[*first, *[c for c in out.columns if c not in first]]]
+    return table

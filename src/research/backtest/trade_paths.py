@@ -225,7 +225,7 @@ CHAIN_ROWS: tuple[str, ...] = ("width_pct", "fee", "tick", "cm", "div", "am")
 """The columns of ``run._config_arrays`` phase 1 reads (per config; rows: per ticker too)."""
 
 
-def strategy_groups(chains: bool, arrays: dict) -> dict[bytes, list[int]]:
+def strategy_groups(chains: bool, arrays: dict[str, np.ndarray]) -> dict[bytes, list[int]]:
     """Configs by the phase-1 parameters they share (``*_SCALARS``, ``*_ROWS`` of
     ``run._config_arrays``), compared exactly (by their bytes), in first-seen order."""
     scalars, rows = (CHAIN_SCALARS, CHAIN_ROWS) if chains else (MODEL_SCALARS, MODEL_ROWS)
@@ -708,7 +708,9 @@ def _layout(
     return cands, offset, int(length.sum())
 
 
-def compute_trade_paths(panel: MarketPanel, arrays: dict, index: int, key: str = "") -> TradePaths:
+def compute_trade_paths(
+    panel: MarketPanel, arrays: dict[str, np.ndarray], index: int, key: str = ""
+) -> TradePaths:
     """Phase 1 for config ``index`` of ``arrays`` (``run._config_arrays``) on ``panel``."""
     from research.backtest.engine import N_FIELDS
 

@@ -318,7 +318,8 @@ def _fmt(s: pd.Series) -> pd.Series:
         out = s.dt.strftime("%Y-%m-%d %H:%M:%S" if has_time else "%Y-%m-%d")
     else:
         out = s.astype("object").astype("str")
-    return out.where(s.notna(), "<null>").astype("object")
+    shown: pd.Series = out.where(s.notna(), "<null>").astype("object")
+    return shown
 
 
 def _joined(columns: tuple[str, ...]) -> FrameText:
@@ -1188,7 +1189,7 @@ def _read_dates(
     if values.empty:
         return nat, [("wrong type", pd.Series(False, index=text.index), "")]
     named = date_format is not None and date_format != ISO
-    order = [date_format, ISO] if named else [ISO, *formats]
+    order: list[str] = [str(date_format), ISO] if named else [ISO, *formats]
     readings: dict[str, pd.Series] = {}
 
     def reading(fmt: str) -> pd.Series:
@@ -1355,7 +1356,7 @@ def _rows(group: pd.DataFrame, exclude: pd.Series | None) -> pd.Index | None:
     index = group["index"].dropna()
     if index.empty:
         return None
-    rows = pd.Index(index.astype("int64").unique()).sort_values()
+    rows: pd.Index = pd.Index(index.astype("int64").unique()).sort_values()
     if exclude is not None and bool(exclude.any()):
         rows = rows.difference(exclude.index[exclude.to_numpy()])
     return rows

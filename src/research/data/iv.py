@@ -115,7 +115,8 @@ def _realized_vol(bars: pd.DataFrame, window: int) -> pd.Series:
         .groupby(bars["symbol"], sort=False)
         .transform(lambda s: s.rolling(window, min_periods=window).mean())
     )
-    return np.sqrt(mean_sq * TRADING_DAYS)
+    vol: pd.Series = np.sqrt(mean_sq * TRADING_DAYS)
+    return vol
 
 
 def underlying_iv(

@@ -255,7 +255,8 @@ def log_returns(bars: pd.DataFrame) -> pd.Series:
     pandas.Series
         Aligned with ``bars``' index.
     """
-    return np.log(bars["close"]).groupby(bars["symbol"], sort=False).diff()
+    logret: pd.Series = np.log(bars["close"]).groupby(bars["symbol"], sort=False).diff()
+    return logret
 
 
 def realized_vol_features(bars: pd.DataFrame) -> pd.DataFrame:

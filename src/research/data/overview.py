@@ -245,7 +245,9 @@ class ProxyStudy:
         total = int(days.sum())
         if total == 0:
             return "No market-days are loaded."
-        parts = [f"{int(n):,} ({n / total:.0%}) from {kinds[k]}" for k, n in days.items() if n > 0]
+        parts = [
+            f"{int(n):,} ({n / total:.0%}) from {kinds[str(k)]}" for k, n in days.items() if n > 0
+        ]
         share = days["iv_index_days"] / total
         lead = (
             f"**{share:.0%} of the {total:,} market-days price options from a published IV "

@@ -35,7 +35,10 @@ class TrueSmile:
         """Implied volatilities at strikes ``k`` and expiries ``t`` (years)."""
         atm = self.atm_ratio * index_iv
         z = np.log(k / s) / (atm * np.sqrt(t))
-        return atm * np.clip(1 - self.slope * z + self.curvature * z**2, self.floor, self.cap)
+        iv: np.ndarray = atm * np.clip(
+            1 - self.slope * z + self.curvature * z**2, self.floor, self.cap
+        )
+        return iv
 
 
 def _fridays(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:

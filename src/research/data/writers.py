@@ -13,6 +13,23 @@ from research.exceptions import InputError
 WRITABLE = (".csv", ".csv.gz", ".parquet", ".pq", ".json", ".jsonl", ".ndjson")
 
 
+def table_format(path: str | Path, option: str | None = None) -> str:
+    """The table format ``path``'s extension names (one of ``WRITABLE``), checked before any
+    work by commands that will ``write_table`` there.
+
+    Raises
+    ------
+    research.exceptions.InputError
+        Another extension (the message names ``option`` when given).
+    """
+    name = Path(path).name.lower()
+    ext = next((e for e in sorted(WRITABLE, key=len, reverse=True) if name.endswith(e)), None)
+    if ext is None:
+        where = f"{option} {path}" if option else str(path)
+        raise InputError(f"{where}: cannot write this extension; use one of {', '.join(WRITABLE)}")
+    return ext
+
+
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` to ``path`` in the format its extension names.
 
@@ -30,10 +47,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         The written path.
     """
     path = Path(path)
-    name = path.name.lower()
-    ext = next((e for e in sorted(WRITABLE, key=len, reverse=True) if name.endswith(e)), None)
-    if ext is None:
-        raise InputError(f"{path}: cannot write this extension; use one of {', '.join(WRITABLE)}")
+    ext = table_format(path)
     text = df.copy()
     for col in text.columns:
         if pd.api.types.is_datetime64_any_dtype(text[col]):

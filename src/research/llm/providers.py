@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
 
+from research._text import mask_userinfo
 from research.exceptions import InputError
 
 __all__ = [
@@ -131,7 +132,7 @@ def mask_url(url: str) -> str:
                 [(k, "***" if _SECRET_PARAM.match(k) else v) for k, v in pairs], safe="*"
             )
     if (netloc, query) == (parts.netloc, parts.query):
-        return url
+        return mask_userinfo(url)  # e.g. "http//user:pw@host": no authority to parse
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -233,7 +233,8 @@ class SignalCell:
 
     def mask(self, symbol: str) -> npt.NDArray[np.bool_]:
         """Which base-rate days are of ``symbol`` (a boolean array over the days)."""
-        return self.day_symbol == symbol
+        mask: npt.NDArray[np.bool_] = self.day_symbol == symbol
+        return mask
 
 
 @functools.cache
@@ -559,7 +560,8 @@ def experiment_design(design: str = "two_years_apart") -> pd.DataFrame:
     regime = counts.sort_values(ascending=False, kind="stable").index[0]
     mine = tagged[tagged["entry_regime"] == regime]
     out = mine[["start", "end", "symbol"]].drop_duplicates().sort_values(["start", "symbol"])
-    return out.reset_index(drop=True)
+    regime_windows: pd.DataFrame = out.reset_index(drop=True)
+    return regime_windows
 
 
 @functools.cache
@@ -609,7 +611,7 @@ def _experiment_values(
     n = end - start + 1
     lag = np.arange(1, int(n.max()))
     var = np.array([k + 2 * np.sum((k - lag[: k - 1]) * phi ** lag[: k - 1]) for k in n])
-    values = EXPERIMENT_SD / math.sqrt(2) * total / np.sqrt(var)[:, None]
+    values: npt.NDArray[np.float64] = EXPERIMENT_SD / math.sqrt(2) * total / np.sqrt(var)[:, None]
     values[:, 0] += effect * EXPERIMENT_GAP
     return values
 

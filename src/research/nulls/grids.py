@@ -121,7 +121,8 @@ def _sharpe(x: np.ndarray) -> float:
 
 def _with_sharpe(x: np.ndarray, target: float) -> np.ndarray:
     """``x`` with its mean moved so that its annualised Sharpe is ``target``."""
-    return x - x.mean() + target / math.sqrt(252) * x.std(ddof=1)
+    moved: np.ndarray = x - x.mean() + target / math.sqrt(252) * x.std(ddof=1)
+    return moved
 
 
 def _sharpe_vs_benchmark(rng: np.random.Generator, effect: float, block: int = BLOCK) -> float:

@@ -146,7 +146,8 @@ def sample_trades() -> SampleTrades:
 
 def _standardised(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else x - x.mean()
+    z: npt.NDArray[np.float64] = (x - x.mean()) / sd if sd > 0 else x - x.mean()
+    return z
 
 
 @functools.cache
@@ -288,7 +289,8 @@ def _confidence(
     noisy = latent + 0.5 * rng.standard_normal(len(latent))
     u = norm.cdf(noisy - np.median(noisy))
     conf = np.where(approve, 0.5 + 0.45 * u, 0.5 + 0.4 * (1 - u))
-    return np.round(conf, 2)
+    stated: npt.NDArray[np.float64] = np.round(conf, 2)
+    return stated
 
 
 def _threshold_p(rng: np.random.Generator, effect: float) -> float:

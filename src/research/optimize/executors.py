@@ -560,6 +560,8 @@ class DaskExecutor:
         now = time.monotonic()
         since = idle_since if idle_since is not None else now
         if now - since >= self.no_worker_timeout:
+            # connected: scheduler_info() above has just asked the scheduler
+            assert client.scheduler is not None
             raise RuntimeError(
                 f"the Dask cluster at {client.scheduler.address} has had no workers for "
                 f"{self.no_worker_timeout:g} s (all killed or never started): start workers "

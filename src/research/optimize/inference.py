@@ -237,7 +237,8 @@ def bootstrap_sharpes(
 
 def excess_returns(returns: pd.DataFrame | pd.Series, rate: float) -> pd.DataFrame | pd.Series:
     """Daily returns minus the daily risk-free return ``(1 + rate) ** (1/252) - 1``."""
-    return returns - ((1.0 + rate) ** (1.0 / PERIODS_PER_YEAR) - 1.0)
+    excess: pd.DataFrame | pd.Series = returns - ((1.0 + rate) ** (1.0 / PERIODS_PER_YEAR) - 1.0)
+    return excess
 
 
 def sharpe_tests(

@@ -136,7 +136,7 @@ def sharpe_ratio(returns: npt.ArrayLike) -> FloatArray:
         arr = arr[:, None]
     mean = arr.mean(axis=0)
     std = arr.std(axis=0, ddof=1)
-    out = np.zeros_like(mean)
+    out: npt.NDArray[np.float64] = np.zeros_like(mean)
     np.divide(mean, std, out=out, where=std > _ZERO_STD_RTOL * np.abs(mean))
     return out
 
@@ -462,7 +462,7 @@ def _block_sharpe(values: FloatArray, selected: npt.NDArray[np.bool_]) -> FloatA
     var = (sel_sumsq - n * mean_c**2) / (n - 1)
     std = np.sqrt(np.clip(var, 0.0, None))
     mean = mean_c + centre
-    out = np.zeros_like(mean)
+    out: npt.NDArray[np.float64] = np.zeros_like(mean)
     np.divide(mean, std, out=out, where=std > _ZERO_STD_RTOL * np.abs(mean))
     return out
 

@@ -627,7 +627,9 @@ def _load(folder: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _state(rows: Sequence[LayerRow], regimes: Sequence[Mapping[str, str]], end: str | None) -> dict:
+def _state(
+    rows: Sequence[LayerRow], regimes: Sequence[Mapping[str, str]], end: str | None
+) -> dict[str, Any]:
     return {
         "layers": {f"{r.layer} · {r.scope}": f"{r.status}: {r.choice}" for r in rows},
         "regimes": {f"{g['symbol']} · {g['model']}": g["regime"] for g in regimes},

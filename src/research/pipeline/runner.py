@@ -619,7 +619,7 @@ def _run_locked(
     prune_orphans(paths, manifest, log)
     ordered = tuple(outcomes[run.key] for run, _ in planned)
     failures = tuple(o for o in ordered if not o.ok)
-    rendered, note, used = False, "not requested", None
+    rendered, note, used = False, "site not rendered (--no-render)", None
     if failures:
         note = (
             f"not rendered: {len(failures)} notebook(s) failed; the published site at "

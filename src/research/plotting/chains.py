@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import plotly.graph_objects as go
+
+if TYPE_CHECKING:
+    from research.backtest.run import BacktestResult
 
 
 def spread_ratio_figure(ratios: pd.DataFrame, title: str = "") -> go.Figure:
@@ -43,7 +49,7 @@ def spread_ratio_figure(ratios: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
-def credits_figure(results: dict, title: str = "") -> go.Figure:
+def credits_figure(results: Mapping[str, BacktestResult], title: str = "") -> go.Figure:
     """Credit per share of every trade, by entry date, for each pricing."""
     colours = {"chain": "#2ca02c", "model (default)": "#d62728", "model (calibrated)": "#1f77b4"}
     fig = go.Figure()

@@ -250,7 +250,8 @@ def _is_array(value: Any) -> bool:
     return False
 
 
-class SiteRenderer(MimetypeRenderer):
+# plotly ships no type information (no py.typed), so its MimetypeRenderer is Any to mypy
+class SiteRenderer(MimetypeRenderer):  # type: ignore[misc]
     """Plotly renderer ``regime_lab``: thin figure data, HTML without plotly.js for the site and
     the figure JSON for JupyterLab (see the module docstring)."""
 

@@ -7,7 +7,7 @@ Quarto alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +24,7 @@ def _pvalue(x: object) -> str:
     return "< 0.001" if float(x) < 0.001 else f"{float(x):.3f}"
 
 
-def _number(decimals: int):  # type: ignore[no-untyped-def]
+def _number(decimals: int) -> Callable[[object], str]:
     def fmt(x: object) -> str:
         if isinstance(x, bool) or not isinstance(x, int | float):
             return "–" if x is None else str(x)

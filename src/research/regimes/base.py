@@ -79,7 +79,8 @@ def add_flag(flag: pd.Series, mask: pd.Series | np.ndarray, name: str) -> pd.Ser
 def gap_mask(dates: pd.Series, max_gap_days: int) -> np.ndarray:
     """True on bars that come more than ``max_gap_days`` calendar days after the previous bar."""
     gaps = dates.diff().dt.days.to_numpy()
-    return np.nan_to_num(gaps, nan=0) > max_gap_days
+    mask: np.ndarray = np.nan_to_num(gaps, nan=0) > max_gap_days
+    return mask
 
 
 def log_returns(close: pd.Series) -> pd.Series:
@@ -94,7 +95,8 @@ def sma(close: pd.Series, window: int) -> pd.Series:
 
 def realized_vol(returns: pd.Series, window: int, periods: int = 252) -> pd.Series:
     """Annualised sample standard deviation of the last ``window`` returns."""
-    return returns.rolling(window, min_periods=window).std() * np.sqrt(periods)
+    vol: pd.Series = returns.rolling(window, min_periods=window).std() * np.sqrt(periods)
+    return vol
 
 
 def efficiency_ratio(close: pd.Series, window: int) -> pd.Series:

@@ -71,7 +71,8 @@ def cached(key: str, compute: Callable[[], T]) -> T:
     path = folder / key[:2] / f"{key}.pkl"
     try:
         with path.open("rb") as fh:
-            return pickle.load(fh)
+            stored: T = pickle.load(fh)  # what compute() returned under this key
+            return stored
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         pass  # missing or unreadable (e.g. written by another version): fit again
     value = compute()

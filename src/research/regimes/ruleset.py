@@ -227,7 +227,7 @@ class Ruleset:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists, pairs as mappings), as written to YAML/JSON."""
-        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        data: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
         data["bull_bear_vol"]["size_multipliers"] = dict(self.bull_bear_vol.size_multipliers)
         return data
 
