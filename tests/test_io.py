@@ -156,3 +156,51 @@ def test_attribute_signals_writes_its_table_and_heatmap_or_neither(
     monkeypatch.setattr(writers, "write_table", real)
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0 and out.exists() and heat.exists(), res.output
+
+
+def test_write_table_replaces_only_an_earlier_output_of_the_same_kind(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"date": ["2018-01-02"], "label": ["bull"]})
+    for name in ("t.csv", "t.csv.gz", "t.parquet", "t.json", "t.jsonl"):
+        path = tmp_path / name
+        write_table(frame, path)
+        write_table(frame.assign(label="bear"), path)  # its own earlier output: replaced
+        before = path.read_bytes()
+        with pytest.raises(OutputError, match="exists and is not an earlier output of this kind"):
+            write_table(pd.DataFrame({"other": [1]}), path)
+        assert path.read_bytes() == before, name
+        write_table(pd.DataFrame({"other": [1]}), path, replace=True)  # the caller checked it
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes, not JSON")
+    with pytest.raises(OutputError, match=r"\(not a table this can read\); it is kept"):
+        write_table(frame, notes)
+    assert notes.read_text() == "my notes, not JSON"
+    empty = tmp_path / "empty.csv"
+    empty.touch()
+    write_table(frame, empty)  # nothing to lose
+    assert empty.read_text().startswith("date,label")
+
+
+def test_regimes_classify_keeps_an_unrelated_file_named_as_its_output(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from research.cli import app
+
+    mine = tmp_path / "mine.csv"
+    mine.write_text("name,score\nalice,3\n")
+    args = ["regimes", "classify", "--model", "vol_ratio", "--bars", "", "--out", str(mine)]
+    bars = tmp_path / "bars.csv"
+    from research.data import market
+
+    market.load_bars(symbols=["SPX"]).head(300).to_csv(bars, index=False)
+    args[5] = str(bars)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().splitlines() == [
+        f"error: {mine} exists and is not an earlier output of this kind (its columns: name, "
+        "score); it is kept: choose another file, or move it away"
+    ]
+    assert mine.read_text() == "name,score\nalice,3\n"
+    out = tmp_path / "labels.csv"
+    for _ in range(2):  # its own output is replaced on the next run
+        res = CliRunner().invoke(app, [*args[:-1], str(out)])
+        assert res.exit_code == 0, res.output

@@ -295,6 +295,7 @@ class BacktestResult:
         JSON array for ``.json`` (the plan's format), else the table format the extension names
         (``research.data.writers.write_table``: ``.csv``, ``.parquet``, ``.jsonl``, ...)."""
         from research._io import write_text_atomic
+        from research.data.writers import check_replaceable
 
         frame = self.export_frame()
         if not str(path).lower().endswith(".json"):
@@ -306,6 +307,7 @@ class BacktestResult:
             expiration=frame["expiration"].dt.strftime("%Y-%m-%d"),
         ).to_json(orient="records", indent=2)
         path = Path(path)
+        check_replaceable(path, [str(c) for c in frame.columns], "--export-trades")
         write_text_atomic(path, text)
         return path
 

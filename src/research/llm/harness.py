@@ -843,7 +843,9 @@ def evaluate(
         rest = [k for k in run_keys if k in latest and k not in placed]
         placed |= set(rest)
         rest += list(dict.fromkeys(k for k in map(_key, from_journal) if k not in placed))
-        write_table(_finish([latest[k] for k in [*in_file, *rest]]), out_path)
+        # a decisions file of the same provider (checked above): continued, whatever columns
+        # an earlier version wrote
+        write_table(_finish([latest[k] for k in [*in_file, *rest]]), out_path, replace=True)
         if journal is not None and journal.exists():
             journal.unlink()
     return EvalResult(
