@@ -351,3 +351,43 @@ def test_longest_first_uses_last_times_then_hints(project: Paths) -> None:
     manifest.record("01_a", fp, seconds=60.0)  # a recorded time beats the hint
     order = [job[0].key for job in longest_first(todo, manifest)]
     assert order == ["03_c", "01_a", "02_b"]
+
+
+def test_a_kernel_that_dies_at_start_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers' kernels can clash on a port; the loser dies before replying to kernel_info
+    (no cell ran) and a new kernel is started — a kernel that dies later is a failure."""
+    import papermill as pm
+
+    from research.config import PARAMS_ENV, ROOT_ENV, VARIANT_ENV
+    from research.pipeline.runner import KERNEL_START_ATTEMPTS, NotebookJob, execute_job
+
+    for name in (ROOT_ENV, PARAMS_ENV, VARIANT_ENV):  # execute_job sets them: restored after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    calls: list[int] = []
+
+    def flaky(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) < KERNEL_START_ATTEMPTS:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(pm, "execute_notebook", flaky)
+    job = NotebookJob(
+        "01_a", tmp_path / "a.ipynb", tmp_path / "out.ipynb", {}, tmp_path, tmp_path, "k", 5, False
+    )
+    assert execute_job(job).status == "executed" and len(calls) == KERNEL_START_ATTEMPTS
+    calls.clear()
+    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("Kernel died before replying to kernel_info")))  # fmt: skip
+    outcome = execute_job(job)
+    assert outcome.status == "failed" and "before replying" in outcome.error
+
+    def died_later(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        raise RuntimeError("Kernel died")
+
+    monkeypatch.setattr(pm, "execute_notebook", died_later)
+    calls.clear()
+    assert execute_job(job).status == "failed" and len(calls) == 1

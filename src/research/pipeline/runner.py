@@ -332,6 +332,15 @@ def _first_line(source: str) -> str:
     return lines[0][:120] if lines else ""
 
 
+KERNEL_START_ATTEMPTS = 3
+"""Kernel starts tried per notebook when a kernel dies before replying (a port clash)."""
+
+
+def _died_at_start(exc: BaseException) -> bool:
+    """Whether ``exc`` is a kernel that died before it replied to ``kernel_info``: no cell ran."""
+    return "before replying to kernel_info" in str(exc)
+
+
 def execute_job(job: NotebookJob) -> NotebookOutcome:
     """Execute one notebook with papermill (runs inside a worker process)."""
     import papermill as pm
@@ -344,17 +353,26 @@ def execute_job(job: NotebookJob) -> NotebookOutcome:
     job.staging.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            str(job.source),
-            str(job.staging),
-            parameters=job.params,
-            kernel_name=job.kernel,
-            cwd=str(job.cwd),
-            execution_timeout=job.timeout,
-            start_timeout=120,  # kernel start: generous on a loaded 2-core machine
-            progress_bar=job.progress,
-            log_output=False,
-        )
+        for attempt in range(KERNEL_START_ATTEMPTS):
+            try:
+                pm.execute_notebook(
+                    str(job.source),
+                    str(job.staging),
+                    parameters=job.params,
+                    kernel_name=job.kernel,
+                    cwd=str(job.cwd),
+                    execution_timeout=job.timeout,
+                    start_timeout=120,  # kernel start: generous on a loaded 2-core machine
+                    progress_bar=job.progress,
+                    log_output=False,
+                )
+                break
+            except RuntimeError as exc:
+                # two kernels started at once by different workers can pick the same free TCP
+                # port (jupyter_client picks, the kernel binds later): the loser dies before
+                # any cell ran, and a new kernel on new ports is all it takes
+                if not _died_at_start(exc) or attempt == KERNEL_START_ATTEMPTS - 1:
+                    raise
     except PapermillExecutionError as exc:
         number, _, _ = _locate_cell(job.staging, job.source, failed=True)
         return NotebookOutcome(
