@@ -16,6 +16,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from research.cli_common import date_format_callback
+
 attribute_app = typer.Typer(
     help="Regime attribution of signals, experiments and tuning runs.", no_args_is_help=True
 )
@@ -27,28 +29,7 @@ def _fail(message: object) -> NoReturn:
     raise typer.Exit(1)
 
 
-@attribute_app.callback()
-def _read_dates(
-    ctx: typer.Context,
-    date_format: Annotated[
-        str | None,
-        typer.Option(
-            "--date-format",
-            help="How the input files write their dates: ISO (YYYY-MM-DD, the default) or a "
-            "strftime format such as %d/%m/%Y; one format reads a whole column. Give it before "
-            "the command: research attribute --date-format %d/%m/%Y ...",
-        ),
-    ] = None,
-) -> None:
-    """Every file the command reads parses its dates with ``--date-format``."""
-    if date_format is None:
-        return
-    from research.data.contracts import dates_read_as
-
-    try:
-        ctx.with_resource(dates_read_as(date_format))
-    except ValueError as exc:
-        _fail(f"--date-format {exc}")
+attribute_app.callback()(date_format_callback("attribute"))
 
 
 def _at_least(option: str, value: int | float, least: int) -> None:

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from research.cli_common import date_format_callback
 from research.exceptions import InputError, OutputError
 
 llm_app = typer.Typer(
@@ -31,28 +32,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-@llm_app.callback()
-def _read_dates(
-    ctx: typer.Context,
-    date_format: Annotated[
-        str | None,
-        typer.Option(
-            "--date-format",
-            help="How the input files write their dates: ISO (YYYY-MM-DD, the default) or a "
-            "strftime format such as %d/%m/%Y; one format reads a whole column. Give it before "
-            "the command: research llm --date-format %d/%m/%Y ...",
-        ),
-    ] = None,
-) -> None:
-    """Every file the command reads parses its dates with ``--date-format``."""
-    if date_format is None:
-        return
-    from research.data.contracts import dates_read_as
-
-    try:
-        ctx.with_resource(dates_read_as(date_format))
-    except ValueError as exc:
-        raise _fail(f"--date-format {exc}") from exc
+llm_app.callback()(date_format_callback("llm"))
 
 
 def _at_least(option: str, value: int, minimum: int) -> None:
