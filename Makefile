@@ -15,8 +15,9 @@ VENV := .venv
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.regime-lab-installed
-NBVAL_DIR := build/nbval
 EXTRAS ?= dev,lab,bench
+PYTEST_WORKERS ?= auto
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 ## Create the virtual environment (if none is active), install the package and register the kernel
 install: $(STAMP)
@@ -32,11 +33,14 @@ $(STAMP): pyproject.toml
 report: install
 	$(BIN)/research run $(ARGS)
 
-## Run the whole test suite: pytest, plus nbval over the notebooks with small parameters
+# PYTEST_WORKERS processes (pytest-xdist); the tests of one notebook execution share a worker
+## Run the whole test suite: every notebook executed once, both renders checked in a browser
 test: install postgres browser
-	rm -rf $(NBVAL_DIR)
-	$(BIN)/research notebooks prepare --params notebooks/params/small.yaml --out $(NBVAL_DIR)
-	$(BIN)/python -m pytest tests $(NBVAL_DIR) --nbval-lax --nbval-kernel-name regime-lab -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -p no:cacheprovider --durations=15 $(XDIST) $(PYTEST_ARGS)
+
+## The suite without the slow tier (no notebook execution, render or browser): the edit loop
+test-fast: install
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider --durations=10 $(XDIST) $(PYTEST_ARGS)
 
 ## Install Debian's PostgreSQL server for the database tests when it is missing (as root, apt)
 postgres: install
@@ -71,6 +75,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_import_layers.py
 
 ## Print benchmark figures (benchmarks/*.py)
 bench: install
@@ -84,4 +89,4 @@ clean:
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[36m%-10s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install report test postgres browser lab lint bench clean help
+.PHONY: install report test test-fast postgres browser lab lint bench clean help

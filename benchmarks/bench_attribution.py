@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from _record import recorded
 
 from research.attribution import experiments as ex
 from research.attribution import signals as sg
@@ -278,8 +279,9 @@ def bench_tunes(labels: pd.DataFrame) -> None:
             c.commit()
             peer = time.perf_counter() - start
         print(
-            f"  peer: the seed's UPDATE per tune (executemany, pipelined): {peer:6.2f} s  "
-            f"(populate / seed = {pop / peer:.1f}x; populate also applies migration 032, checks "
+            f"  peer: one UPDATE per tune (executemany, pipelined): {peer:6.2f} s  "
+            f"(populate / peer = {pop / peer:.1f}x; populate also applies the regime columns' "
+            "migration, checks "
             "for missing tunes and runs, and leaves unchanged rows alone)"
         )
 
@@ -297,4 +299,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("bench_attribution"):
+        main()

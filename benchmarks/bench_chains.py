@@ -1,6 +1,6 @@
 """Benchmark: load and backtest a year of daily option chains (about 2 million rows).
 
-The chain is synthetic (``research.data.synthetic_chains``: SPX closes and VIX of 2017, every
+The chain is synthetic (``research.backtest.synthetic_chains``: SPX closes and VIX of 2017, every
 Friday expiration out to 200 days, strikes within 15% of spot on the 5-point grid, calls and
 puts) and written to Parquet first. Measured, each in this process:
 
@@ -23,14 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from _record import recorded
+
 
 def main() -> None:
     from research.backtest.chains import chain_book
     from research.backtest.run import run_kernel
     from research.backtest.service import load_panel, regime_labels
+    from research.backtest.synthetic_chains import synthetic_chains
     from research.data import market
     from research.data.chains import load_chains
-    from research.data.synthetic_chains import synthetic_chains
     from research.optimize.service import DEFAULT_BASE
 
     bars = market.load_bars(symbols=["SPX"])
@@ -90,4 +92,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("bench_chains"):
+        main()

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _record import recorded
 
 SL, TP, CASH = 0.05, 0.10, 100_000.0
 VBT_BUDGET_MB = 4096
@@ -422,4 +423,5 @@ def credit_spread_throughput() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("bench_engine", enabled="--worker" not in sys.argv):
+        main()

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _record import recorded
 
 os.environ["RESEARCH_PATH_CACHE"] = "off"
 
@@ -220,4 +221,5 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--sizing-child":
         sizing_child(sys.argv[2], sys.argv[3])
     else:
-        main()
+        with recorded("bench_grids"):
+            main()

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _record import recorded
+
 from research.config import PATHS
 from research.data.loaders import load
 from research.llm.harness import EvalConfig, evaluate
@@ -75,11 +77,12 @@ def main() -> None:
         seq, seq_requests, _ = run("seq.csv", "cache-seq", 1, trades.head(50))
         per = seq / max(seq_requests, 1)
         print(
-            f"peer, the seed's sequential loop (concurrency 1) on 50 trades: {seq:6.2f} s "
+            f"peer, one request after another (concurrency 1) on 50 trades: {seq:6.2f} s "
             f"({per * 1000:.0f} ms per trade) -> {per * N:.0f} s for {N:,} extrapolated; the "
             f"harness at {CONCURRENCY} is {per * N / seconds:.0f}x faster"
         )
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("bench_llm"):
+        main()

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _record import recorded
 
 from research.nulls import all_cases, calibration_table
 from research.nulls.core import SIZE_BAND
@@ -104,4 +105,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # a run of a few cases (--only) or without writing the table is not the page's record
+    partial = any(a.startswith(("--only", "--no-write")) for a in sys.argv[1:])
+    with recorded("bench_null_calibration", enabled=not partial):
+        code = main()
+    raise SystemExit(code)

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _record import recorded
+
 ROOT = Path(__file__).resolve().parents[1]
 RESEARCH = Path(sys.executable).with_name("research")
 
@@ -63,4 +65,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("bench_pipeline"):
+        main()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import time
 
+from _record import recorded
+
 from research.data import market
 from research.regimes import classify
 from research.regimes.markov import refit_points
@@ -59,4 +61,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("bench_regimes"):
+        main()

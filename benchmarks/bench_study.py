@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import time
 
+from _record import recorded
+
 from research.optimize.scenarios import SCENARIOS, StudyData
 from research.optimize.study import grid_study
 
@@ -57,4 +59,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("bench_study"):
+        main()

@@ -37,6 +37,42 @@ def wti_bars() -> pd.DataFrame:
     return frame
 
 
+# tests that need the session's notebook executions, renders or browser: the slow tier
+# (``make test-fast`` deselects it with ``-m "not slow"``)
+SLOW_FIXTURES = frozenset({"rendered", "quarto_site", "own_site", "browser"})
+# the one execution of the notebooks each of these fixtures stands for: under pytest-xdist
+# (``make test`` runs ``-n 2 --dist loadgroup``) every test that shares it runs in one worker,
+# so the notebooks are still executed once per session
+SHARED_RUNS = {
+    "own_site": "own_notebooks",
+    "rendered": "notebooks",
+    "quarto_site": "notebooks",
+    "browser": "notebooks",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses a slow fixture ``slow``; keep each module's tests together
+    (its module-scoped fixtures run once) and the tests of one notebook execution together, in
+    one ``xdist_group``; and start with the notebook executions, the longest groups, so that
+    the other worker does the rest meanwhile."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.slow)
+        groups = [group for name, group in SHARED_RUNS.items() if name in fixtures]
+        group = groups[0] if groups else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    runs = set(SHARED_RUNS.values())
+    items.sort(key=lambda item: _group(item) not in runs)  # stable: keeps the order otherwise
+
+
+def _group(item: pytest.Item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0]) if mark is not None else ""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _trade_path_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The shared-path engine's disk cache in a temporary folder (unless set already)."""

@@ -77,6 +77,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
         "except OutputError as e:\n"
         "    import os; print(e); print(sorted(os.listdir(sys.argv[1])))\n"
     )
+    # a subprocess on purpose: the full disk is a tmpfs mounted in its own mount namespace
     cmd = full_disk_command([sys.executable, "-c", code, str(disk)], disk)
     if cmd is None:
         pytest.skip("no mount namespace here to fake a full disk")

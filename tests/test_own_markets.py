@@ -1,13 +1,11 @@
 """Every command on a user's own markets — a stock (GOOG) and a commodity (WTI crude), real
-series shipped in packages, never the built-in S&P 500 / NASDAQ — through the installed entry
-point, without SPX; and the error cases, each exiting 1 and writing nothing."""
+series shipped in packages, never the built-in S&P 500 / NASDAQ — through the command line (run
+in-process), without SPX; and the error cases, each exiting 1 and writing nothing."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +13,11 @@ import pandas as pd
 import pytest
 
 from research.data.loaders import read_table
+from research.testing.cli import CliResult, run_cli
 
-EXE = Path(sys.executable).with_name("research")
 
-
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(EXE), *args], capture_output=True, text=True, cwd=cwd)
+def _run(*args: str, cwd: Path | None = None) -> CliResult:
+    return run_cli(*args, cwd=cwd)
 
 
 def _metric(out: str, name: str) -> float:

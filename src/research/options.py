@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from research import dates
 from research.exceptions import InputError, OutputError
 
 if TYPE_CHECKING:
@@ -197,9 +198,7 @@ def check_date(value: str | None, option: str) -> pd.Timestamp | None:
     """
     if value is None:
         return None
-    from research.data.contracts import parse_iso_date
-
-    parsed = parse_iso_date(value)
+    parsed = dates.parse_iso_date(value)
     if parsed is None:
         raise InputError(f"{option} must be a date written YYYY-MM-DD, got {value!r}")
     return parsed
@@ -247,12 +246,10 @@ def check_date_format(value: str | None, option: str = "--date-format") -> str |
     research.exceptions.InputError
         A format that cannot write and read back a date (e.g. ``%d/%m``: no year).
     """
-    from research.data.contracts import check_date_format as check
-
     if value is None:
         return None
     try:
-        return check(value)
+        return dates.check_date_format(value)
     except ValueError as exc:
         raise InputError(f"{option} {exc}") from None
 

@@ -1,20 +1,17 @@
-"""`research attribute signals` through the installed entry point."""
+"""`research attribute signals`, run in-process (``research.testing.cli.run_cli``)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from research.data.loaders import read_table
+from research.testing.cli import CliResult, run_cli
 
-EXE = Path(sys.executable).with_name("research")
 
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(EXE), "attribute", "signals", *args], capture_output=True, text=True)
+def _run(*args: str) -> CliResult:
+    return run_cli("attribute", "signals", *args)
 
 
 def test_sample_signals_table_and_heatmap(tmp_path: Path) -> None:

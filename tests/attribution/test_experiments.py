@@ -596,6 +596,7 @@ def test_the_selector_imports_without_pandas() -> None:
         "bad = [m for m in ('pandas', 'numpy', 'plotly', 'matplotlib') if m in sys.modules]; "
         "print(bad)"
     )
+    # a subprocess on purpose: only a fresh interpreter shows what the import pulls into sys.modules
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr
 

@@ -4,8 +4,6 @@ seed's columns added in one transaction, nothing else changed, idempotent, all o
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,15 +11,13 @@ import pytest
 
 from research.attribution import experiments_db
 from research.config import PATHS
+from research.testing.cli import CliResult, run_cli
 
-EXE = Path(sys.executable).with_name("research")
 SEED = [c for c, _ in experiments_db.SEED_COLUMNS]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(EXE), "attribute", "experiments", "--no-hmm", *args], capture_output=True, text=True
-    )
+def _run(*args: str) -> CliResult:
+    return run_cli("attribute", "experiments", "--no-hmm", *args)
 
 
 @pytest.fixture()

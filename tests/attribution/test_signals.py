@@ -401,6 +401,7 @@ def test_cell_seeds_are_the_same_in_every_python_process() -> None:
     )
     outs = set()
     for salt in ("1", "2"):
+        # subprocesses on purpose: PYTHONHASHSEED is read once, when an interpreter starts
         res = subprocess.run(
             [sys.executable, "-c", code],
             capture_output=True,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,11 +19,11 @@ import pytest
 from research.attribution import tunes_db
 from research.attribution.tunes import ATTRIBUTION_COLUMNS, run_uuid, tune_uuid
 from research.config import PATHS
+from research.testing.cli import CliResult, run_cli
 
 if TYPE_CHECKING:
     from research.attribution.service import TuneStudy
 
-EXE = Path(sys.executable).with_name("research")
 WS = "regime-lab"
 COLS = list(ATTRIBUTION_COLUMNS)
 K = "regime_v1_1|default_v1|"
@@ -67,26 +65,13 @@ DUMP_RUNS = (
 # --------------------------------------------------------------------------- helpers
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(EXE), "attribute", *args], capture_output=True, text=True)
+def _cli(*args: str) -> CliResult:
+    return run_cli("attribute", *args)
 
 
-def _clis(*runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
-    """Independent commands side by side (each ``research attribute tunes`` takes ~3 s)."""
-    procs = [
-        subprocess.Popen(
-            [str(EXE), "attribute", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for args in runs
-    ]
-    out = []
-    for args, p in zip(runs, procs, strict=True):
-        stdout, stderr = p.communicate()
-        out.append(subprocess.CompletedProcess(list(args), p.returncode, stdout, stderr))
-    return out
+def _clis(*runs: tuple[str, ...]) -> list[CliResult]:
+    """Independent commands, one after the other (in-process, no interpreter start each)."""
+    return [_cli(*args) for args in runs]
 
 
 def _pg(url: str, sql: str, params: tuple | list | None = None) -> list[tuple]:

@@ -7,15 +7,15 @@ import dataclasses
 import pytest
 
 from research.backtest.chains import chain_book
-from research.backtest.run import MarketPanel
+from research.backtest.market_panel import MarketPanel
 
 
 @pytest.fixture(scope="session")
 def chain_panel() -> MarketPanel:
     """SPX 2015–2016 priced from a synthetic option chain with missing quotes."""
     from research.backtest.service import load_panel
+    from research.backtest.synthetic_chains import synthetic_chains
     from research.data import market as market_data
-    from research.data.synthetic_chains import synthetic_chains
 
     panel, _, _ = load_panel(["SPX"], start="2015-01-01", end="2016-12-31")
     chain = synthetic_chains(

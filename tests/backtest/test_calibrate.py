@@ -3,8 +3,6 @@ ratios before and after, the parameter file and the CLI."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +19,10 @@ from research.backtest.pricing import (
 )
 from research.backtest.smile import atm_ratio_for
 from research.backtest.spreads import BacktestConfig, ConfigError
+from research.backtest.synthetic_chains import TrueSmile, synthetic_chains
 from research.data import market
 from research.data.contracts import validate
-from research.data.synthetic_chains import TrueSmile, synthetic_chains
+from research.testing.cli import run_cli
 
 TRUE = TrueSmile(atm_ratio=0.86, slope=0.38, curvature=0.04)
 
@@ -119,24 +118,19 @@ def test_too_few_quotes_is_an_error(chain: pd.DataFrame, vix: pd.DataFrame) -> N
 def test_cli_calibrate_then_backtest_with_the_fitted_smile(
     chain: pd.DataFrame, tmp_path: Path
 ) -> None:
-    exe = Path(sys.executable).with_name("research")
     path = tmp_path / "chain.parquet"
     chain.drop(columns=["iv", "delta"]).to_parquet(path)
     out = tmp_path / "skew.yaml"
-    res = subprocess.run(
-        [exe, "chains", "calibrate", "--chains", str(path), "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    res = run_cli("chains", "calibrate", "--chains", str(path), "--out", str(out))
     assert res.returncode == 0, res.stderr
     last = res.stdout.strip().splitlines()[-1]
     fit = load_smile(out)
     assert last == (
         f"model/chain spread mid ratio: before {fit.ratio_before:.3f}, after {fit.ratio_after:.3f}"
     )
-    args = [exe, "backtest", "run", "--start", "2016-01-01", "--end", "2016-06-30"]
-    default = subprocess.run(args, capture_output=True, text=True)
-    fitted = subprocess.run([*args, "--skew", str(out)], capture_output=True, text=True)
+    args = ["backtest", "run", "--start", "2016-01-01", "--end", "2016-06-30"]
+    default = run_cli(*args)
+    fitted = run_cli(*args, "--skew", str(out))
     assert default.returncode == fitted.returncode == 0, fitted.stderr
     assert default.stdout != fitted.stdout  # the fitted smile prices differently
     assert DEFAULT_SKEW_SLOPE != pytest.approx(fit.slope, abs=0.01)
@@ -148,9 +142,5 @@ def test_cli_calibrate_then_backtest_with_the_fitted_smile(
     fitted = fit.atm_ratio + fit.atm_intercept / 0.15
     assert fitted == pytest.approx(TRUE.atm_ratio, abs=0.01)
     assert abs(fitted - DEFAULT_ATM_RATIO) > 0.01
-    bad = subprocess.run(
-        [exe, "chains", "calibrate", "--chains", str(tmp_path / "none.csv"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    bad = run_cli("chains", "calibrate", "--chains", str(tmp_path / "none.csv"), "--out", str(out))
     assert bad.returncode == 1 and "none.csv" in bad.stderr

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from research.backtest.chains import chain_book
-from research.backtest.run import MarketPanel, run_backtest, run_kernel, strike_steps
+from research.backtest.market_panel import MarketPanel, strike_steps
+from research.backtest.run import run_backtest, run_kernel
 from research.backtest.spreads import BacktestConfig, ConfigError
 
 DATES = pd.bdate_range("2020-01-02", periods=30)  # to 2020-02-12
@@ -213,8 +214,8 @@ def test_next_open_fills_are_refused_on_chains() -> None:
 @pytest.fixture(scope="module")
 def synthetic_panel() -> MarketPanel:
     from research.backtest.service import load_panel
+    from research.backtest.synthetic_chains import synthetic_chains
     from research.data import market
-    from research.data.synthetic_chains import synthetic_chains
 
     panel, _, _ = load_panel(["SPX"], start="2015-01-01", end="2016-12-31")
     chain = synthetic_chains(

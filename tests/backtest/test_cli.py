@@ -1,19 +1,17 @@
-"""`research backtest run` through the installed entry point."""
+"""`research backtest run`, run in-process (``research.testing.cli.run_cli``)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-EXE = Path(sys.executable).with_name("research")
+from research.testing.cli import CliResult, run_cli
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(EXE), "backtest", "run", *args], capture_output=True, text=True)
+def _run(*args: str) -> CliResult:
+    return run_cli("backtest", "run", *args)
 
 
 def test_regime_sized_two_ticker_run_exports_seed_trades(tmp_path: Path) -> None:

@@ -13,15 +13,9 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from research.backtest.market_panel import MarketPanel, market_panel, strike_steps
 from research.backtest.pricing import SkewModel
-from research.backtest.run import (
-    MarketPanel,
-    market_panel,
-    run_backtest,
-    run_backtests,
-    run_kernel,
-    strike_steps,
-)
+from research.backtest.run import run_backtest, run_backtests, run_kernel
 from research.backtest.spreads import BacktestConfig, ConfigError, config_from_dict
 
 SKEW = SkewModel()

@@ -13,7 +13,8 @@ import pytest
 from tests.backtest.test_engine import make_panel, ref_iv, ref_price
 
 from research.backtest.engine import _mid_of_debit
-from research.backtest.run import MarketPanel, run_backtest, run_backtests, run_kernel
+from research.backtest.market_panel import MarketPanel
+from research.backtest.run import run_backtest, run_backtests, run_kernel
 from research.backtest.spreads import BacktestConfig, ConfigError
 
 CFG = BacktestConfig().replace(**{"limits.max_positions": 1, "spread.profit_target_pct": 100})

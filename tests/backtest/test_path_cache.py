@@ -28,14 +28,9 @@ import numpy as np
 import pytest
 
 from research.backtest import path_cache as path_cache_mod
+from research.backtest.market_panel import MarketPanel
 from research.backtest.path_cache import ENV_VAR, PathCache, default_cache
-from research.backtest.run import (
-    SHARED_MIN_CONFIGS,
-    MarketPanel,
-    plan_paths,
-    prepare_paths,
-    run_kernel,
-)
+from research.backtest.run import SHARED_MIN_CONFIGS, plan_paths, prepare_paths, run_kernel
 from research.backtest.spreads import BacktestConfig
 from research.backtest.trade_paths import ARRAYS, TradePaths
 

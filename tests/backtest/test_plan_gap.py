@@ -7,8 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from research.backtest.market_panel import MarketPanel
 from research.backtest.plan_gap import GapStudy, breakeven_win_rate, plan_gap
-from research.backtest.run import MarketPanel, run_backtest
+from research.backtest.run import run_backtest
 from research.backtest.spreads import BacktestConfig
 
 ONE = BacktestConfig().replace(**{"sizing.mode": "fixed", "sizing.contracts": 1})

@@ -33,18 +33,13 @@ import pytest
 
 from research.backtest import chain_engine, conventions, engine, portfolio
 from research.backtest.chains import chain_book
-from research.backtest.engine import (
-    F_CONTRACTS,
-    F_CREDIT,
-    F_DEBIT,
-    F_PNL,
-    N_FIELDS,
-    _monthly_expiry,
-    _monthly_on,
-    _settle_at_open,
-)
+from research.backtest.kernels import F_CONTRACTS, F_CREDIT, F_DEBIT, F_PNL, N_FIELDS
+from research.backtest.kernels import monthly_expiry as _monthly_expiry
+from research.backtest.kernels import monthly_on as _monthly_on
+from research.backtest.kernels import settle_at_open as _settle_at_open
+from research.backtest.market_panel import MarketPanel, strike_steps
 from research.backtest.path_cache import PathCache
-from research.backtest.run import GridOutput, MarketPanel, run_backtest, run_kernel, strike_steps
+from research.backtest.run import GridOutput, run_backtest, run_kernel
 from research.backtest.spreads import BacktestConfig
 
 FEES = 2 * 0.65  # entry: two legs, one contract

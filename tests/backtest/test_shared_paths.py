@@ -16,17 +16,11 @@ import pandas as pd
 import pytest
 
 from research.backtest import trade_paths
-from research.backtest.engine import (
-    F_REASON,
-    REASON_EXPIRY,
-    REASON_MISSING,
-    REASON_PT,
-    REASON_SL,
-)
+from research.backtest.kernels import F_REASON, REASON_EXPIRY, REASON_MISSING, REASON_PT, REASON_SL
+from research.backtest.market_panel import MarketPanel
 from research.backtest.path_cache import PathCache
 from research.backtest.run import (
     GridOutput,
-    MarketPanel,
     RegimeCodes,
     _config_arrays,
     plan_paths,

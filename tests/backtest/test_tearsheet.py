@@ -30,7 +30,8 @@ import pandas as pd
 import pytest
 
 from research.backtest.activity import cash_days, cash_share, idle_since
-from research.backtest.run import BacktestResult, MarketPanel, run_backtests
+from research.backtest.market_panel import MarketPanel
+from research.backtest.run import BacktestResult, run_backtests
 from research.backtest.spreads import BacktestConfig
 from research.backtest.tearsheet import DecompositionError, decompose, tear_sheet
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research.data.cli_validate import validate_command
+from research.cli.data import validate_command
 
 
 def bars() -> pd.DataFrame:
@@ -87,6 +87,8 @@ def test_unknown_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_research_data_validate_entry_point(tmp_path: Path) -> None:
     """The installed `research` console script: exit 0 on good input, 1 with the message."""
+    # a subprocess on purpose: the suite's one run of the installed console script, whose exit
+    # codes a shell sees (every other command test runs in-process through run_cli)
     import subprocess
     import sys
 
@@ -159,60 +161,35 @@ def test_newest_first_files_get_a_hint(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_data_export_writes_the_contracts(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     from research.data.loaders import load
     from research.data.market import load_bars
+    from research.testing.cli import run_cli
 
-    exe = Path(sys.executable).with_name("research")
     bars = tmp_path / "bars.csv"
-    res = subprocess.run(
-        [
-            exe,
-            "data",
-            "export",
-            "bars",
-            "--symbols",
-            "IXIC",
-            "--start",
-            "2018-06-01",
-            "--out",
-            str(bars),
-        ],
-        capture_output=True,
-        text=True,
+    res = run_cli(
+        "data", "export", "bars", "--symbols", "IXIC", "--start", "2018-06-01", "--out", str(bars)
     )
     assert res.returncode == 0, res.stderr
     back = load("bars", bars)
     want = load_bars(symbols=["IXIC"], start="2018-06-01")
     pd.testing.assert_frame_equal(back, want, check_exact=False, rtol=1e-12)
     iv = tmp_path / "iv.parquet"
-    res = subprocess.run(
-        [
-            exe,
-            "data",
-            "export",
-            "iv",
-            "--symbols",
-            "SPX,IXIC",
-            "--proxy",
-            "--start",
-            "2018-06-01",
-            "--out",
-            str(iv),
-        ],
-        capture_output=True,
-        text=True,
+    res = run_cli(
+        "data",
+        "export",
+        "iv",
+        "--symbols",
+        "SPX,IXIC",
+        "--proxy",
+        "--start",
+        "2018-06-01",
+        "--out",
+        str(iv),
     )
     assert res.returncode == 0, res.stderr
     frame = load("iv_index", iv)
     assert set(frame["symbol"]) == {"SPX", "IXIC"}
     assert set(frame.loc[frame["symbol"] == "SPX", "source"]) == {"index"}
     assert set(frame.loc[frame["symbol"] == "IXIC", "source"]) == {"proxy"}
-    bad = subprocess.run(
-        [exe, "data", "export", "iv", "--symbols", "IXIC", "--out", str(tmp_path / "x.csv")],
-        capture_output=True,
-        text=True,
-    )
+    bad = run_cli("data", "export", "iv", "--symbols", "IXIC", "--out", str(tmp_path / "x.csv"))
     assert bad.returncode == 1 and "--proxy" in bad.stderr and not (tmp_path / "x.csv").exists()

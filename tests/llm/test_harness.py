@@ -51,6 +51,7 @@ from research.testing.chat_server import (
     RateLimited,
     ServerError,
 )
+from research.testing.cli import CliResult, run_cli
 
 EXE = Path(sys.executable).with_name("research")
 KEY = "sk-test-SECRET-123"
@@ -117,25 +118,16 @@ def files_text(*roots: Path) -> dict[Path, str]:
     return out
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(EXE), "llm", *args], capture_output=True, text=True, env=env, timeout=120
-    )
+def _cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
+    """``research llm ARGS`` in-process; ``env``, as for a subprocess, is the whole environment
+    (a variable not in it is unset for the call)."""
+    overlay = None if env is None else {k: env.get(k) for k in {*os.environ, *env}}
+    return run_cli("llm", *args, env=overlay)
 
 
-def _clis(*runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
-    """Independent commands side by side (each takes ~3 s to load the market data)."""
-    procs = [
-        subprocess.Popen(
-            [str(EXE), "llm", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for args in runs
-    ]
-    out = []
-    for args, p in zip(runs, procs, strict=True):
-        stdout, stderr = p.communicate(timeout=120)
-        out.append(subprocess.CompletedProcess(list(args), p.returncode, stdout, stderr))
-    return out
+def _clis(*runs: tuple[str, ...]) -> list[CliResult]:
+    """Independent commands, one after the other (in-process, no interpreter start each)."""
+    return [_cli(*args) for args in runs]
 
 
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -594,6 +586,7 @@ def test_cli_resumes_after_sigkill_without_asking_again(tmp_path: Path, small_ba
         ]  # fmt: skip
         log = tmp_path / "first.log"
         with log.open("w") as fh:
+            # a subprocess on purpose: it is killed with SIGKILL mid-run (the resume is in-process)
             proc = subprocess.Popen(args, stdout=fh, stderr=fh, env=cli_env())
         try:
             deadline = time.monotonic() + 60

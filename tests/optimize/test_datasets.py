@@ -65,36 +65,25 @@ def test_fold_years_need_two_full_years_before_each(
 
 
 def test_data_tunes_on_own_bars_and_unknown_symbols(tmp_path: Path, goog_csv: Path) -> None:
-    import subprocess
-    import sys
+    from research.testing.cli import run_cli
 
-    exe = str(Path(sys.executable).with_name("research"))
     out = tmp_path / "tunes.csv"
-    done = subprocess.run(
-        [exe, "data", "tunes", "--bars", str(goog_csv), "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    done = run_cli("data", "tunes", "--bars", str(goog_csv), "--out", str(out))
     assert done.returncode == 0, done.stderr
     tunes = pd.read_csv(out)
     assert sorted(tunes["tune_id"].unique()) == [f"TUNE-GOOG-{i:02d}" for i in range(1, 7)]
     oos = tunes[tunes["split"] == "oos"].groupby("tune_id")["window_start"].first()
     assert list(oos) == [f"{y}-01-01" for y in range(2007, 2013)]
     assert len(tunes) == 6 * 16 * 2 and tunes.groupby("tune_id")["is_baseline"].sum().eq(2).all()
-    bad = subprocess.run(
-        [
-            exe,
-            "data",
-            "tunes",
-            "--bars",
-            str(goog_csv),
-            "--out",
-            str(tmp_path / "x.csv"),
-            "--symbols",
-            "MSFT",
-        ],
-        capture_output=True,
-        text=True,
+    bad = run_cli(
+        "data",
+        "tunes",
+        "--bars",
+        str(goog_csv),
+        "--out",
+        str(tmp_path / "x.csv"),
+        "--symbols",
+        "MSFT",
     )
     assert bad.returncode == 1 and "--symbols ['MSFT'] have no bars (bars: ['GOOG'])" in bad.stderr
     assert not (tmp_path / "x.csv").exists()

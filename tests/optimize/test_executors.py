@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from research.backtest.run import MarketPanel
+from research.backtest.market_panel import MarketPanel
 from research.backtest.service import load_panel, regime_labels
 from research.backtest.spreads import BacktestConfig
 from research.optimize.executors import (

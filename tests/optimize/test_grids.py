@@ -12,6 +12,7 @@ from research.backtest.run import run_backtest
 from research.backtest.spreads import BacktestConfig, ConfigError
 from research.optimize import grids
 from research.optimize.store import ResultStore
+from research.testing.cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +146,6 @@ def test_store_round_trip_sql_and_rollback(setup, tmp_path: Path) -> None:  # ty
 
 
 def test_grid_cli_runs_stores_reports_and_queries(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    exe = Path(sys.executable).with_name("research")
     grid = tmp_path / "grid.yaml"
     grid.write_text(
         "base: {sizing.mode: scaled, spread.max_delta: 0.3}\n"
@@ -156,77 +153,55 @@ def test_grid_cli_runs_stores_reports_and_queries(tmp_path: Path) -> None:
         "  spread.profit_target_pct: [50, 65, 80]\n"
     )
     db = tmp_path / "lab.duckdb"
-    res = subprocess.run(
-        [
-            exe,
-            "grid",
-            "run",
-            "cartesian",
-            "--grid-file",
-            str(grid),
-            "--tickers",
-            "SPX",
-            "--start",
-            "2010-01-01",
-            "--end",
-            "2013-12-31",
-            "--db",
-            str(db),
-            "--spa-reps",
-            "100",
-        ],
-        capture_output=True,
-        text=True,
+    res = run_cli(
+        "grid",
+        "run",
+        "cartesian",
+        "--grid-file",
+        str(grid),
+        "--tickers",
+        "SPX",
+        "--start",
+        "2010-01-01",
+        "--end",
+        "2013-12-31",
+        "--db",
+        str(db),
+        "--spa-reps",
+        "100",
     )
     assert res.returncode == 0, res.stderr
     assert "DSR" in res.stdout and "PBO" in res.stdout and "neighbourhood" in res.stdout
-    out = subprocess.run(
-        [exe, "grid", "query", "SELECT count(*) AS n FROM grid_results", "--db", str(db)],
-        capture_output=True,
-        text=True,
-    )
+    out = run_cli("grid", "query", "SELECT count(*) AS n FROM grid_results", "--db", str(db))
     assert out.returncode == 0 and out.stdout.split()[-1] == "9"
-    bad = subprocess.run(
-        [exe, "grid", "run", "sideways", "--db", str(db)], capture_output=True, text=True
-    )
+    bad = run_cli("grid", "run", "sideways", "--db", str(db))
     assert bad.returncode == 1 and "unknown grid 'sideways'" in bad.stderr
 
 
 def test_cli_grid_study_prints_verdicts_and_writes_the_summary(tmp_path: Path) -> None:
     import json
-    import subprocess
-    import sys
 
-    exe = Path(sys.executable).with_name("research")
     out = tmp_path / "study.json"
-    args = [exe, "grid", "study", "multipliers", "--tickers", "SPX", "--start", "2007-01-01"]
+    args = ["grid", "study", "multipliers", "--tickers", "SPX", "--start", "2007-01-01"]
     args += ["--end", "2011-12-31", "--is-years", "2", "--oos-years", "1.5"]
     args += ["--scenarios", "skew_x1.5,real_iv_only", "--sharpe-reps", "300"]
     args += ["--db", str(tmp_path / "none.duckdb"), "--summary-out", str(out)]
-    res = subprocess.run(args, capture_output=True, text=True)
+    res = run_cli(*args)
     assert res.returncode == 0, res.stderr
     summary = json.loads(out.read_text())
     row = summary["per_tickers"][0]
     assert res.stdout.startswith(f"SPX: {row['verdict']}")
     assert [s["scenario"] for s in row["sensitivity"]] == ["baseline", "skew_x1.5", "real_iv_only"]
     assert "not applicable" in res.stdout and "skew_x1.5" in res.stdout
-    bad = subprocess.run([exe, "grid", "study", "sideways"], capture_output=True, text=True)
+    bad = run_cli("grid", "study", "sideways")
     assert bad.returncode == 1 and "unknown study 'sideways'" in bad.stderr
-    bad = subprocess.run(
-        [exe, "grid", "study", "limits", "--scenarios", "nope"], capture_output=True, text=True
-    )
+    bad = run_cli("grid", "study", "limits", "--scenarios", "nope")
     assert bad.returncode == 1 and "unknown scenario(s) ['nope']" in bad.stderr
 
 
 def test_cli_grid_query_errors_never_create_the_database(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    exe = Path(sys.executable).with_name("research")
     missing = tmp_path / "none.duckdb"
-    res = subprocess.run(
-        [exe, "grid", "query", "SELECT 1", "--db", str(missing)], capture_output=True, text=True
-    )
+    res = run_cli("grid", "query", "SELECT 1", "--db", str(missing))
     assert res.returncode == 1 and "no results database" in res.stderr
     assert not missing.exists() and "Traceback" not in res.stderr
     from research.optimize.store import ResultStore
@@ -234,15 +209,9 @@ def test_cli_grid_query_errors_never_create_the_database(tmp_path: Path) -> None
     db = tmp_path / "lab.duckdb"
     with ResultStore(db) as store:
         store.con.execute("CREATE TABLE grid_runs AS SELECT 1 AS n")
-    res = subprocess.run(
-        [exe, "grid", "query", "SELEC nonsense", "--db", str(db)], capture_output=True, text=True
-    )
+    res = run_cli("grid", "query", "SELEC nonsense", "--db", str(db))
     assert (
         res.returncode == 1 and "the query failed" in res.stderr and "Traceback" not in res.stderr
     )
-    ok = subprocess.run(
-        [exe, "grid", "query", "SELECT n FROM grid_runs", "--db", str(db)],
-        capture_output=True,
-        text=True,
-    )
+    ok = run_cli("grid", "query", "SELECT n FROM grid_runs", "--db", str(db))
     assert ok.returncode == 0 and ok.stdout.split()[-1] == "1"

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from research.backtest.run import MarketPanel, run_backtest
+from research.backtest.market_panel import MarketPanel
+from research.backtest.run import run_backtest
 from research.optimize import grids
 from research.optimize.scenarios import SCENARIOS, StudyData
 from research.optimize.service import DEFAULT_BASE

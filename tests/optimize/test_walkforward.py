@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from research.backtest.market_panel import MarketPanel, strike_step
 from research.backtest.metrics import compute_metrics
-from research.backtest.run import MarketPanel, run_kernel, strike_step
+from research.backtest.run import run_kernel
 from research.backtest.spreads import BacktestConfig
 from research.optimize.grids import Variant, _window
 from research.optimize.walkforward import (

@@ -23,7 +23,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     (root / "reports").mkdir()
     for f in [*(ROOT / "reports").glob("*.qmd"), ROOT / "reports" / "_quarto.yml"]:
         shutil.copy(f, root / "reports" / f.name)
-    shutil.copytree(ROOT / "reports" / "theme", root / "reports" / "theme")
+    for folder in ("theme", "guide"):
+        shutil.copytree(ROOT / "reports" / folder, root / "reports" / folder)
     paths = Paths.from_root(root)
     result = run_pipeline(
         paths, params_file=paths.params / "small.yaml", renderer="nbconvert", log=print

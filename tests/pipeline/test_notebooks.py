@@ -266,8 +266,8 @@ def test_option_chain_page_runs_on_a_chain_file(tmp_path: Path) -> None:
 
     import yaml
 
+    from research.backtest.synthetic_chains import synthetic_chains
     from research.data import market
-    from research.data.synthetic_chains import synthetic_chains
 
     root = tmp_path / "project"
     shutil.copytree(ROOT / "notebooks", root / "notebooks")

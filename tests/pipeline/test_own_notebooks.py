@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import yaml
 
 from research.config import Paths
 from research.pipeline.runner import run_pipeline
+from research.testing.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = (
@@ -45,41 +44,22 @@ def own_site(tmp_path_factory: pytest.TempPathFactory, stock_and_commodity_csv: 
     signals = generate_signals(load("bars", stock_and_commodity_csv))
     signals.to_csv(root / "data" / "own" / "signals.csv", index=False, date_format="%Y-%m-%d")
     # and walk-forward tunes of those markets, made by the lab's tuner from the same file
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("research")),
-            "data",
-            "tunes",
-            "--bars",
-            str(stock_and_commodity_csv),
-            "--out",
-            str(root / "data" / "own" / "tunes.csv"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = run_cli(
+        "data", "tunes", "--bars", str(stock_and_commodity_csv),
+        "--out", str(root / "data" / "own" / "tunes.csv"),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     # and the trades the rules took on them, exported by the backtest, for the trade filter
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("research")),
-            "backtest",
-            "run",
-            "--tickers",
-            "GOOG,WTI",
-            "--bars",
-            str(stock_and_commodity_csv),
-            "--export-trades",
-            str(root / "data" / "own" / "trades.json"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = run_cli(
+        "backtest", "run", "--tickers", "GOOG,WTI", "--bars", str(stock_and_commodity_csv),
+        "--export-trades", str(root / "data" / "own" / "trades.json"),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (root / "reports").mkdir()
     for f in [*(ROOT / "reports").glob("*.qmd"), ROOT / "reports" / "_quarto.yml"]:
         shutil.copy(f, root / "reports" / f.name)
-    shutil.copytree(ROOT / "reports" / "theme", root / "reports" / "theme")
+    for folder in ("theme", "guide"):
+        shutil.copytree(ROOT / "reports" / folder, root / "reports" / folder)
     grid = {"is_years": 4.0, "oos_years": 2.0, "spa_reps": 100, "sharpe_reps": 300}
     grid["scenarios"] = ["baseline", "proxy_minus_2"]
     params = {

@@ -231,7 +231,7 @@ def test_every_page_records_its_provenance(project: Paths) -> None:
 # title, unchanged ones are skipped, a deleted one's page goes, and bad files are named.
 
 SUMMARY_BODY = (
-    "from research.optimize.service import write_summary\n"
+    "from research.summaries import write_summary\n"
     "summary_path = write_summary('01_a', {'x': x})\n"
     "print('value of x:', x * 10)"
 )

@@ -1,10 +1,8 @@
-"""`research regimes classify|snapshot` on a user's CSV, through the installed entry point."""
+"""`research regimes classify|snapshot` on a user's CSV, run in-process (``run_cli``)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +10,11 @@ import pandas as pd
 import pytest
 
 from research.data.loaders import read_table
+from research.testing.cli import CliResult, run_cli
 
-EXE = Path(sys.executable).with_name("research")
 
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(EXE), *args], capture_output=True, text=True)
+def _run(*args: str) -> CliResult:
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")
@@ -145,20 +142,12 @@ def test_snapshot_json(user_csv: Path, tmp_path: Path) -> None:
 
 
 def test_snapshot_asof_outside_the_data_is_an_error(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     from research.data.market import load_bars
 
     bars = tmp_path / "bars.csv"
     load_bars(symbols=["SPX"], start="2018-01-01").to_csv(bars, index=False)
-    exe = Path(sys.executable).with_name("research")
     for asof in ("2030-01-01", "1980-01-01"):
         out = tmp_path / f"snap_{asof}.json"
-        res = subprocess.run(
-            [exe, "regimes", "snapshot", "--bars", str(bars), "--out", str(out), "--asof", asof],
-            capture_output=True,
-            text=True,
-        )
+        res = _run("regimes", "snapshot", "--bars", str(bars), "--out", str(out), "--asof", asof)
         assert res.returncode == 1 and f"asof {asof} is outside the data" in res.stderr
         assert not out.exists()

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from research.constants import TRADING_DAYS
+
 __all__ = ["AGENTS", "COOLDOWN", "generate_signals"]
 
 COOLDOWN = 5
@@ -41,7 +43,7 @@ AGENTS: dict[str, str] = {
 
 def _conditions(close: pd.Series) -> dict[str, pd.Series]:
     ret = np.log(close).diff()
-    rv20 = ret.rolling(20, min_periods=20).std() * np.sqrt(252)
+    rv20 = ret.rolling(20, min_periods=20).std() * np.sqrt(TRADING_DAYS)
     return {
         "MomentumAgent": (close / close.shift(20) - 1 > 0)
         & (close > close.rolling(50, min_periods=50).mean()),

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from research._io import os_error_text
-from research._text import mask_userinfo
+from research._text import mask_credentials
 from research.attribution.tunes import ATTRIBUTION_COLUMNS, params_text, run_uuid
 from research.exceptions import ResearchError
 
@@ -247,8 +247,7 @@ class Target:
     @property
     def shown(self) -> str:
         """The location with any password masked."""
-        text = mask_userinfo(self.location)  # also "postgres//me:pw@host" (no "://")
-        return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", text)
+        return mask_credentials(self.location)  # also "postgres//me:pw@host" (no "://")
 
 
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

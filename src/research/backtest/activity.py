@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from research.constants import TRADING_DAYS
+
 __all__ = ["CASH_TOLERANCE", "IDLE_DAYS", "Idle", "cash_days", "cash_share", "idle_since"]
 
 CASH_TOLERANCE = 1e-9
@@ -34,7 +36,6 @@ CASH_TOLERANCE = 1e-9
 IDLE_DAYS = 126
 """Trading days (about six months) of cash at the end of a curve that make it "stopped
 trading"."""
-_TRADING_DAYS = 252
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Idle:
     @property
     def years(self) -> float:
         """The idle stretch in years of trading days."""
-        return self.days / _TRADING_DAYS
+        return self.days / TRADING_DAYS
 
     def text(self) -> str:
         """One sentence for a page: "stopped trading on 2013-06-03 (5.6 years in cash)"."""
@@ -92,7 +93,7 @@ def cash_days(equity: pd.Series, rate: float) -> pd.Series:
     pd.Series
         Boolean, indexed by ``equity.index[1:]``.
     """
-    cash = (1.0 + rate) ** (1.0 / _TRADING_DAYS)
+    cash = (1.0 + rate) ** (1.0 / TRADING_DAYS)
     growth = _growth(equity)
     flat = np.abs(growth / cash - 1.0) < CASH_TOLERANCE
     return pd.Series(flat, index=equity.index[1:], name="in_cash")

@@ -5,14 +5,14 @@ Per configuration and day (kernel ``_run_chains``):
 
 1. Cash earns the rate (as in the model kernel).
 2. Settlement: a spread settles on its *settlement day*, the last panel day on or before its
-   listed expiration date (``settlement_day``, computed once at entry): a Saturday-dated
+   listed expiration date (``kernels.settlement_day``, computed once at entry): a Saturday-dated
    expiration (US monthlies before 2015, e.g. every ORATS history) settles on the Friday, one
    dated on an exchange holiday on the trading day before. An AM-settled one — a monthly
-   expiration (``engine._monthly_on``: a third Friday, the Saturday right after one, or a
+   expiration (``kernels.monthly_on``: a third Friday, the Saturday right after one, or a
    Thursday whose next day is a third Friday that is not a trading day, as SPX lists its
    monthly on the Thursday before Good Friday) of an underlying whose
    ``conventions.am_settled`` is on (SPX, NDX, RUT by default) — settles at intrinsic value
-   from that day's *open*, before anything else that day (``engine._settle_at_open``; no
+   from that day's *open*, before anything else that day (``kernels.settle_at_open``; no
    profit-target or stop check, no mark at that close). A PM-settled one settles at intrinsic
    value from that day's close, in step 3's loop. No fees are paid at settlement. The trading
    days the engine knows are the panel's days (``engine``'s docstring); a third-Friday weekly
@@ -32,7 +32,7 @@ Per configuration and day (kernel ``_run_chains``):
    dividend yield); the long strike: the quoted strike of the same expiration closest to
    ``width_pct`` of spot further out (at least the next strike). The credit is ``mid -
    chain_fill x (half spreads)``; it must be below the width and clear its costs (the model
-   kernel's ``_clears_costs``, with the quoted half-spreads). Sizing and limits are the model
+   kernel's ``kernels.clears_costs``, with the quoted half-spreads). Sizing and limits are the model
    kernel's; the contract multiplier and fees are the underlying's (``conventions``).
 5. Equity = cash + open spreads marked at mid; heat = max loss at risk / equity.
 
@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from research.backtest.engine import (
+from research.backtest.kernels import (
     F_CONTRACTS,
     F_CREDIT,
     F_DEBIT,
@@ -82,165 +82,27 @@ from research.backtest.engine import (
     S_NO_STRIKE,
     S_SIZE_ZERO,
     STATE_OPEN,
-    _clears_costs,
-    _contracts,
-    _fit_limits,
-    _intrinsic,
-    _monthly_on,
-    _record,
-    _record_settled,
-    _settle_at_open,
+    chain_entry,
+    clears_costs,
+    find_quote,
+    fit_limits,
+    intrinsic,
+    is_quoted,
+    monthly_on,
+    pair_quotes,
+    record_settled,
+    record_trade,
+    settle_at_open,
+    settlement_day,
+    size_contracts,
 )
-from research.backtest.pricing import bs_delta_nb
 
-__all__ = ["settlement_day"]
+__all__: list[str] = []
 
 # extra per-position fields kept beside the trade record: last mark and last closing price,
 # settlement day (panel day index) and whether it settles at the open (1.0) or the close (0.0)
 _LAST_MARK, _LAST_CLOSE, _SETTLE_DAY, _SETTLE_AM = 0, 1, 2, 3
 _N_EXTRA = 4
-
-
-@njit(cache=True)
-def settlement_day(day_ord: np.ndarray, expiration: int) -> int:
-    """Panel day on which a spread expiring on a calendar day settles: the last one on or
-    before it (a Saturday or holiday expiration settles on the trading day before). The panel's
-    days are the trading days the engine knows: a weekday missing from them is taken for a
-    holiday.
-
-    Parameters
-    ----------
-    day_ord : np.ndarray
-        The panel's days as int64 calendar-day ordinals (days since 1970-01-01), increasing.
-    expiration : int
-        The listed expiration date as a calendar-day ordinal.
-
-    Returns
-    -------
-    int
-        Index into ``day_ord`` of the last day ``<= expiration`` (−1 when there is none).
-    """
-    return int(np.searchsorted(day_ord, expiration, side="right")) - 1
-
-
-@njit(cache=True)
-def _before(put_a: int, exp_a: int, k_a: float, put_b: int, exp_b: int, k_b: float) -> bool:
-    """(type, expiry, strike) of a row ordered before the key."""
-    if put_a != put_b:
-        return put_a < put_b
-    if exp_a != exp_b:
-        return exp_a < exp_b
-    return k_a < k_b
-
-
-@njit(cache=True)
-def _lower_bound(lo, hi, put, expiry, strike, p, e, k):  # type: ignore[no-untyped-def]
-    """First row in [lo, hi) not ordered before (p, e, k)."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _before(put[mid], expiry[mid], strike[mid], p, e, k):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True)
-def _quoted(bid: float, ask: float) -> bool:
-    return ask > 0.0 and ask >= bid and bid >= 0.0
-
-
-@njit(cache=True)
-def _pair(bid, ask, short, long):  # type: ignore[no-untyped-def]
-    """Mid (short minus long) and half spread (sum of both legs' half spreads) of a spread
-    from the quotes of its two rows."""
-    mid = 0.5 * (bid[short] + ask[short]) - 0.5 * (bid[long] + ask[long])
-    half = 0.5 * (ask[short] - bid[short]) + 0.5 * (ask[long] - bid[long])
-    return mid, half
-
-
-@njit(cache=True)
-def _find(lo, hi, put, expiry, strike, p, e, k):  # type: ignore[no-untyped-def]
-    """Row of exactly (p, e, k) in [lo, hi), or -1."""
-    i = _lower_bound(lo, hi, put, expiry, strike, p, e, k)
-    if i < hi and put[i] == p and expiry[i] == e and strike[i] == k:
-        return i
-    return -1
-
-
-@njit(cache=True)
-def _chain_entry(  # type: ignore[no-untyped-def]
-    lo,
-    hi,
-    put,
-    expiry,
-    strike,
-    bid,
-    ask,
-    cdelta,
-    civ,
-    call,
-    s,
-    today,
-    dte,
-    next_day,
-    last_day,
-    r,
-    q,
-    min_d,
-    max_d,
-    width_frac,
-):
-    """The spread the day's quotes (rows ``[lo, hi)``) offer: ``(expiration, short row, long
-    row, |delta|)``, the long row −1 when there is none (no listed expiration inside the data,
-    no quoted strike in the delta band, or no long leg). The expiration is the first listed
-    on or after ``today + dte`` and on or after ``next_day`` (the next panel day: an
-    expiration before it would settle today). Shared by ``_run_chains`` and ``trade_paths``."""
-    want_put = 0 if call else 1
-    first = max(today + dte, next_day)
-    e0 = _lower_bound(lo, hi, put, expiry, strike, want_put, first, -1.0)
-    if e0 >= hi or put[e0] != want_put or expiry[e0] > last_day:
-        return -1, -1, -1, np.nan
-    exp_ord = expiry[e0]
-    e1 = _lower_bound(e0, hi, put, expiry, strike, want_put, exp_ord + 1, -1.0)
-    t = (exp_ord - today) / 365.0
-    mid_d = 0.5 * (min_d + max_d)
-    best = -1
-    best_gap = np.inf
-    best_delta = np.nan
-    for row in range(e0, e1):
-        k = strike[row]
-        if (call and k <= s) or (not call and k >= s):
-            continue
-        if not _quoted(bid[row], ask[row]):
-            continue
-        dl = cdelta[row]
-        if not (dl >= 0.0) and civ[row] > 0.0:
-            dl = abs(bs_delta_nb(s, k, t, r, q, civ[row], call))
-        if not (dl >= min_d and dl <= max_d):
-            continue
-        if abs(dl - mid_d) < best_gap:
-            best_gap = abs(dl - mid_d)
-            best = row
-            best_delta = dl
-    if best < 0:
-        return exp_ord, -1, -1, np.nan
-    ks = strike[best]
-    want_k = ks + width_frac * s if call else ks - width_frac * s
-    long_row = -1
-    long_gap = np.inf
-    for row in range(e0, e1):
-        k = strike[row]
-        if (call and k <= ks) or (not call and k >= ks):
-            continue
-        if not _quoted(bid[row], ask[row]):
-            continue
-        gap = abs(k - want_k)
-        # ties go to the strike further out
-        if gap < long_gap or (gap == long_gap and abs(k - ks) > abs(strike[long_row] - ks)):
-            long_gap = gap
-            long_row = row
-    return exp_ord, best, long_row, best_delta
 
 
 @njit(parallel=True, cache=True)
@@ -307,7 +169,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
         p_tk = np.empty(cap_pos, np.int64)
         p_num = np.empty((cap_pos, N_FIELDS))
         p_last = np.empty((cap_pos, _N_EXTRA))
-        # scratch of the AM settlement (engine._settle_at_open): due today, debit at the open
+        # scratch of the AM settlement (kernels.settle_at_open): due today, debit at the open
         due = np.zeros(cap_pos, np.bool_)
         at_open = np.zeros(cap_pos)
         n_open = 0
@@ -322,12 +184,12 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                 due[i] = p_last[i, _SETTLE_AM] == 1.0 and p_last[i, _SETTLE_DAY] <= d
                 if due[i]:
                     j = p_tk[i]
-                    at_open[i] = _intrinsic(open_[d, j], p_num[i, F_KS], p_num[i, F_KL], call)
+                    at_open[i] = intrinsic(open_[d, j], p_num[i, F_KS], p_num[i, F_KL], call)
             n_before = n_open
-            n_open, realized = _settle_at_open(
+            n_open, realized = settle_at_open(
                 n_open, due, at_open, p_tk, p_num, p_last.T, cm[c], realized
             )
-            n_tr = _record_settled(
+            n_tr = record_settled(
                 trades_out, c, n_tr, p_num, p_tk, n_before, n_open, d, fee[c], record, max_trades
             )
             # 3. PM settlement (step 2), marks and exits at the close
@@ -344,17 +206,22 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                 reason = -1
                 cost = 0.0
                 if d >= p_last[i, _SETTLE_DAY]:  # PM settlement at the close
-                    debit = _intrinsic(close[d, j], ks, kl, call)
+                    debit = intrinsic(close[d, j], ks, kl, call)
                     value = debit
                     reason = REASON_EXPIRY
                 else:
                     lo = day_start[j, d]
                     hi = day_start[j, d + 1]
-                    a = _find(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
-                    b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
+                    a = find_quote(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
+                    b = find_quote(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
                     cost = 2.0 * fee[c, j] * ncon
-                    if a >= 0 and b >= 0 and _quoted(bid[a], ask[a]) and _quoted(bid[b], ask[b]):
-                        mid, half = _pair(bid, ask, a, b)
+                    if (
+                        a >= 0
+                        and b >= 0
+                        and is_quoted(bid[a], ask[a])
+                        and is_quoted(bid[b], ask[b])
+                    ):
+                        mid, half = pair_quotes(bid, ask, a, b)
                         value = min(max(mid, 0.0), width)
                         debit = min(max(mid + fill[c] * half, 0.0), width)
                         p_last[i, _LAST_MARK] = value
@@ -377,7 +244,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     pnl = (credit - debit) * cm[c, j] * ncon - cost
                     realized += pnl
                     if record and n_tr < max_trades:
-                        _record(
+                        record_trade(
                             trades_out,
                             c,
                             n_tr,
@@ -415,7 +282,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                         stats_out[c, S_IV_FILTER] += 1
                         continue
                     s = close[d, j]
-                    exp_ord, best, long_row, best_delta = _chain_entry(
+                    exp_ord, best, long_row, best_delta = chain_entry(
                         lo,
                         hi,
                         put,
@@ -443,11 +310,11 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     ks = strike[best]
                     kl = strike[long_row]
                     width = abs(kl - ks)
-                    mid, half = _pair(bid, ask, best, long_row)
+                    mid, half = pair_quotes(bid, ask, best, long_row)
                     credit = mid - fill[c] * half
                     if not (
                         credit < width
-                        and _clears_costs(
+                        and clears_costs(
                             credit, fill[c] * half, fee[c, j], cm[c, j], tick[c, j], s, sl[c]
                         )
                     ):
@@ -457,11 +324,13 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     code = codes[d, j]
                     mult = unknown_mult[c] if code < 0 else mult_table[c, code]
                     risk_pc = max_loss * cm[c, j]
-                    ncon = _contracts(equity_now, risk_pc, mult, scaled[c], risk_pct[c], n_fixed[c])
+                    ncon = size_contracts(
+                        equity_now, risk_pc, mult, scaled[c], risk_pct[c], n_fixed[c]
+                    )
                     if ncon < 1:
                         stats_out[c, S_SIZE_ZERO] += 1
                         continue
-                    ncon = _fit_limits(
+                    ncon = fit_limits(
                         ncon,
                         risk_pc,
                         equity_now,
@@ -506,7 +375,7 @@ def _run_chains(  # type: ignore[no-untyped-def]  # see run.run_kernel for the a
                     p_last[k, _LAST_CLOSE] = min(max(mid + fill[c] * half, 0.0), width)
                     p_last[k, _SETTLE_DAY] = settlement_day(day_ord, exp_ord)
                     p_last[k, _SETTLE_AM] = (
-                        1.0 if am[c, j] == 1 and _monthly_on(day_ord, exp_ord) else 0.0
+                        1.0 if am[c, j] == 1 and monthly_on(day_ord, exp_ord) else 0.0
                     )
                     n_open += 1
                     heat += risk_pc * ncon

@@ -5,7 +5,7 @@ on the strategy's own trades, before and after calibrating it to the quotes.
 by the model with its defaults, by the model with the smile fitted to the quotes
 (``research.backtest.calibrate``) — and returns the calibration, the daily spread-mid ratios and
 the three backtests. ``chains_or_synthetic`` reads the user's chain file or, without one, makes a
-**synthetic** chain (``research.data.synthetic_chains``: quotes from a known smile around the
+**synthetic** chain (``research.backtest.synthetic_chains``: quotes from a known smile around the
 real closes) so the page still shows what the tools do; everything made from it says so.
 """
 
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from research.backtest.calibrate import SmileFit, calibrate, spread_ratios
-from research.backtest.run import BacktestResult, MarketPanel, run_backtest
+from research.backtest.market_panel import MarketPanel
+from research.backtest.run import BacktestResult, run_backtest
 from research.backtest.spreads import BacktestConfig
 from research.backtest.tearsheet import TearSheet, money, tear_sheet
 
@@ -90,9 +91,9 @@ def chains_or_synthetic(
         if frame.empty:
             raise ValueError(f"{path}: no quotes for {underlying} between {start} and {end}")
         return ChainInput(frame, str(chains_path), synthetic=False)
+    from research.backtest.synthetic_chains import synthetic_chains
     from research.data import market
     from research.data.contracts import validate
-    from research.data.synthetic_chains import synthetic_chains
 
     if bars_path is None and iv_path is None:
         bars, iv = market.load_bars(symbols=[underlying]), market.load_iv_index()

@@ -11,7 +11,7 @@ scales with the day's price level:
 ================  ==========================================================================
 field             default
 ================  ==========================================================================
-strike_step       ``research.backtest.run.strike_step`` of the day's close: the largest of
+strike_step       ``research.backtest.market_panel.strike_step`` of the day's close: the largest of
                   0.5, 1, 2.5, 5, 10, 25, 50, 100 not above 0.25 % of the price
 tick              0.05 when the underlying closes at or above ``INDEX_LEVEL`` (500), else
                   0.01 (index options and high-priced names quote in nickels; the rest in

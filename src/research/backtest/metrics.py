@@ -40,6 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from research._typing import FloatArray
+from research.constants import TRADING_DAYS
+
 __all__ = [
     "PERIODS_PER_YEAR",
     "STRESS_WINDOWS",
@@ -54,7 +57,7 @@ __all__ = [
     "yearly_returns",
 ]
 
-PERIODS_PER_YEAR = 252
+PERIODS_PER_YEAR = TRADING_DAYS
 """Trading days per year used to annualise daily statistics."""
 
 DAYS_PER_YEAR = 365.25
@@ -480,10 +483,10 @@ GRID_METRICS: tuple[str, ...] = (
 
 
 def grid_metrics(
-    equity: np.ndarray,
+    equity: FloatArray,
     dates: pd.DatetimeIndex,
-    pnl: Sequence[np.ndarray],
-    rf: np.ndarray | float = 0.0,
+    pnl: Sequence[FloatArray],
+    rf: FloatArray | float = 0.0,
 ) -> pd.DataFrame:
     """``compute_metrics`` of many equity curves on the same dates at once (a grid's rows).
 

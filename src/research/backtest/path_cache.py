@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from research._io import atomic_write
+from research._typing import PricedBy
 from research.backtest.trade_paths import ARRAYS, TradePaths
 
 __all__ = ["ENV_VAR", "PathCache", "default_cache"]
@@ -31,6 +32,10 @@ MEMORY_BYTES = 384 << 20
 """Default memory budget (a 20-year two-ticker strategy's paths take about 8 MB)."""
 DISK_BYTES = 2 << 30
 """Default disk budget; the oldest files go first beyond it."""
+
+
+_KINDS: dict[str, PricedBy] = {"model": "model", "chain": "chain"}
+"""A stored file's ``kind`` (another is unreadable: computed again)."""
 
 
 class PathCache:
@@ -121,7 +126,7 @@ class PathCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in ARRAYS}
-                kind, lag = str(data["kind"]), int(data["lag"])
+                kind, lag = _KINDS[str(data["kind"])], int(data["lag"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)  # unreadable (e.g. a partial copy): recompute
             return None
@@ -131,11 +136,8 @@ class PathCache:
         path = self._file(paths.key)
         if path is None or path.is_file():
             return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # another process may write the same key at the same time: each writes its own
-            # temporary file (not *.npz, so no one prunes or reads it) and renames it in place
-            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp")
+
+        def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
                 np.savez(
                     fh,
@@ -143,8 +145,13 @@ class PathCache:
                     lag=np.array(paths.lag),
                     **{name: getattr(paths, name) for name in ARRAYS},
                 )
-            os.replace(tmp, path)
-        except OSError:
+
+        # another process may write the same key at the same time: each writes its own
+        # temporary file (".NAME.*.tmp", not *.npz, so no one prunes or reads it) and renames it
+        # in place; a cache file needs no fsync
+        try:
+            atomic_write(path, write, fsync=False)
+        except OSError:  # OutputError included
             return  # a read-only or full disk only costs the reuse
         self._prune(keep=path)
 

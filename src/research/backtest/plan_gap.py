@@ -47,7 +47,8 @@ from research.backtest.run import run_backtests
 from research.backtest.spreads import BacktestConfig
 
 if TYPE_CHECKING:
-    from research.backtest.run import BacktestResult, MarketPanel
+    from research.backtest.market_panel import MarketPanel
+    from research.backtest.run import BacktestResult
 
 __all__ = ["PLAN", "GapStudy", "PlanFigures", "breakeven_win_rate", "plan_gap"]
 

@@ -16,7 +16,7 @@ panel day on or before its expiration (``TradePaths.exp_day``). An AM-settled on
 (``TradePaths.am``: a monthly expiration of an underlying whose ``conventions.am_settled`` is on)
 settles first thing that day at the intrinsic value from the open — before fills at the open
 (a pending exit of it is superseded), with no profit-target or stop check and no mark at the
-close — through the reference kernels' own ``engine._settle_at_open``; a PM-settled one at the
+close — through the reference kernels' own ``kernels.settle_at_open``; a PM-settled one at the
 intrinsic value from the close. The steps' numbers in ``_portfolio`` are ``engine``'s.
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from research.backtest.engine import (
+from research.backtest.kernels import (
     F_CONTRACTS,
     F_CREDIT,
     F_DEBIT,
@@ -64,17 +64,17 @@ from research.backtest.engine import (
     STATE_ENTRY_PENDING,
     STATE_EXIT_PENDING,
     STATE_OPEN,
-    _contracts,
-    _fit_limits,
-    _settle_at_open,
-    _short_of_stop,
+    fit_limits,
+    settle_at_open,
+    short_of_stop,
+    size_contracts,
 )
 
 # screening codes (trade_paths.SCREEN_*; numba reads module globals as constants)
 _CANDIDATE, _SILENT, _SILENT_AFTER_IVP, _NO_STRIKE, _BELOW_COSTS = 0, 1, 2, 3, 4
 _FILL_CREDIT, _FILL_MAXLOSS, _FILL_SPOT, _FILL_DTE, _FILL_HALF = 0, 1, 2, 3, 4
-# per-position numbers: the trade record's columns (engine._fit_limits and
-# engine._settle_at_open read them; the latter writes F_DEBIT and F_PNL of a settled one)
+# per-position numbers: the trade record's columns (kernels.fit_limits and
+# kernels.settle_at_open read them; the latter writes F_DEBIT and F_PNL of a settled one)
 _P_CREDIT, _P_MAXLOSS, _P_NCON, _P_ENTRY, _P_CODE, _P_MULT = (
     F_CREDIT,
     F_MAXLOSS,
@@ -186,7 +186,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
         codes = regime[regime_set[c]]
         p_tk = np.empty(cap_pos, np.int64)
         # candidate, state and reason of the pending exit: rows of one array, so that the AM
-        # settlement (engine._settle_at_open) moves them with the position
+        # settlement (kernels.settle_at_open) moves them with the position
         p_int = np.empty((3, cap_pos), np.int64)
         p_k, p_state, p_reason = p_int[0], p_int[1], p_int[2]
         p_num = np.empty((cap_pos, N_FIELDS))
@@ -207,7 +207,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                 if due[i]:
                     at_open[i] = debit_path[offset[k] + d - k // n_tk - 1]
             n_before = n_open
-            n_open, realized = _settle_at_open(
+            n_open, realized = settle_at_open(
                 n_open, due, at_open, p_tk, p_num, p_int, cm, realized
             )
             for i in range(n_before - 1, n_open - 1, -1):  # in the order they settled
@@ -266,7 +266,7 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                             )
                         n_tr += 1
                     else:  # pending entry
-                        if fill_ok[k] == 1 and _short_of_stop(
+                        if fill_ok[k] == 1 and short_of_stop(
                             fill[k, _FILL_CREDIT], fill[k, _FILL_HALF], sl[c]
                         ):
                             p_state[i] = STATE_OPEN
@@ -369,18 +369,20 @@ def _portfolio(  # type: ignore[no-untyped-def]  # see run._run_shared for the a
                         continue
                     k = d * n_tk + j
                     credit = entry[k, F_CREDIT]
-                    if outcome == _BELOW_COSTS or not _short_of_stop(credit, half[k], sl[c]):
+                    if outcome == _BELOW_COSTS or not short_of_stop(credit, half[k], sl[c]):
                         stats_out[c, S_BELOW_COSTS] += 1
                         continue
                     max_loss = entry[k, F_MAXLOSS]
                     code = codes[d, j]
                     mult = unknown_mult[c] if code < 0 else mult_table[c, code]
                     risk_pc = max_loss * cm[j]
-                    ncon = _contracts(equity_now, risk_pc, mult, scaled[c], risk_pct[c], n_fixed[c])
+                    ncon = size_contracts(
+                        equity_now, risk_pc, mult, scaled[c], risk_pct[c], n_fixed[c]
+                    )
                     if ncon < 1:
                         stats_out[c, S_SIZE_ZERO] += 1
                         continue
-                    ncon = _fit_limits(
+                    ncon = fit_limits(
                         ncon,
                         risk_pc,
                         equity_now,

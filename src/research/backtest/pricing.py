@@ -65,12 +65,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 from scipy.optimize import brentq
+
+from research._typing import FloatArray, OptionKind
 
 __all__ = [
     "DEFAULT_ATM_RATIO",
@@ -88,9 +89,7 @@ __all__ = [
     "skewed_iv_nb",
 ]
 
-OptionKind = Literal["call", "put"]
 ArrayLike = npt.ArrayLike
-FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_SKEW_SLOPE = 0.273
 """Model SKEW index 120 (``research.backtest.smile.slope_for_skew``; tested)."""

@@ -1,4 +1,6 @@
-"""Run credit-spread backtests: align the market data, call the kernel, shape the results.
+"""Run credit-spread backtests: call the kernels on a panel, shape the results.
+
+The panel comes from ``research.backtest.market_panel``:
 
 >>> panel = market_panel(bars, iv_table, tickers=["SPX", "IXIC"])          # doctest: +SKIP
 >>> result = run_backtest(panel, BacktestConfig(), regimes=labels)        # doctest: +SKIP
@@ -11,206 +13,30 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from research._typing import FloatArray, IntArray, TradeRecording
 from research.backtest import engine as engine_mod
-from research.backtest.chains import ChainBook
+from research.backtest import kernels
+from research.backtest.market_panel import MarketPanel
 from research.backtest.metrics import Metrics, compute_metrics, stress_table, yearly_returns
 from research.backtest.pricing import SkewModel
 from research.backtest.spreads import EXIT_REASONS, BacktestConfig
+from research.constants import TRADING_DAYS
 
 if TYPE_CHECKING:
     from research.backtest.conventions import MarketConvention
     from research.backtest.path_cache import PathCache
     from research.backtest.trade_paths import TradePaths
 
-TRADING_DAYS = 252
-"""Trading days per year: cash grows by ``(1 + rate) ** (1 / TRADING_DAYS)`` per day, the
-daily risk-free return the metrics subtract."""
-
-_NICE_STEPS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
-
-
-def strike_step(price: float) -> float:
-    """Strike grid spacing for an underlying around ``price``: the largest of 0.5, 1, 2.5, 5,
-    10, 25, 50, 100 not above 0.25% of the price (SPX at 1,400 → 2.5; IXIC at 7,000 → 10)."""
-    target = 0.0025 * price
-    fitting = [s for s in _NICE_STEPS if s <= target]
-    return fitting[-1] if fitting else _NICE_STEPS[0]
-
-
-def strike_steps(close: np.ndarray) -> np.ndarray:
-    """``strike_step`` of every close (same shape): each day's strike grid from that day's price
-    only, as an exchange lists strikes around the current level (no look-ahead)."""
-    steps = np.array(_NICE_STEPS)
-    target = 0.0025 * np.asarray(close, dtype=float)
-    idx = np.searchsorted(steps, target, side="right") - 1
-    return steps[np.clip(idx, 0, len(steps) - 1)]
-
-
-@dataclass(frozen=True)
-class MarketPanel:
-    """Bars and IV aligned on the days every ticker trades (arrays are days x tickers)."""
-
-    dates: pd.DatetimeIndex
-    tickers: tuple[str, ...]
-    close: np.ndarray
-    atm_iv: np.ndarray
-    """IV for entries (NaN: no entry that day)."""
-    mark_iv: np.ndarray
-    """IV for marking open spreads (``atm_iv`` carried forward over gaps)."""
-    iv_percentile: np.ndarray
-    vix: np.ndarray
-    iv_source: np.ndarray
-    strike_steps: np.ndarray
-    """Strike grid spacing per day and ticker, from that day's close (``strike_step``)."""
-    dropped_days: int
-    """Days on which some ticker had no bar (not traded)."""
-    open: np.ndarray | None = None
-    """Opening prices (for fills at the next open and AM settlement); None or NaN: the previous
-    close."""
-    chains: ChainBook | None = None
-    """Option quotes on these days: spreads are priced from them instead of the model."""
-    high: np.ndarray | None = None
-    low: np.ndarray | None = None
-    """The bars' highs and lows (intraday stops); None or NaN: the close."""
-
-    @cached_property
-    def digest(self) -> str:
-        """Hash of what the engine reads from the panel (``trade_paths.panel_digest``); the
-        arrays are treated as read-only once the panel is built."""
-        from research.backtest.trade_paths import panel_digest
-
-        return panel_digest(self)
-
-    @property
-    def day_ordinals(self) -> np.ndarray:
-        return self.dates.values.astype("datetime64[D]").astype(np.int64)
-
-    def steps_2d(self) -> np.ndarray:
-        """Strike steps as days x tickers (a per-ticker vector is broadcast over days)."""
-        steps = np.asarray(self.strike_steps, dtype=float)
-        if steps.ndim == 1:
-            steps = np.broadcast_to(steps, self.close.shape)
-        return np.ascontiguousarray(steps)
-
-    def opens(self) -> np.ndarray:
-        """Opening prices, a missing open replaced by the previous close (the first day's by its
-        close)."""
-        if self.open is None:
-            prev = np.vstack([self.close[:1], self.close[:-1]])
-            return np.ascontiguousarray(prev)
-        prev = np.vstack([self.close[:1], self.close[:-1]])
-        out = np.where(np.asarray(self.open, float) > 0, self.open, prev)
-        return np.ascontiguousarray(out, dtype=float)
-
-    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Highs and lows, a missing one replaced by the close."""
-
-        def filled(values: np.ndarray | None) -> np.ndarray:
-            if values is None:
-                return np.ascontiguousarray(self.close, dtype=float)
-            out = np.where(np.asarray(values, float) > 0, values, self.close)
-            return np.ascontiguousarray(out, dtype=float)
-
-        return filled(self.high), filled(self.low)
-
-    def slice(self, sl: slice) -> MarketPanel:
-        """The panel restricted to the days ``sl`` (a contiguous range)."""
-        steps = np.asarray(self.strike_steps)
-        return MarketPanel(
-            dates=self.dates[sl],
-            tickers=self.tickers,
-            close=self.close[sl],
-            atm_iv=self.atm_iv[sl],
-            mark_iv=self.mark_iv[sl],
-            iv_percentile=self.iv_percentile[sl],
-            vix=self.vix[sl],
-            iv_source=self.iv_source[sl],
-            strike_steps=steps[sl] if steps.ndim == 2 else steps,
-            dropped_days=self.dropped_days,
-            open=None if self.open is None else self.open[sl],
-            chains=None if self.chains is None else self.chains.slice(sl),
-            high=None if self.high is None else self.high[sl],
-            low=None if self.low is None else self.low[sl],
-        )
-
-
-def market_panel(
-    bars: pd.DataFrame,
-    iv_table: pd.DataFrame,
-    *,
-    tickers: Sequence[str] | None = None,
-    start: str | pd.Timestamp | None = None,
-    end: str | pd.Timestamp | None = None,
-) -> MarketPanel:
-    """Align bars and the per-underlying IV (``backtest.iv.underlying_iv``) for the engine.
-
-    Raises
-    ------
-    ValueError
-        Unknown tickers, tickers without overlapping dates, an empty date range, or no IV at all.
-    """
-    wanted = list(tickers) if tickers is not None else sorted(bars["symbol"].unique())
-    missing = sorted(set(wanted) - set(bars["symbol"]))
-    if missing:
-        raise ValueError(
-            f"tickers {missing} have no bars; available: {sorted(bars['symbol'].unique())}"
-        )
-    frame = bars.loc[bars["symbol"].isin(wanted)]
-    if start is not None:
-        frame = frame.loc[frame["date"] >= pd.Timestamp(start)]
-    if end is not None:
-        frame = frame.loc[frame["date"] <= pd.Timestamp(end)]
-    if frame.empty:
-        raise ValueError(f"no bars for {wanted} between {start} and {end}")
-    close = frame.pivot(index="date", columns="symbol", values="close")[wanted]
-    all_days = len(close)
-    close = close.dropna()
-
-    def column(name: str) -> np.ndarray | None:
-        if name not in frame.columns:
-            return None
-        wide = frame.pivot(index="date", columns="symbol", values=name)
-        return wide.reindex(index=close.index, columns=wanted).to_numpy(float)
-
-    opens = column("open")
-    if close.empty:
-        raise ValueError(f"tickers {wanted} have no date in common between {start} and {end}")
-    iv = iv_table.loc[iv_table["symbol"].isin(wanted)]
-
-    def grid(column: str) -> pd.DataFrame:
-        return iv.pivot(index="date", columns="symbol", values=column).reindex(
-            index=close.index, columns=wanted
-        )
-
-    atm = grid("atm_iv")
-    if atm.isna().all().all():
-        raise ValueError(f"no implied volatility for {wanted} between {start} and {end}")
-    return MarketPanel(
-        dates=pd.DatetimeIndex(close.index),
-        tickers=tuple(wanted),
-        close=close.to_numpy(float),
-        atm_iv=atm.to_numpy(float),
-        mark_iv=atm.ffill().bfill().to_numpy(float),
-        iv_percentile=grid("iv_percentile").to_numpy(float),
-        vix=grid("vix").to_numpy(float),
-        iv_source=grid("iv_source").to_numpy(object),
-        strike_steps=strike_steps(close.to_numpy(float)),
-        dropped_days=all_days - len(close),
-        open=opens,
-        high=column("high"),
-        low=column("low"),
-    )
-
 
 def regime_codes(
     panel: MarketPanel, labels: pd.DataFrame | None, column: str = "regime"
-) -> tuple[np.ndarray, tuple[str, ...]]:
+) -> tuple[IntArray, tuple[str, ...]]:
     """Regime label of each (day, ticker) as integer codes (−1: no label).
 
     Returns
@@ -388,24 +214,24 @@ def _config_arrays(
 class GridOutput:
     """Raw kernel output for many configs (``record_trades=False`` keeps only equity)."""
 
-    equity: np.ndarray
-    n_trades: np.ndarray
-    counters: np.ndarray
-    trades: np.ndarray | None
-    heat: np.ndarray
+    equity: FloatArray
+    n_trades: IntArray
+    counters: IntArray
+    trades: FloatArray | None
+    heat: FloatArray
     """configs x days: max loss at risk of the open spreads / equity at each close."""
-    trade_pnl: np.ndarray | None = None
+    trade_pnl: FloatArray | None = None
     """With ``record_trades="pnl"``: configs x trades, each closed trade's P&L (fees included)
     in closing order (rows past ``n_trades`` undefined)."""
 
-    def pnl_of(self, i: int) -> np.ndarray:
+    def pnl_of(self, i: int) -> FloatArray:
         """Config ``i``'s closed trades' P&L in closing order (from either record)."""
         n = int(self.n_trades[i])
         if self.trade_pnl is not None:
             return self.trade_pnl[i, :n]
         if self.trades is None:
             raise ValueError("the kernel ran with record_trades=False")
-        return self.trades[i, :n, engine_mod.F_PNL]
+        return self.trades[i, :n, kernels.F_PNL]
 
     def pnl_frame(self, i: int, dates: pd.DatetimeIndex) -> pd.DataFrame:
         """Config ``i``'s trades as ``entry_date, exit_date, pnl`` (what ``compute_metrics``
@@ -415,9 +241,9 @@ class GridOutput:
         raw = self.trades[i, : self.n_trades[i]]
         return pd.DataFrame(
             {
-                "entry_date": dates[raw[:, engine_mod.F_ENTRY].astype(int)],
-                "exit_date": dates[raw[:, engine_mod.F_EXIT].astype(int)],
-                "pnl": raw[:, engine_mod.F_PNL],
+                "entry_date": dates[raw[:, kernels.F_ENTRY].astype(int)],
+                "exit_date": dates[raw[:, kernels.F_EXIT].astype(int)],
+                "pnl": raw[:, kernels.F_PNL],
             }
         )
 
@@ -428,7 +254,7 @@ class RegimeCodes:
     ``labels`` (−1: no label) for each of several label sets ``s`` (e.g. the observed labels and
     permutations of them); config ``i`` uses set ``set_of[i]``."""
 
-    codes: np.ndarray
+    codes: IntArray
     labels: tuple[str, ...]
 
 
@@ -447,7 +273,7 @@ def _label_codes(
     regimes: pd.DataFrame | None,
     regime_column: str,
     code_sets: RegimeCodes | None,
-    set_of: Sequence[int] | np.ndarray | None,
+    set_of: Sequence[int] | IntArray | None,
 ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     if code_sets is None:
         codes2d, labels = regime_codes(panel, regimes, regime_column)
@@ -567,10 +393,10 @@ def run_kernel(
     configs: Sequence[BacktestConfig],
     regimes: pd.DataFrame | None = None,
     *,
-    record_trades: bool | Literal["pnl"] = True,
+    record_trades: TradeRecording = True,
     regime_column: str = "regime",
     code_sets: RegimeCodes | None = None,
-    set_of: Sequence[int] | np.ndarray | None = None,
+    set_of: Sequence[int] | IntArray | None = None,
     engine: str = "auto",
     paths: Mapping[str, TradePaths] | None = None,
     cache: PathCache | None = None,
@@ -648,7 +474,7 @@ def run_kernel(
     equity = np.zeros((n_cfg, n_days))
     heat = np.zeros((n_cfg, n_days))
     n_trades = np.zeros(n_cfg, np.int64)
-    counters = np.zeros((n_cfg, engine_mod.N_STATS), np.int64)
+    counters = np.zeros((n_cfg, kernels.N_STATS), np.int64)
     pnl_only = record_trades == "pnl"
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     for members, group_paths in groups:
@@ -658,14 +484,14 @@ def run_kernel(
         out = GridOutput(
             equity if whole else np.zeros((len(idx), n_days)),
             n_trades if whole else np.zeros(len(idx), np.int64),
-            counters if whole else np.zeros((len(idx), engine_mod.N_STATS), np.int64),
+            counters if whole else np.zeros((len(idx), kernels.N_STATS), np.int64),
             None,
             heat if whole else np.zeros((len(idx), n_days)),
         )
         if group_paths is None:
             trades = _run_reference(panel, sub, codes, which[idx], bool(record_trades), out)
             if pnl_only:
-                trades = trades[:, :, engine_mod.F_PNL : engine_mod.F_PNL + 1]
+                trades = trades[:, :, kernels.F_PNL : kernels.F_PNL + 1]
         else:
             trades = _run_shared(panel, group_paths, sub, codes, which[idx], record_trades, out)
         if not whole:
@@ -678,7 +504,7 @@ def run_kernel(
         trades = parts[0][1]
     else:
         width = max(1, max((t.shape[1] for _, t in parts), default=1))
-        trades = np.full((n_cfg, width, 1 if pnl_only else engine_mod.N_FIELDS), np.nan)
+        trades = np.full((n_cfg, width, 1 if pnl_only else kernels.N_FIELDS), np.nan)
         for idx, part in parts:
             trades[idx, : part.shape[1]] = part
     if pnl_only:
@@ -692,7 +518,7 @@ def _run_shared(
     a: dict[str, np.ndarray],
     codes: np.ndarray,
     which: np.ndarray,
-    record: bool | str,
+    record: TradeRecording,
     out: GridOutput,
 ) -> np.ndarray:
     """Phase 2 over ``tp`` for the configs of ``a``; returns the trades buffer (rows past
@@ -750,7 +576,7 @@ def _run_shared(
     # at most one trade per candidate; rows past a config's count are never written (nor,
     # with np.empty, touched: the buffer costs only the trades it holds)
     width = int((tp.screen == 0).sum()) if record else 0
-    fields = 1 if record == "pnl" else engine_mod.N_FIELDS
+    fields = 1 if record == "pnl" else kernels.N_FIELDS
     trades = np.empty((n_cfg, max(width, 1), fields))
     call(trades, bool(record))
     return trades
@@ -767,7 +593,7 @@ def _run_reference(
     """The per-configuration kernels (model or chain) for the configs of ``a``."""
     n_cfg, (n_days, n_tk) = len(a["pt"]), panel.close.shape
     max_trades = n_days * n_tk if record else 1
-    trades = np.full((n_cfg, max_trades, engine_mod.N_FIELDS), np.nan)
+    trades = np.full((n_cfg, max_trades, kernels.N_FIELDS), np.nan)
     if panel.chains is not None:
         _run_on_chains(panel, a, codes, which, record, out, trades)
         return trades
@@ -897,12 +723,12 @@ def _trades_frame(
     panel: MarketPanel, raw: np.ndarray, labels: tuple[str, ...], config: BacktestConfig
 ) -> pd.DataFrame:
     if len(raw) == 0:
-        raw = np.empty((0, engine_mod.N_FIELDS))
-    entry = raw[:, engine_mod.F_ENTRY].astype(int)
-    exit_ = raw[:, engine_mod.F_EXIT].astype(int)
-    expiry = raw[:, engine_mod.F_EXPIRY].astype(np.int64)
-    tk = raw[:, engine_mod.F_TICKER].astype(int)
-    codes = raw[:, engine_mod.F_REGIME].astype(int)
+        raw = np.empty((0, kernels.N_FIELDS))
+    entry = raw[:, kernels.F_ENTRY].astype(int)
+    exit_ = raw[:, kernels.F_EXIT].astype(int)
+    expiry = raw[:, kernels.F_EXPIRY].astype(np.int64)
+    tk = raw[:, kernels.F_TICKER].astype(int)
+    codes = raw[:, kernels.F_REGIME].astype(int)
     names = np.array([*labels, None], dtype=object)
     frame = pd.DataFrame(
         {
@@ -913,31 +739,31 @@ def _trades_frame(
             "expiration": pd.to_datetime(expiry, unit="D")
             if panel.chains is not None
             else panel.dates[expiry],
-            "short_strike": raw[:, engine_mod.F_KS],
-            "long_strike": raw[:, engine_mod.F_KL],
-            "credit": raw[:, engine_mod.F_CREDIT],
-            "max_loss": raw[:, engine_mod.F_MAXLOSS],
-            "delta": raw[:, engine_mod.F_DELTA],
-            "dte": raw[:, engine_mod.F_DTE],
-            "iv_percentile": raw[:, engine_mod.F_IVP],
-            "iv": raw[:, engine_mod.F_IV],
+            "short_strike": raw[:, kernels.F_KS],
+            "long_strike": raw[:, kernels.F_KL],
+            "credit": raw[:, kernels.F_CREDIT],
+            "max_loss": raw[:, kernels.F_MAXLOSS],
+            "delta": raw[:, kernels.F_DELTA],
+            "dte": raw[:, kernels.F_DTE],
+            "iv_percentile": raw[:, kernels.F_IVP],
+            "iv": raw[:, kernels.F_IV],
             "vix": panel.vix[entry, tk] if len(raw) else np.empty(0),
             "iv_source": panel.iv_source[entry, tk] if len(raw) else np.empty(0, object),
-            "underlying_price": raw[:, engine_mod.F_SPOT],
-            "contracts": raw[:, engine_mod.F_CONTRACTS].astype(int),
-            "debit": raw[:, engine_mod.F_DEBIT],
+            "underlying_price": raw[:, kernels.F_SPOT],
+            "contracts": raw[:, kernels.F_CONTRACTS].astype(int),
+            "debit": raw[:, kernels.F_DEBIT],
             # the spread's mid behind each fill (a share): credit = entry_mid - half spread,
             # debit = exit_mid + half spread (exit_mid: the intrinsic value when it settles)
-            "entry_mid": raw[:, engine_mod.F_MID_IN],
-            "exit_mid": raw[:, engine_mod.F_MID_OUT],
-            "pnl": raw[:, engine_mod.F_PNL],
+            "entry_mid": raw[:, kernels.F_MID_IN],
+            "exit_mid": raw[:, kernels.F_MID_OUT],
+            "pnl": raw[:, kernels.F_PNL],
             "exit_reason": np.array(EXIT_REASONS, dtype=object)[
-                raw[:, engine_mod.F_REASON].astype(int)
+                raw[:, kernels.F_REASON].astype(int)
             ]
             if len(raw)
             else np.empty(0, object),
             "regime": names[np.where(codes >= 0, codes, len(labels))],
-            "multiplier": raw[:, engine_mod.F_MULT],
+            "multiplier": raw[:, kernels.F_MULT],
         }
     )
     frame["pnl_per_contract"] = frame["pnl"] / frame["contracts"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.backtest.run import MarketPanel, market_panel
+from research.backtest.market_panel import MarketPanel, market_panel
 from research.backtest.spreads import ConfigError, parse_multipliers
 
 CHAIN_MAX_DTE_SLACK = 60
@@ -55,7 +55,7 @@ def load_panel(
         what IV-based regime models read.
     """
     from research.data import market
-    from research.data.iv import resolve_iv
+    from research.data.iv import effective_relations, resolve_iv
 
     rel = effective_relations(tickers, bars_path, relations)
     wanted = list(dict.fromkeys([*tickers, *[rel[t] for t in tickers if t in rel]]))
@@ -100,18 +100,6 @@ def check_history(panel: MarketPanel, target_dte: int) -> None:
             f"its percentile 20 values), last bar {last.date()}; need at least {target_dte} "
             "calendar days after that"
         )
-
-
-def effective_relations(
-    tickers: Sequence[str], bars_path: str | Path | None, relations: Mapping[str, str] | None
-) -> dict[str, str]:
-    """The user's ``--iv-from`` relations, plus the built-in ones (IXIC from SPX) when the bars
-    are the embedded data."""
-    from research.data.iv import BUILTIN_RELATIONS
-
-    out = dict(BUILTIN_RELATIONS) if bars_path is None else {}
-    out.update(relations or {})
-    return {t: a for t, a in out.items() if t in tickers}
 
 
 def parse_relations(items: Sequence[str] | None) -> dict[str, str]:

@@ -19,6 +19,7 @@ from research.backtest.pricing import (
     DEFAULT_SKEW_CAP_RATIO,
     DEFAULT_SKEW_FLOOR_RATIO,
 )
+from research.exceptions import ResearchError
 
 Strategy = Literal["bear_call", "bull_put"]
 SizingMode = Literal["fixed", "scaled"]
@@ -41,7 +42,7 @@ averaged about 1.8% over 1999–2018 (1.1–3.2% by year) and the NASDAQ Composi
 (0.2–1.4%); both rounded. Other symbols default to ``default_dividend_yield`` (0)."""
 
 
-class ConfigError(ValueError):
+class ConfigError(ResearchError, ValueError):
     """Inconsistent backtest parameters."""
 
 

@@ -62,6 +62,7 @@ import pandas as pd
 
 from research.backtest.activity import Idle, idle_since
 from research.backtest.metrics import PERIODS_PER_YEAR, drawdown_series, yearly_returns
+from research.exceptions import ResearchError
 
 if TYPE_CHECKING:
     from research.backtest.run import BacktestResult
@@ -100,7 +101,7 @@ def money(value: float, sign: bool = False) -> str:
     return f"{'+' if sign else ''}${value:,.0f}"
 
 
-class DecompositionError(ValueError):
+class DecompositionError(ResearchError, ValueError):
     """The decomposition does not add up to the change in equity."""
 
 
@@ -304,7 +305,7 @@ def decompose(result: BacktestResult) -> pd.DataFrame:
 
 def _settlement(result: BacktestResult, trades: pd.DataFrame) -> np.ndarray:
     """Each trade's value at its expiry (a share; NaN when the expiry lies past the data)."""
-    from research.backtest.engine import _intrinsic, _monthly_on
+    from research.backtest.kernels import intrinsic, monthly_on
 
     panel = result.panel
     dates = pd.DatetimeIndex(panel.dates)
@@ -325,11 +326,11 @@ def _settlement(result: BacktestResult, trades: pd.DataFrame) -> np.ndarray:
             continue
         d = int(dates.searchsorted(expiry, side="right")) - 1
         j = col[ticker]
-        am = result.config.convention(ticker).am_settled and _monthly_on(
+        am = result.config.convention(ticker).am_settled and monthly_on(
             day_ord, int(expiry.to_datetime64().astype("datetime64[D]").astype(np.int64))
         )
         spot = opens[d, j] if am else panel.close[d, j]
-        out[n] = _intrinsic(float(spot), float(ks), float(kl), call)
+        out[n] = intrinsic(float(spot), float(ks), float(kl), call)
     return out
 
 

@@ -9,7 +9,7 @@ day: strikes and prices depend on the market, not on size. ``trade_paths`` compu
 - the screening outcome the per-configuration kernels reach before sizing (no IV that day, no
   expiry inside the data, no strike in the delta band, a credit below its costs) and, for a
   candidate, its entry record (strikes, expiry, credit, max loss, delta, IV, spot) and the
-  half-spread the stop-loss test of ``engine._clears_costs`` needs;
+  half-spread the stop-loss test of ``kernels.clears_costs`` needs;
 - with next-open fills, the fill at the next open (credit, max loss, spot, whether the credit
   still clears its costs);
 - its daily path from the day after entry to its settlement day (or the panel's last day): the
@@ -18,7 +18,7 @@ day: strikes and prices depend on the market, not on size. ``trade_paths`` compu
   quoted ones). On the settlement day — the last panel day on or before the expiration (the
   model's expiry is a panel day; a chain's listed Saturday or holiday expiration settles on the
   trading day before) — the debit is the intrinsic value from that day's close, or, for an
-  AM-settled spread (``am``: a monthly expiration, ``engine._monthly_on``, of an underlying
+  AM-settled spread (``am``: a monthly expiration, ``kernels.monthly_on``, of an underlying
   whose ``conventions.am_settled`` is on), from that day's open, which phase 2 books before
   anything else that day.
 
@@ -37,14 +37,13 @@ import hashlib
 import inspect
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
 
+from research._typing import PricedBy
 from research.backtest import chain_engine, engine, pricing
-from research.backtest.chain_engine import _chain_entry, _find, _pair, _quoted, settlement_day
-from research.backtest.engine import (
+from research.backtest.kernels import (
     ENTRY_NO_EXPIRY,
     ENTRY_NO_STRIKE,
     F_CREDIT,
@@ -59,18 +58,22 @@ from research.backtest.engine import (
     F_MAXLOSS,
     F_SPOT,
     F_TICKER,
-    _atm,
-    _half_spread,
-    _intrinsic,
-    _min_half,
-    _model_entry,
-    _monthly_on,
-    _net_ok,
-    _spread_mid,
+    N_FIELDS,
+    atm_vol,
+    chain_entry,
+    find_quote,
+    half_spread,
+    intrinsic,
+    is_quoted,
+    min_half,
+    model_entry,
+    monthly_on,
+    net_ok,
+    pair_quotes,
+    settlement_day,
+    spread_mid,
 )
-
-if TYPE_CHECKING:
-    from research.backtest.run import MarketPanel
+from research.backtest.market_panel import MarketPanel
 
 # screening outcome per (day, ticker), in the order the kernels test them
 SCREEN_CANDIDATE = 0
@@ -132,8 +135,7 @@ class TradePaths:
     """
 
     key: str
-    kind: str
-    """``"model"`` or ``"chain"``."""
+    kind: PricedBy
     lag: int
     """1 with fills at the next open, else 0."""
     screen: np.ndarray
@@ -238,35 +240,6 @@ def strategy_groups(chains: bool, arrays: dict[str, np.ndarray]) -> dict[bytes, 
     return groups
 
 
-def panel_digest(panel: MarketPanel) -> str:
-    """Digest of everything phase 1 reads from a panel (days, prices, IV, strike grids,
-    quotes)."""
-    h = hashlib.sha256()
-    h.update("\x1f".join(panel.tickers).encode())
-    parts: list[np.ndarray] = [
-        panel.day_ordinals,
-        np.asarray(panel.close, float),
-        panel.opens(),
-        np.asarray(panel.atm_iv, float),
-        np.asarray(panel.mark_iv, float),
-        np.asarray(panel.iv_percentile, float),
-        panel.steps_2d(),
-    ]
-    book = panel.chains
-    if book is not None:
-        lo, hi = int(book.day_start.min()), int(book.day_start.max())
-        parts += [book.day_start - lo]
-        parts += [
-            np.asarray(x)[lo:hi]
-            for x in (book.put, book.expiry, book.strike, book.bid, book.ask, book.delta, book.iv)
-        ]
-    for x in parts:
-        x = np.ascontiguousarray(x)
-        h.update(str((x.dtype.str, x.shape)).encode())
-        h.update(x.tobytes())
-    return h.hexdigest()
-
-
 def path_digest(panel_hash: str, key: bytes, chains: bool) -> str:
     """The cache key of a strategy's paths on a panel (and of the code computing them)."""
     global CODE_VERSION
@@ -348,10 +321,10 @@ def _model_screen(  # type: ignore[no-untyped-def]
             s = close[d, j]
             if not (atm_iv[d, j] > 0.0):
                 continue
-            atm = _atm(atm_iv[d, j], atm_a, atm_b)
+            atm = atm_vol(atm_iv[d, j], atm_a, atm_b)
             q = div[j]
             stp = step_over[j] if step_over[j] > 0.0 else step[d, j]
-            found, exp_i, ks, kl, w, delta, mid, hs = _model_entry(
+            found, exp_i, ks, kl, w, delta, mid, hs = model_entry(
                 day_ord,
                 d,
                 lag,
@@ -381,7 +354,7 @@ def _model_screen(  # type: ignore[no-untyped-def]
                 screen[d, j] = SCREEN_NO_STRIKE
                 continue
             credit = mid - hs
-            if not _net_ok(credit, fee[j], cm[j], tick[j], s):
+            if not net_ok(credit, fee[j], cm[j], tick[j], s):
                 screen[d, j] = SCREEN_BELOW_COSTS
                 continue
             k = d * n_tk + j
@@ -405,15 +378,15 @@ def _model_screen(  # type: ignore[no-untyped-def]
             half[k] = hs
             mid0[k] = mid
             exp_day[k] = exp_i
-            am[k] = 1 if am_row[j] == 1 and _monthly_on(day_ord, day_ord[exp_i]) else 0
+            am[k] = 1 if am_row[j] == 1 and monthly_on(day_ord, day_ord[exp_i]) else 0
             if lag == 1:
                 # the order fills at the next open, priced with the entry day's IV
                 s1 = open_[d + 1, j]
                 t1 = (day_ord[exp_i] - day_ord[d + 1]) / 365.0
-                mid1 = _spread_mid(s1, ks, kl, t1, r, q, atm, call, slope, floor, cap, curv)
-                hs1 = _half_spread(mid1, hs_pct[j], _min_half(hs_min[j], tick[j], s1))
+                mid1 = spread_mid(s1, ks, kl, t1, r, q, atm, call, slope, floor, cap, curv)
+                hs1 = half_spread(mid1, hs_pct[j], min_half(hs_min[j], tick[j], s1))
                 credit1 = mid1 - hs1
-                fill_ok[k] = 1 if _net_ok(credit1, fee[j], cm[j], tick[j], s1) else 0
+                fill_ok[k] = 1 if net_ok(credit1, fee[j], cm[j], tick[j], s1) else 0
                 fill[k, FILL_CREDIT] = credit1
                 fill[k, FILL_MAXLOSS] = abs(kl - ks) - credit1
                 fill[k, FILL_SPOT] = s1
@@ -467,19 +440,19 @@ def _model_paths(  # type: ignore[no-untyped-def]
             pos = base + d - d0 - 1
             s = close[d, j]
             if d >= exp_i:
-                v = _intrinsic(open_[d, j] if am[k] == 1 else s, ks, kl, call)
+                v = intrinsic(open_[d, j] if am[k] == 1 else s, ks, kl, call)
                 value[pos] = v
                 debit[pos] = v
             else:
                 t = (day_ord[exp_i] - day_ord[d]) / 365.0
-                v = _spread_mid(
+                v = spread_mid(
                     s,
                     ks,
                     kl,
                     t,
                     r,
                     q,
-                    _atm(mark_iv[d, j], atm_a, atm_b),
+                    atm_vol(mark_iv[d, j], atm_a, atm_b),
                     call,
                     slope,
                     floor,
@@ -488,21 +461,21 @@ def _model_paths(  # type: ignore[no-untyped-def]
                 )
                 value[pos] = v
                 debit[pos] = min(
-                    v + _half_spread(v, hs_pct[j], _min_half(hs_min[j], tick[j], s)),
+                    v + half_spread(v, hs_pct[j], min_half(hs_min[j], tick[j], s)),
                     abs(kl - ks),
                 )
             if lag == 1 and d >= d0 + 2:
                 # an exit ordered at the previous close, filled at this open
                 so = open_[d, j]
                 t = (day_ord[exp_i] - day_ord[d]) / 365.0
-                v = _spread_mid(
+                v = spread_mid(
                     so,
                     ks,
                     kl,
                     t,
                     r,
                     q,
-                    _atm(mark_iv[d - 1, j], atm_a, atm_b),
+                    atm_vol(mark_iv[d - 1, j], atm_a, atm_b),
                     call,
                     slope,
                     floor,
@@ -510,7 +483,7 @@ def _model_paths(  # type: ignore[no-untyped-def]
                     curv,
                 )
                 open_debit[pos] = min(
-                    v + _half_spread(v, hs_pct[j], _min_half(hs_min[j], tick[j], so)),
+                    v + half_spread(v, hs_pct[j], min_half(hs_min[j], tick[j], so)),
                     abs(kl - ks),
                 )
                 open_value[pos] = v
@@ -567,7 +540,7 @@ def _chain_screen(  # type: ignore[no-untyped-def]
                 continue
             screen[d, j] = SCREEN_NO_STRIKE
             s = close[d, j]
-            exp_ord, best, long_row, best_delta = _chain_entry(
+            exp_ord, best, long_row, best_delta = chain_entry(
                 lo,
                 hi,
                 put,
@@ -594,9 +567,9 @@ def _chain_screen(  # type: ignore[no-untyped-def]
             ks = strike[best]
             kl = strike[long_row]
             width = abs(kl - ks)
-            mid, hf = _pair(bid, ask, best, long_row)
+            mid, hf = pair_quotes(bid, ask, best, long_row)
             credit = mid - fill_frac * hf
-            if not (credit < width and _net_ok(credit, fee[j], cm[j], tick[j], s)):
+            if not (credit < width and net_ok(credit, fee[j], cm[j], tick[j], s)):
                 screen[d, j] = SCREEN_BELOW_COSTS
                 continue
             k = d * n_tk + j
@@ -620,7 +593,7 @@ def _chain_screen(  # type: ignore[no-untyped-def]
             half[k] = fill_frac * hf
             mid0[k] = min(max(mid, 0.0), width)
             exp_day[k] = settlement_day(day_ord, exp_ord)
-            am[k] = 1 if am_row[j] == 1 and _monthly_on(day_ord, exp_ord) else 0
+            am[k] = 1 if am_row[j] == 1 and monthly_on(day_ord, exp_ord) else 0
 
 
 @njit(parallel=True, cache=True)
@@ -664,25 +637,25 @@ def _chain_paths(  # type: ignore[no-untyped-def]
         # the entry day's quotes: the mark and closing price a missing quote carries
         lo = day_start[j, d0]
         hi = day_start[j, d0 + 1]
-        a = _find(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
-        b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
-        mid, hf = _pair(bid, ask, a, b)
+        a = find_quote(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
+        b = find_quote(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
+        mid, hf = pair_quotes(bid, ask, a, b)
         last_mark = mid0[k]
         last_close = min(max(mid + fill_frac * hf, 0.0), width)
         for d in range(d0 + 1, last + 1):
             pos = base + d - d0 - 1
             missing[pos] = 0
             if d >= exp_day[k]:
-                v = _intrinsic(open_[d, j] if am[k] == 1 else close[d, j], ks, kl, call)
+                v = intrinsic(open_[d, j] if am[k] == 1 else close[d, j], ks, kl, call)
                 value[pos] = v
                 debit[pos] = v
                 continue
             lo = day_start[j, d]
             hi = day_start[j, d + 1]
-            a = _find(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
-            b = _find(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
-            if a >= 0 and b >= 0 and _quoted(bid[a], ask[a]) and _quoted(bid[b], ask[b]):
-                mid, hf = _pair(bid, ask, a, b)
+            a = find_quote(lo, hi, put, expiry, strike, want_put, exp_ord, ks)
+            b = find_quote(lo, hi, put, expiry, strike, want_put, exp_ord, kl)
+            if a >= 0 and b >= 0 and is_quoted(bid[a], ask[a]) and is_quoted(bid[b], ask[b]):
+                mid, hf = pair_quotes(bid, ask, a, b)
                 last_mark = min(max(mid, 0.0), width)
                 last_close = min(max(mid + fill_frac * hf, 0.0), width)
             else:
@@ -712,7 +685,6 @@ def compute_trade_paths(
     panel: MarketPanel, arrays: dict[str, np.ndarray], index: int, key: str = ""
 ) -> TradePaths:
     """Phase 1 for config ``index`` of ``arrays`` (``run._config_arrays``) on ``panel``."""
-    from research.backtest.engine import N_FIELDS
 
     a, i = arrays, index
     n_days, n_tk = panel.close.shape

@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -46,6 +45,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from research.data.errors import MAX_EXAMPLES, ContractError, Problem, short_value
+from research.dates import ISO, ISO_DATE, check_date_format, parse_iso_date
 
 __all__ = [
     "CONTRACTS",
@@ -77,16 +77,6 @@ _TZ_SUFFIX = re.compile(
 )
 _NAIVE_DETAIL = "the contract needs naive dates (no UTC offset); use the exchange's local date"
 
-ISO = "ISO"
-"""The default date format of every date column: year first, ``YYYY-MM-DD`` (also ``YYYYMMDD``
-and ``YYYY/MM/DD``), optionally followed by a time (``2020-01-02 16:00:00``,
-``2020-01-02T16:00``). Any other format must be named (``validate(..., date_format=...)``, the
-commands' ``--date-format``) and then reads the whole column: a column is never read value by
-value, so ``02/03/2018`` cannot become 3 February in one row while ``13/03/2018`` is 13 March
-in the next."""
-_ISO_DATE = re.compile(
-    r"(?:\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{8})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
-)
 _SUGGESTED_FORMATS: tuple[str, ...] = (
     "%d/%m/%Y",
     "%m/%d/%Y",
@@ -766,61 +756,6 @@ def contract_columns(kind: str) -> list[str]:
     return _contract(kind, "<contract>").columns
 
 
-def check_date_format(value: str) -> str:
-    """Check a date format: ``"ISO"`` or a ``strftime`` format naming year, month and day.
-
-    Parameters
-    ----------
-    value : str
-        ``"ISO"`` (any case; also ``"ISO8601"``) or a format such as ``"%d/%m/%Y"``.
-
-    Returns
-    -------
-    str
-        :data:`ISO` or ``value``.
-
-    Raises
-    ------
-    ValueError
-        A format that cannot write a date and read it back (``"%d/%m"``: no year;
-        ``"dd/mm/yyyy"``: no ``%`` directive); the message starts with ``must``.
-    """
-    text = str(value).strip()
-    if text.upper().replace(" ", "").replace("-", "") in ("ISO", "ISO8601"):
-        return ISO
-    sample = datetime(2001, 2, 3, 4, 5, 6)
-    try:
-        back = datetime.strptime(sample.strftime(text), text)
-    except ValueError:
-        back = None
-    if "%" not in text or back is None or back.date() != sample.date():
-        raise ValueError(
-            "must be ISO or a strftime format naming the year, month and day, e.g. %d/%m/%Y "
-            f"(day first) or %m/%d/%Y (month first); got {value!r}"
-        )
-    return text
-
-
-def parse_iso_date(value: str) -> pd.Timestamp | None:
-    """One date written year first (``YYYY-MM-DD``, optionally with a time), or ``None``.
-
-    Parameters
-    ----------
-    value : str
-        The text, e.g. ``"2020-01-02"``.
-
-    Returns
-    -------
-    pandas.Timestamp or None
-        The date; ``None`` when ``value`` is not such a date (``02/03/2018``, ``2020-13-45``).
-    """
-    text = str(value).strip()
-    if not _ISO_DATE.fullmatch(text):
-        return None
-    out = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    return None if pd.isna(out) else pd.Timestamp(out)
-
-
 @contextmanager
 def dates_read_as(date_format: str | None) -> Iterator[None]:
     """Within the block, :func:`validate` reads text dates with ``date_format`` unless its own
@@ -1167,7 +1102,7 @@ def _human(fmt: str) -> str:
 def _read_with(values: pd.Index, fmt: str) -> pd.Series:
     """Each distinct text read with ``fmt`` (NaT where it does not fit), indexed by the text."""
     if fmt == ISO:
-        iso = pd.Series([bool(_ISO_DATE.fullmatch(v)) for v in values], index=values, dtype=bool)
+        iso = pd.Series([bool(ISO_DATE.fullmatch(v)) for v in values], index=values, dtype=bool)
         out = _to_datetime(pd.Series(values, index=values).where(iso), fmt="ISO8601", utc=False)
     else:
         out = _to_datetime(pd.Series(values, index=values), fmt=fmt, utc=False)

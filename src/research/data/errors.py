@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from research.exceptions import ResearchError
+
 __all__ = ["MAX_EXAMPLES", "ContractError", "Problem", "short_value"]
 
 #: How many example rows / values a :class:`Problem` keeps.
@@ -120,7 +122,7 @@ def short_value(value: Any) -> str:
     return text
 
 
-class ContractError(ValueError):
+class ContractError(ResearchError, ValueError):
     """Bad input: names the file, the contract kind, and each problem.
 
     Parameters

@@ -60,23 +60,26 @@ whether that day's anchor IV is the published index or the proxy shows in the an
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from research.constants import TRADING_DAYS
+from research.exceptions import ResearchError
+
 __all__ = [
     "BUILTIN_RELATIONS",
     "MISSING_SOURCE",
-    "TRADING_DAYS",
     "UNCALIBRATED",
     "IvResolution",
+    "effective_relations",
     "resolve_iv",
     "underlying_iv",
 ]
 
-TRADING_DAYS = 252
 MISSING_SOURCE = "missing"
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "date",
@@ -375,6 +378,16 @@ BUILTIN_RELATIONS: dict[str, str] = {"IXIC": "SPX"}
 (VIX or its proxy) scaled by the ratio of their realized volatilities."""
 
 
+def effective_relations(
+    tickers: Sequence[str], bars_path: str | Path | None, relations: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The user's ``--iv-from`` relations, plus the built-in ones (IXIC from SPX) when the bars
+    are the embedded data."""
+    out = dict(BUILTIN_RELATIONS) if bars_path is None else {}
+    out.update(relations or {})
+    return {t: a for t, a in out.items() if t in tickers}
+
+
 @dataclass(frozen=True, eq=False)
 class IvResolution:
     """The IV of every symbol and where it comes from (``resolve_iv``)."""
@@ -443,7 +456,7 @@ class IvResolution:
         return pd.DataFrame(rows)
 
 
-class PartTooShort(ValueError):
+class PartTooShort(ResearchError, ValueError):
     """A share of a symbol's overlap too short to fit a proxy map on (``overlap_part``)."""
 
 

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from research.constants import TRADING_DAYS
 from research.data.contracts import validate
 from research.data.loaders import load
 
-TRADING_DAYS = 252
 EWMA_LAMBDA = 0.94
 RV_WINDOW = 22
 DEFAULT_SYMBOLS: tuple[str, ...] = ("SPX", "IXIC")

@@ -169,9 +169,8 @@ def load_market(
     -------
     MarketData
     """
-    from research.backtest.service import effective_relations
     from research.data import market
-    from research.data.iv import resolve_iv
+    from research.data.iv import effective_relations, resolve_iv
 
     if symbols is None:
         universe = (

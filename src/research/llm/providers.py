@@ -27,12 +27,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import pandas as pd
 
-from research._text import mask_userinfo
-from research.exceptions import InputError
+from research._text import is_secret_parameter, mask_credentials
+from research.exceptions import InputError, ResearchError
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -71,7 +71,7 @@ class Reply:
     body: str | None = None
 
 
-class TransportError(RuntimeError):
+class TransportError(ResearchError, RuntimeError):
     """A request that may succeed when retried (rate limit, 5xx, timeout, dropped connection).
 
     ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one."""
@@ -81,7 +81,7 @@ class TransportError(RuntimeError):
         self.retry_after = retry_after
 
 
-class FatalError(RuntimeError):
+class FatalError(ResearchError, RuntimeError):
     """A request that will not succeed when retried (e.g. 401, 404, 400); ``raw`` holds the
     body the server sent, when it sent one. ``cacheable``: the server answered (HTTP 200) with
     something that is not a chat completion — an answer to this question, which the cache may
@@ -96,10 +96,6 @@ class FatalError(RuntimeError):
         self.cacheable = raw is not None if cacheable is None else cacheable
 
 
-_SECRET_PARAM = re.compile(
-    r"(?i)^(api[-_]?key|key|token|access[-_]?token|auth|authorization|secret|client[-_]?secret"
-    r"|password|passwd|pwd|sig|signature)$"
-)
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -118,22 +114,13 @@ def mask_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:  # unparseable: mask whatever stands before an @ of the authority
-        return re.sub(r"(//)[^/@]*@", r"\1***@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
+        return mask_credentials(re.sub(r"(//)[^/@]*@", r"\1***@", url))
+    if "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
         user, colon, _ = userinfo.partition(":")
         netloc = f"{user}:***@{host}" if colon else f"***@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAM.match(k) for k, _ in pairs):
-            query = urlencode(
-                [(k, "***" if _SECRET_PARAM.match(k) else v) for k, v in pairs], safe="*"
-            )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return mask_userinfo(url)  # e.g. "http//user:pw@host": no authority to parse
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return mask_credentials(url)  # also "http//user:pw@host" (no authority to parse)
 
 
 def mask_urls(text: str) -> str:
@@ -154,7 +141,7 @@ def url_secrets(url: str) -> list[str]:
         user, colon, password = userinfo.partition(":")
         found.append(password if colon else user)
     found += [
-        v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAM.match(k)
+        v for k, v in parse_qsl(parts.query, keep_blank_values=True) if is_secret_parameter(k)
     ]
     out: list[str] = []
     for s in found:

@@ -9,10 +9,12 @@ import math
 import re
 from dataclasses import dataclass
 
+from research.exceptions import ResearchError
+
 __all__ = ["BadReply", "Decision", "parse_reply"]
 
 
-class BadReply(ValueError):
+class BadReply(ResearchError, ValueError):
     """A reply that is not a valid decision (the message says why)."""
 
 

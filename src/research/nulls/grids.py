@@ -35,8 +35,9 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from research.backtest.run import MarketPanel
+from research.backtest.market_panel import MarketPanel
 from research.backtest.spreads import BacktestConfig
+from research.constants import TRADING_DAYS
 from research.nulls.core import NullCase
 
 __all__ = ["GRID_LAYER", "MULTIPLIER_LAYER", "GridWorld", "cases", "world"]
@@ -116,12 +117,12 @@ def _stationary_rows(n: int, rng: np.random.Generator, block: int = BLOCK) -> np
 
 
 def _sharpe(x: np.ndarray) -> float:
-    return float(x.mean() / x.std(ddof=1) * math.sqrt(252))
+    return float(x.mean() / x.std(ddof=1) * math.sqrt(TRADING_DAYS))
 
 
 def _with_sharpe(x: np.ndarray, target: float) -> np.ndarray:
     """``x`` with its mean moved so that its annualised Sharpe is ``target``."""
-    moved: np.ndarray = x - x.mean() + target / math.sqrt(252) * x.std(ddof=1)
+    moved: np.ndarray = x - x.mean() + target / math.sqrt(TRADING_DAYS) * x.std(ddof=1)
     return moved
 
 
@@ -183,11 +184,11 @@ def _label_permutation(rng: np.random.Generator, effect: float) -> float:
     )
     previous = np.concatenate([np.full((len(sets), 1), prod.initial_equity), out.equity[:, :-1]],
                               axis=1)  # fmt: skip
-    rf = (1.0 + prod.rate) ** (1.0 / 252) - 1.0
+    rf = (1.0 + prod.rate) ** (1.0 / TRADING_DAYS) - 1.0
     ex = out.equity / previous - 1.0 - rf
     std = ex.std(axis=1, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sharpe = np.where(std > 1e-12, ex.mean(axis=1) / std, 0.0) * math.sqrt(252)
+        sharpe = np.where(std > 1e-12, ex.mean(axis=1) / std, 0.0) * math.sqrt(TRADING_DAYS)
     return permutation_pvalue(float(sharpe[0]), sharpe[1:])
 
 

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.backtest.market_panel import MarketPanel
 from research.backtest.metrics import compute_metrics
-from research.backtest.run import MarketPanel, run_backtest, run_kernel
+from research.backtest.run import run_backtest, run_kernel
 from research.backtest.spreads import BacktestConfig
 from research.optimize.grids import _window
 

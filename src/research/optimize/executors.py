@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from research.exceptions import ResearchError
+
 if TYPE_CHECKING:
     from distributed import Client
 
@@ -57,7 +59,7 @@ __all__ = [
 ]
 
 
-class ChunkError(RuntimeError):
+class ChunkError(ResearchError, RuntimeError):
     """A chunk (item) failed in a worker; the worker's exception is the ``__cause__``.
 
     Attributes

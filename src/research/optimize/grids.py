@@ -18,15 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from research.backtest.market_panel import MarketPanel
 from research.backtest.metrics import GRID_METRICS, grid_metrics
-from research.backtest.run import (
-    ENGINES,
-    MarketPanel,
-    RegimeCodes,
-    prepare_paths,
-    regime_codes,
-    run_kernel,
-)
+from research.backtest.run import ENGINES, RegimeCodes, prepare_paths, regime_codes, run_kernel
 from research.backtest.spreads import BacktestConfig, ConfigError, config_from_dict
 from research.backtest.trade_paths import TradePaths
 

@@ -34,6 +34,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from research.constants import TRADING_DAYS
+
 __all__ = [
     "SHARPE_TEST_NAME",
     "SharpeBootstrap",
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 SHARPE_TEST_NAME = "paired circular-block bootstrap of the Sharpe difference (one-sided)"
-PERIODS_PER_YEAR = 252
+PERIODS_PER_YEAR = TRADING_DAYS
 
 
 @dataclass(frozen=True)

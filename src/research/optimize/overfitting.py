@@ -47,6 +47,8 @@ import pandas as pd
 from arch.bootstrap import SPA
 from scipy import stats
 
+from research.constants import TRADING_DAYS
+
 __all__ = [
     "EULER_MASCHERONI",
     "DeflatedSharpe",
@@ -70,7 +72,7 @@ IntArray = npt.NDArray[np.int64]
 EULER_MASCHERONI = 0.5772156649015329
 """Euler–Mascheroni constant γ used in the expected-maximum approximation."""
 
-PERIODS_PER_YEAR = 252
+PERIODS_PER_YEAR = TRADING_DAYS
 """Default number of periods per year used to annualise per-period Sharpe ratios."""
 
 DEFAULT_PLATEAU_THRESHOLD = 0.5

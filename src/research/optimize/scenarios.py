@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from research.backtest.market_panel import MarketPanel
 from research.backtest.pricing import DEFAULT_SKEW_SLOPE
-from research.backtest.run import MarketPanel
 from research.backtest.spreads import BacktestConfig
 
 if TYPE_CHECKING:
@@ -193,8 +193,8 @@ class StudyData:
             Symbol -> the symbol its IV is scaled from; the built-in IXIC is scaled from SPX
             when the bars are the embedded ones.
         """
-        from research.backtest.service import effective_relations
         from research.data import market
+        from research.data.iv import effective_relations
 
         if symbols is None:
             wanted = None
@@ -341,7 +341,7 @@ class StudyData:
     ) -> MarketPanel | None:
         """The backtest panel of ``tickers`` under ``scenario`` (None when the scenario leaves
         no date, e.g. real IV only on a period before any published index)."""
-        from research.backtest.run import market_panel
+        from research.backtest.market_panel import market_panel
 
         key = ("panel", tuple(tickers), start, end, scenario.market_key)
         if key not in self._cache:

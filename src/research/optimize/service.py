@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.backtest.run import MarketPanel
+from research.backtest.market_panel import MarketPanel
 from research.backtest.spreads import BacktestConfig
 from research.optimize import grids
 from research.optimize.overfitting import OverfittingReport, overfitting_report
@@ -247,20 +247,3 @@ def run_named_grid(
         with ResultStore(store_path) as store:
             run_id = store.save_grid(result)
     return GridRun(result, run_id, reports)
-
-
-def write_summary(name: str, summary: dict[str, object]) -> Path:
-    """Write a notebook's machine-readable summary to ``reports/summaries/NAME.json``
-    (``NAME--SET.json`` when ``research run`` runs a named parameter set ``SET``)."""
-    import json
-    import os
-
-    from research._io import write_text_atomic
-    from research.config import VARIANT_ENV, Paths
-    from research.pipeline.variants import SEPARATOR
-
-    variant = os.environ.get(VARIANT_ENV, "")
-    stem = f"{name}{SEPARATOR}{variant}" if variant else name
-    path = Paths.from_root().reports / "summaries" / f"{stem}.json"
-    write_text_atomic(path, json.dumps(summary, indent=2, default=str))
-    return path

@@ -38,15 +38,11 @@ import numpy as np
 import pandas as pd
 
 from research.backtest.activity import Idle, cash_share, idle_since
+from research.backtest.market_panel import MarketPanel
 from research.backtest.metrics import STRESS_WINDOWS, stress_table
-from research.backtest.run import (
-    MarketPanel,
-    RegimeCodes,
-    regime_codes,
-    run_backtests,
-    run_kernel,
-)
+from research.backtest.run import RegimeCodes, regime_codes, run_backtests, run_kernel
 from research.backtest.tearsheet import TearSheet, tear_sheet
+from research.constants import TRADING_DAYS
 from research.optimize import grids
 from research.optimize.controls import (
     exposure_matched_config,
@@ -319,12 +315,12 @@ def evaluate_scenario(
         pairs += [(col, control_name(col)), (col, "cash")]
     tests = {(a, b): boot.compare(a, b) for a, b in pairs}
     permutation: dict[str, tuple[float, np.ndarray]] = {}
-    rf_d = (1.0 + rate) ** (1.0 / 252) - 1.0
+    rf_d = (1.0 + rate) ** (1.0 / TRADING_DAYS) - 1.0
     for col, arrays in perm_parts.items():
         null_ex = np.concatenate(arrays, axis=1) - rf_d
         std = null_ex.std(axis=1, ddof=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            null = np.where(std > 1e-12, null_ex.mean(axis=1) / std, 0.0) * math.sqrt(252)
+            null = np.where(std > 1e-12, null_ex.mean(axis=1) / std, 0.0) * math.sqrt(TRADING_DAYS)
         permutation[col] = (permutation_pvalue(float(boot.sharpe[col]), null), null)
 
     result = ScenarioResult(

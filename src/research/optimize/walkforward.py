@@ -46,8 +46,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from research.backtest.market_panel import MarketPanel
 from research.backtest.metrics import Metrics, compute_metrics
-from research.backtest.run import MarketPanel, RegimeCodes, regime_codes, run_kernel
+from research.backtest.run import RegimeCodes, regime_codes, run_kernel
 from research.optimize.grids import METRIC_COLUMNS, Variant, _window_slice
 
 __all__ = [

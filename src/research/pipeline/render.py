@@ -3,7 +3,9 @@
 With Quarto on PATH, ``quarto render reports`` renders the website project (``reports/
 _quarto.yml``; execution disabled, so the executed notebooks are rendered as they are). Without
 it, an nbconvert fallback writes the same pages: ``executed/NAME.html`` per notebook (no input
-cells, no injected-parameters cell) and ``index.html`` from ``index.qmd``, with a navigation bar.
+cells, no injected-parameters cell), ``index.html`` from ``index.qmd``, the Markdown pages
+(``reports/*.qmd``, the glossary) and the Guide (``reports/guide/*.qmd`` into ``guide/*.html``),
+with a navigation bar.
 
 Either way the site is built in a temporary folder under ``reports/`` and swapped in only when
 complete, so a failed render leaves the published site intact.
@@ -44,6 +46,7 @@ def site_sources(paths: Paths) -> list[Path]:
     files = [p for p in paths.reports.glob("*.qmd")] + [p for p in paths.reports.glob("*.yml")]
     files += list(paths.reports.glob("_*.md"))  # included pages (the findings)
     files += list((paths.reports / "findings").glob("*.qmd"))
+    files += guide_pages(paths) + list((paths.reports / GUIDE / "benchmarks").glob("*.md"))
     files += list((paths.reports / "theme").glob("*.scss"))  # the Quarto theme's overrides
     files += published_notebooks(paths)
     return [f for f in files if f.is_file()]
@@ -125,10 +128,10 @@ def stage_assets(folder: Path) -> Path:
 def publish(build: Path, site: Path) -> None:
     """Swap a finished build folder in place of the published site (a Ctrl-C is held back
     until the swap is done, so the site is either the old one or the new one)."""
-    from research.pipeline.runner import _interrupt_deferred
+    from research.pipeline.interrupts import interrupt_deferred
 
     old = None
-    with _interrupt_deferred():
+    with interrupt_deferred():
         if site.exists():
             old = site.with_name(f"{site.name}.old-{build.name}")
             site.rename(old)
@@ -241,7 +244,17 @@ def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print
         Page(f"{p.stem}.html", str(meta.get("title", p.stem)), meta.get("subtitle"))  # type: ignore[arg-type]
         for p, (meta, _) in extras.items()
     ]
-    nav = [{"href": pg.href, "title": pg.title} for pg in [*extra, *pages]]
+    guide = {
+        p: qmd_to_html(p.read_text(encoding="utf-8"), p.parent, heading_ids=True)
+        for p in guide_pages(paths)
+    }
+    guide_nav = [
+        Page(f"{GUIDE}/{p.stem}.html", str(meta.get("title", p.stem)), meta.get("subtitle"))  # type: ignore[arg-type]
+        for p, (meta, _) in guide.items()
+    ]
+    top = [Page(f"{GUIDE}/index.html", "Guide", None)] if guide_nav else []
+    top += extra
+    nav = [{"href": pg.href, "title": pg.title} for pg in [*top, *pages]]
 
     config = Config()
     config.TagRemovePreprocessor.remove_cell_tags = set(REMOVED_TAGS)
@@ -272,9 +285,23 @@ def render_nbconvert(paths: Paths, out: Path, log: Callable[[str], None] = print
         body, _ = exporter.from_notebook_node(loaded[path], resources=resources)
         (out / page.href).write_text(with_contents(body), encoding="utf-8")
         log(f"    page {page.href}")
-    (out / "index.html").write_text(index_page(paths, [*extra, *pages]), encoding="utf-8")
+    (out / "index.html").write_text(index_page(paths, [*top, *pages]), encoding="utf-8")
     for page, (_, body) in zip(extra, extras.values(), strict=True):
-        text = simple_page(page.title, body, [*extra, *pages], page.subtitle)
+        text = simple_page(page.title, body, [*top, *pages], page.subtitle)
+        (out / page.href).write_text(text, encoding="utf-8")
+        log(f"    page {page.href}")
+    if guide_nav:
+        (out / GUIDE).mkdir(parents=True, exist_ok=True)
+    for page, (_, body) in zip(guide_nav, guide.values(), strict=True):
+        text = simple_page(
+            page.title,
+            body,
+            [*top, *pages],
+            page.subtitle,
+            root="../",
+            side=guide_nav,
+            current=page,
+        )
         (out / page.href).write_text(text, encoding="utf-8")
         log(f"    page {page.href}")
 
@@ -332,14 +359,62 @@ def _caption_html(text: str) -> str:
     )
 
 
-def qmd_to_html(text: str, base: Path | None = None) -> tuple[dict[str, object], str]:
+_HEADING_ATTRIBUTES = re.compile(r"\s*\{([^{}]*)\}\s*$")
+
+
+def heading_id(text: str) -> str:
+    """The identifier Pandoc (so Quarto) gives a heading: its text without markup, only letters,
+    digits, ``_``, ``-`` and ``.`` kept, spaces as hyphens, lower case, from the first letter
+    on (``section`` when nothing is left)."""
+    plain = html.unescape(_TAG.sub("", text)).lower()
+    kept = "".join(c for c in plain if c.isalnum() or c in "_-." or c.isspace())
+    joined = re.sub(r"\s+", "-", kept.strip())
+    start = next((i for i, c in enumerate(joined) if c.isalpha()), len(joined))
+    return joined[start:] or "section"
+
+
+def _heading_renderer() -> object:
+    """A mistune HTML renderer that gives headings Pandoc's identifiers (an explicit
+    ``{#id}`` wins; a repeated identifier gets ``-1``, ``-2`` …, as in Pandoc), so links to
+    ``page.html#section`` work in both renders."""
+    import mistune
+
+    class Renderer(mistune.HTMLRenderer):
+        seen: dict[str, int]
+
+        def heading(self, text: str, level: int, **attrs: object) -> str:
+            match = _HEADING_ATTRIBUTES.search(text)
+            explicit = None
+            if match:
+                text = text[: match.start()]
+                explicit = next((a[1:] for a in match.group(1).split() if a.startswith("#")), None)
+            ident = explicit or heading_id(text)
+            if explicit is None:
+                count = self.seen.get(ident, 0)
+                self.seen[ident] = count + 1
+                ident = f"{ident}-{count}" if count else ident
+            return f'<h{level} id="{html.escape(ident, quote=True)}">{text}</h{level}>\n'
+
+    renderer = Renderer(escape=False)
+    renderer.seen = {}
+    return renderer
+
+
+def qmd_to_html(
+    text: str, base: Path | None = None, *, heading_ids: bool = False
+) -> tuple[dict[str, object], str]:
     """Front matter and HTML body of a ``.qmd`` page (``include`` shortcodes resolved against
     ``base``, other shortcodes dropped, table captions kept, links to .ipynb/.qmd pointed at the
-    rendered .html, as Quarto does)."""
+    rendered .html, as Quarto does; with ``heading_ids``, headings get Pandoc's identifiers, so
+    ``page.html#section`` links work, as the Guide's do)."""
     import mistune
     import yaml
 
-    markdown = mistune.create_markdown(escape=False, plugins=list(MARKDOWN_PLUGINS))
+    markdown = mistune.create_markdown(
+        escape=False,
+        renderer=_heading_renderer() if heading_ids else "html",  # type: ignore[arg-type]
+        plugins=list(MARKDOWN_PLUGINS),
+    )
     meta: dict[str, object] = {}
     match = re.match(r"^---\s*\n(.*?)\n---\s*\n", text, flags=re.S)
     if match:
@@ -354,8 +429,45 @@ def qmd_to_html(text: str, base: Path | None = None) -> tuple[dict[str, object],
     text = _caption_html(_INCLUDE.sub(include, text))
     text = _FENCED_DIV.sub("", _SHORTCODE.sub("", text))
     text = _LOCAL_LINK.sub(lambda m: f"]({m.group(1)}.html{m.group(3) or ''})", text)
-    body = markdown(text)
-    return meta, str(body)
+    body = str(markdown(text))
+    # a pipe escaped inside a table cell's code span (Pandoc drops the backslash there too)
+    body = re.sub(r"<code>[^<]*</code>", lambda m: m.group(0).replace("\\|", "|"), body)
+    return meta, body
+
+
+GUIDE = "guide"
+"""The Guide's folder under ``reports/`` (and ``_site/``): the manual, one page per subject."""
+
+
+def guide_pages(paths: Paths) -> list[Path]:
+    """The Guide's pages, ``reports/guide/*.qmd`` (files whose name starts with ``_`` are not
+    pages, as in Quarto), in the order of the Quarto sidebar's "Guide" section; pages it does not
+    list follow, the index first, then in name order."""
+    found = [p for p in (paths.reports / GUIDE).glob("*.qmd") if not p.name.startswith("_")]
+    order = _sidebar_order(paths.reports / "_quarto.yml", "Guide")
+    return sorted(
+        found,
+        key=lambda p: (
+            order.index(p.name) if p.name in order else len(order),
+            p.name != "index.qmd",
+            p.name,
+        ),
+    )
+
+
+def _sidebar_order(config: Path, section: str) -> list[str]:
+    """File names listed in the Quarto sidebar's ``section`` ([] when there is none)."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8"))
+        sections = loaded["website"]["sidebar"]["contents"]
+        for entry in sections:
+            if isinstance(entry, dict) and entry.get("section") == section:
+                return [Path(str(item)).name for item in entry.get("contents", [])]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return []
+    return []
 
 
 def extra_pages(paths: Paths) -> list[Path]:
@@ -386,11 +498,34 @@ def index_page(paths: Paths, pages: list[Page]) -> str:
     return simple_page(str(meta.get("title", "Regime Lab")), f"{body}\n{more}", pages)
 
 
-def simple_page(title: str, body: str, pages: list[Page], subtitle: str | None = None) -> str:
-    """A fallback page from HTML ``body`` (the index, the glossary) with the site's navigation
-    bar (``pages`` at the site's root) and, when long, a contents list."""
-    nav = "".join(f'<a href="{pg.href}">{html.escape(pg.title)}</a>' for pg in pages)
+def simple_page(
+    title: str,
+    body: str,
+    pages: list[Page],
+    subtitle: str | None = None,
+    *,
+    root: str = "",
+    side: list[Page] | None = None,
+    current: Page | None = None,
+) -> str:
+    """A fallback page from HTML ``body`` (the index, the glossary, a Guide page) with the
+    site's navigation bar (``pages``, hrefs from the site's root; ``root`` leads from the page
+    to it, ``../`` for a Guide page), a sidebar listing ``side`` (the Guide's pages), and, when
+    long, a contents list."""
+
+    def link(pg: Page, where: str) -> str:
+        mark = ' class="rl-current"' if current is not None and pg.href == current.href else ""
+        return f'<a href="{root}{pg.href}"{mark}>{html.escape(pg.title)}</a>{where}'
+
+    nav = "".join(link(pg, "") for pg in pages)
     sub = f'<p class="rl-subtitle">{html.escape(subtitle)}</p>' if subtitle else ""
+    aside = (
+        '<aside class="rl-side"><b>Guide</b><ul>'
+        + "".join(f"<li>{link(pg, '')}</li>" for pg in side)
+        + "</ul></aside>"
+        if side
+        else ""
+    )
     return with_contents(f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
@@ -399,9 +534,18 @@ def simple_page(title: str, body: str, pages: list[Page], subtitle: str | None =
  body {{ font-family: system-ui, sans-serif; margin: 0; color: #222; }}
  nav.rl-nav {{ padding: 0.6rem 1.2rem; background: #1f3b5a; }}
  nav.rl-nav a {{ color: #fff; margin-right: 1.2rem; text-decoration: none; }}
- main {{ max-width: 960px; margin: 0 auto; padding: 1rem; line-height: 1.5; }}
- table {{ border-collapse: collapse; margin: 0.5rem 0; }}
+ main {{ max-width: 960px; min-width: 0; margin: 0 auto; padding: 1rem; line-height: 1.5; }}
+ div.rl-page {{ display: flex; align-items: flex-start; }}
+ aside.rl-side {{ flex: 0 0 13rem; padding: 1rem 0.8rem; font-size: 0.9rem; position: sticky;
+   top: 0; max-height: 100vh; overflow-y: auto; border-right: 1px solid #ddd; }}
+ aside.rl-side ul {{ list-style: none; padding-left: 0; margin: 0.4rem 0 0 0; }}
+ aside.rl-side li {{ margin: 0.3rem 0; }}
+ aside.rl-side a {{ color: #1f3b5a; text-decoration: none; }}
+ a.rl-current {{ font-weight: 700; text-decoration: underline !important; }}
+ table {{ border-collapse: collapse; margin: 0.5rem 0; display: block; overflow-x: auto; }}
  td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
+ pre {{ background: #f6f6f6; padding: 0.6rem; overflow-x: auto; font-size: 0.85rem; }}
+ pre code {{ background: none; padding: 0; }}
  .rl-caption {{ color: #555; font-size: 0.9em; margin-top: 0.2rem; }}
  .rl-subtitle {{ color: #555; margin-top: -0.5rem; }}
  code {{ background: #f3f3f3; padding: 1px 3px; }}
@@ -411,7 +555,8 @@ def simple_page(title: str, body: str, pages: list[Page], subtitle: str | None =
  nav.rl-contents ul {{ margin: 0.3rem 0 0 0; padding-left: 1.1rem; columns: 2; }}
 </style></head>
 <body>
-<nav class="rl-nav"><a href="index.html"><b>Regime Lab</b></a>{nav}</nav>
+<nav class="rl-nav"><a href="{root}index.html"><b>Regime Lab</b></a>{nav}</nav>
+<div class="rl-page">{aside}
 <main>
 <h1>{html.escape(title)}</h1>
 {sub}
@@ -419,5 +564,6 @@ def simple_page(title: str, body: str, pages: list[Page], subtitle: str | None =
 {body}
 <p><small>Rendered with the nbconvert fallback (Quarto was not found on PATH).</small></p>
 </main>
+</div>
 </body></html>
 """)

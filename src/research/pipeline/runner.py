@@ -30,9 +30,8 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +39,7 @@ from typing import Any, Literal
 from research._io import os_error_text
 from research.config import KERNEL_NAME, PARAMS_ENV, ROOT_ENV, VARIANT_ENV, Paths
 from research.exceptions import InputError, OutputError, ResearchError
+from research.pipeline.interrupts import interrupt_deferred, sigint_handled
 from research.pipeline.lock import run_lock
 from research.pipeline.manifest import (
     MANIFEST_NAME,
@@ -762,31 +762,6 @@ def _worker_main(job: NotebookJob, conn: multiprocessing.connection.Connection) 
         conn.close()
 
 
-@contextlib.contextmanager
-def _sigint(handler: Any) -> Iterator[None]:
-    """SIGINT handled by ``handler`` for the duration (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-@contextlib.contextmanager
-def _interrupt_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C back until the block is done (a notebook's output and its manifest entry
-    are kept together, or neither), then raise it."""
-    caught: list[int] = []
-    old = signal.getsignal(signal.SIGINT)
-    with _sigint(lambda signum, frame: caught.append(signum)):
-        yield
-    if caught and callable(old):
-        old(signal.SIGINT, None)
-
-
 def _start(job: NotebookJob, context: Any) -> _Worker:
     """Start ``job`` in a spawned process that ignores the terminal's SIGINT (a signal ignored
     at ``exec`` stays ignored, and Python keeps it so): Ctrl-C reaches this process alone."""
@@ -794,7 +769,7 @@ def _start(job: NotebookJob, context: Any) -> _Worker:
     process = context.Process(
         target=_worker_main, args=(job, writer), name=f"research run {job.name}"
     )
-    with _sigint(signal.SIG_IGN):
+    with sigint_handled(signal.SIG_IGN):
         process.start()
     writer.close()
     return _Worker(job, process, reader)
@@ -976,13 +951,13 @@ def _execute_all(
                 worker.reader.close()
                 del running[name]
                 fp, reason = reasons[name]
-                with _interrupt_deferred():
+                with interrupt_deferred():
                     outcome = _finish(outcome, worker.job, fp, reason, paths, manifest, log)
                     outcomes[name] = outcome
                     if outcome.status == "executed":
                         progress.executed.append(name)
     except BaseException:
         progress.stopped = list(running)
-        with _sigint(signal.SIG_IGN):
+        with sigint_handled(signal.SIG_IGN):
             _stop(running.values())
         raise

@@ -13,8 +13,9 @@ notebook (its ``all`` and own sections) overridden by the file's, into
 ``reports/executed/NOTEBOOK--NAME.ipynb``: a page of its own, titled ``… · NAME`` and listed with
 the others. Adding a file is all it takes; an unchanged one is skipped like any notebook; a
 deleted one's page is no longer published. The notebook's summary goes to
-``reports/summaries/SUMMARY--NAME.json`` (``REGIME_LAB_VARIANT`` tells ``write_summary``), so a
-parameter set never overwrites the findings of the default run.
+``reports/summaries/SUMMARY--NAME.json`` (``REGIME_LAB_VARIANT`` tells
+``research.summaries.write_summary``), so a parameter set never overwrites the findings of the
+default run.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from typing import Any
 from research._io import atomic_write
 from research.config import Paths
 from research.pipeline.parameters import yaml_problem
+from research.summaries import SEPARATOR
 
-SEPARATOR = "--"
-"""Between the notebook's stem and the parameter set's name in output names."""
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

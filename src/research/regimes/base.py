@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from research._typing import BoolArray
 from research.regimes.ruleset import Ruleset
 
 COMMON_COLUMNS: tuple[str, ...] = (
@@ -66,7 +67,7 @@ class ModelSpec:
     """Fewest bars per symbol for at least one label, and the reason (see :class:`MinHistory`)."""
 
 
-def add_flag(flag: pd.Series, mask: pd.Series | np.ndarray, name: str) -> pd.Series:
+def add_flag(flag: pd.Series, mask: pd.Series | BoolArray, name: str) -> pd.Series:
     """Append ``name`` to ``flag`` where ``mask`` is true (``;``-joined)."""
     mask = np.asarray(mask, dtype=bool)
     out = flag.copy()
@@ -76,10 +77,10 @@ def add_flag(flag: pd.Series, mask: pd.Series | np.ndarray, name: str) -> pd.Ser
     return out
 
 
-def gap_mask(dates: pd.Series, max_gap_days: int) -> np.ndarray:
+def gap_mask(dates: pd.Series, max_gap_days: int) -> BoolArray:
     """True on bars that come more than ``max_gap_days`` calendar days after the previous bar."""
     gaps = dates.diff().dt.days.to_numpy()
-    mask: np.ndarray = np.nan_to_num(gaps, nan=0) > max_gap_days
+    mask: BoolArray = np.nan_to_num(gaps, nan=0) > max_gap_days
     return mask
 
 

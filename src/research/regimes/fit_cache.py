@@ -24,6 +24,7 @@ from typing import TypeVar
 import numpy as np
 
 from research._io import write_bytes_atomic
+from research._typing import FloatArray
 
 ENV_VAR = "RESEARCH_FIT_CACHE"
 """Environment variable: the cache folder, or ``off``."""
@@ -43,19 +44,22 @@ def cache_folder() -> Path | None:
     return Path(setting).expanduser()
 
 
+_MODEL_SOURCE = Path(__file__).with_name("markov.py")
+"""The fitting code (``research.regimes.markov``, which imports this module: read, not
+imported)."""
+
+
 @functools.lru_cache(maxsize=1)
 def _code_version() -> str:
     import scipy
     import statsmodels
 
-    from research.regimes import markov
-
-    source = Path(markov.__file__).read_bytes()
+    source = _MODEL_SOURCE.read_bytes()
     versions = f"{statsmodels.__version__}|{scipy.__version__}|{np.__version__}"
     return hashlib.sha256(source + versions.encode()).hexdigest()
 
 
-def fit_key(returns: np.ndarray, **settings: object) -> str:
+def fit_key(returns: FloatArray, **settings: object) -> str:
     """Key of one fit: the window's returns and the settings, with the code version."""
     h = hashlib.sha256(np.ascontiguousarray(returns, dtype=np.float64).tobytes())
     h.update(repr(sorted(settings.items())).encode())

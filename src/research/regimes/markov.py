@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.tsa.regime_switching.markov_regression import MarkovRegression
 
+from research._typing import FloatArray
 from research.regimes.base import ModelSpec, add_flag, empty_frame, log_returns
 from research.regimes.ruleset import Ruleset
 
@@ -117,14 +118,14 @@ class MarkovFit:
         The parameters in statsmodels' own order and state numbering (for ``model.filter``).
     """
 
-    means: np.ndarray
-    variances: np.ndarray
-    transition: np.ndarray
-    expected_durations: np.ndarray
+    means: FloatArray
+    variances: FloatArray
+    transition: FloatArray
+    expected_durations: FloatArray
     loglike: float
     converged: bool
     order: tuple[int, ...]
-    raw_params: np.ndarray
+    raw_params: FloatArray
 
     @property
     def k(self) -> int:
@@ -146,7 +147,7 @@ STAY = 0.98
 """Probability of staying in a state in the persistent start values (see :func:`fit_markov`)."""
 
 
-def persistent_start(returns: np.ndarray, k: int) -> np.ndarray:
+def persistent_start(returns: FloatArray, k: int) -> FloatArray:
     """Start values for persistent regimes, in statsmodels' parameter order.
 
     Every state stays with probability :data:`STAY` (the rest spread evenly over the other
@@ -215,7 +216,7 @@ def _fit_once(model: MarkovRegression, k: int, kwargs: dict[str, object]) -> Mar
 
 
 def fit_markov(
-    returns: np.ndarray,
+    returns: FloatArray,
     k: int,
     *,
     search_reps: int = 0,
@@ -295,7 +296,7 @@ def fit_markov(
     return best
 
 
-def filtered_probabilities(returns: np.ndarray, fit: MarkovFit) -> np.ndarray:
+def filtered_probabilities(returns: FloatArray, fit: MarkovFit) -> FloatArray:
     """Hamilton-filtered state probabilities of ``returns`` under ``fit``'s fixed parameters.
 
     Parameters
@@ -351,7 +352,7 @@ def _seed_rng(seed: int, point: int) -> np.random.Generator:
 
 
 def cached_fit(
-    returns: np.ndarray, k: int, *, search_reps: int, seed: int, point: int
+    returns: FloatArray, k: int, *, search_reps: int, seed: int, point: int
 ) -> MarkovFit:
     """:func:`fit_markov` of one refit window, through the disk cache of
     :mod:`research.regimes.fit_cache` (same window and settings: the stored fit)."""

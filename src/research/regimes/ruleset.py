@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from research.exceptions import ResearchError
+
 SCHEMA_VERSION = "regime_v1_1"
 DEFAULT_RULESET_ID = "default_v1"
 
@@ -34,7 +36,7 @@ VOL_SCALES: tuple[str, ...] = ("auto", "absolute", "percentile")
 percentile for every other symbol)."""
 
 
-class RulesetError(ValueError):
+class RulesetError(ResearchError, ValueError):
     """A ruleset file that cannot be used; the message names the file and the key."""
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from research._typing import FloatArray, ObjectArray
 from research.regimes.base import ModelSpec, add_flag, empty_frame, log_returns
 from research.regimes.ruleset import Ruleset
 
@@ -22,7 +23,7 @@ LABELS: tuple[str, ...] = ("low", "normal", "high", "crisis")
 _VOL_DIM = {"low": "low", "normal": "normal", "high": "high", "crisis": "high"}
 
 
-def ewma_window_vol(returns: np.ndarray, window: int, halflife: int) -> np.ndarray:
+def ewma_window_vol(returns: FloatArray, window: int, halflife: int) -> FloatArray:
     """EWMA volatility of the last ``window`` returns at each position (NaN before that).
 
     Parameters
@@ -47,7 +48,7 @@ def ewma_window_vol(returns: np.ndarray, window: int, halflife: int) -> np.ndarr
     return out
 
 
-def classify_ratio(ratio: np.ndarray, low: float, normal: float, high: float) -> np.ndarray:
+def classify_ratio(ratio: FloatArray, low: float, normal: float, high: float) -> ObjectArray:
     """The EWMA volatility-regime plan's thresholds: < low low, < normal normal, < high high, else
     crisis."""
     return np.select([ratio < low, ratio < normal, ratio < high], list(LABELS[:3]), LABELS[3])

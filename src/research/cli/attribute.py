@@ -9,43 +9,45 @@ outputs the filesystem refuses) is one ``error:`` line and exit code 1, never a 
 
 from __future__ import annotations
 
-import math
+import enum
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from research.cli_common import date_format_callback
-
-attribute_app = typer.Typer(
-    help="Regime attribution of signals, experiments and tuning runs.", no_args_is_help=True
+from research.cli._common import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    MODELS,
+    MORE_THAN_0,
+    RegimeModel,
+    check_limits,
+    choice,
+    date_format_callback,
+    fail,
+    parse_regime_model,
+    refusals,
 )
 
-
-def _fail(message: object) -> NoReturn:
-    """``error: <message>`` on stderr, exit code 1."""
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
-    raise typer.Exit(1)
-
-
-attribute_app.callback()(date_format_callback("attribute"))
+app = typer.Typer(
+    help="Regime attribution of signals, experiments and tuning runs.", no_args_is_help=True
+)
+app.callback()(date_format_callback("attribute"))
 
 
-def _at_least(option: str, value: int | float, least: int) -> None:
-    """Refuse a numeric option below ``least`` (one line naming it)."""
-    from research.exceptions import InputError
+class SignalGroup(enum.StrEnum):
+    """What ``attribute signals`` groups the records by."""
 
-    if value < least:
-        raise InputError(f"{option} must be at least {least}, got {value:g}")
+    agent = "agent"
+    cluster = "cluster"
 
 
-def _positive(option: str, value: float) -> None:
-    """Refuse a numeric option that is not more than 0 (one line naming it)."""
-    from research.exceptions import InputError
+class Grouping(enum.StrEnum):
+    """Which regime an experiment is counted in (``research.attribution.experiments``)."""
 
-    if not (value > 0 and math.isfinite(value)):
-        raise InputError(f"{option} must be a number more than 0, got {value:g}")
+    entry_regime = "entry_regime"
+    dominant_regime = "dominant_regime"
 
 
 def _table_output(
@@ -99,7 +101,8 @@ def _distinct(*outputs: tuple[str, Path | None]) -> None:
                 raise OutputError(f"{a} and {b} name the same file {pa}; name two files")
 
 
-@attribute_app.command("signals")
+@app.command("signals")
+@refusals(one_line=True)
 def attribute_signals(
     signals: Annotated[
         Path | None,
@@ -112,9 +115,20 @@ def attribute_signals(
         list[Path] | None, typer.Option(help="IV index file(s); repeatable, they add up.")
     ] = None,
     model: Annotated[
-        str, typer.Option(help="Regime model for records without a regime.")
-    ] = "bull_bear_vol",
-    by: Annotated[str, typer.Option(help="agent or cluster.")] = "agent",
+        RegimeModel,
+        typer.Option(
+            help=f"Regime model for records without a regime: {MODELS}.",
+            metavar="MODEL",
+            parser=parse_regime_model,
+        ),
+    ] = RegimeModel.bull_bear_vol,
+    by: Annotated[
+        SignalGroup,
+        typer.Option(
+            help="agent or cluster.",
+            parser=choice(SignalGroup, lambda w: f"--by must be agent or cluster, got {w!r}"),
+        ),
+    ] = SignalGroup.agent,
     min_n: Annotated[int, typer.Option(help="Fewer records: shown, not evidence.")] = 30,
     out: Annotated[Path | None, typer.Option(help="Write the agent x regime table.")] = None,
     heatmap_out: Annotated[
@@ -129,31 +143,21 @@ def attribute_signals(
     from research._io import all_or_nothing
     from research.attribution import signals as sg
     from research.attribution.service import load_signal_study
-    from research.data.errors import ContractError
     from research.data.writers import write_table
-    from research.exceptions import ResearchError
-    from research.regimes.ruleset import RulesetError
 
-    if by not in ("agent", "cluster"):
-        _fail(f"--by must be agent or cluster, got {by!r}")
+    group = by.value
     inputs = [signals, bars, *(iv or [])]
-    try:
-        _at_least("--min-n", min_n, 0)
-        _table_output(out, "--out", inputs)
-        _table_output(heatmap_out, "--heatmap-out", inputs)
-        _distinct(("--out", out), ("--heatmap-out", heatmap_out))
-    except ResearchError as exc:
-        _fail(exc)
-    try:
-        study = load_signal_study(signals, bars_path=bars, iv_path=iv or None, model=model)
-        table = sg.regime_table(study.prepared, by=by, min_n=min_n)
-        decay = sg.decay(study.prepared, by=by)
-        heat = sg.heatmap(study.prepared, by=by) if heatmap_out is not None else None
-    except (ContractError, RulesetError, ValueError, ResearchError) as exc:
-        _fail(exc)
+    check_limits([("--min-n", min_n, AT_LEAST_0)])
+    _table_output(out, "--out", inputs)
+    _table_output(heatmap_out, "--heatmap-out", inputs)
+    _distinct(("--out", out), ("--heatmap-out", heatmap_out))
+    study = load_signal_study(signals, bars_path=bars, iv_path=iv or None, model=model.value)
+    table = sg.regime_table(study.prepared, by=group, min_n=min_n)
+    decay = sg.decay(study.prepared, by=group)
+    heat = sg.heatmap(study.prepared, by=group) if heatmap_out is not None else None
     for note in [*study.market.notes, *study.prepared.notes()]:
         typer.echo(f"note: {note}", err=True)
-    cols = [by, "regime", "n", "mean_return", "ci_low", "ci_high", "hit_rate", "base_hit_rate"]
+    cols = [group, "regime", "n", "mean_return", "ci_low", "ci_high", "hit_rate", "base_hit_rate"]
     cols += ["excess_return", "excess_ci_low", "excess_ci_high", "excess_p", "enough"]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         typer.echo(
@@ -163,23 +167,21 @@ def attribute_signals(
             f"{sg.EXCESS_METHOD}"
         )
         typer.echo(table[[c for c in cols if c in table]].round(4).to_string(index=False))
-        wide = decay.pivot(index=by, columns="horizon", values="mean_return")
+        wide = decay.pivot(index=group, columns="horizon", values="mean_return")
         typer.echo("\nmean forward return by horizon (trading days):")
         typer.echo(wide.round(4).to_string())
     written: list[Path] = []
-    try:
-        with all_or_nothing():  # the table and its heatmap, or neither
-            if out is not None:
-                written.append(write_table(table, out))
-            if heat is not None and heatmap_out is not None:
-                written.append(write_table(heat, heatmap_out))
-    except ResearchError as exc:
-        _fail(exc)
+    with all_or_nothing():  # the table and its heatmap, or neither
+        if out is not None:
+            written.append(write_table(table, out))
+        if heat is not None and heatmap_out is not None:
+            written.append(write_table(heat, heatmap_out))
     for path in written:
         typer.echo(f"wrote {path}")
 
 
-@attribute_app.command("experiments")
+@app.command("experiments")
+@refusals(one_line=True)
 def attribute_experiments(
     experiments: Annotated[
         Path | None,
@@ -189,16 +191,27 @@ def attribute_experiments(
     table: Annotated[str, typer.Option(help="Table in --db.")] = "experiments",
     bars: Annotated[Path | None, typer.Option(help="Bars (default: embedded).")] = None,
     iv: Annotated[list[Path] | None, typer.Option(help="IV index file(s).")] = None,
-    model: Annotated[str, typer.Option(help="Regime model for dominant_regime.")] = "vix_trend",
+    model: Annotated[
+        RegimeModel,
+        typer.Option(
+            help=f"Regime model for dominant_regime: {MODELS}.",
+            metavar="MODEL",
+            parser=parse_regime_model,
+        ),
+    ] = RegimeModel.vix_trend,
     metric: Annotated[str, typer.Option(help="Column ranking the configs.")] = "pnl_pct",
     min_experiments: Annotated[int, typer.Option(help="Runs per config in a regime.")] = 5,
     grouping: Annotated[
-        str,
+        Grouping,
         typer.Option(
             help="entry_regime (the regime known when each experiment started; default) or "
-            "dominant_regime (the regime most of its days fell in: in-sample hindsight)."
+            "dominant_regime (the regime most of its days fell in: in-sample hindsight).",
+            parser=choice(
+                Grouping,
+                lambda w: f"--grouping must be entry_regime or dominant_regime, got {w!r}",
+            ),
         ),
-    ] = "entry_regime",
+    ] = Grouping.entry_regime,
     hmm: Annotated[
         bool,
         typer.Option(
@@ -236,68 +249,58 @@ def attribute_experiments(
     from research.attribution import experiments as ex
     from research.attribution import experiments_db
     from research.attribution.service import load_experiment_study
-    from research.data.errors import ContractError
-    from research.exceptions import InputError, ResearchError
-    from research.regimes.ruleset import RulesetError
+    from research.exceptions import InputError
 
+    by = grouping.value
     if experiments is not None and db is not None:
-        _fail("give --experiments FILE or --db SQLITE, not both")
-    if grouping not in ex.GROUPINGS:
-        _fail(f"--grouping must be entry_regime or dominant_regime, got {grouping!r}")
+        fail("give --experiments FILE or --db SQLITE, not both", one_line=True)
     if write and db is None:
-        _fail("--write needs --db (the SQLite file to write to)")
-    try:
-        _at_least("--min-experiments", min_experiments, 1)
-        experiments_db.check_prefix(column_prefix)
-        if learned_out is not None:
-            check_output(
-                learned_out, inputs=[experiments, db, bars, *(iv or [])], option="--learned-out"
-            )
-            _writable(learned_out, "--learned-out")
-    except ResearchError as exc:
-        _fail(exc)
+        fail("--write needs --db (the SQLite file to write to)", one_line=True)
+    check_limits([("--min-experiments", min_experiments, AT_LEAST_1)])
+    experiments_db.check_prefix(column_prefix)
+    if learned_out is not None:
+        check_output(
+            learned_out, inputs=[experiments, db, bars, *(iv or [])], option="--learned-out"
+        )
+        _writable(learned_out, "--learned-out")
     if db is not None and not db.is_file():
-        _fail(f"--db {db}: no such SQLite file" if not db.exists() else f"--db {db} is a folder")
+        missing = f"--db {db}: no such SQLite file" if not db.exists() else f"--db {db} is a folder"
+        fail(missing, one_line=True)
     source = db if db is not None else experiments
-    try:
-        study = load_experiment_study(
-            source,
-            table=table if db is not None else None,
-            bars_path=bars,
-            iv_path=iv or None,
-            model=model,
-            markov=hmm,
-        )
-        if metric not in study.tagged.columns:
-            numeric = [
-                c for c in study.tagged.columns if pd.api.types.is_numeric_dtype(study.tagged[c])
-            ]
-            raise InputError(f"--metric: unknown metric {metric!r}; numeric columns: {numeric}")
-        columns = [c for c, _ in experiments_db.SEED_COLUMNS]
-        if not hmm:
-            columns = [c for c in columns if c not in experiments_db.HMM_COLUMNS]
-        plan = (
-            experiments_db.plan(
-                db, study.tagged, table=table, columns=columns, prefix=column_prefix
-            )
-            if db is not None
-            else None
-        )
-    except (ContractError, RulesetError, ValueError, ResearchError) as exc:
-        _fail(exc)
+    study = load_experiment_study(
+        source,
+        table=table if db is not None else None,
+        bars_path=bars,
+        iv_path=iv or None,
+        model=model.value,
+        markov=hmm,
+    )
+    if metric not in study.tagged.columns:
+        numeric = [
+            c for c in study.tagged.columns if pd.api.types.is_numeric_dtype(study.tagged[c])
+        ]
+        raise InputError(f"--metric: unknown metric {metric!r}; numeric columns: {numeric}")
+    columns = [c for c, _ in experiments_db.SEED_COLUMNS]
+    if not hmm:
+        columns = [c for c in columns if c not in experiments_db.HMM_COLUMNS]
+    plan = (
+        experiments_db.plan(db, study.tagged, table=table, columns=columns, prefix=column_prefix)
+        if db is not None
+        else None
+    )
     for note in study.market.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(
-        f"{len(study.tagged):,} experiments from {study.source}; grouped by {model} "
-        f"{ex.GROUPINGS[grouping]}; in-sample; best vs runner-up: {ex.RUNNER_UP_TEST}"
+        f"{len(study.tagged):,} experiments from {study.source}; grouped by {model.value} "
+        f"{ex.GROUPINGS[by]}; in-sample; best vs runner-up: {ex.RUNNER_UP_TEST}"
     )
-    typer.echo(study.tagged[grouping].value_counts(dropna=False).to_string())
+    typer.echo(study.tagged[by].value_counts(dropna=False).to_string())
     # the analysis is separate from the write-back: its problem is a note, not a refusal
     best: pd.DataFrame | None = None
     analysis_problem = ""
     try:
         best = ex.best_by_regime(
-            study.tagged, by=grouping, metric=metric, min_experiments=min_experiments
+            study.tagged, by=by, metric=metric, min_experiments=min_experiments
         )
     except ValueError as exc:
         analysis_problem = " ".join(str(exc).split())
@@ -316,23 +319,18 @@ def attribute_experiments(
     if plan is not None:  # the write-back of what was computed, whatever the analysis gave
         typer.echo(("will: " if write else "dry run, would: ") + plan.describe())
         if write:
-            try:
-                n = experiments_db.apply(plan)
-            except ResearchError as exc:
-                _fail(exc)
+            n = experiments_db.apply(plan)
             typer.echo(f"updated {n} rows of {table} in {db}")
     if learned_out is not None:
         if best is None:
-            _fail(f"--learned-out {learned_out} not written: {analysis_problem}")
-        learned = ex.learned_configs(study.tagged, best, metric=metric, model=model)
-        try:
-            write_text_atomic(learned_out, json.dumps(learned, indent=2, default=float))
-        except ResearchError as exc:
-            _fail(exc)
+            fail(f"--learned-out {learned_out} not written: {analysis_problem}", one_line=True)
+        learned = ex.learned_configs(study.tagged, best, metric=metric, model=model.value)
+        write_text_atomic(learned_out, json.dumps(learned, indent=2, default=float))
         typer.echo(f"wrote {learned_out}")
 
 
-@attribute_app.command("tunes")
+@app.command("tunes")
+@refusals(one_line=True)
 def attribute_tunes(
     tunes: Annotated[
         Path | None,
@@ -387,25 +385,20 @@ def attribute_tunes(
     from research.attribution import tunes as tu
     from research.attribution import tunes_db
     from research.attribution.service import load_tune_study
-    from research.data.errors import ContractError
     from research.data.writers import write_table
-    from research.exceptions import ResearchError
-    from research.regimes.ruleset import RulesetError
 
-    try:
-        _at_least("--min-tunes", min_tunes, 1)
-        _at_least("--drift-window", drift_window, 1)
-        _positive("--lock-timeout", lock_timeout)
-        _table_output(out, "--out", [tunes, bars, ruleset])
-        target = tunes_db.check_target(db)
-        if write and target.kind == "duckdb" and not target.default:
-            _writable(Path(target.location), "--db")
-    except ResearchError as exc:
-        _fail(exc)
-    try:
-        study = load_tune_study(tunes, bars_path=bars, symbol=symbol, ruleset_path=ruleset)
-    except (ContractError, RulesetError, ValueError, ResearchError) as exc:
-        _fail(exc)
+    check_limits(
+        [
+            ("--min-tunes", min_tunes, AT_LEAST_1),
+            ("--drift-window", drift_window, AT_LEAST_1),
+            ("--lock-timeout", lock_timeout, MORE_THAN_0),
+        ]
+    )
+    _table_output(out, "--out", [tunes, bars, ruleset])
+    target = tunes_db.check_target(db)
+    if write and target.kind == "duckdb" and not target.default:
+        _writable(Path(target.location), "--db")
+    study = load_tune_study(tunes, bars_path=bars, symbol=symbol, ruleset_path=ruleset)
     for note in study.market.notes:
         typer.echo(f"note: {note}", err=True)
     a = study.attributed
@@ -414,9 +407,10 @@ def attribute_tunes(
         listing = "; ".join(f"{t}: {why}" for t, why in list(bad.items())[:10])
         more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
         if not allow_unattributed:
-            _fail(
+            fail(
                 f"{study.source}: {len(bad)} of {len(a)} tunes cannot be attributed: "
-                f"{listing}{more}. Nothing was written; --allow-unattributed leaves them null."
+                f"{listing}{more}. Nothing was written; --allow-unattributed leaves them null.",
+                one_line=True,
             )
         typer.echo(f"note: {len(bad)} tunes left null: {listing}{more}", err=True)
     ok = a[a["reason"] == ""]
@@ -434,20 +428,12 @@ def attribute_tunes(
     typer.echo(result.verdict())
     for note in result.notes:
         typer.echo(f"note: {note}")
-    try:
-        drift = tu.drift(
-            study.labels, a, symbol=drift_symbol, window=drift_window, min_tunes=min_tunes
-        )
-    except ValueError as exc:
-        _fail(exc)
+    drift = tu.drift(study.labels, a, symbol=drift_symbol, window=drift_window, min_tunes=min_tunes)
     typer.echo("\n" + drift.text().replace("**", ""))
-    try:
-        if out is not None:
-            write_table(a, out)
-            typer.echo(f"wrote {out}")
-        report = tunes_db.populate(db, a, study.records, write=write, lock_timeout=lock_timeout)
-    except ResearchError as exc:
-        _fail(exc)
+    if out is not None:
+        write_table(a, out)
+        typer.echo(f"wrote {out}")
+    report = tunes_db.populate(db, a, study.records, write=write, lock_timeout=lock_timeout)
     typer.echo("\n" + report.describe())
 
 
@@ -455,7 +441,7 @@ tune_query_app = typer.Typer(
     help="The tune-attribution plan's three queries, run as written on PostgreSQL or DuckDB.",
     no_args_is_help=True,
 )
-attribute_app.add_typer(tune_query_app, name="tune-query")
+app.add_typer(tune_query_app, name="tune-query")
 
 _DB = Annotated[
     str | None, typer.Option(help="postgresql://… URL or DuckDB file (default data/lab.duckdb).")
@@ -477,16 +463,8 @@ def _show(frame: object, text: str | None = None) -> None:
         typer.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
 
 
-def _query(fn: object, *args: object, **kwargs: object) -> object:
-    from research.exceptions import ResearchError
-
-    try:
-        return fn(*args, **kwargs)  # type: ignore[operator]
-    except ResearchError as exc:
-        _fail(exc)
-
-
 @tune_query_app.command("best-key")
+@refusals(one_line=True)
 def query_best_key(
     key: Annotated[str, typer.Argument(help="Regime key ($2).")],
     workspace: _WORKSPACE = "regime-lab",
@@ -500,23 +478,19 @@ def query_best_key(
     """Best params for the same regime, falling back to similar keys."""
     from research.attribution import tunes_db
 
-    _query(_at_least, "--min-tunes", min_tunes, 1)
-    _query(_positive, "--lock-timeout", lock_timeout)
-    found = _query(
-        tunes_db.best_with_fallback,
-        db,
-        workspace,
-        key,
-        min_tunes=min_tunes,
-        lock_timeout=lock_timeout,
+    check_limits(
+        [("--min-tunes", min_tunes, AT_LEAST_1), ("--lock-timeout", lock_timeout, MORE_THAN_0)]
     )
-    assert isinstance(found, tunes_db.FallbackResult)
+    found = tunes_db.best_with_fallback(
+        db, workspace, key, min_tunes=min_tunes, lock_timeout=lock_timeout
+    )
     _show(found.rows, found.text())
     if explain:
         _explain(db, lock_timeout, "best_by_key", workspace, key)
 
 
 @tune_query_app.command("best-trend-vol")
+@refusals(one_line=True)
 def query_best_trend_vol(
     trend: Annotated[str, typer.Argument(help="trend_tag ($2).")],
     vol: Annotated[str, typer.Argument(help="vol_tag ($3).")],
@@ -528,16 +502,10 @@ def query_best_trend_vol(
     """Best params by trend + vol, ignoring efficiency."""
     from research.attribution import tunes_db
 
-    _query(_positive, "--lock-timeout", lock_timeout)
+    check_limits([("--lock-timeout", lock_timeout, MORE_THAN_0)])
     _show(
-        _query(
-            tunes_db.run_query,
-            db,
-            "best_by_trend_vol",
-            workspace,
-            trend,
-            vol,
-            lock_timeout=lock_timeout,
+        tunes_db.run_query(
+            db, "best_by_trend_vol", workspace, trend, vol, lock_timeout=lock_timeout
         )
     )
     if explain:
@@ -545,22 +513,22 @@ def query_best_trend_vol(
 
 
 @tune_query_app.command("summary")
+@refusals(one_line=True)
 def query_summary(
     workspace: _WORKSPACE = "regime-lab", db: _DB = None, lock_timeout: _LOCK_TIMEOUT = 10.0
 ) -> None:
     """Regime performance summary."""
     from research.attribution import tunes_db
 
-    _query(_positive, "--lock-timeout", lock_timeout)
-    _show(_query(tunes_db.run_query, db, "summary", workspace, lock_timeout=lock_timeout))
+    check_limits([("--lock-timeout", lock_timeout, MORE_THAN_0)])
+    _show(tunes_db.run_query(db, "summary", workspace, lock_timeout=lock_timeout))
 
 
 def _explain(db: str | None, lock_timeout: float, name: str, *params: object) -> None:
     from research.attribution import tunes_db
 
-    target = _query(tunes_db.parse_target, db)
-    assert isinstance(target, tunes_db.Target)
-    if target.kind != "postgresql":
+    target = tunes_db.parse_target(db)
+    if db is None or target.kind != "postgresql":  # no --db: the lab's DuckDB file
         typer.echo("(--explain needs a postgresql:// database)", err=True)
         return
-    typer.echo(str(_query(tunes_db.explain, db, name, *params, lock_timeout=lock_timeout)))
+    typer.echo(str(tunes_db.explain(db, name, *params, lock_timeout=lock_timeout)))

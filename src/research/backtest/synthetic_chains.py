@@ -18,6 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from research._typing import FloatArray
+from research.backtest.market_panel import strike_step
+from research.backtest.pricing import bs_delta, bs_price
+
 __all__ = ["TrueSmile", "synthetic_chains"]
 
 
@@ -31,7 +35,7 @@ class TrueSmile:
     floor: float = 0.7
     cap: float = 2.0
 
-    def iv(self, index_iv: np.ndarray, s: float, k: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def iv(self, index_iv: FloatArray, s: float, k: FloatArray, t: FloatArray) -> FloatArray:
         """Implied volatilities at strikes ``k`` and expiries ``t`` (years)."""
         atm = self.atm_ratio * index_iv
         z = np.log(k / s) / (atm * np.sqrt(t))
@@ -78,9 +82,6 @@ def synthetic_chains(
         ``option_chains`` long layout: ``quote_date, underlying, expiration, type, strike, bid,
         ask, underlying_price, iv, delta``.
     """
-    from research.backtest.pricing import bs_delta, bs_price
-    from research.backtest.run import strike_step
-
     smile = smile or TrueSmile()
     b = bars.loc[bars["symbol"] == symbol, ["date", "close"]]
     v = iv.loc[iv["symbol"] == symbol, ["date", "iv"]]

@@ -9,8 +9,8 @@ of the same prompts; a summary is replaced only when it is one). Errors are one 
 
 from __future__ import annotations
 
+import enum
 import json
-import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,33 +18,37 @@ from typing import Annotated
 
 import typer
 
-from research.cli_common import date_format_callback
-from research.exceptions import InputError, OutputError
+from research.cli._common import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    MODELS,
+    Limit,
+    RegimeModel,
+    check_limits,
+    choice,
+    date_format_callback,
+    fail,
+    parse_regime_model,
+    refusals,
+)
+from research.exceptions import OutputError
+from research.options import Range
 
-llm_app = typer.Typer(
+app = typer.Typer(
     help="LLM trade-filter calibration: evaluate trades with a provider, analyze the decisions.",
     no_args_is_help=True,
 )
+app.callback()(date_format_callback("llm"))
+
+SECONDS = Limit(Range(0, low_open=True), "a finite number of seconds above 0")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
-    return typer.Exit(1)
+class Provider(enum.StrEnum):
+    """Who decides the trades (``research.llm.providers.make_provider``)."""
 
-
-llm_app.callback()(date_format_callback("llm"))
-
-
-def _at_least(option: str, value: int, minimum: int) -> None:
-    """Refuse a whole-number option below ``minimum``."""
-    if value < minimum:
-        raise InputError(f"{option} must be at least {minimum}, got {value}")
-
-
-def _seconds(option: str, value: float) -> None:
-    """Refuse a duration that is not a finite number above 0."""
-    if math.isnan(value) or math.isinf(value) or value <= 0:
-        raise InputError(f"{option} must be a finite number of seconds above 0, got {value:g}")
+    openai = "openai"
+    replay = "replay"
+    heuristic = "heuristic"
 
 
 def _inputs(*paths: Path | None | Iterable[Path]) -> list[Path]:
@@ -78,13 +82,22 @@ def _check_summary_out(path: Path, inputs: list[Path]) -> None:
         )
 
 
-@llm_app.command("evaluate")
+@app.command("evaluate")
+@refusals(one_line=True)
 def llm_evaluate(
     out: Annotated[Path, typer.Option(help="Decisions file to write (CSV, Parquet, JSON, JSONL).")],
     trades: Annotated[
         Path | None, typer.Option(help="Trades (trades contract; default data/sample/trades.json).")
     ] = None,
-    provider: Annotated[str, typer.Option(help="openai, replay or heuristic.")] = "heuristic",
+    provider: Annotated[
+        Provider,
+        typer.Option(
+            help="openai, replay or heuristic.",
+            parser=choice(
+                Provider, lambda w: f"unknown provider {w!r} (openai, replay or heuristic)"
+            ),
+        ),
+    ] = Provider.heuristic,
     base_url: Annotated[
         str | None,
         typer.Option(
@@ -130,14 +143,19 @@ def llm_evaluate(
     ] = False,
     bars: Annotated[Path | None, typer.Option(help="Bars for the entry regime.")] = None,
     iv: Annotated[list[Path] | None, typer.Option(help="IV index file(s).")] = None,
-    regime_model: Annotated[str, typer.Option(help="Regime model for the context.")] = "vix_trend",
+    regime_model: Annotated[
+        RegimeModel,
+        typer.Option(
+            help=f"Regime model for the context: {MODELS}.",
+            metavar="MODEL",
+            parser=parse_regime_model,
+        ),
+    ] = RegimeModel.vix_trend,
 ) -> None:
     """Ask the provider to approve or reject every trade under each prompt; resumable (run the
     same command again after an interruption), cached (a re-run makes no request)."""
     from research._io import check_output
     from research.config import PATHS
-    from research.data.errors import ContractError
-    from research.exceptions import ResearchError
     from research.llm.harness import (
         EvalConfig,
         Prices,
@@ -150,53 +168,51 @@ def llm_evaluate(
     from research.llm.providers import check_base_url, make_provider
     from research.llm.service import load_trades
 
-    try:
-        _at_least("--concurrency", concurrency, 1)
-        _seconds("--timeout", timeout)
-        _at_least("--retries", retries, 0)
-        if base_url is not None:
-            check_base_url(base_url, option="--base-url")
-        check_output_extension(out)
-        cache_dir = cache if cache is not None else PATHS.root / "data" / "llm_cache"
-        if cache_dir.exists() and not cache_dir.is_dir():
-            raise OutputError(f"--cache {cache_dir} is a file; name a folder for the reply cache")
-    except ResearchError as exc:
-        raise _fail(str(exc)) from exc
+    check_limits(
+        [
+            ("--concurrency", concurrency, AT_LEAST_1),
+            ("--timeout", timeout, SECONDS),
+            ("--retries", retries, AT_LEAST_0),
+        ]
+    )
+    if base_url is not None:
+        check_base_url(base_url, option="--base-url")
+    check_output_extension(out)
+    cache_dir = cache if cache is not None else PATHS.root / "data" / "llm_cache"
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise OutputError(f"--cache {cache_dir} is a file; name a folder for the reply cache")
     key = os.environ.get(api_key_env) if api_key_env else None
     if api_key_env and not key:
-        raise _fail(f"${api_key_env} is not set")
-    try:
-        chosen = load_prompts(prompt or ["balanced"], prompts_dir)
-        inputs = _inputs(
-            trades if trades is not None else PATHS.sample / "trades.json",
-            replay,
-            prices,
-            bars,
-            iv or [],
-            [p.path for p in chosen],
-        )
-        check_output(out, inputs=inputs, option="--out")
-        check_output(journal_path(out), inputs=inputs, option="--out (its journal)")
-        prov = make_provider(
-            provider,
-            model=model,
-            base_url=base_url,
-            api_key=key,
-            replay_path=replay,
-            concurrency=concurrency,
-            json_mode=json_mode,
-        )
-        existing_decisions(out, prov, chosen)  # refuses a file it must not continue
-        price_table = Prices.load(prices)
-        config = EvalConfig(
-            concurrency=concurrency, timeout=timeout, retries=retries, retry_errors=retry_errors
-        )
-        trade_set = load_trades(
-            trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model
-        )
-    except (ResearchError, ContractError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    if provider == "openai" and not getattr(prov, "api_key", None):
+        fail(f"${api_key_env} is not set", one_line=True)
+    chosen = load_prompts(prompt or ["balanced"], prompts_dir)
+    inputs = _inputs(
+        trades if trades is not None else PATHS.sample / "trades.json",
+        replay,
+        prices,
+        bars,
+        iv or [],
+        [p.path for p in chosen],
+    )
+    check_output(out, inputs=inputs, option="--out")
+    check_output(journal_path(out), inputs=inputs, option="--out (its journal)")
+    prov = make_provider(
+        provider.value,
+        model=model,
+        base_url=base_url,
+        api_key=key,
+        replay_path=replay,
+        concurrency=concurrency,
+        json_mode=json_mode,
+    )
+    existing_decisions(out, prov, chosen)  # refuses a file it must not continue
+    price_table = Prices.load(prices)
+    config = EvalConfig(
+        concurrency=concurrency, timeout=timeout, retries=retries, retry_errors=retry_errors
+    )
+    trade_set = load_trades(
+        trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model.value
+    )
+    if provider is Provider.openai and not getattr(prov, "api_key", None):
         typer.echo(
             "note: no API key in the environment (OPENROUTER_API_KEY / OPENAI_API_KEY); fine for "
             "a local server, a hosted one will answer 401",
@@ -226,15 +242,14 @@ def llm_evaluate(
             err=True,
         )
         raise typer.Exit(130) from None
-    except ResearchError as exc:
-        raise _fail(str(exc)) from exc
     typer.echo(result.text())
     typer.echo(f"wrote {out}")
     if result.failed:
-        raise _fail(result.failure_text())
+        fail(result.failure_text(), one_line=True)
 
 
-@llm_app.command("analyze")
+@app.command("analyze")
+@refusals(one_line=True)
 def llm_analyze(
     decisions: Annotated[Path, typer.Option(help="Decisions (llm_decisions contract).")],
     trades: Annotated[
@@ -246,9 +261,14 @@ def llm_analyze(
     model: Annotated[str | None, typer.Option(help="Model, when the file holds several.")] = None,
     bars: Annotated[Path | None, typer.Option(help="Bars for the entry regime.")] = None,
     iv: Annotated[list[Path] | None, typer.Option(help="IV index file(s).")] = None,
-    regime_model: Annotated[str, typer.Option(help="Regime model for the by-regime part.")] = (
-        "vix_trend"
-    ),
+    regime_model: Annotated[
+        RegimeModel,
+        typer.Option(
+            help=f"Regime model for the by-regime part: {MODELS}.",
+            metavar="MODEL",
+            parser=parse_regime_model,
+        ),
+    ] = RegimeModel.vix_trend,
     summary_out: Annotated[
         Path | None, typer.Option(help="Write the machine-readable summary (JSON).")
     ] = None,
@@ -260,27 +280,22 @@ def llm_analyze(
 
     from research._io import write_text_atomic
     from research.config import PATHS
-    from research.data.errors import ContractError
     from research.data.loaders import load
-    from research.exceptions import ResearchError
     from research.llm.service import analyze, load_trades
 
-    try:
-        if summary_out is not None:
-            inputs = _inputs(
-                decisions,
-                trades if trades is not None else PATHS.sample / "trades.json",
-                bars,
-                iv or [],
-            )
-            _check_summary_out(summary_out, inputs)
-        trade_set = load_trades(
-            trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model
+    if summary_out is not None:
+        inputs = _inputs(
+            decisions,
+            trades if trades is not None else PATHS.sample / "trades.json",
+            bars,
+            iv or [],
         )
-        frame = load("llm_decisions", decisions)
-        result = analyze(frame, trade_set, prompt=prompt, model=model)
-    except (ResearchError, ContractError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+        _check_summary_out(summary_out, inputs)
+    trade_set = load_trades(
+        trades, bars_path=bars, iv_path=iv or None, regime_model=regime_model.value
+    )
+    frame = load("llm_decisions", decisions)
+    result = analyze(frame, trade_set, prompt=prompt, model=model)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         typer.echo(result.headline().replace("**", ""))
         typer.echo("\napproved vs rejected (95%: Wilson; month-cluster bootstrap):")
@@ -301,8 +316,5 @@ def llm_analyze(
         typer.echo("\nby regime at entry:")
         typer.echo(result.regimes.round(3).to_string(index=False))
     if summary_out is not None:
-        try:
-            write_text_atomic(summary_out, json.dumps(result.summary(), indent=2, default=str))
-        except ResearchError as exc:
-            raise _fail(str(exc)) from exc
+        write_text_atomic(summary_out, json.dumps(result.summary(), indent=2, default=str))
         typer.echo(f"wrote {summary_out}")
