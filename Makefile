@@ -17,7 +17,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.regime-lab-installed
 EXTRAS ?= dev,lab,bench
 PYTEST_WORKERS ?= auto
-XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+XDIST := -n $(PYTEST_WORKERS) --no-loadscope-reorder
 
 ## Create the virtual environment (if none is active), install the package and register the kernel
 install: $(STAMP)
@@ -36,10 +36,12 @@ report: install
 # PYTEST_WORKERS processes (pytest-xdist); the tests of one notebook execution share a worker
 ## Run the whole test suite: every notebook executed once, both renders checked in a browser
 test: install postgres browser
+	$(BIN)/python -m research.testing.warm
 	$(BIN)/python -m pytest tests -p no:cacheprovider --durations=15 $(XDIST) $(PYTEST_ARGS)
 
 ## The suite without the slow tier (no notebook execution, render or browser): the edit loop
 test-fast: install
+	$(BIN)/python -m research.testing.warm
 	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider --durations=10 $(XDIST) $(PYTEST_ARGS)
 
 ## Install Debian's PostgreSQL server for the database tests when it is missing (as root, apt)

@@ -6,9 +6,11 @@ project's ``data/cache``."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -40,37 +42,62 @@ def wti_bars() -> pd.DataFrame:
 # tests that need the session's notebook executions, renders or browser: the slow tier
 # (``make test-fast`` deselects it with ``-m "not slow"``)
 SLOW_FIXTURES = frozenset({"rendered", "quarto_site", "own_site", "browser"})
-# the one execution of the notebooks each of these fixtures stands for: under pytest-xdist
-# (``make test`` runs ``-n 2 --dist loadgroup``) every test that shares it runs in one worker,
-# so the notebooks are still executed once per session
+# the one execution of the notebooks each of these fixtures stands for, and the test files that
+# use it: under pytest-xdist (``make test`` runs two workers) each execution's files are one unit
+# of work, run by one worker, so the notebooks are still executed once per session
 SHARED_RUNS = {
-    "own_site": "own_notebooks",
     "rendered": "notebooks",
     "quarto_site": "notebooks",
     "browser": "notebooks",
+    "own_site": "own notebooks",
 }
+RUN_FILES = {
+    "tests/pipeline/test_browser.py": "notebooks",
+    "tests/pipeline/test_cells.py": "notebooks",
+    "tests/pipeline/test_notebooks.py": "notebooks",
+    "tests/pipeline/test_own_notebooks.py": "own notebooks",
+}
+
+
+def work_unit(nodeid: str) -> str:
+    """What one pytest-xdist worker runs together: a notebook execution's files, else a file
+    (its module-scoped fixtures then run once)."""
+    path = nodeid.split("::", 1)[0]
+    return RUN_FILES.get(path, path)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that uses a slow fixture ``slow``; keep each module's tests together
-    (its module-scoped fixtures run once) and the tests of one notebook execution together, in
-    one ``xdist_group``; and start with the notebook executions, the longest groups, so that
-    the other worker does the rest meanwhile."""
+    """Mark every test that uses a slow fixture ``slow``; refuse a test that shares a notebook
+    execution from a file not listed with it in ``RUN_FILES`` (a second worker would execute the
+    notebooks again); and start with the notebook executions, the longest units, so that the
+    other worker does the rest meanwhile."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
-        groups = [group for name, group in SHARED_RUNS.items() if name in fixtures]
-        group = groups[0] if groups else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-    runs = set(SHARED_RUNS.values())
-    items.sort(key=lambda item: _group(item) not in runs)  # stable: keeps the order otherwise
+        for name in fixtures & SHARED_RUNS.keys():
+            if work_unit(item.nodeid) != SHARED_RUNS[name]:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses the fixture {name!r}: list its file in RUN_FILES "
+                    f"(tests/conftest.py) as {SHARED_RUNS[name]!r}"
+                )
+    runs = set(RUN_FILES.values())
+    items.sort(key=lambda item: work_unit(item.nodeid) not in runs)  # stable otherwise
 
 
-def _group(item: pytest.Item) -> str:
-    mark = item.get_closest_marker("xdist_group")
-    return str(mark.args[0]) if mark is not None else ""
+if importlib.util.find_spec("xdist") is not None:
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        """Schedule whole work units (:func:`work_unit`), in collection order."""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ByWorkUnit(LoadScopeScheduling):  # type: ignore[misc]
+            def _split_scope(self, nodeid: str) -> str:
+                return work_unit(nodeid)
+
+        return ByWorkUnit(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -129,3 +156,15 @@ def pg_url(pg_server: str) -> Iterator[str]:
     yield pg_server.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(pg_server, autocommit=True) as con:
         con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(autouse=True)
+def _dev_null_intact(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test after which ``/dev/null`` is no longer the device (once, on this machine,
+    it was found replaced by a regular file after a session; the suite writes over user paths
+    as root, so it names the test that would do it)."""
+    import stat
+
+    yield
+    if not stat.S_ISCHR(os.stat("/dev/null").st_mode):
+        raise RuntimeError(f"/dev/null is no longer a device after {request.node.nodeid}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import nbformat
 import pytest
+import yaml
 
 from research.config import Paths
 
@@ -23,13 +24,17 @@ INJECTED = "injected-parameters"
 
 def _cells() -> list[Any]:
     """(notebook, cell id) for every code cell of the committed notebooks, and (notebook,
-    ``INJECTED``) for each notebook's injected parameters."""
+    ``INJECTED``) for each notebook the small parameters set values for (papermill injects a
+    parameters cell only then)."""
+    small = yaml.safe_load((ROOT / "notebooks" / "params" / "small.yaml").read_text()) or {}
+    everywhere = bool(small.get("all"))
     cases = []
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         ids = [cell["id"] for cell in notebook.cells if cell.cell_type == "code"]
         cases += [pytest.param(path.stem, cid, id=f"{path.stem}::{cid}") for cid in ids]
-        cases.append(pytest.param(path.stem, INJECTED, id=f"{path.stem}::{INJECTED}"))
+        if everywhere or small.get(path.stem):
+            cases.append(pytest.param(path.stem, INJECTED, id=f"{path.stem}::{INJECTED}"))
     return cases
 
 

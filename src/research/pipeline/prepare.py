@@ -1,4 +1,5 @@
-"""Parameterised copies of the notebooks, not executed (what nbval runs in ``make test``).
+"""Parameterised copies of the notebooks, not executed (to run them elsewhere, e.g. with
+``pytest --nbval-lax``; ``make test`` checks every cell of its one execution instead).
 
 The output folder is checked before anything is written: it may not be the source notebooks
 folder (the copies would overwrite the notebooks) nor lie inside it (``notebooks/build``,
