@@ -14,8 +14,10 @@ compiled where it is first needed, as before; nothing here changes a result.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -23,25 +25,29 @@ __all__ = ["warm"]
 
 
 def warm() -> float:
-    """Run the main numba code paths once; the seconds it took.
+    """Run the main numba code paths once, the model engines in one process and the rest in
+    another at the same time; the seconds it took.
 
     Returns
     -------
     float
         Wall-clock seconds (mostly compilation on a fresh clone, a few seconds once cached).
     """
-    from research.backtest.chains import chain_book
+    started = time.perf_counter()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in [pool.submit(_model_engines), pool.submit(_chains_and_the_rest)]:
+            done.result()
+    return time.perf_counter() - started
+
+
+def _model_engines() -> None:
+    """The per-configuration and shared-path engines, limits, fills and regime sizing."""
     from research.backtest.path_cache import PathCache
     from research.backtest.run import run_backtests, run_kernel
     from research.backtest.service import load_panel
-    from research.backtest.sma import sma_grid
-    from research.backtest.synthetic_chains import synthetic_chains
-    from research.data import market
     from research.optimize import grids
-    from research.optimize.controls import permuted_codes
     from research.optimize.service import DEFAULT_BASE, regimes_for
 
-    started = time.perf_counter()
     tickers = ["SPX", "IXIC"]
     panel, _, _ = load_panel(tickers, start="2015-01-01", end="2016-12-31")
     regimes = regimes_for("bull_bear_vol", tickers)
@@ -53,6 +59,18 @@ def warm() -> float:
             run_kernel(panel, batch, regimes, engine=engine, cache=PathCache())
     run_kernel(panel, configs, regimes)
     run_backtests(panel, configs[:2], regimes)
+
+
+def _chains_and_the_rest() -> None:
+    """An option-chain backtest, the SMA grid and the permutation control."""
+    from research.backtest.chains import chain_book
+    from research.backtest.run import run_backtests
+    from research.backtest.service import load_panel
+    from research.backtest.sma import sma_grid
+    from research.backtest.synthetic_chains import synthetic_chains
+    from research.data import market
+    from research.optimize.controls import permuted_codes
+    from research.optimize.service import DEFAULT_BASE
 
     spx, _, _ = load_panel(["SPX"], start="2015-01-01", end="2015-12-31")
     quotes = synthetic_chains(
@@ -70,7 +88,6 @@ def warm() -> float:
     o, h, lo, c = (bars[col].to_numpy(float) for col in ("open", "high", "low", "close"))
     sma_grid(o, h, lo, c, np.array([5, 10]), np.array([20, 50]), 0.05, 0.1, record_trades=True)
     permuted_codes(np.array([[0, 1], [0, 1], [1, 2], [2, 2], [0, 1]], dtype=np.int64), 4, seed=0)
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":  # pragma: no cover - a command
