@@ -19,15 +19,13 @@ EXTRAS ?= dev,lab,bench
 PYTEST_WORKERS ?= auto
 XDIST := -n $(PYTEST_WORKERS) --no-loadscope-reorder
 
-# --no-compile: Python byte-compiles each module when it is first imported instead of pip
-# compiling every installed file up front (half the install time on 2 cores)
 ## Create the virtual environment (if none is active), install the package and register the kernel
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "creating virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	$(BIN)/python -m research.pipeline.kernel
 	@touch $@
 
