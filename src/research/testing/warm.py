@@ -64,7 +64,8 @@ def _model_engines() -> None:
 def _chains_and_the_rest() -> None:
     """An option-chain backtest, the SMA grid and the permutation control."""
     from research.backtest.chains import chain_book
-    from research.backtest.run import run_backtests
+    from research.backtest.path_cache import PathCache
+    from research.backtest.run import run_backtests, run_kernel
     from research.backtest.service import load_panel
     from research.backtest.sma import sma_grid
     from research.backtest.synthetic_chains import synthetic_chains
@@ -83,10 +84,16 @@ def _chains_and_the_rest() -> None:
     )
     chained = dataclasses.replace(spx, chains=chain_book(spx.dates, spx.tickers, quotes))
     run_backtests(chained, [DEFAULT_BASE])
+    variants = [DEFAULT_BASE, DEFAULT_BASE.replace(**{"spread.stop_loss_pct": 150.0})]
+    for engine in ("per_config", "shared"):
+        run_kernel(chained, variants, engine=engine, cache=PathCache())
 
     bars = market.load_bars(symbols=["SPX"]).tail(500)
     o, h, lo, c = (bars[col].to_numpy(float) for col in ("open", "high", "low", "close"))
-    sma_grid(o, h, lo, c, np.array([5, 10]), np.array([20, 50]), 0.05, 0.1, record_trades=True)
+    for record in (True, False):
+        sma_grid(
+            o, h, lo, c, np.array([5, 10]), np.array([20, 50]), 0.05, 0.1, record_trades=record
+        )
     permuted_codes(np.array([[0, 1], [0, 1], [1, 2], [2, 2], [0, 1]], dtype=np.int64), 4, seed=0)
 
 
