@@ -22,10 +22,19 @@ XDIST := -n $(PYTEST_WORKERS) --no-loadscope-reorder
 ## Create the virtual environment (if none is active), install the package and register the kernel
 install: $(STAMP)
 
+# uv (from PyPI, into the environment) installs the same versions as pip in well under half
+# the time; where it cannot be installed or cannot reach the index (a pip.conf mirror it does not
+# read), pip does the install. Byte-compiled either way: with PYTHONDONTWRITEBYTECODE set,
+# every process would otherwise compile every module it imports.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "creating virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	@if $(BIN)/python -m pip install --quiet uv >/dev/null 2>&1 \
+	  && $(BIN)/python -m uv pip install --python $(BIN)/python --quiet --compile-bytecode -e ".[$(EXTRAS)]"; then \
+	  echo "installed with uv"; \
+	else \
+	  echo "installing with pip"; \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"; \
+	fi
 	$(BIN)/python -m research.pipeline.kernel
 	@touch $@
 
