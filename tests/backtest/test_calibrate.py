@@ -126,8 +126,11 @@ def test_cli_calibrate_then_backtest_with_the_fitted_smile(
     last = res.stdout.strip().splitlines()[-1]
     fit = load_smile(out)
     assert last == (
-        f"model/chain spread mid ratio: before {fit.ratio_before:.3f}, after {fit.ratio_after:.3f}"
+        "model/chain spread mid ratio out of sample (median): default "
+        f"{fit.oos_ratio_default:.3f}, calibrated {fit.oos_ratio_calibrated:.3f}"
     )
+    # the in-sample figures are printed too, and written with the fit
+    assert f"{fit.ratio_before:.3f} default, {fit.ratio_after:.3f} calibrated" in res.stdout
     args = ["backtest", "run", "--start", "2016-01-01", "--end", "2016-06-30"]
     default = run_cli(*args)
     fitted = run_cli(*args, "--skew", str(out))

@@ -33,7 +33,7 @@ FIGURES = {
     "05_regime_attribution": 3,
     "06_tune_attribution": 2,
     "07_llm_threshold_calibration": 2,
-    "08_option_chains": 3,
+    "08_option_chains": 4,
     "09_strategy_explained": 2,
 }
 
@@ -248,8 +248,20 @@ def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(
     summary = json.loads((rendered.reports / "summaries" / "08_option_chains.json").read_text())
     assert summary["synthetic"] is True and summary["quotes"].startswith("SYNTHETIC")
     ratio = summary["model_chain_spread_mid_ratio"]
-    # the synthetic smile is in the model's family: calibrated, the model prices the spreads
+    # the synthetic call wing is in the model's family: fitted to the strategy's quotes (the
+    # calls), the model prices the spreads
     assert abs(ratio["after"] - 1) < 0.01 < abs(ratio["before"] - 1)
+    # out of sample too, where the pooled fit (pulled by the steeper puts) does not
+    oos = {m["model"]: m for m in summary["out_of_sample"]["models"]}
+    assert oos["calibrated to the strategy's quotes"]["median_error"] < 0.01
+    assert oos["calibrated to every out-of-the-money quote"]["median_error"] > 0.1
+    assert summary["out_of_sample"]["trust"] == "calibrated"
+    assert "Trust the calibrated model" in page
+    tbt = {r["pricing"]: r for r in summary["trade_by_trade"]}
+    assert set(tbt) == {"chain", "default model", "calibrated model"}
+    assert tbt["chain"]["trades"] == tbt["calibrated model"]["trades"] > 0
+    assert abs(tbt["calibrated model"]["credit_vs_chain"]) < 0.01
+    assert "Trade by trade" in page and summary["entries"]["spread"] > 0
     assert [b["pricing"] for b in summary["backtests"]] == [
         "chain",
         "model (default)",

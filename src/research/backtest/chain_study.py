@@ -17,14 +17,21 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from research.backtest.calibrate import SmileFit, calibrate, spread_ratios
+from research.backtest.calibration_oos import OutOfSample, out_of_sample
 from research.backtest.market_panel import MarketPanel
 from research.backtest.run import BacktestResult, run_backtest
 from research.backtest.spreads import BacktestConfig
+from research.backtest.synthetic_chains import TrueSmile
 from research.backtest.tearsheet import TearSheet, money, tear_sheet
+from research.backtest.trade_by_trade import TradeByTrade, trade_by_trade
 
 __all__ = ["ChainInput", "PricingComparison", "chains_or_synthetic", "compare_pricing"]
 
 SYNTHETIC_LABEL = "SYNTHETIC quotes (a known smile around real closes), not market data"
+PAGE_SMILE = TrueSmile(call_slope=0.1)
+"""The synthetic chain's smile: the default ``TrueSmile`` puts with a flatter call wing (as
+index smiles are), outside the model's one-slope family — so a fit to every quote misprices the
+strategy's calls and the fit to the strategy's own side does not."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +121,7 @@ def chains_or_synthetic(
         end=end,
         missing=0.001,
         seed=seed,
+        smile=PAGE_SMILE,
     )
     return ChainInput(validate("option_chains", raw, "synthetic"), SYNTHETIC_LABEL, synthetic=True)
 
@@ -123,17 +131,27 @@ class PricingComparison:
     """One configuration priced from the chain and by the model (default and calibrated)."""
 
     fit: SmileFit
+    """Fitted to the quotes the strategy trades, on every quote day (in sample)."""
     ratios: pd.DataFrame = field(repr=False)
-    """Per quote date: ``quote_date, ratio_before, ratio_after`` (model / chain spread mid)."""
+    """Per quote date, in sample: ``quote_date, ratio_before, ratio_after`` (model / chain
+    spread mid, default and calibrated)."""
     results: dict[str, BacktestResult] = field(repr=False)
-    """``chain``, ``model (default)``, ``model (calibrated)``."""
+    """``chain``, ``model (default)``, ``model (calibrated)``: whole backtests."""
+    pooled: SmileFit | None = None
+    """Fitted to every out-of-the-money quote (reported beside ``fit``)."""
+    oos: OutOfSample | None = field(default=None, repr=False)
+    """The fits scored out of sample (walk-forward) on the strategy's spreads."""
+    trades: TradeByTrade | None = field(default=None, repr=False)
+    """The chain's entries on the scored days priced by the chain, the default model and the
+    calibrated model refitted walk-forward."""
 
     def calibration_table(self) -> pd.DataFrame:
-        """The model's parameters and errors, default vs fitted to the quotes."""
+        """The model's parameters and in-sample errors: default, fitted to the strategy's
+        quotes, fitted to every out-of-the-money quote."""
         from research.backtest.pricing import DEFAULT_ATM_RATIO, DEFAULT_SKEW_SLOPE
 
-        f = self.fit
-        return pd.DataFrame(
+        f, p = self.fit, self.pooled
+        table = pd.DataFrame(
             {
                 "parameter": [
                     "ATM / index",
@@ -141,7 +159,7 @@ class PricingComparison:
                     "skew slope",
                     "curvature",
                     "IV error (RMS, vol points)",
-                    "model / chain spread mid (median)",
+                    "model / chain spread mid (median, in sample)",
                 ],
                 "default": [
                     DEFAULT_ATM_RATIO,
@@ -151,7 +169,7 @@ class PricingComparison:
                     f.iv_rmse_before,
                     f.ratio_before,
                 ],
-                "calibrated": [
+                "calibrated (strategy's quotes)": [
                     f.atm_ratio,
                     f.atm_intercept,
                     f.slope,
@@ -161,6 +179,16 @@ class PricingComparison:
                 ],
             }
         )
+        if p is not None:
+            table["calibrated (every quote)"] = [
+                p.atm_ratio,
+                p.atm_intercept,
+                p.slope,
+                p.curvature,
+                p.iv_rmse_after,
+                p.ratio_after,
+            ]
+        return table
 
     def summary(self, chain: ChainInput) -> dict[str, object]:
         """JSON-ready: the quotes used, the calibration and the three backtests' metrics."""
@@ -184,6 +212,27 @@ class PricingComparison:
                 "after": clean(self.fit.ratio_after),
             },
             "backtests": rows,
+            "pooled_fit": None
+            if self.pooled is None
+            else {k: clean(v) for k, v in asdict(self.pooled).items()},
+            "out_of_sample": None
+            if self.oos is None
+            else {
+                "models": [
+                    {k: clean(v) for k, v in r.items()}
+                    for r in self.oos.table().to_dict(orient="records")
+                ],
+                "trust": self.oos.verdict().choice,
+                "text": self.oos.verdict().text,
+                "folds": len(self.oos.folds),
+            },
+            "trade_by_trade": None
+            if self.trades is None
+            else [
+                {k: clean(v) for k, v in r.items()}
+                for r in self.trades.totals().to_dict(orient="records")
+            ],
+            "entries": self.oos.entries.counts() if self.oos is not None else None,
         }
 
     def answer(self, verdicts: pd.DataFrame | None = None) -> str:
@@ -207,11 +256,16 @@ class PricingComparison:
             side = "over" if ratio > 1.0 else "under"
             return f"{side}prices the strategy's spread by {abs(ratio - 1.0):.0%} ({ratio:.2f}×)"
 
-        parts = [
-            f"**The model with its default smile {off(self.fit.ratio_before)}**; calibrated to "
-            f"these quotes it {off(self.fit.ratio_after)} (median over quote dates of model "
-            "mid / chain mid)."
-        ]
+        parts = []
+        if self.oos is not None:
+            parts.append(self.oos.verdict().text)
+        if self.trades is not None and len(self.trades.trades):
+            parts.append(self.trades.answer())
+        parts.append(
+            f"In sample, **the model with its default smile {off(self.fit.ratio_before)}**; "
+            f"calibrated to the strategy's quotes it {off(self.fit.ratio_after)} (median over "
+            "quote dates of model mid / chain mid)."
+        )
         made = [
             f"{row['pricing']} {money(float(row['pnl_per_contract']), sign=True)} "
             f"({int(row['trades']):,} trades, {float(row['win_rate']):.0%} won)"
@@ -282,15 +336,25 @@ def compare_pricing(
     config: BacktestConfig,
     labels: pd.DataFrame | None = None,
 ) -> PricingComparison:
-    """Calibrate on ``chain`` and backtest ``config`` three ways on ``panel``'s days (the panel
-    must cover the chain's dates; its own ``chains`` are replaced)."""
+    """Calibrate on ``chain`` (to the strategy's quotes, and pooled), score both out of sample,
+    price the chain's entries trade by trade, and backtest ``config`` three ways on ``panel``'s
+    days (the panel must cover the chain's dates; its own ``chains`` are replaced)."""
     import dataclasses
 
+    from research.backtest.calibrate import quote_day_book
+    from research.backtest.chain_entries import entry_spreads
     from research.backtest.chains import chain_book
 
-    fit = calibrate(chain.chains, index, config=config, source=chain.label)
-    before = spread_ratios(chain.chains, index, None, config=config)
-    after = spread_ratios(chain.chains, index, fit, config=config)
+    book, dates, tickers, spot = quote_day_book(chain.chains, config)
+    entries = dataclasses.replace(
+        entry_spreads(book, dates, tickers, spot, config, inside_data=False), source=chain.label
+    )
+    fit = calibrate(chain.chains, index, config=config, source=chain.label, entries=entries)
+    pooled = calibrate(
+        chain.chains, index, config=config, source=chain.label, scope="pooled", entries=entries
+    )
+    before = spread_ratios(chain.chains, index, None, config=config, entries=entries)
+    after = spread_ratios(chain.chains, index, fit, config=config, entries=entries)
     ratios = (
         before[["quote_date", "ratio"]]
         .rename(columns={"ratio": "ratio_before"})
@@ -298,8 +362,25 @@ def compare_pricing(
             after[["quote_date", "ratio"]].rename(columns={"ratio": "ratio_after"}), on="quote_date"
         )
     )
+    oos = out_of_sample(chain.chains, index, config, source=chain.label, entries=entries)
+    trades = None
+    if oos.schedules.get("strategy"):
+        first = oos.schedules["strategy"][0][0]
+        scored = chain.chains.loc[chain.chains["quote_date"] >= first]
+        window = panel.slice(slice(int(panel.dates.searchsorted(first)), len(panel.dates)))
+        trades = trade_by_trade(
+            scored,
+            index,
+            window,
+            config,
+            {"default model": None, "calibrated model": oos.schedules["strategy"]},
+            source=chain.label,
+        )
     model_panel = dataclasses.replace(panel, chains=None)
-    book = chain_book(panel.dates, panel.tickers, chain.chains, chain.label)
+    q = config.dividend_yield(panel.tickers[0]) if len(panel.tickers) == 1 else 0.0
+    book = chain_book(
+        panel.dates, panel.tickers, chain.chains, chain.label, rate=config.rate, dividend_yield=q
+    )
     results = {
         "chain": run_backtest(dataclasses.replace(panel, chains=book), config, labels),
         "model (default)": run_backtest(model_panel, config, labels),
@@ -307,4 +388,4 @@ def compare_pricing(
             model_panel, config.replace(**fit.config_changes()), labels
         ),
     }
-    return PricingComparison(fit, ratios, results)
+    return PricingComparison(fit, ratios, results, pooled, oos, trades)

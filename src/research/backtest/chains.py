@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from research.backtest.pricing import implied_vols
+
 __all__ = ["ChainBook", "chain_book"]
 
 
@@ -56,22 +58,33 @@ class ChainBook:
 
 
 def chain_book(
-    dates: pd.DatetimeIndex, tickers: tuple[str, ...], chains: pd.DataFrame, source: str = ""
+    dates: pd.DatetimeIndex,
+    tickers: tuple[str, ...],
+    chains: pd.DataFrame,
+    source: str = "",
+    *,
+    rate: float = 0.02,
+    dividend_yield: float = 0.0,
 ) -> ChainBook:
     """Align validated ``option_chains`` rows with a panel's dates and tickers.
+
+    A quoted row with neither a delta nor an IV (a Cboe end-of-day snapshot, a file without
+    greeks) gets the IV implied by its mid (``pricing.implied_vols`` at ``rate`` and
+    ``dividend_yield``, spot ``underlying_price``), from which the kernels take its delta;
+    without it no strike could be chosen by delta.
 
     Raises
     ------
     ValueError
         When a ticker has no quote on any panel date.
     """
-    frame = chains.loc[chains["underlying"].isin(list(tickers))]
+    # ticker codes through a categorical: no per-row Python work on (Arrow-backed) strings
+    codes = pd.Categorical(chains["underlying"], categories=list(tickers)).codes
+    frame = chains.loc[codes >= 0]
     day = dates.get_indexer(pd.DatetimeIndex(frame["quote_date"]))
-    frame = frame.assign(
-        _day=day, _tk=frame["underlying"].map({t: i for i, t in enumerate(tickers)})
-    )
+    frame = frame.assign(_day=day, _tk=codes[codes >= 0].astype(np.int64))
     frame = frame.loc[frame["_day"] >= 0]
-    missing = sorted(set(tickers) - set(frame["underlying"]))
+    missing = sorted(set(tickers) - {str(u) for u in frame["underlying"].unique()})
     if missing:
         raise ValueError(
             f"{source or 'option chains'}: no quotes for {missing} on the backtest's dates "
@@ -92,13 +105,27 @@ def chain_book(
         else np.full(len(frame), np.nan)
     )
     iv = frame["iv"].to_numpy(float) if "iv" in frame.columns else np.full(len(frame), np.nan)
+    bid, ask = frame["bid"].to_numpy(float), frame["ask"].to_numpy(float)
+    blind = np.isnan(delta) & ~(iv > 0) & (ask > 0) & (ask >= bid)
+    if blind.any():
+        iv = iv.copy()
+        days = (frame["expiration"] - frame["quote_date"]).dt.days.to_numpy(float)[blind]
+        iv[blind] = implied_vols(
+            0.5 * (bid[blind] + ask[blind]),
+            frame["underlying_price"].to_numpy(float)[blind],
+            frame["strike"].to_numpy(float)[blind],
+            np.maximum(days, 0.5) / 365.0,
+            rate,
+            dividend_yield,
+            frame["_put"].to_numpy()[blind] == 0,
+        )
     return ChainBook(
         day_start=np.ascontiguousarray(day_start.astype(np.int64)),
         put=frame["_put"].to_numpy(np.int64),
         expiry=frame["expiration"].to_numpy("datetime64[D]").astype(np.int64),
         strike=frame["strike"].to_numpy(float),
-        bid=frame["bid"].to_numpy(float),
-        ask=frame["ask"].to_numpy(float),
+        bid=bid,
+        ask=ask,
         delta=np.ascontiguousarray(delta),
         iv=np.ascontiguousarray(iv),
         rows=len(frame),

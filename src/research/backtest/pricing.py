@@ -85,6 +85,7 @@ __all__ = [
     "bs_price",
     "bs_price_nb",
     "implied_vol",
+    "implied_vols",
     "norm_cdf",
     "skewed_iv_nb",
 ]
@@ -476,6 +477,39 @@ def implied_vol(
     if hi == 0:
         return upper
     return float(brentq(excess, lower, upper, xtol=xtol, rtol=4 * np.finfo(float).eps))
+
+
+def implied_vols(
+    price: npt.ArrayLike,
+    s: npt.ArrayLike,
+    k: npt.ArrayLike,
+    t: npt.ArrayLike,
+    r: float,
+    q: float,
+    call: npt.ArrayLike,
+    *,
+    low: float = 1e-4,
+    high: float = 5.0,
+    iterations: int = 60,
+) -> FloatArray:
+    """Black–Scholes–Merton implied volatilities by vectorised bisection (NaN where the price
+    is outside the prices at ``low`` and ``high``)."""
+    price = np.asarray(price, float)
+    lo = np.full(price.shape, low)
+    hi = np.full(price.shape, high)
+
+    def value(sig: np.ndarray) -> np.ndarray:
+        c = np.asarray(bs_price(s, k, t, r, sig, "call", q))
+        p = np.asarray(bs_price(s, k, t, r, sig, "put", q))
+        return np.where(call, c, p)
+
+    ok = (value(lo) <= price) & (price <= value(hi))
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        above = value(mid) > price
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    return np.where(ok, 0.5 * (lo + hi), np.nan)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ vendor files (``research.data.chains.load_chains``).
 
 Smile: ``iv(K) = atm · clip(1 − slope · z + curvature · z², floor, cap)`` with standardised
 moneyness ``z = ln(K / S) / (atm · √T)`` and ``atm = atm_ratio · index IV`` — the family of the
-pricing model (``research.backtest.pricing``), so a calibration can recover it. Spread: the
+pricing model (``research.backtest.pricing``), so a calibration can recover it; or, with
+``call_slope``, a different slope above the money, which no single fit of the model matches on
+both wings (as real index smiles: steep puts, flat or rising calls). Spread: the
 larger of ``min_spread`` and ``spread_pct`` of the mid, split around the mid (bid floored at 0).
 """
 
@@ -34,14 +36,20 @@ class TrueSmile:
     curvature: float = 0.05
     floor: float = 0.7
     cap: float = 2.0
+    call_slope: float | None = None
+    """Slope above the money (``z > 0``) when it differs from ``slope`` below: a smile
+    outside the pricing model's family, whose two wings a single fit cannot both match."""
 
-    def iv(self, index_iv: FloatArray, s: float, k: FloatArray, t: FloatArray) -> FloatArray:
+    def iv(
+        self, index_iv: FloatArray, s: float | FloatArray, k: FloatArray, t: FloatArray
+    ) -> FloatArray:
         """Implied volatilities at strikes ``k`` and expiries ``t`` (years)."""
         atm = self.atm_ratio * index_iv
         z = np.log(k / s) / (atm * np.sqrt(t))
-        iv: np.ndarray = atm * np.clip(
-            1 - self.slope * z + self.curvature * z**2, self.floor, self.cap
+        slope = (
+            self.slope if self.call_slope is None else np.where(z > 0, self.call_slope, self.slope)
         )
+        iv: np.ndarray = atm * np.clip(1 - slope * z + self.curvature * z**2, self.floor, self.cap)
         return iv
 
 

@@ -9,6 +9,7 @@ read, an unknown key or a bad value is one ``error:`` line naming the file.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -589,6 +590,14 @@ def backtest_run(
         typer.echo(
             "\nskipped entries: " + ", ".join(f"{k} {v}" for k, v in result.counters.items())
         )
+        if panel.chains is not None and result.counters["no_strike"]:
+            from research.backtest.chain_entries import entry_spreads
+
+            entries = entry_spreads(panel.chains, panel.dates, panel.tickers, panel.close, cfg)
+            typer.echo(
+                f"why {result.counters['no_strike']:,} entries found no spread in the quotes:\n"
+                + dataclasses.replace(entries, source=str(chains)).explain()
+            )
         typer.echo(_conventions_text(cfg, panel.tickers, result.counters))
         typer.echo("\nstress windows:\n" + result.stress().to_string(index=False))
         typer.echo("\nper year:\n" + result.yearly().to_string(index=False))

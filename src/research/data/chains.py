@@ -184,6 +184,13 @@ def _cboe_sql(have: set[str], snapshot: str) -> str:
 
 def _open(con: object, path: Path, table: str | None) -> None:
     """Create the view ``src`` over the file."""
+    if path.is_dir():  # a Parquet dataset: every file below, hive partitions as columns
+        glob = "'" + str(path / "**" / "*.parquet").replace("'", "''") + "'"
+        con.execute(  # type: ignore[attr-defined]
+            f"CREATE VIEW src AS SELECT * FROM read_parquet({glob}, hive_partitioning = true, "
+            "union_by_name = true)"
+        )
+        return
     fmt = _format_of(path)
     literal = "'" + str(path).replace("'", "''") + "'"
     if table is not None and fmt not in ("duckdb", "sqlite"):
@@ -239,7 +246,9 @@ def load_chains(
     Parameters
     ----------
     path
-        CSV (also ``.csv.gz``), Parquet, JSON/JSONL, SQLite or DuckDB file.
+        CSV (also ``.csv.gz``), Parquet, JSON/JSONL, SQLite or DuckDB file; or a folder of
+        Parquet files (a dataset, e.g. one file per year, hive partitions such as
+        ``year=2015/`` read as columns), read as one table.
     layout
         ``auto``, ``long``, ``orats`` or ``cboe`` (module docstring).
     columns
@@ -279,7 +288,10 @@ def load_chains(
         raise _fail(source, "unknown layout", "layouts: auto, " + ", ".join(LAYOUTS), repr(layout))
     if snapshot not in ("1545", "eod"):
         raise _fail(source, "unknown snapshot", "snapshots: 1545, eod", repr(snapshot))
-    if not path.is_file():
+    if path.is_dir():
+        if not any(path.rglob("*.parquet")):
+            raise _fail(source, "unreadable file", "a folder without Parquet files")
+    elif not path.is_file():
         raise _fail(source, "unreadable file", "no such file")
     con = duckdb.connect()
     try:
