@@ -943,3 +943,65 @@ def test_duckdb_table_in_another_schema(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(load_chains(path, table="results.chains"), out)
     p = file_problem(chain_error(path, table="chains"))
     assert p.check == "missing table" and "results.chains" in p.detail
+
+
+# --------------------------------------------------------------------------------------------
+# Large selections: fetched and checked a few quote dates at a time
+
+
+def _many_days(n_days: int) -> pd.DataFrame:
+    days = pd.bdate_range("2024-01-02", periods=n_days)
+    rows = [
+        {
+            "quote_date": d.strftime("%Y-%m-%d"),
+            "underlying": "SPY",
+            "expiration": "2024-12-20",
+            "type": kind,
+            "strike": k,
+            "bid": 1.0,
+            "ask": 1.2,
+            "underlying_price": 470.0,
+        }
+        for d in days
+        for kind in ("call", "put")
+        for k in (460.0, 470.0, 480.0)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_a_large_selection_is_checked_in_chunks_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import research.data.chains as chains_module
+
+    path = tmp_path / "many.parquet"
+    _many_days(30).to_parquet(path, index=False)
+    whole = load_chains(path)
+    seen: list[int] = []
+    real = chains_module.validate
+
+    def counting(kind: str, frame: pd.DataFrame, **kw: object) -> pd.DataFrame:
+        seen.append(len(frame))
+        return real(kind, frame, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chains_module, "CHUNK_ROWS", 40)  # 6 rows a day: ~7 days a chunk
+    monkeypatch.setattr(chains_module, "validate", counting)
+    chunked = load_chains(path)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert len(seen) == 5 and sum(seen) == len(whole) == 180 and max(seen) <= 42
+
+
+def test_a_bad_row_in_a_later_chunk_is_reported_as_in_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import research.data.chains as chains_module
+
+    raw = _many_days(30)
+    raw.loc[150, ["bid", "ask"]] = [2.0, 1.0]  # crossed, in the 26th quote date
+    path = tmp_path / "many.parquet"
+    raw.to_parquet(path, index=False)
+    one_piece = chain_error(path)
+    monkeypatch.setattr(chains_module, "CHUNK_ROWS", 40)
+    chunked = chain_error(path)
+    assert str(chunked) == str(one_piece)
+    assert only(chunked, "crossed quote").rows == (151,)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -227,6 +228,53 @@ def _open(con: object, path: Path, table: str | None) -> None:
         con.execute("CREATE VIEW src AS SELECT * FROM src_frame")  # type: ignore[attr-defined]
 
 
+CHUNK_ROWS = 3_000_000
+"""Selections larger than this are fetched and checked a few quote dates at a time."""
+
+
+def _fetch(con: Any, sql: str, params: list[object]) -> pd.DataFrame:
+    """A query's rows through Arrow: a third of the memory and time of a DB-API ``.df()`` on
+    tens of millions of rows (strings stay Arrow-backed, blocks freed as converted)."""
+    result: Any = con.sql(sql, params=params).to_arrow_table()
+    frame: pd.DataFrame = result.to_pandas(split_blocks=True, self_destruct=True)
+    return frame
+
+
+def _read_checked(con: Any, sql: str, params: list[object], source: str) -> list[pd.DataFrame]:
+    """The selection, checked against the contract. Up to ``CHUNK_ROWS`` rows: fetched and
+    checked at once. Above: kept in a DuckDB table and fetched and checked by ranges of quote
+    dates of about ``CHUNK_ROWS`` rows (every contract rule is within a quote date: the key
+    includes it), so the check's temporaries scale with a chunk, not the history. A chunk that
+    breaks the contract sends the whole selection through the one-piece check, whose message
+    numbers the rows as usual. Returns the checked parts, in order."""
+    con.execute(f"CREATE TEMP TABLE sel AS {sql}", params)
+    ((n,),) = con.execute("SELECT count(*) FROM sel").fetchall()
+    whole = "SELECT * FROM sel"
+    if n <= CHUNK_ROWS:
+        return [validate("option_chains", _fetch(con, whole, []), source=source)]
+    day = "TRY_CAST(quote_date AS DATE)"
+    counts = con.execute(f"SELECT {day} AS d, count(*) FROM sel GROUP BY d ORDER BY d").fetchall()
+    if any(d is None for d, _ in counts):  # unparseable dates: the one-piece check reports them
+        return [validate("option_chains", _fetch(con, whole, []), source=source)]
+    ranges, first, rows = [], counts[0][0], 0
+    for i, (d, k) in enumerate(counts):
+        rows += k
+        if rows >= CHUNK_ROWS or i == len(counts) - 1:
+            ranges.append((first, d))
+            rows = 0
+            if i + 1 < len(counts):
+                first = counts[i + 1][0]
+    parts = []
+    try:
+        for lo, hi in ranges:
+            chunk = _fetch(con, f"SELECT * FROM sel WHERE {day} BETWEEN ? AND ?", [lo, hi])
+            parts.append(validate("option_chains", chunk, source=source))
+    except ContractError:
+        parts.clear()
+        return [validate("option_chains", _fetch(con, whole, []), source=source)]
+    return parts
+
+
 def load_chains(
     path: str | Path,
     *,
@@ -311,12 +359,13 @@ def load_chains(
         where, params = _filters(underlyings, kind, start, end, max_dte, moneyness)
         sql = f"SELECT * FROM ({select}) AS chain" + (f" WHERE {where}" if where else "")
         try:
-            frame = con.execute(sql, params).df()
+            parts = _read_checked(con, sql, params, source)
         except duckdb.Error as exc:
             raise _fail(source, "unreadable file", str(exc).splitlines()[0]) from exc
     finally:
-        con.close()
-    out = validate("option_chains", frame, source=source)
+        con.close()  # DuckDB's copy of the selection is freed before the parts are joined
+    out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    parts.clear()
     # the filters again on the parsed values: DuckDB's pass keeps whatever it cannot parse
     keep = pd.Series(True, index=out.index)
     if start is not None:
@@ -328,11 +377,11 @@ def load_chains(
     if moneyness is not None:
         ratio = out["strike"] / out["underlying_price"]
         keep &= (ratio >= moneyness[0]) & (ratio <= moneyness[1])
-    return (
-        out.loc[keep]
-        .sort_values(["underlying", "quote_date", "type", "expiration", "strike"], kind="stable")
-        .reset_index(drop=True)
-    )
+    if not keep.all():
+        out = out.loc[keep]
+    return out.sort_values(
+        ["underlying", "quote_date", "type", "expiration", "strike"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def _option_type(source: str, value: str) -> str:

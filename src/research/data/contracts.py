@@ -864,7 +864,7 @@ def validate(
             problems.append(((0, pos(f.name)), Problem(f.name, "missing column", detail=detail)))
 
     # Coercion: every value that cannot become the contract type is a problem.
-    coerced = frame.copy()
+    coerced = frame.copy(deep=False)  # copy-on-write: columns are replaced, never changed
     bad_rows: dict[str, pd.Series] = {}
     for f in contract.fields:
         if f.pattern or f.type == "any" or f.name not in frame.columns:
