@@ -63,7 +63,7 @@ RATE, DIVIDEND = 0.02, 0.018
 
 def _third_fridays(start: pd.Timestamp, months: int) -> pd.DatetimeIndex:
     first = pd.date_range(start.to_period("M").to_timestamp(), periods=months, freq="MS")
-    offset = (4 - first.dayofweek) % 7  # days to the month's first Friday
+    offset = (4 - first.day_of_week) % 7  # days to the month's first Friday
     return first + pd.to_timedelta(offset + 14, unit="D")
 
 
@@ -83,7 +83,7 @@ def expirations(day: pd.Timestamp, trading: pd.DatetimeIndex) -> pd.DatetimeInde
     quarters = pd.date_range(day + pd.Timedelta(days=1), periods=4, freq="BQE")
     out = pd.DatetimeIndex(weeklies[0].append([*weeklies[1:], monthly, quarters]))
     # a listed weekday the exchange is closed (Good Friday): the trading day before
-    off = (out.dayofweek < 5) & (out <= trading[-1]) & ~out.isin(trading)
+    off = (out.day_of_week < 5) & (out <= trading[-1]) & ~out.isin(trading)
     if off.any():
         values = out.to_numpy().copy()
         values[np.flatnonzero(off)] = trading[np.searchsorted(trading, out[off]) - 1].to_numpy()
