@@ -25,9 +25,10 @@ from typing import Any
 import pytest
 
 from research.config import Paths
+from tests.pipeline.test_notebooks import FIGURES as PER_PAGE
 
-FIGURES = 35
-"""Figures of the site with the small parameters (the sum of test_notebooks.FIGURES)."""
+FIGURES = sum(PER_PAGE.values())
+"""Figures of the site with the small parameters."""
 
 PAGE_CHECK = r"""
 const column = document.querySelector('main.content, .rl-body, main') || document.body;

@@ -248,8 +248,8 @@ def model_prices(rows: pd.DataFrame, index: pd.DataFrame, config: BacktestConfig
     s = rows["spot"].to_numpy(float)
     k = rows["strike"].to_numpy(float)
     t = (rows["expiration"] - rows["quote_date"]).dt.days.to_numpy(float) / 365.0
-    names = pd.Categorical(rows["underlying"])
-    q = np.array([cfg.dividend_yield(str(u)) for u in names.categories], float)[names.codes]
+    found, names = pd.factorize(rows["underlying"])
+    q = np.array([cfg.dividend_yield(str(u)) for u in names], float)[found]
     atm = cfg.atm_intercept + cfg.atm_ratio * level
     slope = cfg.skew_slope if cfg.skew_slope is not None else DEFAULT_SKEW_SLOPE
     theta = np.array([1.0, 0.0, slope, cfg.skew_curvature])
@@ -341,7 +341,7 @@ def scope_quotes(quotes: pd.DataFrame, config: BacktestConfig, scope: Scope) -> 
     return quotes.loc[keep]
 
 
-MAX_FIT_QUOTES = 20_000
+MAX_FIT_QUOTES = 5_000
 """Quotes a least-squares fit reads at most: an evenly spaced subsample (every k-th quote in
 date order, so every part of the period and smile is kept); the reported errors use every
 quote."""

@@ -97,6 +97,10 @@ def chains_or_synthetic(
         )
         if frame.empty:
             raise ValueError(f"{path}: no quotes for {underlying} between {start} and {end}")
+        from research.backtest.chains import with_implied_iv
+
+        # quotes without greeks get their IV once here, not in every book the page builds
+        frame = with_implied_iv(frame, dividend_yield=BacktestConfig().dividend_yield(underlying))
         return ChainInput(frame, str(chains_path), synthetic=False)
     from research.backtest.synthetic_chains import synthetic_chains
     from research.data import market

@@ -16,7 +16,7 @@ import pandas as pd
 
 from research.backtest.pricing import implied_vols
 
-__all__ = ["ChainBook", "chain_book"]
+__all__ = ["ChainBook", "chain_book", "with_implied_iv"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +57,45 @@ class ChainBook:
         )
 
 
+def _implied_where_blind(
+    frame: pd.DataFrame, delta: np.ndarray, iv: np.ndarray, rate: float, dividend_yield: float
+) -> np.ndarray:
+    """``iv`` with the IV implied by the mid on quoted rows that have neither delta nor IV."""
+    bid, ask = frame["bid"].to_numpy(float), frame["ask"].to_numpy(float)
+    blind = np.isnan(delta) & ~(iv > 0) & (ask > 0) & (ask >= bid)
+    if not blind.any():
+        return iv
+    out = iv.copy()
+    days = (frame["expiration"] - frame["quote_date"]).dt.days.to_numpy(float)[blind]
+    out[blind] = implied_vols(
+        0.5 * (bid[blind] + ask[blind]),
+        frame["underlying_price"].to_numpy(float)[blind],
+        frame["strike"].to_numpy(float)[blind],
+        np.maximum(days, 0.5) / 365.0,
+        rate,
+        dividend_yield,
+        (frame["type"] == "call").to_numpy()[blind],
+    )
+    return out
+
+
+def with_implied_iv(
+    chains: pd.DataFrame, *, rate: float = 0.02, dividend_yield: float = 0.0
+) -> pd.DataFrame:
+    """``chains`` with an ``iv`` column in which every quoted row that has neither a delta
+    nor an IV gets the IV implied by its mid (as ``chain_book`` does): done once, it spares
+    every later book the work, and copies priced differently (``trade_by_trade``) keep the
+    chain's own IVs, so their strikes are chosen as the chain's."""
+    delta = (
+        chains["delta"].abs().to_numpy(float)
+        if "delta" in chains.columns
+        else np.full(len(chains), np.nan)
+    )
+    iv = chains["iv"].to_numpy(float) if "iv" in chains.columns else np.full(len(chains), np.nan)
+    filled = _implied_where_blind(chains, delta, iv, rate, dividend_yield)
+    return chains if filled is iv and "iv" in chains.columns else chains.assign(iv=filled)
+
+
 def chain_book(
     dates: pd.DatetimeIndex,
     tickers: tuple[str, ...],
@@ -79,7 +118,9 @@ def chain_book(
         When a ticker has no quote on any panel date.
     """
     # ticker codes through a categorical: no per-row Python work on (Arrow-backed) strings
-    codes = pd.Categorical(chains["underlying"], categories=list(tickers)).codes
+    found, names = pd.factorize(chains["underlying"])
+    where = {t: i for i, t in enumerate(tickers)}
+    codes = np.array([where.get(str(n), -1) for n in names], dtype=np.int64)[found]
     frame = chains.loc[codes >= 0]
     day = dates.get_indexer(pd.DatetimeIndex(frame["quote_date"]))
     frame = frame.assign(_day=day, _tk=codes[codes >= 0].astype(np.int64))
@@ -106,19 +147,7 @@ def chain_book(
     )
     iv = frame["iv"].to_numpy(float) if "iv" in frame.columns else np.full(len(frame), np.nan)
     bid, ask = frame["bid"].to_numpy(float), frame["ask"].to_numpy(float)
-    blind = np.isnan(delta) & ~(iv > 0) & (ask > 0) & (ask >= bid)
-    if blind.any():
-        iv = iv.copy()
-        days = (frame["expiration"] - frame["quote_date"]).dt.days.to_numpy(float)[blind]
-        iv[blind] = implied_vols(
-            0.5 * (bid[blind] + ask[blind]),
-            frame["underlying_price"].to_numpy(float)[blind],
-            frame["strike"].to_numpy(float)[blind],
-            np.maximum(days, 0.5) / 365.0,
-            rate,
-            dividend_yield,
-            frame["_put"].to_numpy()[blind] == 0,
-        )
+    iv = _implied_where_blind(frame, delta, iv, rate, dividend_yield)
     return ChainBook(
         day_start=np.ascontiguousarray(day_start.astype(np.int64)),
         put=frame["_put"].to_numpy(np.int64),

@@ -479,6 +479,31 @@ def implied_vol(
     return float(brentq(excess, lower, upper, xtol=xtol, rtol=4 * np.finfo(float).eps))
 
 
+@njit(cache=True)
+def _implied_vol_loop(  # type: ignore[no-untyped-def]
+    price, s, k, t, r, q, call, low, high, iterations
+):
+    out = np.empty(price.shape[0])
+    for i in range(price.shape[0]):
+        lo, hi = low, high
+        c = call[i]
+        if not (
+            bs_price_nb(s[i], k[i], t[i], r, q, lo, c)
+            <= price[i]
+            <= bs_price_nb(s[i], k[i], t[i], r, q, hi, c)
+        ):
+            out[i] = np.nan
+            continue
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            if bs_price_nb(s[i], k[i], t[i], r, q, mid, c) > price[i]:
+                hi = mid
+            else:
+                lo = mid
+        out[i] = 0.5 * (lo + hi)
+    return out
+
+
 def implied_vols(
     price: npt.ArrayLike,
     s: npt.ArrayLike,
@@ -492,24 +517,30 @@ def implied_vols(
     high: float = 5.0,
     iterations: int = 60,
 ) -> FloatArray:
-    """Black–Scholes–Merton implied volatilities by vectorised bisection (NaN where the price
-    is outside the prices at ``low`` and ``high``)."""
-    price = np.asarray(price, float)
-    lo = np.full(price.shape, low)
-    hi = np.full(price.shape, high)
-
-    def value(sig: np.ndarray) -> np.ndarray:
-        c = np.asarray(bs_price(s, k, t, r, sig, "call", q))
-        p = np.asarray(bs_price(s, k, t, r, sig, "put", q))
-        return np.where(call, c, p)
-
-    ok = (value(lo) <= price) & (price <= value(hi))
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        above = value(mid) > price
-        hi = np.where(above, mid, hi)
-        lo = np.where(above, lo, mid)
-    return np.where(ok, 0.5 * (lo + hi), np.nan)
+    """Black–Scholes–Merton implied volatilities by bisection, element by element in a
+    compiled loop (NaN where the price is outside the prices at ``low`` and ``high``);
+    the inputs broadcast together."""
+    p, s_, k_, t_, c_ = np.broadcast_arrays(
+        np.asarray(price, float),
+        np.asarray(s, float),
+        np.asarray(k, float),
+        np.asarray(t, float),
+        np.asarray(call, bool),
+    )
+    shape = p.shape
+    out: FloatArray = _implied_vol_loop(
+        np.ascontiguousarray(p.ravel()),
+        np.ascontiguousarray(s_.ravel()),
+        np.ascontiguousarray(k_.ravel()),
+        np.ascontiguousarray(t_.ravel()),
+        float(r),
+        float(q),
+        np.ascontiguousarray(c_.ravel()),
+        float(low),
+        float(high),
+        int(iterations),
+    ).reshape(shape)
+    return out
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from research.backtest.calibrate import SmileFit, model_prices
-from research.backtest.chains import chain_book
+from research.backtest.chains import chain_book, with_implied_iv
 from research.backtest.market_panel import MarketPanel
 from research.backtest.run import run_backtest
 from research.backtest.spreads import BacktestConfig
@@ -175,6 +175,8 @@ def trade_by_trade(
             "limits.max_per_underlying_pct": 1e9,
         }
     )
+    q = config.dividend_yield(panel.tickers[0]) if len(panel.tickers) == 1 else 0.0
+    chains = with_implied_iv(chains, rate=config.rate, dividend_yield=q)
     priced = {"chain": chains}
     for name, fit in fits.items():
         priced[name] = model_priced_chain(chains, index, cfg, fit)

@@ -83,6 +83,8 @@ def _chains_and_the_rest() -> None:
         seed=5,
     )
     chained = dataclasses.replace(spx, chains=chain_book(spx.dates, spx.tickers, quotes))
+    # quotes without greeks: their IV implied from the mid (pricing.implied_vols)
+    chain_book(spx.dates, spx.tickers, quotes.head(200).drop(columns=["iv", "delta"]))
     run_backtests(chained, [DEFAULT_BASE])
     variants = [DEFAULT_BASE, DEFAULT_BASE.replace(**{"spread.stop_loss_pct": 150.0})]
     for engine in ("per_config", "shared"):
