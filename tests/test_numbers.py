@@ -28,3 +28,11 @@ def test_signed() -> None:
     assert signed(-167.997) == f"{MINUS}168.00" and signed(290.7486) == "+290.75"
     assert signed(0.001) == "0.00" and signed(math.inf) == "n/a"
     assert signed(-0.25, 1) == f"{MINUS}0.2"  # round half to even, like format()
+
+
+def test_p_text() -> None:
+    from research.numbers import p_text
+
+    assert p_text(0.0123) == "p = 0.012"
+    assert p_text(0.0) == "p < 0.001" and p_text(0.0009) == "p < 0.001"
+    assert p_text(float("nan")) == "p n/a" and p_text(None) == "p n/a"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["money", "signed"]
+__all__ = ["money", "p_text", "signed"]
 
 MINUS = "\u2212"
 
@@ -30,3 +30,10 @@ def money(value: float, digits: int = 2, *, plus: bool = False) -> str:
     if value < 0:
         return MINUS + text
     return "+" + text if plus else text
+
+
+def p_text(value: float | None) -> str:
+    """``p = 0.012``, ``p < 0.001`` or ``p n/a`` (p = 0 is ``p < 0.001``, not missing)."""
+    if value is None or not math.isfinite(value):
+        return "p n/a"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"

@@ -4,6 +4,8 @@ model's credits are off by its measured spread ratio."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,4 +72,8 @@ def test_the_true_smile_reproduces_the_chains_trades_and_the_default_is_off_by_i
     assert same_side.mean() > 0.9
     assert np.sign(tot.loc["default", "credit_vs_chain"]) == np.sign(ratio - 1)
     text = tbt.answer()
-    assert f"On the chain's {len(tbt.trades):,} entries" in text and "the default $" in text
+    assert f"On the chain's {len(tbt.trades):,} entries" in text
+
+    # amounts with a typographic minus before the dollar sign, the credit gap signed
+    assert re.search(r"the default [+\u2212]\$[\d,]+ \(credits [+\u2212]?\d+% against", text)
+    assert "$-" not in text and "1 entries" not in text

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.pipeline.test_notebooks import FIGURES as PER_PAGE
 
 from research.config import Paths
-from tests.pipeline.test_notebooks import FIGURES as PER_PAGE
 
 FIGURES = sum(PER_PAGE.values())
 """Figures of the site with the small parameters."""

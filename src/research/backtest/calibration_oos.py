@@ -58,6 +58,7 @@ from research.backtest.calibrate import (
 from research.backtest.chain_entries import EntrySpreads, entry_spreads
 from research.backtest.spreads import BacktestConfig
 from research.clustered import clustered_test
+from research.numbers import p_text
 
 __all__ = [
     "ALPHA",
@@ -190,7 +191,7 @@ def trust(days: pd.DataFrame, *, alpha: float = ALPHA) -> Trust:
             n,
             n_q,
         )
-    p = f"p = {test.p:.3f}, errors clustered by quarter, {n_q} quarters"
+    p = f"{p_text(test.p)}, errors clustered by quarter, {n_q} quarters"
     if test.p < alpha and test.estimate < 0:
         choice, chosen = "calibrated", r_cal
         text = f"**Trust the calibrated model** for backtests without chains: {said} ({p})."

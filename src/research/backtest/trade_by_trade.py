@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from research.backtest.chains import chain_book, with_implied_iv
 from research.backtest.market_panel import MarketPanel
 from research.backtest.run import run_backtest
 from research.backtest.spreads import BacktestConfig
+from research.numbers import money, signed
 
 __all__ = ["Schedule", "TradeByTrade", "model_priced_chain", "trade_by_trade"]
 
@@ -129,20 +131,25 @@ class TradeByTrade:
 
     def answer(self) -> str:
         """One sentence per model: its P&L on the chain's entries against the chain's."""
-        tot = self.totals().set_index("pricing")
+        tot: dict[str, dict[Any, Any]] = {
+            str(r["pricing"]): r for r in self.totals().to_dict(orient="records")
+        }
         if not len(self.trades):
             return "No entry on the chain's quote days: nothing to compare trade by trade."
-        chain = tot.loc["chain"]
+        chain = tot["chain"]
         parts = [
             f"On the chain's {len(self.trades):,} entries (one contract each), the quotes made "
-            f"${chain['total_pnl']:,.0f} in all (${chain['mean_pnl']:,.0f} a trade)"
+            f"{money(float(chain['total_pnl']), 0, plus=True)} in all "
+            f"({money(float(chain['mean_pnl']), 0, plus=True)} a trade)"
         ]
         for p in self.pricings[1:]:
-            row = tot.loc[p]
+            row = tot[p]
+            skipped = int(float(row["skipped"]))
             parts.append(
-                f"the {p} ${row['total_pnl']:,.0f} (credits {row['credit_vs_chain']:+.0%} "
-                f"against the chain's at the median, {row['other_exit']:.0%} of exits for "
-                f"another reason, {row['skipped']:.0f} entries skipped)"
+                f"the {p} {money(float(row['total_pnl']), 0, plus=True)} (credits "
+                f"{signed(100 * float(row['credit_vs_chain']), 0)}% against the chain's at the "
+                f"median, {float(row['other_exit']):.0%} of exits for another reason, "
+                f"{skipped} {'entry' if skipped == 1 else 'entries'} skipped)"
             )
         return "; ".join(parts) + "."
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from research.attribution.tunes import MIN_BLOCKS_FOR_VERDICT, MIN_TUNES_FOR_VERDICT
 from research.config import Paths
+from research.numbers import p_text
 from research.optimize.verdict import MIN_OOS_DAYS
 
 __all__ = [
@@ -164,11 +165,8 @@ def _pct(value: Any) -> str:
 
 
 def _p(value: Any) -> str:
-    """``p = 0.012``, ``p < 0.001`` or ``p n/a`` (p = 0 is ``p < 0.001``, not missing)."""
-    x = _finite(value)
-    if x is None:
-        return "p n/a"
-    return "p < 0.001" if x < 0.001 else f"p = {x:.3f}"
+    """``p = 0.012``, ``p < 0.001`` or ``p n/a`` (``research.numbers.p_text``)."""
+    return p_text(_finite(value))
 
 
 def _procedure(winners: Mapping[str, int]) -> str:
