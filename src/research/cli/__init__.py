@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from research.cli import attribute, backtest, chains, data, grid, llm, notebooks, regimes
+from research.cli import attribute, backtest, chains, data, grid, llm, notebooks, paper, regimes
 from research.cli.run import run
 
 __all__ = ["app"]
@@ -34,3 +34,4 @@ app.add_typer(regimes.app, name="regimes")
 app.add_typer(backtest.app, name="backtest")
 app.add_typer(grid.app, name="grid")
 app.add_typer(chains.app, name="chains")
+app.add_typer(paper.app, name="paper")
