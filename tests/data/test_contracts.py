@@ -102,6 +102,23 @@ def good_frames() -> dict[str, pd.DataFrame]:
                 "delta": [0.17, -0.12, None],
             }
         ),
+        "paper_trades": pd.DataFrame(
+            {
+                "entry_time": ["2024-03-01 10:35", "2024-03-04 10:41", "2024-03-05"],
+                "exit_time": ["2024-03-08 15:45", None, "2024-03-05 15:58"],
+                "underlying": ["SPX", "SPX", "QQQ"],
+                "short_strike": [5200.0, 5225.0, 460.0],
+                "long_strike": [5280.0, 5300.0, 467.0],
+                "expiration": ["2024-04-05", "2024-04-05", "2024-04-05"],
+                "contracts": [2, 1, 3],
+                "credit": [3.1, 2.85, 0.42],
+                "debit": [1.05, None, 0.0],
+                "entry_mid": [3.2, 2.95, None],
+                "exit_reason": ["profit_target", None, "manual"],
+                "llm_decision": ["approve", "approve", None],
+                "regime": ["bull_low_vol", "bull_low_vol", None],
+            }
+        ),
         "llm_decisions": pd.DataFrame(
             {
                 "trade_id": ["QQQ-2022-03-15-350", "QQQ-2022-03-15-350", "QQQ-2022-04-01-360"],
@@ -173,6 +190,7 @@ def test_every_contract_has_a_good_frame() -> None:
             "tunes",
             "trades",
             "option_chains",
+            "paper_trades",
             "llm_decisions",
         }
     )
