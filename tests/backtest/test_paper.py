@@ -197,4 +197,8 @@ def test_cli_compares_a_users_log(
     bad.loc[3, "debit"] = -1.0
     bad.to_csv(path, index=False)
     refused = run_cli("paper", "compare", "--paper", str(path))
-    assert refused.returncode == 1 and "debit" in refused.stderr and "(row 4; value -1.0)" in refused.stderr
+    assert (
+        refused.returncode == 1
+        and "debit" in refused.stderr
+        and "(row 4; value -1.0)" in refused.stderr
+    )

@@ -542,3 +542,31 @@ def test_grid_evidence_names_the_variants_that_stopped_trading() -> None:
     )
     part.pop("idle_note")
     assert "only the one that stopped first" not in layer_rows(limits)[1].evidence
+
+
+@pytest.mark.parametrize(
+    ("verdict", "status"),
+    [
+        ("stop and investigate", "not validated"),
+        ("keep paper", "untested"),
+        ("go to 50%", "validated"),
+        ("go to 100%", "validated"),
+    ],
+)
+def test_paper_tracking_row_reads_the_graduation_verdict(verdict: str, status: str) -> None:
+    from research.pipeline.findings import layer_rows
+
+    summary = {
+        "verdict": verdict,
+        "synthetic": True,
+        "closed_trades": 48,
+        "trading_days": 66,
+        "matched": 48,
+        "backtest_only": 6,
+        "checks": [{"name": "idle days", "status": "fail"}, {"name": "win rate", "status": "ok"}],
+    }
+    (row,) = [r for r in layer_rows({"10_paper_tracking": summary}) if r.layer == "Paper tracking"]
+    assert (row.choice, row.status, row.scope) == (verdict, status, "SYNTHETIC sample log")
+    assert "48 closed paper trades over 66 trading days" in row.evidence
+    assert "failed: idle days" in row.evidence and row.page.endswith("10_paper_tracking.ipynb")
+    assert not [r for r in layer_rows({}) if r.layer == "Paper tracking"]

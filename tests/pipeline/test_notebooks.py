@@ -35,6 +35,7 @@ FIGURES = {
     "07_llm_threshold_calibration": 2,
     "08_option_chains": 4,
     "09_strategy_explained": 2,
+    "10_paper_tracking": 1,
 }
 
 
@@ -269,6 +270,21 @@ def test_option_chain_page_labels_synthetic_quotes_and_recovers_their_smile(
     ]
     assert set(summary["verdicts"]) == {"model", "chain"}
     assert f"{ratio['after']:.3f}" in page
+
+
+def test_paper_tracking_page_catches_the_planted_deviations(rendered: Paths) -> None:
+    import json
+
+    page = (rendered.site / "executed" / "10_paper_tracking.html").read_text()
+    summary = json.loads((rendered.reports / "summaries" / "10_paper_tracking.json").read_text())
+    assert summary["synthetic"] is True and "SYNTHETIC paper log" in page
+    status = {c["name"]: c["status"] for c in summary["checks"]}
+    # the three planted deviations: missed days, worse fills, a regime losing its maximum
+    assert status["idle days"] == "fail" and status["slippage"] == "fail"
+    assert any(s == "fail" for n, s in status.items() if n.startswith("regime "))
+    assert summary["verdict"] == "stop and investigate"
+    assert "Stop and investigate" in page and summary["backtest_only"] >= 6
+    assert summary["paper_only"] == 0  # the log is the engine's own trades: nothing added
 
 
 def test_option_chain_page_runs_on_a_chain_file(tmp_path: Path) -> None:

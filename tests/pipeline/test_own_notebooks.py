@@ -28,6 +28,7 @@ PAGES = (
     "07_llm_threshold_calibration",
     "08_option_chains",
     "09_strategy_explained",
+    "10_paper_tracking",
 )
 
 

@@ -193,6 +193,24 @@ class PaperComparison:
     def failing(self) -> list[Check]:
         return [c for c in self.checks if c.status == "fail"]
 
+    def summary(self) -> dict[str, object]:
+        """JSON-ready: the verdict, its reason, the counts and every check."""
+
+        def clean(v: object) -> object:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "stage": self.stage,
+            "trading_days": self.trading_days,
+            "closed_trades": int(self.paper["debit"].notna().sum()),
+            "matched": len(self.matched),
+            "paper_only": len(self.paper_only),
+            "backtest_only": len(self.backtest_only),
+            "checks": [{k: clean(v) for k, v in c.__dict__.items()} for c in self.checks],
+        }
+
     def answer(self) -> str:
         """The verdict and the numbers behind it, worded from the checks."""
         bad = [c for c in self.checks if c.status in ("fail", "warn")]
@@ -264,6 +282,7 @@ def compare_paper(
     expected_approval: float | None = None,
     stage: str = "paper",
     days_at_stage: int = 0,
+    horizon_days: int = 30,
     seed: int = 0,
 ) -> PaperComparison:
     """Every check of the module docstring, and the graduation verdict.
@@ -288,6 +307,10 @@ def compare_paper(
         The backtest's screening counters (``position_size_zero``, ``entries``, ...).
     expected_approval
         The trade filter's approval rate in its backtest (None: that check is untested).
+    horizon_days
+        The strategy's days to expiry: the backtest cannot open a spread whose expiration is
+        past its data, so paper trades expiring after the calendar's last day, and the last
+        ``horizon_days`` calendar days of entries, are not compared (they await data).
     """
     paper = paper.sort_values("entry_time").reset_index(drop=True)
     first = pd.Timestamp(paper["entry_time"].min()).normalize()
@@ -297,6 +320,10 @@ def compare_paper(
     # the validated history: trades entered, and closed, before the paper's first day
     past = history.loc[(history["entry_date"] < first) & (history["exit_date"] < first)]
     past = past.assign(gross=(past["credit"] - past["debit"]) * multiplier)
+    # what the backtest could have opened: an expiration inside its data
+    awaiting = paper.loc[paper["expiration"] > calendar[-1]]
+    paper = paper.loc[paper["expiration"] <= calendar[-1]].reset_index(drop=True)
+    comparable = min(last, calendar[-1] - pd.Timedelta(days=horizon_days))
     bt = backtest.loc[(backtest["entry_date"] >= first) & (backtest["entry_date"] <= last)]
     # the reference: the backtest of the paper's own days, its trades closed by the last day
     # (P&L before fees, as the paper log records it: credit - debit)
@@ -313,7 +340,7 @@ def compare_paper(
     entered_bt = set(pd.DatetimeIndex(bt["entry_date"]).normalize())
     entered_paper = set(pd.DatetimeIndex(paper["entry_time"]).normalize())
     run = longest = 0
-    for d in days:
+    for d in days[days <= comparable]:
         if d in entered_bt and d not in entered_paper:
             run += 1
             longest = max(longest, run)
@@ -636,6 +663,15 @@ def compare_paper(
                 f"${float(high):,.0f}; {p_text(p)})",
             )
         )
+    if len(awaiting):
+        checks.append(
+            Check(
+                "awaiting data", "daily", "info", float(len(awaiting)), math.nan, math.nan,
+                math.nan, math.nan,
+                f"{len(awaiting)} paper trades expire after the data's last day "
+                f"{calendar[-1].date()}: compared once the bars cover their expiration",
+            )
+        )  # fmt: skip
     verdict, reason = graduation(checks, len(days), n, stage=stage, days_at_stage=days_at_stage)
     return PaperComparison(
         tuple(checks), matched, paper_only, bt_only, paper, band, len(days), stage, verdict, reason
@@ -672,7 +708,6 @@ def paper_against_backtest(
         bars_path=bars_path,
         iv_path=iv_path,
         start=str(start.date()),
-        end=str(last.date()),
         chains_path=chains_path,
         max_dte=config.spread.target_dte + 60,
     )
@@ -705,5 +740,6 @@ def paper_against_backtest(
         expected_approval=expected_approval,
         stage=stage,
         days_at_stage=days_at_stage,
+        horizon_days=config.spread.target_dte,
     )
     return comparison, result

@@ -22,10 +22,16 @@ fill's share of the half spread drawn around the assumed one (normal, that stand
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["sample_paper_log"]
+from research.backtest.spreads import BacktestConfig
+
+__all__ = ["LABEL", "PaperInput", "paper_or_sample", "sample_for", "sample_paper_log"]
 
 LABEL = "SYNTHETIC paper log (the engine's own trades with planted deviations), not an account"
 
@@ -88,3 +94,95 @@ def sample_paper_log(
     )
     out.loc[out["debit"].isna(), "exit_reason"] = np.nan
     return out.reset_index(drop=True)
+
+
+def sample_for(
+    tickers: list[str],
+    config: BacktestConfig,
+    *,
+    bars_path: str | Path | None = None,
+    iv_path: str | Path | Sequence[str | Path] | None = None,
+    regime_model: str | None = "bull_bear_vol",
+    start: str | None = None,
+    end: str | None = None,
+) -> pd.DataFrame:
+    """The page's SYNTHETIC log: the backtest of ``config`` on ``tickers`` started afresh on
+    ``start`` (default: four months before the bars' last day) to ``end``, with all three
+    deviations planted — fills 25 % of the half spread worse than assumed (with noise), six
+    consecutive days of entries missed, and the most traded regime losing the maximum."""
+    from research.backtest.run import run_backtest
+    from research.backtest.service import load_panel, regime_labels
+
+    panel, bars, iv = load_panel(tickers, bars_path=bars_path, iv_path=iv_path, end=end)
+    last = panel.dates[-1]
+    first = pd.Timestamp(start) if start is not None else last - pd.DateOffset(months=4)
+    cut = int(panel.dates.searchsorted(first))
+    labels = regime_labels(regime_model, bars, iv) if regime_model else None
+    window = run_backtest(panel.slice(slice(cut, len(panel.dates))), config, labels).trades
+    if window.empty:
+        raise ValueError(
+            f"{', '.join(tickers)}: the backtest made no trade from {first.date()} to "
+            f"{last.date()}; choose another window (start, end)"
+        )
+    regime = window["regime"].value_counts().index[0] if window["regime"].notna().any() else None
+    assumed = config.fills.chain_fill if panel.chains is not None else 1.0
+    return sample_paper_log(
+        window,
+        start=panel.dates[cut],
+        end=last,
+        assumed_fill=assumed,
+        stop_loss=config.spread.stop_loss_pct / 100,
+        slippage=0.25,
+        missed_days=6,
+        losing_regime=None if regime is None else str(regime),
+        fill_noise=0.1,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PaperInput:
+    """The paper log a page reads: the user's file, or the labelled synthetic sample."""
+
+    log: pd.DataFrame = field(repr=False)
+    label: str
+    synthetic: bool
+
+    @property
+    def tickers(self) -> list[str]:
+        return sorted(str(u) for u in self.log["underlying"].unique())
+
+
+def paper_or_sample(
+    paper_path: str | None,
+    config: BacktestConfig,
+    *,
+    tickers: Sequence[str] | None = None,
+    bars_path: str | Path | None = None,
+    iv_path: str | Path | Sequence[str | Path] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> PaperInput:
+    """The user's ``paper_trades`` file (resolved like every notebook path), or, without one,
+    ``sample_for`` on ``tickers`` (default: SPX on the embedded data, else the first symbol of
+    ``bars_path``)."""
+    if paper_path is not None:
+        from research.config import resolve_path
+        from research.data.loaders import load
+
+        log = load("paper_trades", resolve_path(paper_path))
+        if log.empty:
+            raise ValueError(f"{paper_path}: no trades")
+        return PaperInput(log, str(paper_path), synthetic=False)
+    if tickers is None:
+        if bars_path is None:
+            tickers = ["SPX"]
+        else:
+            from research.data import market
+
+            tickers = [str(sorted(market.load_bars(bars_path)["symbol"].unique())[0])]
+    log = sample_for(
+        list(tickers), config, bars_path=bars_path, iv_path=iv_path, start=start, end=end
+    )
+    from research.data.contracts import validate
+
+    return PaperInput(validate("paper_trades", log, "synthetic"), LABEL, synthetic=True)

@@ -95,7 +95,8 @@ def data_validate(
     kind: Annotated[
         str,
         typer.Argument(
-            help="Contract: bars, iv_index, signals, experiments, tunes, trades, llm_decisions."
+            help="Contract: bars, iv_index, signals, experiments, tunes, trades, option_chains, "
+            "paper_trades, llm_decisions."
         ),
     ],
     path: Annotated[Path, typer.Argument(help="CSV, Parquet, JSON/JSONL, SQLite or DuckDB file.")],

@@ -67,6 +67,7 @@ PAGES: dict[str, str] = {
     "07": "executed/07_llm_threshold_calibration.ipynb",
     "08": "executed/08_option_chains.ipynb",
     "09": "executed/09_strategy_explained.ipynb",
+    "10": "executed/10_paper_tracking.ipynb",
 }
 ALPHA = 0.05
 MIN_FILTER_TRADES = 100
@@ -519,7 +520,36 @@ def layer_rows(summaries: Mapping[str, Mapping[str, Any]]) -> list[LayerRow]:
     extra = _config_row(summaries.get("05_regime_attribution"))
     if extra is not None:
         rows.append(extra)
+    paper = _paper_row(summaries.get("10_paper_tracking"))
+    if paper is not None:
+        rows.append(paper)
     return rows
+
+
+def _paper_row(summary: Mapping[str, Any] | None) -> LayerRow | None:
+    """Paper tracking: the graduation verdict of ``research.backtest.paper`` — validated only
+    when the account tracks the backtest (go to 50 % or 100 %), not validated when a check
+    failed, untested while the evidence is thin or a check warns."""
+    if summary is None:
+        return None
+    verdict = str(summary.get("verdict", ""))
+    status = {
+        "go to 50%": "validated",
+        "go to 100%": "validated",
+        "stop and investigate": "not validated",
+    }.get(verdict, "untested")
+    scope = "SYNTHETIC sample log" if summary.get("synthetic") else str(summary.get("paper_log"))
+    failed = [c["name"] for c in summary.get("checks") or [] if c.get("status") == "fail"]
+    evidence = (
+        f"{summary.get('closed_trades')} closed paper trades over {summary.get('trading_days')} "
+        f"trading days; {summary.get('matched')} matched the backtest, "
+        f"{summary.get('backtest_only')} backtest entries skipped"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    return LayerRow(
+        "Paper tracking", scope, verdict, status, evidence,
+        "checks against the backtest of the same days", PAGES["10"],
+    )  # fmt: skip
 
 
 def _grid_outcomes(summaries: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
