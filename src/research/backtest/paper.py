@@ -41,6 +41,7 @@ No check reads anything after the paper log's last day.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,8 @@ class PaperComparison:
     stage: str
     verdict: str
     reason: str
+    notes: tuple[str, ...] = ()
+    """Where the backtest's IV came from (``backtest.service.load_panel``'s notes)."""
 
     def table(self) -> pd.DataFrame:
         """The checks as a table (period, name, status, value, expected, range, p, text)."""
@@ -703,8 +706,10 @@ def paper_against_backtest(
     first = pd.Timestamp(paper["entry_time"].min()).normalize()
     last = pd.Timestamp(paper[["entry_time", "exit_time"]].max().max()).normalize()
     start = first - pd.Timedelta(days=round(365.25 * history_years))
+    notes: list[str] = []
     panel, bars, iv = load_panel(
         tickers,
+        notes=notes,
         bars_path=bars_path,
         iv_path=iv_path,
         start=str(start.date()),
@@ -742,4 +747,4 @@ def paper_against_backtest(
         days_at_stage=days_at_stage,
         horizon_days=config.spread.target_dte,
     )
-    return comparison, result
+    return dataclasses.replace(comparison, notes=tuple(notes)), result
