@@ -53,7 +53,7 @@ import pandas as pd
 from research.backtest.run import BacktestResult
 from research.backtest.spreads import BacktestConfig
 from research.clustered import clustered_test
-from research.numbers import p_text
+from research.numbers import money, p_text
 
 __all__ = [
     "Check",
@@ -450,7 +450,8 @@ def compare_paper(
                 test.ci_high,
                 test.p,
                 f"on the {len(both)} trades both took, the paper account made "
-                f"${float(np.mean(diff)):+,.0f} a contract against the backtest of the same days "
+                f"{money(float(np.mean(diff)), 0, plus=True)} a contract against the backtest of "
+                "the same days "
                 f"({p_text(test.p)}, clustered by week)",
             )
         )
@@ -468,7 +469,7 @@ def compare_paper(
         ("win rate", float((closed["pnl_pc"] > 0).mean()) if n else math.nan,
          (bt_pc > 0).astype(float), True, "{:.0%}"),
         ("mean P&L a contract", float(closed["pnl_pc"].mean()) if n else math.nan,
-         bt_pc, True, "${:,.0f}"),
+         bt_pc, True, "money"),
     ):  # fmt: skip
         if n < MIN_TRADES or len(values) < MIN_TRADES:
             checks.append(
@@ -480,6 +481,10 @@ def compare_paper(
                 )
             )  # fmt: skip
             continue
+
+        def show(x: float, fmt: str = fmt) -> str:
+            return money(x, 0) if fmt == "money" else fmt.format(x)
+
         draws = _block_means(values, n, BLOCK_TRADES, REPS, seed)
         p = _two_sided(draws, paper_value)
         low, high = np.quantile(draws, [0.05, 0.95])
@@ -494,9 +499,9 @@ def compare_paper(
                 float(low),
                 float(high),
                 p,
-                f"{name} {fmt.format(paper_value)} against the backtest's "
-                f"{fmt.format(float(np.mean(values)))} (90% of {n}-trade samples in "
-                f"{fmt.format(float(low))}..{fmt.format(float(high))}; p = {p:.3f})",
+                f"{name} {show(paper_value)} against the backtest's "
+                f"{show(float(np.mean(values)))} (90% of {n}-trade samples in "
+                f"{show(float(low))}..{show(float(high))}; {p_text(p)})",
             )
         )
     # slippage: credit below the order's mid
@@ -522,7 +527,7 @@ def compare_paper(
                     assumed_fill + test.ci_high - test.estimate,
                     test.p,
                     f"fills gave up {value:.0%} of the half spread from the mid against the "
-                    f"{assumed_fill:.0%} the backtest assumes (${dollars:,.0f} below the mids "
+                    f"{assumed_fill:.0%} the backtest assumes ({money(dollars, 0)} below the mids "
                     "in all; "
                     + ("exactly as assumed" if exact else f"{p_text(test.p)}, clustered by week")
                     + ")",
@@ -533,7 +538,8 @@ def compare_paper(
                 Check(
                     "slippage", "weekly", "untested", dollars, math.nan, math.nan, math.nan,
                     math.nan,
-                    f"${dollars:,.0f} below the order mids; without the spread's natural prices "
+                    f"{money(dollars, 0)} below the order mids; without the spread's natural "
+                    "prices "
                     "(entry_bid) the fill cannot be set against the assumed one",
                 )
             )  # fmt: skip
@@ -569,9 +575,10 @@ def compare_paper(
                 float(lo[-1]),
                 float(hi[-1]),
                 p,
-                f"one contract a trade made ${end:,.0f} over {len(days)} trading days against "
-                f"the backtest's ${float(mid[-1]):,.0f} (90% band ${float(lo[-1]):,.0f}.."
-                f"${float(hi[-1]):,.0f}; outside the band on {outside:.0%} of days; p = {p:.3f})",
+                f"one contract a trade made {money(end, 0)} over {len(days)} trading days against "
+                f"the backtest's {money(float(mid[-1]), 0)} (90% band {money(float(lo[-1]), 0)}.."
+                f"{money(float(hi[-1]), 0)}; outside the band on {outside:.0%} of days; "
+                f"{p_text(p)})",
             )
         )
     else:
@@ -611,8 +618,9 @@ def compare_paper(
                         math.nan,
                         math.nan,
                         float(p),
-                        f"in {regime}: ${value:,.0f} a contract on paper against the backtest's "
-                        f"${expected:,.0f} (Holm-adjusted p = {float(p):.3f} across {m} regimes)",
+                        f"in {regime}: {money(value, 0)} a contract on paper against the "
+                        f"backtest's {money(expected, 0)} (Holm-adjusted {p_text(float(p))} "
+                        f"across {m} regimes)",
                     )
                 )
     if "llm_decision" in paper.columns and paper["llm_decision"].notna().any():
@@ -641,7 +649,7 @@ def compare_paper(
                     math.nan,
                     p,
                     f"the filter approved {k / total:.0%} of {total} against "
-                    f"{expected_approval:.0%} in its backtest (p = {p:.3f})",
+                    f"{expected_approval:.0%} in its backtest ({p_text(p)})",
                 )
             )
     past_pc = past["gross"].to_numpy(float)
@@ -660,10 +668,11 @@ def compare_paper(
                 float(low),
                 float(high),
                 p,
-                f"for reference, not the account: the backtest itself made ${value:,.0f} a "
-                f"contract on these days against ${float(past_pc.mean()):,.0f} over its "
-                f"validation history (90% of {len(bt_all)}-trade samples in ${float(low):,.0f}.."
-                f"${float(high):,.0f}; {p_text(p)})",
+                f"for reference, not the account: the backtest itself made {money(value, 0)} a "
+                f"contract on these days against {money(float(past_pc.mean()), 0)} over its "
+                f"validation history (90% of {len(bt_all)}-trade samples in "
+                f"{money(float(low), 0)}.."
+                f"{money(float(high), 0)}; {p_text(p)})",
             )
         )
     if len(awaiting):
