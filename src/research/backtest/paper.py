@@ -221,8 +221,10 @@ class PaperComparison:
         head = (
             f"**{self.verdict[0].upper() + self.verdict[1:]}**: {self.reason} "
             f"({closed} closed paper trades over {self.trading_days} trading days; "
-            f"{len(self.matched)} matched a backtest trade, {len(self.paper_only)} were added "
-            f"by the live system, {len(self.backtest_only)} backtest entries were skipped)."
+            f"{len(self.matched)} matched a backtest trade, {len(self.paper_only)} "
+            f"{'was' if len(self.paper_only) == 1 else 'were'} added by the live system, "
+            f"{len(self.backtest_only)} backtest "
+            f"{'entry was' if len(self.backtest_only) == 1 else 'entries were'} skipped)."
         )
         if not bad:
             return head + " Every check tracks the backtest."
