@@ -565,8 +565,20 @@ def test_paper_tracking_row_reads_the_graduation_verdict(verdict: str, status: s
         "backtest_only": 6,
         "checks": [{"name": "idle days", "status": "fail"}, {"name": "win rate", "status": "ok"}],
     }
-    (row,) = [r for r in layer_rows({"10_paper_tracking": summary}) if r.layer == "Paper tracking"]
-    assert (row.choice, row.status, row.scope) == (verdict, status, "SYNTHETIC sample log")
+    (row,) = [
+        r
+        for r in layer_rows(
+            {"10_paper_tracking": {**summary, "synthetic": False, "paper_log": "f"}}
+        )
+        if r.layer == "Paper tracking"
+    ]
+    assert (row.choice, row.status, row.scope) == (verdict, status, "f")
     assert "48 closed paper trades over 66 trading days" in row.evidence
     assert "failed: idle days" in row.evidence and row.page.endswith("10_paper_tracking.ipynb")
     assert not [r for r in layer_rows({}) if r.layer == "Paper tracking"]
+    # the page's synthetic sample is no account: untested, whatever its verdict
+    (sample,) = [
+        r for r in layer_rows({"10_paper_tracking": summary}) if r.layer == "Paper tracking"
+    ]
+    assert sample.status == "untested" and sample.scope == "SYNTHETIC sample log"
+    assert sample.choice == f"no paper log yet (the synthetic sample: {verdict})"

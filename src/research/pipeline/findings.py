@@ -529,7 +529,8 @@ def layer_rows(summaries: Mapping[str, Mapping[str, Any]]) -> list[LayerRow]:
 def _paper_row(summary: Mapping[str, Any] | None) -> LayerRow | None:
     """Paper tracking: the graduation verdict of ``research.backtest.paper`` — validated only
     when the account tracks the backtest (go to 50 % or 100 %), not validated when a check
-    failed, untested while the evidence is thin or a check warns."""
+    failed, untested while the evidence is thin or a check warns. The page's synthetic sample
+    log is no account: its row is untested whatever the sample's verdict."""
     if summary is None:
         return None
     verdict = str(summary.get("verdict", ""))
@@ -539,6 +540,8 @@ def _paper_row(summary: Mapping[str, Any] | None) -> LayerRow | None:
         "stop and investigate": "not validated",
     }.get(verdict, "untested")
     scope = "SYNTHETIC sample log" if summary.get("synthetic") else str(summary.get("paper_log"))
+    if summary.get("synthetic"):
+        status, verdict = "untested", f"no paper log yet (the synthetic sample: {verdict})"
     failed = [c["name"] for c in summary.get("checks") or [] if c.get("status") == "fail"]
     evidence = (
         f"{summary.get('closed_trades')} closed paper trades over {summary.get('trading_days')} "
