@@ -332,6 +332,7 @@ def test_option_chain_page_runs_on_a_chain_file(tmp_path: Path) -> None:
                     "is_years": 1.0,
                     "oos_years": 0.25,
                     "sharpe_reps": 200,
+                    "n_permutations": 50,
                 }
             }
         )
