@@ -17,6 +17,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.regime-lab-installed
 EXTRAS ?= dev,lab,bench
 PYTEST_WORKERS ?= auto
+LLAMA_BUILD_ARGS ?=
 XDIST := -n $(PYTEST_WORKERS) --no-loadscope-reorder
 
 ## Create the virtual environment (if none is active), install the package and register the kernel
@@ -46,12 +47,22 @@ report: install
 ## Run the whole test suite: every notebook executed once, both renders checked in a browser
 test: install postgres browser
 	$(BIN)/python -m research.testing.warm
-	$(BIN)/python -m pytest tests -p no:cacheprovider --durations=15 $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -p no:cacheprovider --durations=15 -rs $(XDIST) $(PYTEST_ARGS)
 
 ## The suite without the slow tier (no notebook execution, render or browser): the edit loop
 test-fast: install
 	$(BIN)/python -m research.testing.warm
 	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider --durations=10 $(XDIST) $(PYTEST_ARGS)
+
+## Build llama.cpp's llama-server once into ~/.cache/regime-lab and fetch the default model (local LLM)
+llama-server: install
+	@$(BIN)/python -c "import sys; from research.llm.local_build import built_server, default_model_path; sys.exit(built_server() is None or default_model_path() is None)" \
+	  || echo "one-time build of llama-server from PyPI's llama-cpp-python source (about 4-6 minutes on 2 cores; needs cmake, ninja, g++)"
+	$(BIN)/research llm build-server $(LLAMA_BUILD_ARGS)
+
+## Tests against a real local model server on 127.0.0.1 (builds it first when missing)
+test-llm-local: install llama-server
+	$(BIN)/python -m pytest tests/llm/test_local_server.py -p no:cacheprovider -v -rs $(PYTEST_ARGS)
 
 ## Install Debian's PostgreSQL server for the database tests when it is missing (as root, apt)
 postgres: install
@@ -100,4 +111,4 @@ clean:
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[36m%-10s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install report test test-fast postgres browser lab lint bench clean help
+.PHONY: install report test test-fast llama-server test-llm-local postgres browser lab lint bench clean help

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["money", "p_text", "signed"]
+__all__ = ["count", "money", "p_text", "signed"]
 
 MINUS = "\u2212"
 
@@ -37,3 +37,9 @@ def p_text(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "p n/a"
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``count(1, "thread")`` is "1 thread",
+    ``count(2, "slot")`` "2 slots"."""
+    return f"{n} {noun}{'s' * (n != 1)}"

@@ -82,7 +82,7 @@ def test_the_choices_are_the_words_the_library_accepts() -> None:
         (("attribute", "experiments", "--grouping", "x"), 1,
          "--grouping must be entry_regime or dominant_regime, got 'x'"),
         (("llm", "evaluate", "--provider", "nope", "--out", "d.csv"), 1,
-         "unknown provider 'nope' (openai, replay or heuristic)"),
+         "unknown provider 'nope' (openai, local, replay or heuristic)"),
     ],
 )  # fmt: skip
 def test_a_word_that_is_not_a_choice_is_refused_before_any_work(

@@ -700,7 +700,7 @@ def test_replay_gives_back_a_recorded_run(tmp_path: Path, monkeypatch: pytest.Mo
         assert server.requests == 20
     no_network(monkeypatch)  # the server is gone anyway; replay must not try
     replay = make_provider("replay", replay_path=recorded)
-    assert replay.model == "m" and "recorded decisions" in replay.label
+    assert replay.model == "m" and "replayed from" in replay.label
     again = run(trades, replay, TWO)
     assert not again.online and again.cache_hits == 0
     cols = ["trade_id", "prompt_variant", "decision", "confidence", "contracts", "reason"]
@@ -751,7 +751,7 @@ def test_cli_heuristic_and_bad_input(tmp_path: Path, small_bars: Path) -> None:
 
     assert unknown.returncode == 1
     assert unknown.stderr.startswith("error: ")
-    assert "unknown provider 'nope' (openai, replay or heuristic)" in unknown.stderr
+    assert "unknown provider 'nope' (openai, local, replay or heuristic)" in unknown.stderr
     assert no_replay.returncode == 1
     assert "error: --provider replay needs the recorded decisions (--replay FILE)" in (
         no_replay.stderr

@@ -47,6 +47,7 @@ class Provider(enum.StrEnum):
     """Who decides the trades (``research.llm.providers.make_provider``)."""
 
     openai = "openai"
+    local = "local"
     replay = "replay"
     heuristic = "heuristic"
 
@@ -92,9 +93,11 @@ def llm_evaluate(
     provider: Annotated[
         Provider,
         typer.Option(
-            help="openai, replay or heuristic.",
+            help="openai, local (a GGUF model on this machine, served by llama-server), replay "
+            "or heuristic.",
             parser=choice(
-                Provider, lambda w: f"unknown provider {w!r} (openai, replay or heuristic)"
+                Provider,
+                lambda w: f"unknown provider {w!r} (openai, local, replay or heuristic)",
             ),
         ),
     ] = Provider.heuristic,
@@ -105,8 +108,15 @@ def llm_evaluate(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Model name (default $REGIME_LAB_LLM_MODEL or x-ai/grok-2).")
+        str | None,
+        typer.Option(
+            help="Model name (default $REGIME_LAB_LLM_MODEL or x-ai/grok-2); with --provider "
+            "local, a GGUF file (default SmolLM2-135M, a test model whose decisions mean nothing)."
+        ),
     ] = None,
+    threads: Annotated[
+        int, typer.Option(help="--provider local: CPU threads of the server (0: all cores, max 8).")
+    ] = 0,
     api_key_env: Annotated[
         str | None,
         typer.Option(
@@ -123,8 +133,17 @@ def llm_evaluate(
     replay: Annotated[
         Path | None, typer.Option(help="Recorded decisions (llm_decisions) for --provider replay.")
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight (at least 1).")] = 8,
-    timeout: Annotated[float, typer.Option(help="Seconds per request (above 0).")] = 30.0,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests in flight, at least 1 (default 8; --provider local: 1, the server's "
+            "slots)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds per request, above 0 (default 30; --provider local: 300)."),
+    ] = None,
     retries: Annotated[
         int, typer.Option(help="Retries on 429, 5xx, timeouts, drops (0 or more).")
     ] = 4,
@@ -168,11 +187,15 @@ def llm_evaluate(
     from research.llm.providers import check_base_url, make_provider
     from research.llm.service import load_trades
 
+    local = provider is Provider.local
+    concurrency = concurrency if concurrency is not None else (1 if local else 8)
+    timeout = timeout if timeout is not None else (300.0 if local else 30.0)
     check_limits(
         [
             ("--concurrency", concurrency, AT_LEAST_1),
             ("--timeout", timeout, SECONDS),
             ("--retries", retries, AT_LEAST_0),
+            ("--threads", threads, AT_LEAST_0),
         ]
     )
     if base_url is not None:
@@ -203,6 +226,7 @@ def llm_evaluate(
         replay_path=replay,
         concurrency=concurrency,
         json_mode=json_mode,
+        threads=threads,
     )
     existing_decisions(out, prov, chosen)  # refuses a file it must not continue
     price_table = Prices.load(prices)
@@ -220,6 +244,8 @@ def llm_evaluate(
         )
     if not prov.is_llm:
         typer.echo(f"note: {prov.label}: these decisions do not measure any LLM", err=True)
+    if local:
+        typer.echo(_local_note(prov), err=True)
     typer.echo(
         f"{len(trade_set.trades):,} trades x {len(chosen)} prompt(s) -> {prov.label}; "
         f"journal {journal_path(out)}"
@@ -242,10 +268,88 @@ def llm_evaluate(
             err=True,
         )
         raise typer.Exit(130) from None
-    typer.echo(result.text())
+    typer.echo(result.text().replace("**", "").replace("`", ""))
     typer.echo(f"wrote {out}")
     if result.failed:
         fail(result.failure_text(), one_line=True)
+
+
+def _local_note(prov: object) -> str:
+    """What a local run records, and a warning for the default test model."""
+    about = str(getattr(prov, "about")())  # noqa: B009
+    return (
+        "note: "
+        + about.replace("**", "").replace("`", "")
+        + (" The server starts at the first request and stops at the end.")
+    )
+
+
+@app.command("build-server")
+@refusals(one_line=True)
+def llm_build_server(
+    portable: Annotated[
+        bool,
+        typer.Option(help="Build for any AVX2 x86-64 CPU instead of this machine's."),
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Build again even when one is built.")] = False,
+    jobs: Annotated[int, typer.Option(help="Compile jobs (0: one per core).")] = 0,
+) -> None:
+    """Build llama.cpp's llama-server once into the user cache (from the llama-cpp-python source
+    distribution on PyPI: about 4-6 minutes on 2 cores, needs cmake, ninja and a C++ compiler)
+    and fetch the default model (SmolLM2-135M-Instruct, 98 MB)."""
+    from research.llm.local_build import build_server, fetch_default_model
+    from research.llm.local_server import LocalServer, ServerSpec
+
+    check_limits([("--jobs", jobs, AT_LEAST_0)])
+    model = fetch_default_model(log=typer.echo)
+    build_server(jobs=jobs or None, portable=portable, force=force, log=typer.echo)
+    # a binary that compiles may still not run here (an instruction set the kernel withholds)
+    with LocalServer(ServerSpec.of(model, threads=1)) as server:
+        typer.echo(f"checked: it serves the default model ({server.ready_s:.2f} s to ready)")
+
+
+@app.command("serve-local")
+@refusals(one_line=True)
+def llm_serve_local(
+    model: Annotated[
+        Path | None,
+        typer.Option(help="A GGUF model file (default SmolLM2-135M, a 135M-parameter test model)."),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: all cores, max 8).")] = 0,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 8080,
+    concurrency: Annotated[
+        int, typer.Option(help="Requests decoded at once (the server's slots).")
+    ] = 1,
+) -> None:
+    """Start llama-server on 127.0.0.1 with the model, wait until it is ready, print its
+    OpenAI-compatible base URL, and serve until Ctrl-C (then stop it cleanly)."""
+    import signal
+    import threading
+
+    from research.llm.local_server import LocalServer, ServerSpec
+
+    check_limits([("--threads", threads, AT_LEAST_0), ("--concurrency", concurrency, AT_LEAST_1)])
+    spec = ServerSpec.of(model, threads=threads, slots=concurrency)
+    server = LocalServer(spec, port=port)
+    typer.echo(f"starting {spec.build} with {spec.model} (sha256 {spec.model_sha256[:12]}...)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        base = server.start(log=typer.echo)
+        typer.echo(f"base URL: {base}  (model name: {spec.model_name})")
+        typer.echo(
+            f"ask it: research llm evaluate --provider openai --base-url {base} --model "
+            f"{spec.model_name} --out FILE   (Ctrl-C stops the server)"
+        )
+        while not stop.is_set() and server.running():
+            stop.wait(0.5)
+        if not server.running() and not stop.is_set():
+            fail(f"llama-server stopped by itself (log: {server.log_path})", one_line=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    typer.echo("llama-server stopped")
 
 
 @app.command("analyze")

@@ -22,6 +22,9 @@
   ``OutputError`` saying what was found.
 - **Tallies**: requests, cache hits, tokens, latency and cost (a per-model price table, dollars
   per million input and output tokens).
+- **Provenance**: every record carries the prompt text's SHA-256, the sampling settings and the
+  time the answer was recorded, and for a local model the model file's SHA-256, the server build
+  and its threads (``PROVENANCE_COLUMNS``), so a recorded run can be replayed and named.
 - **Secrets**: the API key and the credentials of the base URL are scrubbed from every text the
   harness writes (records, errors, journal, cache); they are never part of a cache key.
 """
@@ -58,6 +61,7 @@ __all__ = [
     "evaluate",
     "existing_decisions",
     "journal_path",
+    "prompt_hash",
 ]
 
 RECORD_COLUMNS: tuple[str, ...] = (
@@ -79,6 +83,18 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "provider",
     "raw",
 )
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "prompt_sha256",
+    "model_sha256",
+    "server_build",
+    "threads",
+    "sampling",
+    "recorded_at",
+)
+"""Written with every record (not required of a file a run continues): the SHA-256 of the
+prompt's text; for a local model the model file's SHA-256, the server build and its threads;
+the sampling settings (JSON); when the answer was recorded (UTC; for a cached answer, when it
+was first recorded)."""
 
 
 def _whole(name: str, value: object, minimum: int) -> None:
@@ -190,6 +206,9 @@ class EvalResult:
     """(trade, prompt) pairs answered in this run (by the provider or the cache)."""
     new_errors: int = 0
     """Of those, the ones that ended in an error."""
+    about: str = ""
+    """The provider in a sentence, when it says more than its label (a local model's or a
+    recorded run's provenance)."""
 
     @property
     def failed(self) -> bool:
@@ -242,6 +261,7 @@ class EvalResult:
                 else ""
             )
             + f"{self.wall_s:.1f} s wall time."
+            + (f" {self.about}" if self.about else "")
         )
 
 
@@ -549,7 +569,9 @@ async def _ask(
     sem: asyncio.Semaphore,
     counters: dict[str, int],
 ) -> tuple[Reply | None, str | None, int, float, bool, str | None]:
-    """(reply, error, attempts, latency, cached, raw body of a non-completion answer).
+    """(reply, error, attempts, latency, cached, raw body of a non-completion answer); the
+    latency runs from the first request's start (not the wait for a free slot before it) to
+    the answer, retries and their waits included.
 
     With ``config.retry_errors`` a cached answer that gives no decision is not used: the
     provider is asked again (and the new answer replaces it in the cache)."""
@@ -565,14 +587,16 @@ async def _ask(
                 hit.get("prompt_tokens"),
                 hit.get("completion_tokens"),
                 hit.get("body"),
+                hit.get("recorded_at"),
             )
             return reply, None, 0, 0.0, True, None
     attempt, error = 0, None
-    start = time.perf_counter()
+    start: float | None = None  # the first request's start: not the wait for a free slot
     while True:
         attempt += 1
         async with sem:
             counters["requests"] += int(provider.network)
+            start = time.perf_counter() if start is None else start
             try:
                 reply = await provider.complete(
                     messages, prompt_name=prompt_name, trade_id=trade_id, timeout=config.timeout
@@ -590,6 +614,7 @@ async def _ask(
                         "text": reply.text,
                         "prompt_tokens": reply.prompt_tokens,
                         "completion_tokens": reply.completion_tokens,
+                        "recorded_at": _now(),
                     }
                     if reply.body is not None:
                         stored["body"] = reply.body
@@ -620,6 +645,9 @@ def _record(
     cached: bool,
     prices: Prices,
     raw: str | None = None,
+    *,
+    prompt_sha256: str | None = None,
+    recorded_at: str | None = None,
 ) -> dict[str, Any]:
     secrets = provider.secrets() if hasattr(provider, "secrets") else []
     rec: dict[str, Any] = {
@@ -640,6 +668,9 @@ def _record(
         "cached": cached,
         "provider": provider.label,
         "raw": None,
+        **_provenance(provider),
+        "prompt_sha256": prompt_sha256,
+        "recorded_at": recorded_at,
     }
     if reply is not None:
         pt, ct = reply.prompt_tokens, reply.completion_tokens
@@ -668,11 +699,36 @@ def _record(
     return rec
 
 
+def _provenance(provider: Provider) -> dict[str, Any]:
+    """The provider's part of a record's provenance: its own (a local model's) or, for any
+    other, its request parameters as the sampling settings."""
+    own = getattr(provider, "provenance", None)
+    if callable(own):
+        given = own()
+        return {k: given.get(k) for k in ("model_sha256", "server_build", "threads", "sampling")}
+    params = getattr(provider, "params", None)
+    return {
+        "model_sha256": None,
+        "server_build": None,
+        "threads": None,
+        "sampling": json.dumps(params, sort_keys=True, default=str) if params else None,
+    }
+
+
+def prompt_hash(text: str) -> str:
+    """The SHA-256 of a prompt's text (UTF-8), as records store it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _now() -> str:
+    return pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _finish(records: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(records, columns=list(RECORD_COLUMNS))
+    frame = pd.DataFrame(records, columns=[*RECORD_COLUMNS, *PROVENANCE_COLUMNS])
     for col in ("confidence", "latency_s", "cost_usd"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
-    for col in ("contracts", "tokens", "prompt_tokens", "completion_tokens", "attempts"):
+    for col in ("contracts", "tokens", "prompt_tokens", "completion_tokens", "attempts", "threads"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
     frame["cached"] = frame["cached"].fillna(False).astype(bool)
     return frame
@@ -768,6 +824,7 @@ def evaluate(
         list(regimes.reset_index(drop=True)) if regimes is not None else [None] * len(rows)
     )
     run_keys = [(tid, p.name, provider.model) for tid in ids for p in prompts]
+    hashes = {p.name: prompt_hash(p.text) for p in prompts}
     prompt_of = {p.name: p for p in prompts}
     index_of = {tid: i for i, tid in enumerate(ids)}
     jobs = [(index_of[k[0]], k[0], prompt_of[k[1]]) for k in run_keys if k not in done]
@@ -805,7 +862,18 @@ def evaluate(
                     counters=counters,
                 )
                 rec = _record(
-                    provider, tid, p.name, reply, error, attempts, latency, cached, prices, raw
+                    provider,
+                    tid,
+                    p.name,
+                    reply,
+                    error,
+                    attempts,
+                    latency,
+                    cached,
+                    prices,
+                    raw,
+                    prompt_sha256=hashes[p.name],
+                    recorded_at=(reply.recorded_at if reply is not None else None) or _now(),
                 )
                 new_records.append(rec)
                 if fh is not None:
@@ -860,4 +928,5 @@ def evaluate(
         provider.network,
         asked=len(new_records),
         new_errors=sum(1 for rec in new_records if rec.get("error")),
+        about=about() if callable(about := getattr(provider, "about", None)) else "",
     )

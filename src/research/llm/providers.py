@@ -8,6 +8,10 @@ heuristic.
   are off: the harness retries, honouring ``Retry-After``. A body that is not a chat completion
   is a ``FatalError`` saying what came back (``not a chat completion: <first 200 characters>``)
   with the body kept in ``raw``.
+- ``LocalProvider``: a model on this machine — llama.cpp's ``llama-server`` started on
+  127.0.0.1 at the first request and stopped at the end (``research.llm.local_server``), asked
+  through ``OpenAIProvider`` with the decision's JSON schema enforced; its replies carry their
+  provenance (model SHA-256, server build, threads, slots, sampling).
 - ``ReplayProvider``: decisions recorded earlier (``llm_decisions`` contract), answered again
   without a network.
 - ``HeuristicProvider``: a deterministic rule on the numbers in the context — **not an LLM**,
@@ -19,6 +23,7 @@ Credentials in a base URL (``http://user:secret@host/v1``, ``?api_key=...``) are
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -33,10 +38,15 @@ import pandas as pd
 
 from research._text import is_secret_parameter, mask_credentials
 from research.exceptions import InputError, ResearchError
+from research.llm.local_build import DEFAULT_MODEL_FILE, TEST_MODEL_NOTE
+from research.llm.local_server import LocalServer, ServerSpec
+from research.llm.replies import DECISION_SCHEMA
+from research.numbers import count
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "HeuristicProvider",
+    "LocalProvider",
     "OpenAIProvider",
     "Provider",
     "ReplayProvider",
@@ -63,12 +73,14 @@ class Reply:
     """A provider's answer: the raw text and the token counts (None when unknown).
 
     ``body`` is the server's whole answer when the completion's message had no text (so what
-    came back is kept), else None."""
+    came back is kept), else None. ``recorded_at``: when a cached answer was first recorded
+    (UTC, ISO 8601), None for a fresh one."""
 
     text: str | None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     body: str | None = None
+    recorded_at: str | None = None
 
 
 class TransportError(ResearchError, RuntimeError):
@@ -300,6 +312,12 @@ class OpenAIProvider:
     json_mode
         Ask for ``response_format={"type": "json_object"}`` (servers that reject it get a 400:
         turn it off).
+    json_schema
+        Ask for ``response_format={"type": "json_schema", ...}`` with the decision's schema
+        (``research.llm.replies.DECISION_SCHEMA``) instead: a server that enforces it (llama.cpp)
+        cannot answer outside it.
+    seed
+        The sampling seed sent with each request (None: not sent).
 
     Raises
     ------
@@ -315,6 +333,8 @@ class OpenAIProvider:
     max_tokens: int = 300
     json_mode: bool = True
     concurrency: int = 8
+    json_schema: bool = False
+    seed: int | None = None
     name: str = "openai"
     is_llm: bool = True
     uses_cache: bool = True
@@ -356,11 +376,16 @@ class OpenAIProvider:
     @property
     def params(self) -> dict[str, object]:
         """The request parameters that enter the cache key."""
-        return {
+        params: dict[str, object] = {
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "json_mode": self.json_mode,
         }
+        if self.json_schema:
+            params["json_schema"] = True
+        if self.seed is not None:
+            params["seed"] = self.seed
+        return params
 
     def secrets(self) -> list[str]:
         """Strings that must never be written: the key and the credentials in the base URL."""
@@ -390,8 +415,15 @@ class OpenAIProvider:
             "max_tokens": self.max_tokens,
             "timeout": timeout,
         }
-        if self.json_mode:
+        if self.json_schema:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "decision", "strict": True, "schema": DECISION_SCHEMA},
+            }
+        elif self.json_mode:
             kwargs["response_format"] = {"type": "json_object"}
+        if self.seed is not None:
+            kwargs["seed"] = self.seed
         try:
             raw = await client.chat.completions.with_raw_response.create(**kwargs)
         except openai.RateLimitError as exc:
@@ -422,9 +454,156 @@ class OpenAIProvider:
 
 
 @dataclass
+class LocalProvider:
+    """A GGUF model served by ``llama-server`` on 127.0.0.1, started at the first request (not
+    at all when the cache answers everything) and stopped by ``aclose``.
+
+    Parameters
+    ----------
+    spec
+        The server: model file, threads, slots (= the evaluation's concurrency).
+    temperature, max_tokens, seed
+        Sampling settings, sent with every request and recorded.
+
+    Its ``endpoint`` (part of the cache key) is the server build, not the port; its ``params``
+    hold the model file's SHA-256, the threads and the slots, so a reply is reused only from the
+    same model, build and settings.
+    """
+
+    spec: ServerSpec
+    temperature: float = 0.0
+    max_tokens: int = 300
+    seed: int = 42
+    name: str = "local"
+    is_llm: bool = True
+    uses_cache: bool = True
+    network: bool = True
+    _server: LocalServer | None = field(default=None, repr=False)
+    _client: OpenAIProvider | None = field(default=None, repr=False)
+    _lock: Any = field(default=None, repr=False)
+    _failed: Exception | None = field(default=None, repr=False)
+
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        self.model = self.spec.model_name
+
+    @property
+    def endpoint(self) -> str:
+        return f"local llama-server: {self.spec.build}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} via local llama-server ({count(self.spec.threads, 'thread')})"
+
+    @property
+    def sampling(self) -> dict[str, object]:
+        """The sampling settings of every request."""
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "response_format": "json_schema",
+            "cache_prompt": True,
+        }
+
+    @property
+    def params(self) -> dict[str, object]:
+        return {**self.sampling, **self.spec.provenance()}
+
+    def provenance(self) -> dict[str, object]:
+        """What each recorded reply is stored with."""
+        p = self.spec.provenance()
+        return {
+            "model_sha256": p["model_sha256"],
+            "server_build": p["server_build"],
+            "threads": p["threads"],
+            "sampling": json.dumps(
+                {**self.sampling, "slots": p["slots"], "ctx_per_slot": p["ctx_per_slot"]},
+                sort_keys=True,
+            ),
+        }
+
+    def about(self) -> str:
+        """The local model in one sentence (with a warning for the default test model)."""
+        p = self.spec.provenance()
+        text = (
+            f"**Local model:** `{self.model}` (model file SHA-256 `{self.spec.model_sha256[:16]}…`)"
+            f" on {p['server_build']}, {count(int(str(p['threads'])), 'thread')}, "
+            f"{count(int(str(p['slots'])), 'slot')}, sampling "
+            f"`{json.dumps(self.sampling, sort_keys=True)}`; every reply is recorded with this "
+            "provenance."
+        )
+        if self.spec.model.name == DEFAULT_MODEL_FILE:
+            text += " " + TEST_MODEL_NOTE
+        return text
+
+    def secrets(self) -> list[str]:
+        return []
+
+    @property
+    def server(self) -> LocalServer | None:
+        """The running server, once started."""
+        return self._server
+
+    async def _ready(self) -> OpenAIProvider:
+        import asyncio
+
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._failed is not None:  # the first request's start failed: so do the others
+                raise self._failed
+            if self._client is None:
+                server = LocalServer(self.spec)
+                try:
+                    base = await asyncio.to_thread(server.start)
+                except Exception as exc:
+                    self._failed = exc
+                    raise
+                self._server = server
+                self._client = OpenAIProvider(
+                    model=self.model,
+                    base_url=base,
+                    api_key="not-needed",
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    json_schema=True,
+                    seed=self.seed,
+                    concurrency=self.spec.slots,
+                )
+        return self._client
+
+    async def complete(
+        self, messages: Sequence[Message], *, prompt_name: str, trade_id: str, timeout: float
+    ) -> Reply:
+        client = await self._ready()
+        if self._server is not None and not self._server.running():
+            raise FatalError(
+                f"the local llama-server stopped (log: {self._server.log_path})", cacheable=False
+            )
+        return await client.complete(
+            messages, prompt_name=prompt_name, trade_id=trade_id, timeout=timeout
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+@dataclass
 class ReplayProvider:
     """Answers recorded earlier: the row of ``decisions`` (``llm_decisions`` contract) with the
-    same trade id and prompt variant (and model, when the file holds several)."""
+    same trade id and prompt variant (and model, when the file holds several).
+
+    A recorded run's provenance columns (``research.llm.harness.PROVENANCE_COLUMNS``), when the
+    file has them, name the run (``about``), and its prompt hashes are checked: a reply recorded
+    under another text of the prompt is not replayed as an answer to this one (a ``FatalError``
+    naming both hashes)."""
 
     decisions: pd.DataFrame
     model: str = ""
@@ -446,11 +625,58 @@ class ReplayProvider:
         elif self.model not in models:
             raise ValueError(f"{self.source}: no decisions of model {self.model!r} ({models})")
         part = self.decisions[self.decisions["model"].astype(str) == self.model]
+        self._part = part
         self._rows = {(str(r["trade_id"]), str(r["prompt_variant"])): r for _, r in part.iterrows()}
+
+    def _values(self, column: str) -> list[str]:
+        if column not in self._part.columns:
+            return []
+        return sorted({str(v) for v in self._part[column].dropna()})
+
+    @property
+    def recorded(self) -> str | None:
+        """The day(s) the run was recorded (``2026-12-06`` or ``2026-12-05 to 2026-12-06``), or
+        None when the file does not say."""
+        stamps = pd.to_datetime(pd.Series(self._values("recorded_at")), errors="coerce", utc=True)
+        stamps = stamps.dropna()
+        if stamps.empty:
+            return None
+        first, last = stamps.min().date(), stamps.max().date()
+        return str(first) if first == last else f"{first} to {last}"
 
     @property
     def label(self) -> str:
-        return f"{self.model} (recorded decisions from {self.source})"
+        when = self.recorded
+        return (
+            f"{self.model} ({f'run recorded {when}, ' if when else ''}replayed from "
+            f"{Path(self.source).name or self.source})"
+        )
+
+    def about(self) -> str:
+        """The recorded run in one sentence: model, its file's hash, server, threads, sampling,
+        date and size; what is unknown is said to be."""
+        n = len(self._part)
+        parts = [f"**Recorded run replayed:** {n:,} replies of `{self.model}` from {self.source}"]
+        when = self.recorded
+        parts.append(f"recorded {when}" if when else "recording date not in the file")
+        sha = self._values("model_sha256")
+        if sha:
+            parts.append("model file SHA-256 " + ", ".join(f"`{h[:16]}…`" for h in sha))
+        build = self._values("server_build")
+        if build:
+            parts.append("server " + "; ".join(build))
+        threads = self._values("threads")
+        if threads:
+            parts.append(f"{' / '.join(t.removesuffix('.0') for t in threads)} threads")
+        sampling = self._values("sampling")
+        if sampling:
+            parts.append("sampling " + "; ".join(f"`{s}`" for s in sampling))
+        if not (sha or build):
+            parts.append("no model provenance in the file (recorded before provenance was kept)")
+        text = ", ".join(parts) + "."
+        if self.model == DEFAULT_MODEL_FILE.removesuffix(".gguf"):
+            text += " " + TEST_MODEL_NOTE
+        return text
 
     def secrets(self) -> list[str]:
         return []
@@ -461,6 +687,15 @@ class ReplayProvider:
         row = self._rows.get((trade_id, prompt_name))
         if row is None:
             raise FatalError(f"no recorded decision for trade {trade_id} / prompt {prompt_name}")
+        recorded_hash = row.get("prompt_sha256")
+        if isinstance(recorded_hash, str) and recorded_hash:
+            system = next((m["content"] for m in messages if m["role"] == "system"), "")
+            now = hashlib.sha256(system.encode("utf-8")).hexdigest()
+            if now != recorded_hash:
+                raise FatalError(
+                    f"prompt {prompt_name!r} was recorded with another text (sha256 "
+                    f"{recorded_hash[:12]}…, now {now[:12]}…): record the run again"
+                )
         if isinstance(row.get("error"), str) and row["error"]:
             raise FatalError(f"recorded error: {row['error']}")
         payload = {
@@ -559,7 +794,7 @@ class HeuristicProvider:
 
 
 def make_provider(
-    kind: str,
+    kind: str | None,
     *,
     model: str | None = None,
     base_url: str | None = None,
@@ -567,8 +802,11 @@ def make_provider(
     replay_path: str | Path | None = None,
     concurrency: int = 8,
     json_mode: bool = True,
+    threads: int = 0,
 ) -> Provider:
-    """``openai``, ``replay`` (needs ``replay_path``) or ``heuristic``.
+    """``openai``, ``local`` (``model``: a GGUF file, default SmolLM2-135M; ``threads``: 0 for
+    the CPU count; ``concurrency`` server slots), ``replay`` (needs ``replay_path``) or
+    ``heuristic``; None: ``replay`` when ``replay_path`` is given, else ``heuristic``.
 
     Raises
     ------
@@ -576,6 +814,8 @@ def make_provider(
         Unknown kind, replay without a file, or a base URL that is not an http(s) URL
         (``research.exceptions.InputError``).
     """
+    if kind is None:
+        kind = "replay" if replay_path else "heuristic"
     if kind == "openai":
         return OpenAIProvider(
             model=model or "",
@@ -584,6 +824,8 @@ def make_provider(
             concurrency=concurrency,
             json_mode=json_mode,
         )
+    if kind == "local":
+        return LocalProvider(ServerSpec.of(model or None, threads=threads, slots=concurrency))
     if kind == "replay":
         if replay_path is None:
             raise ValueError("--provider replay needs the recorded decisions (--replay FILE)")
@@ -592,4 +834,4 @@ def make_provider(
         return ReplayProvider(load("llm_decisions", replay_path), model or "", str(replay_path))
     if kind == "heuristic":
         return HeuristicProvider()
-    raise ValueError(f"unknown provider {kind!r} (openai, replay or heuristic)")
+    raise ValueError(f"unknown provider {kind!r} (openai, local, replay or heuristic)")

@@ -11,7 +11,29 @@ from dataclasses import dataclass
 
 from research.exceptions import ResearchError
 
-__all__ = ["BadReply", "Decision", "parse_reply"]
+__all__ = ["DECISION_SCHEMA", "BadReply", "Decision", "parse_reply"]
+
+DECISION_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "decision": {"type": "string", "enum": ["approve", "reject"]},
+        # the hundredths as an enum: llama.cpp's grammar enforces enums and integer bounds, not
+        # the bounds of a number (it let `"confidence": 7` through a minimum/maximum)
+        "confidence": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "enum": [round(i / 100, 2) for i in range(101)],
+        },
+        "contracts": {"type": "integer", "minimum": 1, "maximum": 5},
+        "reason": {"type": "string", "maxLength": 200},
+    },
+    "required": ["decision", "confidence", "contracts", "reason"],
+    "additionalProperties": False,
+}
+"""A valid decision as a JSON schema: sent as ``response_format`` to servers that enforce it
+(llama.cpp's grammar-constrained sampling), so the reply cannot break ``parse_reply``'s rules.
+The confidence is one of 0.00, 0.01, ..., 1.00."""
 
 
 class BadReply(ResearchError, ValueError):

@@ -148,7 +148,8 @@ class FilterAnalysis:
             if self.is_llm
             else f"Decisions by a **{self.provider}** — a deterministic offline stand-in so the "
             "pipeline runs without an API key; nothing here measures an LLM. Set the notebook's "
-            "`provider` to `openai` (with a key) or `replay` (recorded decisions) for a real model."
+            "`provider` to `openai` (with a key) or `local` (a GGUF model on this machine), or "
+            "give `replay_path` (a recorded run), for a real model."
         )
         return (
             f"{who} Prompt `{self.primary}`. **Verdict** (`{self.verdict_code}`): {self.verdict}."

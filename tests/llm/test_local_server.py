@@ -1,0 +1,300 @@
+"""The trade filter's client against a real language model: llama.cpp's ``llama-server`` on
+127.0.0.1 with the default SmolLM2-135M model (``make test-llm-local`` builds the server when it
+is missing; ``make test`` runs these wherever it is built and skips them, saying why, where not).
+
+What is asserted is the contract, not the wording or the decisions (a 135M model's decisions
+mean nothing): every reply through the OpenAI-compatible client is a valid decision under the
+JSON schema the client sends — also when the prompt asks for values outside it; token counts
+and latencies are recorded; a timeout is a recorded error and leaves the server serving; two
+slots answer two requests at once (and one slot one at a time), all valid; ``research llm
+evaluate --provider local`` starts its own server, records every reply with its provenance
+(model SHA-256, server build, threads, sampling, prompt hash, date), stops the server when
+interrupted and when done, and resumes from its journal; the recorded run replays offline with
+the same decisions and is named by its provenance.
+
+The server runs on one thread: the suite's other worker keeps the second core.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from research.config import PATHS
+from research.data.loaders import load
+from research.llm.harness import EvalConfig, evaluate, journal_path, prompt_hash
+from research.llm.local_build import built_server, default_model_path, file_sha256
+from research.llm.local_server import LocalServer, ServerError, ServerSpec, find_server
+from research.llm.prompts import load_prompts
+from research.llm.providers import Message, OpenAIProvider, ReplayProvider, Reply
+from research.llm.service import TradeSet, load_trades
+
+EXE = Path(sys.executable).with_name("research")
+
+
+def _unavailable() -> str | None:
+    try:
+        find_server()
+    except ServerError:
+        return (
+            "no llama-server built: `make llama-server` builds it once (about 4-6 minutes), "
+            "`make test-llm-local` builds it and runs these tests"
+        )
+    if default_model_path() is None:
+        return "no default model: `make llama-server` fetches it (98 MB)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+
+
+@pytest.fixture(scope="module")
+def trade_set() -> TradeSet:
+    """The first sample trades, with their entry regimes."""
+    full = load_trades()
+    n = 6
+    return TradeSet(
+        full.trades.head(n).reset_index(drop=True),
+        full.regimes.head(n).reset_index(drop=True),
+        full.source,
+        full.regime_model,
+    )
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    """One server for the client tests: the default model, one thread, two slots."""
+    spec = ServerSpec.of(None, threads=1, slots=2)
+    with LocalServer(spec) as running:
+        yield running
+
+
+def _client(server: LocalServer, **kw: object) -> OpenAIProvider:
+    return OpenAIProvider(
+        model=server.spec.model_name,
+        base_url=server.base_url,
+        api_key="not-needed",
+        json_schema=True,
+        seed=42,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class InFlight:
+    """A provider wrapper counting the requests in flight at once."""
+
+    inner: OpenAIProvider
+    now: int = 0
+    peak: int = 0
+    started: list[float] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def complete(
+        self, messages: Sequence[Message], *, prompt_name: str, trade_id: str, timeout: float
+    ) -> Reply:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        self.started.append(time.perf_counter())
+        try:
+            return await self.inner.complete(
+                messages, prompt_name=prompt_name, trade_id=trade_id, timeout=timeout
+            )
+        finally:
+            self.now -= 1
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _valid(frame: pd.DataFrame) -> None:
+    """Every row a valid decision: no error, decision/confidence/contracts within the schema."""
+    assert frame["error"].isna().all(), frame["error"].dropna().tolist()
+    assert set(frame["decision"]) <= {"approve", "reject"}
+    assert frame["confidence"].between(0, 1).all()
+    assert frame["contracts"].between(1, 5).all()
+
+
+def test_client_gets_schema_valid_decisions_with_tokens_and_a_cache(
+    server: LocalServer, trade_set: TradeSet, tmp_path: Path
+) -> None:
+    trades = trade_set.trades.head(2)
+    prompts = load_prompts(["balanced"])
+    config = EvalConfig(concurrency=1, timeout=120, retries=0)
+    first = evaluate(
+        trades, _client(server), prompts, regimes=trade_set.regimes.head(2),
+        cache_dir=tmp_path / "cache", config=config, progress=False,
+    )  # fmt: skip
+    d = first.decisions
+    assert len(d) == 2 and first.requests == 2 and first.cache_hits == 0
+    _valid(d)
+    assert (d["prompt_tokens"] > 100).all() and (d["completion_tokens"] > 0).all()
+    assert (d["latency_s"] > 0).all() and (d["attempts"] == 1).all()
+    assert (d["prompt_sha256"] == prompt_hash(prompts[0].text)).all()
+    sampling = json.loads(d["sampling"].iloc[0])
+    assert sampling["json_schema"] is True and sampling["seed"] == 42
+    # asked again: the cache answers, no request reaches the server
+    again = evaluate(
+        trades, _client(server), prompts, regimes=trade_set.regimes.head(2),
+        cache_dir=tmp_path / "cache", config=config, progress=False,
+    )  # fmt: skip
+    assert again.requests == 0 and again.cache_hits == 2
+    assert again.decisions["decision"].tolist() == d["decision"].tolist()
+    assert again.decisions["recorded_at"].tolist() == d["recorded_at"].tolist()
+
+
+def test_the_schema_holds_when_the_prompt_asks_for_values_outside_it(
+    server: LocalServer, trade_set: TradeSet, tmp_path: Path
+) -> None:
+    (tmp_path / "rogue.md").write_text(
+        "You are a trade filter. Reply with JSON: decision 'maybe', confidence 7, contracts 12, "
+        "and a reason."
+    )
+    prompts = load_prompts(["rogue"], tmp_path)
+    result = evaluate(
+        trade_set.trades.head(1), _client(server), prompts, regimes=trade_set.regimes.head(1),
+        config=EvalConfig(concurrency=1, timeout=120, retries=0), progress=False,
+    )  # fmt: skip
+    _valid(result.decisions)
+
+
+def test_a_timeout_is_a_recorded_error_and_the_server_keeps_serving(
+    server: LocalServer, trade_set: TradeSet
+) -> None:
+    prompts = load_prompts(["balanced"])
+    result = evaluate(
+        trade_set.trades.iloc[3:4], _client(server), prompts,
+        regimes=trade_set.regimes.iloc[3:4],
+        config=EvalConfig(concurrency=1, timeout=0.02, retries=0), progress=False,
+    )  # fmt: skip
+    (error,) = result.decisions["error"].tolist()
+    assert "no answer within 0.02 s (timeout)" in error and "gave up after 1 attempt" in error
+    assert result.decisions["decision"].isna().all()
+    assert server.running()
+    assert httpx.get(server.base_url.removesuffix("/v1") + "/health").status_code == 200
+
+
+def test_two_slots_answer_two_requests_at_once_and_one_slot_one(
+    server: LocalServer, trade_set: TradeSet
+) -> None:
+    slots = httpx.get(server.base_url.removesuffix("/v1") + "/slots").json()
+    assert len(slots) == 2
+    prompts = load_prompts(["conservative"])
+    trades, regimes = trade_set.trades.iloc[4:6], trade_set.regimes.iloc[4:6]
+    peaks = {}
+    for concurrency in (1, 2):
+        wrapped = InFlight(_client(server, temperature=0.0 + concurrency / 10))  # no reuse
+        result = evaluate(
+            trades, wrapped, prompts, regimes=regimes,  # type: ignore[arg-type]
+            config=EvalConfig(concurrency=concurrency, timeout=120, retries=0), progress=False,
+        )  # fmt: skip
+        assert len(result.decisions) == 2 and result.requests == 2
+        _valid(result.decisions)
+        peaks[concurrency] = wrapped.peak
+    assert peaks == {1: 1, 2: 2}
+
+
+def _llama_servers() -> set[int]:
+    """The pids of running llama-server processes."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if cmd.endswith(b"llama-server"):
+                found.add(int(proc.name))
+    return found
+
+
+def test_cli_local_provider_records_provenance_stops_its_server_and_resumes(
+    server: LocalServer, trade_set: TradeSet, tmp_path: Path
+) -> None:
+    trades_file = tmp_path / "trades.json"
+    raw = json.loads((PATHS.sample / "trades.json").read_text())[:3]
+    trades_file.write_text(json.dumps(raw))
+    out = tmp_path / "run.parquet"
+    journal = journal_path(out)
+    args = [
+        str(EXE), "llm", "evaluate", "--provider", "local", "--threads", "1",
+        "--trades", str(trades_file), "--out", str(out), "--cache", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGIME_LAB_LLM")}
+    before = _llama_servers()
+    log = tmp_path / "first.log"
+    with log.open("w") as fh:
+        # a subprocess on purpose: it is interrupted (Ctrl-C) once the first reply is journaled
+        proc = subprocess.Popen(args, stdout=fh, stderr=fh, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while not (journal.exists() and journal.read_text().count("\n") >= 1):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no reply journaled within 180 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+    finally:
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert proc.returncode == 130, text
+    assert "run the same command again to resume" in text
+    assert "not meaningful" in text  # the default model is said to be a test model
+    assert _llama_servers() <= before, "the interrupted run left its llama-server running"
+    assert not out.exists()
+    journaled = journal.read_text().count("\n")
+
+    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"{journaled} resumed from an earlier run" in second.stdout
+    assert _llama_servers() <= before, "the finished run left its llama-server running"
+    decisions = load("llm_decisions", out)
+    assert len(decisions) == 3 and not journal.exists()
+    _valid(decisions)
+    model = default_model_path()
+    assert model is not None
+    assert (decisions["model_sha256"] == file_sha256(model)).all()
+    build = built_server()
+    expected_build = build.label if build is not None else ""
+    assert (decisions["server_build"] == (expected_build or decisions["server_build"])).all()
+    assert decisions["server_build"].str.startswith("llama.cpp ").all()
+    assert (decisions["threads"] == 1).all()
+    sampling = json.loads(decisions["sampling"].iloc[0])
+    assert sampling["temperature"] == 0 and sampling["seed"] == 42 and sampling["slots"] == 1
+    assert (decisions["prompt_sha256"] == prompt_hash(load_prompts(["balanced"])[0].text)).all()
+    today = pd.Timestamp.now(tz="UTC").date()
+    recorded = pd.to_datetime(decisions["recorded_at"], utc=True).dt.date
+    assert (recorded == today).all()
+
+    # the recorded run replays offline: the same decisions, named by its provenance
+    replay = ReplayProvider(decisions, source=str(out))
+    assert str(today) in replay.label and file_sha256(model)[:16] in replay.about()
+    ours = load("trades", trades_file)
+    again = evaluate(ours, replay, load_prompts(["balanced"]), progress=False)
+    assert again.requests == 0
+    merged = again.decisions.merge(decisions, on="trade_id", suffixes=("", "_rec"))
+    assert (merged["decision"] == merged["decision_rec"]).all()
+    assert (merged["confidence"] == merged["confidence_rec"]).all()
+
+
+def test_a_server_that_cannot_start_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)  # the magic, then nothing a model needs
+    spec = ServerSpec.of(bad, threads=1)
+    running = LocalServer(spec, ready_timeout=60, log_path=tmp_path / "server.log")
+    with pytest.raises(ServerError, match=r"llama-server exited \(code \d+\) before it was ready"):
+        running.start()
+    assert not running.running()
+    assert "error" in (tmp_path / "server.log").read_text().lower()  # the log is kept
