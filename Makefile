@@ -60,6 +60,10 @@ llama-server: install
 	  || echo "one-time build of llama-server from PyPI's llama-cpp-python source (about 4-6 minutes on 2 cores; needs cmake, ninja, g++)"
 	$(BIN)/research llm build-server $(LLAMA_BUILD_ARGS)
 
+## Serve a local model on 127.0.0.1:8080 until Ctrl-C, building the server first if needed (ARGS="--model F.gguf")
+serve-local: llama-server
+	$(BIN)/research llm serve-local $(ARGS)
+
 ## Tests against a real local model server on 127.0.0.1 (builds it first when missing)
 test-llm-local: install llama-server
 	$(BIN)/python -m pytest tests/llm/test_local_server.py -p no:cacheprovider -v -rs $(PYTEST_ARGS)
@@ -111,4 +115,4 @@ clean:
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[36m%-10s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-.PHONY: install report test test-fast llama-server test-llm-local postgres browser lab lint bench clean help
+.PHONY: install report test test-fast llama-server serve-local test-llm-local postgres browser lab lint bench clean help

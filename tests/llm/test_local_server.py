@@ -38,7 +38,8 @@ from research.llm.local_build import built_server, default_model_path, file_sha2
 from research.llm.local_server import LocalServer, ServerError, ServerSpec, find_server
 from research.llm.prompts import load_prompts
 from research.llm.providers import Message, OpenAIProvider, ReplayProvider, Reply
-from research.llm.service import TradeSet, load_trades
+from research.llm.service import TradeSet
+from research.testing.cli import run_cli
 
 EXE = Path(sys.executable).with_name("research")
 
@@ -60,16 +61,40 @@ pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavaila
 
 
 @pytest.fixture(scope="module")
-def trade_set() -> TradeSet:
-    """The first sample trades, with their entry regimes."""
-    full = load_trades()
-    n = 6
-    return TradeSet(
-        full.trades.head(n).reset_index(drop=True),
-        full.regimes.head(n).reset_index(drop=True),
-        full.source,
-        full.regime_model,
-    )
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The first 4 sample trades, and synthetic SPX and IXIC bars over their dates (the entry
+    regimes load in a fraction of the embedded history's time)."""
+    folder = tmp_path_factory.mktemp("local")
+    trades = folder / "trades.json"
+    trades.write_text(json.dumps(json.loads((PATHS.sample / "trades.json").read_text())[:4]))
+    days = pd.bdate_range("2013-01-01", "2014-03-31")
+    frames = []
+    for symbol, base in (("SPX", 1800.0), ("IXIC", 4100.0)):
+        close = base + 0.5 * pd.Series(range(len(days)), dtype=float)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "date": days,
+                    "symbol": symbol,
+                    "open": close,
+                    "high": close + 1,
+                    "low": close - 1,
+                    "close": close,
+                    "volume": 1e9,
+                }
+            )  # fmt: skip
+        )
+    bars = folder / "bars.csv"
+    pd.concat(frames).to_csv(bars, index=False, date_format="%Y-%m-%d")
+    return trades, bars
+
+
+@pytest.fixture(scope="module")
+def trade_set(files: tuple[Path, Path]) -> TradeSet:
+    """The trades, without entry regimes (the context says the regime is unknown; the command
+    line test computes them)."""
+    trades = load("trades", files[0])
+    return TradeSet(trades, pd.Series([None] * len(trades), dtype=object), "", "vix_trend")
 
 
 @pytest.fixture(scope="module")
@@ -128,18 +153,20 @@ def _valid(frame: pd.DataFrame) -> None:
     assert frame["contracts"].between(1, 5).all()
 
 
-def test_client_gets_schema_valid_decisions_with_tokens_and_a_cache(
+def test_client_gets_schema_valid_decisions_one_at_a_time_with_tokens_and_a_cache(
     server: LocalServer, trade_set: TradeSet, tmp_path: Path
 ) -> None:
-    trades = trade_set.trades.head(2)
+    trades, regimes = trade_set.trades.head(2), trade_set.regimes.head(2)
     prompts = load_prompts(["balanced"])
     config = EvalConfig(concurrency=1, timeout=120, retries=0)
+    counted = InFlight(_client(server))
     first = evaluate(
-        trades, _client(server), prompts, regimes=trade_set.regimes.head(2),
+        trades, counted, prompts, regimes=regimes,  # type: ignore[arg-type]
         cache_dir=tmp_path / "cache", config=config, progress=False,
     )  # fmt: skip
     d = first.decisions
     assert len(d) == 2 and first.requests == 2 and first.cache_hits == 0
+    assert counted.peak == 1  # concurrency 1: one request at a time
     _valid(d)
     assert (d["prompt_tokens"] > 100).all() and (d["completion_tokens"] > 0).all()
     assert (d["latency_s"] > 0).all() and (d["attempts"] == 1).all()
@@ -148,7 +175,7 @@ def test_client_gets_schema_valid_decisions_with_tokens_and_a_cache(
     assert sampling["json_schema"] is True and sampling["seed"] == 42
     # asked again: the cache answers, no request reaches the server
     again = evaluate(
-        trades, _client(server), prompts, regimes=trade_set.regimes.head(2),
+        trades, _client(server), prompts, regimes=regimes,
         cache_dir=tmp_path / "cache", config=config, progress=False,
     )  # fmt: skip
     assert again.requests == 0 and again.cache_hits == 2
@@ -187,24 +214,18 @@ def test_a_timeout_is_a_recorded_error_and_the_server_keeps_serving(
     assert httpx.get(server.base_url.removesuffix("/v1") + "/health").status_code == 200
 
 
-def test_two_slots_answer_two_requests_at_once_and_one_slot_one(
-    server: LocalServer, trade_set: TradeSet
-) -> None:
+def test_two_slots_answer_two_requests_at_once(server: LocalServer, trade_set: TradeSet) -> None:
     slots = httpx.get(server.base_url.removesuffix("/v1") + "/slots").json()
     assert len(slots) == 2
-    prompts = load_prompts(["conservative"])
-    trades, regimes = trade_set.trades.iloc[4:6], trade_set.regimes.iloc[4:6]
-    peaks = {}
-    for concurrency in (1, 2):
-        wrapped = InFlight(_client(server, temperature=0.0 + concurrency / 10))  # no reuse
-        result = evaluate(
-            trades, wrapped, prompts, regimes=regimes,  # type: ignore[arg-type]
-            config=EvalConfig(concurrency=concurrency, timeout=120, retries=0), progress=False,
-        )  # fmt: skip
-        assert len(result.decisions) == 2 and result.requests == 2
-        _valid(result.decisions)
-        peaks[concurrency] = wrapped.peak
-    assert peaks == {1: 1, 2: 2}
+    counted = InFlight(_client(server))
+    result = evaluate(
+        trade_set.trades.iloc[2:4], counted, load_prompts(["conservative"]),  # type: ignore[arg-type]
+        regimes=trade_set.regimes.iloc[2:4],
+        config=EvalConfig(concurrency=2, timeout=120, retries=0), progress=False,
+    )  # fmt: skip
+    assert len(result.decisions) == 2 and result.requests == 2
+    _valid(result.decisions)
+    assert counted.peak == 2
 
 
 def _llama_servers() -> set[int]:
@@ -222,16 +243,17 @@ def _llama_servers() -> set[int]:
 
 
 def test_cli_local_provider_records_provenance_stops_its_server_and_resumes(
-    server: LocalServer, trade_set: TradeSet, tmp_path: Path
+    files: tuple[Path, Path], trade_set: TradeSet, tmp_path: Path
 ) -> None:
     trades_file = tmp_path / "trades.json"
-    raw = json.loads((PATHS.sample / "trades.json").read_text())[:3]
+    raw = json.loads(files[0].read_text())[:2]
     trades_file.write_text(json.dumps(raw))
     out = tmp_path / "run.parquet"
     journal = journal_path(out)
     args = [
         str(EXE), "llm", "evaluate", "--provider", "local", "--threads", "1",
         "--trades", str(trades_file), "--out", str(out), "--cache", str(tmp_path / "cache"),
+        "--bars", str(files[1]),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIME_LAB_LLM")}
     before = _llama_servers()
@@ -256,12 +278,14 @@ def test_cli_local_provider_records_provenance_stops_its_server_and_resumes(
     assert not out.exists()
     journaled = journal.read_text().count("\n")
 
-    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    # the resume in-process: only the interruption needs a process of its own
+    overlay = {k: None for k in os.environ if k.startswith("REGIME_LAB_LLM")}
+    second = run_cli(*args[1:], env=overlay)
     assert second.returncode == 0, second.stderr
     assert f"{journaled} resumed from an earlier run" in second.stdout
     assert _llama_servers() <= before, "the finished run left its llama-server running"
     decisions = load("llm_decisions", out)
-    assert len(decisions) == 3 and not journal.exists()
+    assert len(decisions) == 2 and not journal.exists()
     _valid(decisions)
     model = default_model_path()
     assert model is not None
@@ -281,8 +305,10 @@ def test_cli_local_provider_records_provenance_stops_its_server_and_resumes(
     # the recorded run replays offline: the same decisions, named by its provenance
     replay = ReplayProvider(decisions, source=str(out))
     assert str(today) in replay.label and file_sha256(model)[:16] in replay.about()
-    ours = load("trades", trades_file)
-    again = evaluate(ours, replay, load_prompts(["balanced"]), progress=False)
+    ours = TradeSet(trade_set.trades.head(2), trade_set.regimes.head(2), "", "vix_trend")
+    again = evaluate(
+        ours.trades, replay, load_prompts(["balanced"]), regimes=ours.regimes, progress=False
+    )
     assert again.requests == 0
     merged = again.decisions.merge(decisions, on="trade_id", suffixes=("", "_rec"))
     assert (merged["decision"] == merged["decision_rec"]).all()

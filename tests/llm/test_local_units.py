@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from research.config import PATHS
+from research.data.loaders import load
 from research.exceptions import InputError
 from research.llm import local_build
 from research.llm.harness import PROVENANCE_COLUMNS, evaluate, prompt_hash
@@ -24,7 +26,6 @@ from research.llm.local_build import isa_flags
 from research.llm.local_server import LocalServer, ServerError, ServerSpec, find_server
 from research.llm.prompts import load_prompts
 from research.llm.providers import HeuristicProvider, ReplayProvider, make_provider
-from research.llm.service import load_trades
 from research.testing.cli import run_cli
 
 CPUINFO = (
@@ -152,9 +153,14 @@ def test_a_server_that_exits_or_never_gets_ready_is_a_clear_error(
     assert not slow.running() and slow.log_path.exists()  # kept for the user to read
 
 
-def _recorded(tmp_path: Path) -> tuple[pd.DataFrame, object]:
-    ts = load_trades()
-    trades, regimes = ts.trades.head(5), ts.regimes.head(5)
+def _sample(n: int) -> tuple[pd.DataFrame, pd.Series]:
+    """The first ``n`` sample trades, without entry regimes (the context says "unknown")."""
+    trades = load("trades", PATHS.sample / "trades.json").head(n)
+    return trades, pd.Series([None] * n, dtype=object)
+
+
+def _recorded(tmp_path: Path) -> tuple[pd.DataFrame, tuple[pd.DataFrame, pd.Series]]:
+    trades, regimes = _sample(5)
     result = evaluate(
         trades, HeuristicProvider(), load_prompts(["balanced"]), regimes=regimes, progress=False
     )
@@ -170,11 +176,9 @@ def _recorded(tmp_path: Path) -> tuple[pd.DataFrame, object]:
 
 
 def test_every_record_carries_its_prompt_hash_sampling_and_date(tmp_path: Path) -> None:
-    ts = load_trades()
+    trades, regimes = _sample(2)
     prompts = load_prompts(["balanced", "conservative"])
-    result = evaluate(
-        ts.trades.head(2), HeuristicProvider(), prompts, regimes=ts.regimes.head(2), progress=False
-    )
+    result = evaluate(trades, HeuristicProvider(), prompts, regimes=regimes, progress=False)
     d = result.decisions
     assert list(d.columns[-len(PROVENANCE_COLUMNS) :]) == list(PROVENANCE_COLUMNS)
     for p in prompts:
@@ -234,4 +238,14 @@ def test_command_line_refuses_bad_local_options_in_one_line(tmp_path: Path, gguf
         "--out", str(tmp_path / "o.csv"),
     )  # fmt: skip
     assert res.returncode == 1 and "x.gguf: no such file" in res.stderr
+    assert not (tmp_path / "o.csv").exists()
+    out = str(tmp_path / "o.csv")
+    res = run_cli(
+        "llm", "evaluate", "--provider", "local", "--base-url", "http://h/v1", "--out", out
+    )
+    assert res.returncode == 1
+    assert "--base-url does not apply to --provider local" in res.stderr
+    res = run_cli("llm", "evaluate", "--threads", "2", "--out", out)
+    assert res.returncode == 1
+    assert "--threads applies to --provider local only, not heuristic" in res.stderr
     assert not (tmp_path / "o.csv").exists()

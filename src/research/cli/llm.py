@@ -198,6 +198,13 @@ def llm_evaluate(
             ("--threads", threads, AT_LEAST_0),
         ]
     )
+    if local and base_url is not None:
+        fail(
+            "--base-url does not apply to --provider local (it starts its own server)",
+            one_line=True,
+        )
+    if threads and not local:
+        fail(f"--threads applies to --provider local only, not {provider.value}", one_line=True)
     if base_url is not None:
         check_base_url(base_url, option="--base-url")
     check_output_extension(out)

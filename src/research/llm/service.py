@@ -13,7 +13,18 @@ from research.data.overview import MarketData
 from research.llm import analysis as an
 from research.numbers import money, signed
 
-__all__ = ["FilterAnalysis", "TradeSet", "analyze", "evaluate_trades", "load_trades"]
+__all__ = [
+    "LOCAL_MIN_TIMEOUT",
+    "FilterAnalysis",
+    "TradeSet",
+    "analyze",
+    "evaluate_trades",
+    "load_trades",
+]
+
+LOCAL_MIN_TIMEOUT = 300.0
+"""Seconds a local model's request may take at least: a 1.5B model answers in about 5 s on 2
+cores, and its slots share them."""
 
 
 @dataclass(frozen=True)
@@ -406,7 +417,8 @@ def evaluate_trades(
     timeout: float = 30.0,
 ) -> object:
     """``research.llm.harness.evaluate`` for a notebook: no progress bar; the cache defaults to
-    ``data/llm_cache`` for network providers.
+    ``data/llm_cache`` for network providers; a local model's requests get at least
+    ``LOCAL_MIN_TIMEOUT`` seconds (its slots share the machine's cores).
 
     Returns
     -------
@@ -423,6 +435,11 @@ def evaluate_trades(
         regimes=trade_set.regimes,
         out=out or None,
         cache_dir=cache_dir if cache_dir is not None else PATHS.root / "data" / "llm_cache",
-        config=EvalConfig(concurrency=concurrency, timeout=timeout),
+        config=EvalConfig(
+            concurrency=concurrency,
+            timeout=max(timeout, LOCAL_MIN_TIMEOUT)
+            if getattr(provider, "name", "") == "local"
+            else timeout,
+        ),
         progress=False,
     )
