@@ -41,6 +41,7 @@ from research.llm.providers import (
     TransportError,
     make_provider,
 )
+from research.testing.bars import write_sample_period_bars
 from research.testing.chat_server import (
     Action,
     ChatServer,
@@ -146,26 +147,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def small_bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic SPX and IXIC bars over the first sample trades' dates (the CLI loads them in a
     fraction of the embedded history's time)."""
-    days = pd.bdate_range("2013-01-01", "2014-03-31")
-    frames = []
-    for symbol, base in (("SPX", 1800.0), ("IXIC", 4100.0)):
-        close = base + 0.5 * pd.Series(range(len(days)), dtype=float)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "date": days,
-                    "symbol": symbol,
-                    "open": close,
-                    "high": close + 1,
-                    "low": close - 1,
-                    "close": close,
-                    "volume": 1e9,
-                }
-            )
-        )
-    path = tmp_path_factory.mktemp("bars") / "bars.csv"
-    pd.concat(frames).to_csv(path, index=False, date_format="%Y-%m-%d")
-    return path
+    return write_sample_period_bars(tmp_path_factory.mktemp("bars") / "bars.csv")
 
 
 def cli_env() -> dict[str, str]:

@@ -39,6 +39,7 @@ from research.llm.local_server import LocalServer, ServerError, ServerSpec, find
 from research.llm.prompts import load_prompts
 from research.llm.providers import Message, OpenAIProvider, ReplayProvider, Reply
 from research.llm.service import TradeSet
+from research.testing.bars import write_sample_period_bars
 from research.testing.cli import run_cli
 
 EXE = Path(sys.executable).with_name("research")
@@ -67,26 +68,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("local")
     trades = folder / "trades.json"
     trades.write_text(json.dumps(json.loads((PATHS.sample / "trades.json").read_text())[:4]))
-    days = pd.bdate_range("2013-01-01", "2014-03-31")
-    frames = []
-    for symbol, base in (("SPX", 1800.0), ("IXIC", 4100.0)):
-        close = base + 0.5 * pd.Series(range(len(days)), dtype=float)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "date": days,
-                    "symbol": symbol,
-                    "open": close,
-                    "high": close + 1,
-                    "low": close - 1,
-                    "close": close,
-                    "volume": 1e9,
-                }
-            )  # fmt: skip
-        )
-    bars = folder / "bars.csv"
-    pd.concat(frames).to_csv(bars, index=False, date_format="%Y-%m-%d")
-    return trades, bars
+    return trades, write_sample_period_bars(folder / "bars.csv")
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +185,8 @@ def test_a_timeout_is_a_recorded_error_and_the_server_keeps_serving(
 ) -> None:
     prompts = load_prompts(["balanced"])
     result = evaluate(
-        trade_set.trades.iloc[3:4], _client(server), prompts,
+        # 8 tokens: the server's work on the abandoned request stays short
+        trade_set.trades.iloc[3:4], _client(server, max_tokens=8), prompts,
         regimes=trade_set.regimes.iloc[3:4],
         config=EvalConfig(concurrency=1, timeout=0.02, retries=0), progress=False,
     )  # fmt: skip

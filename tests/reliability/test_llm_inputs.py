@@ -40,6 +40,7 @@ from research.exceptions import InputError, OutputError
 from research.llm.harness import EvalConfig, Prices, cache_key, evaluate, journal_path
 from research.llm.prompts import load_prompts
 from research.llm.providers import HeuristicProvider, OpenAIProvider, mask_url
+from research.testing.bars import write_sample_period_bars
 from research.testing.chat_server import Action, ChatServer, Malformed, Ok, ServerError
 
 APPROVE = json.dumps({"decision": "approve", "confidence": 0.7, "contracts": 2, "reason": "A"})
@@ -54,26 +55,7 @@ BALANCED = load_prompts(["balanced"])
 @pytest.fixture(scope="module")
 def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic SPX and IXIC bars over the first sample trades' dates (fast to load)."""
-    days = pd.bdate_range("2013-01-01", "2014-03-31")
-    frames = []
-    for symbol, base in (("SPX", 1800.0), ("IXIC", 4100.0)):
-        close = base + 0.5 * pd.Series(range(len(days)), dtype=float)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "date": days,
-                    "symbol": symbol,
-                    "open": close,
-                    "high": close + 1,
-                    "low": close - 1,
-                    "close": close,
-                    "volume": 1e9,
-                }
-            )
-        )
-    path = tmp_path_factory.mktemp("bars") / "bars.csv"
-    pd.concat(frames).to_csv(path, index=False, date_format="%Y-%m-%d")
-    return path
+    return write_sample_period_bars(tmp_path_factory.mktemp("bars") / "bars.csv")
 
 
 def trades_file(folder: Path, rows: slice = slice(0, 4), name: str = "trades.json") -> Path:

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_MODEL_PACKAGE",
     "SDIST",
     "TEST_MODEL_NOTE",
+    "binary_version",
     "BuildError",
     "BuildInfo",
     "build_server",
@@ -185,18 +186,32 @@ def file_sha256(path: str | Path, *, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _version(binary: Path) -> str:
-    """``llama-server --version`` in one line, e.g. ``1 (abc1234)``."""
-    try:
-        done = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BuildError(f"{binary} does not run ({exc})") from exc
+def binary_version(binary: Path) -> str | None:
+    """``llama-server --version``'s version, e.g. ``0.5.0-dev (build 1, commit 0c1e570)``, or
+    None when it prints none.
+
+    Raises
+    ------
+    OSError, subprocess.TimeoutExpired
+        The binary does not run (or not within 30 s).
+    """
+    done = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
     for line in (done.stdout + "\n" + done.stderr).splitlines():
         if line.startswith("version:"):
             return line.split(":", 1)[1].strip()
-    raise BuildError(f"{binary} --version printed no version (exit {done.returncode})")
+    return None
+
+
+def _version(binary: Path) -> str:
+    try:
+        version = binary_version(binary)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"{binary} does not run ({exc})") from exc
+    if version is None:
+        raise BuildError(f"{binary} --version printed no version")
+    return version
 
 
 def built_server() -> BuildInfo | None:

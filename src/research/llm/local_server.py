@@ -29,6 +29,7 @@ from types import TracebackType
 from research.exceptions import InputError, ResearchError
 from research.llm.local_build import (
     DEFAULT_MODEL_PACKAGE,
+    binary_version,
     built_server,
     default_model_path,
     file_sha256,
@@ -88,15 +89,12 @@ def server_version(binary: Path) -> str:
     if built is not None and built.binary.resolve() == binary.resolve():
         return built.label
     try:
-        done = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
+        version = binary_version(binary)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ServerError(f"{binary} does not run ({exc})") from exc
-    for line in (done.stdout + "\n" + done.stderr).splitlines():
-        if line.startswith("version:"):
-            return f"llama.cpp {line.split(':', 1)[1].strip()} ({binary})"
-    raise ServerError(f"{binary} is not a llama-server (--version printed no version)")
+    if version is None:
+        raise ServerError(f"{binary} is not a llama-server (--version printed no version)")
+    return f"llama.cpp {version} ({binary})"
 
 
 def resolve_model(model: str | Path | None) -> Path:
