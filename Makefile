@@ -57,7 +57,7 @@ test-fast: install
 ## Build llama.cpp's llama-server once into ~/.cache/regime-lab and fetch the default model (local LLM)
 llama-server: install
 	@$(BIN)/python -c "import sys; from research.llm.local_build import built_server, default_model_path; sys.exit(built_server() is None or default_model_path() is None)" \
-	  || echo "one-time build of llama-server from PyPI's llama-cpp-python source (about 4-6 minutes on 2 cores; needs cmake, ninja, g++)"
+	  || echo "one-time build of llama-server from PyPI's llama-cpp-python source (about 4 minutes on 2 cores; needs cmake, ninja, g++)"
 	$(BIN)/research llm build-server $(LLAMA_BUILD_ARGS)
 
 ## Serve a local model on 127.0.0.1:8080 until Ctrl-C, building the server first if needed (ARGS="--model F.gguf")

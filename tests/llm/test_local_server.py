@@ -50,7 +50,7 @@ def _unavailable() -> str | None:
         find_server()
     except ServerError:
         return (
-            "no llama-server built: `make llama-server` builds it once (about 4-6 minutes), "
+            "no llama-server built: `make llama-server` builds it once (about 4 minutes), "
             "`make test-llm-local` builds it and runs these tests"
         )
     if default_model_path() is None:

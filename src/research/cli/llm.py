@@ -302,7 +302,7 @@ def llm_build_server(
     jobs: Annotated[int, typer.Option(help="Compile jobs (0: one per core).")] = 0,
 ) -> None:
     """Build llama.cpp's llama-server once into the user cache (from the llama-cpp-python source
-    distribution on PyPI: about 4-6 minutes on 2 cores, needs cmake, ninja and a C++ compiler)
+    distribution on PyPI: about 4 minutes on 2 cores, needs cmake, ninja and a C++ compiler)
     and fetch the default model (SmolLM2-135M-Instruct, 98 MB)."""
     from research.llm.local_build import build_server, fetch_default_model
     from research.llm.local_server import LocalServer, ServerSpec

@@ -77,7 +77,7 @@ def find_server() -> Path:
     if on_path:
         return Path(on_path)
     raise ServerError(
-        "no llama-server: build it once with `make llama-server` (about 6 minutes on 2 cores, "
+        "no llama-server: build it once with `make llama-server` (about 4 minutes on 2 cores, "
         "into ~/.cache/regime-lab), or point $REGIME_LAB_LLAMA_SERVER at your own build"
     )
 
