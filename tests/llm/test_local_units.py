@@ -12,6 +12,7 @@ import os
 import stat
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,7 @@ from research.config import PATHS
 from research.data.loaders import load
 from research.exceptions import InputError
 from research.llm import local_build
-from research.llm.harness import PROVENANCE_COLUMNS, evaluate, prompt_hash
+from research.llm.harness import PROVENANCE_COLUMNS, EvalConfig, evaluate, prompt_hash
 from research.llm.local_build import isa_flags
 from research.llm.local_server import LocalServer, ServerError, ServerSpec, find_server
 from research.llm.prompts import load_prompts
@@ -36,7 +37,7 @@ CPUINFO = (
 FAKE = textwrap.dedent(
     """\
     #!{python}
-    import http.server, os, sys, time
+    import http.server, json, os, sys, time
     if "--version" in sys.argv:
         print("version: 9 (fake0001)"); sys.exit(0)
     mode = os.environ.get("FAKE_LLAMA_MODE", "ok")
@@ -52,10 +53,24 @@ FAKE = textwrap.dedent(
             self.send_response(200 if ready else 503)
             self.end_headers()
             self.wfile.write(b"{{}}")
+
+        def do_POST(self):  # a chat completion with a valid decision, after 0.2 s
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(0.2)
+            text = json.dumps({{"decision": "approve", "confidence": 0.6, "contracts": 2,
+                               "reason": "fake"}})
+            message = {{"role": "assistant", "content": text}}
+            body = json.dumps({{"choices": [{{"message": message}}],
+                               "usage": {{"prompt_tokens": 50, "completion_tokens": 9}}}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
         def log_message(self, *a):
             pass
 
-    http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
     """
 )
 
@@ -249,3 +264,57 @@ def test_command_line_refuses_bad_local_options_in_one_line(tmp_path: Path, gguf
     assert res.returncode == 1
     assert "--threads applies to --provider local only, not heuristic" in res.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_stop_while_the_server_loads_leaves_nothing_running(
+    fake_server: Path, gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "hang")  # "loading" until stopped
+    server = LocalServer(ServerSpec.of(gguf, threads=1), log_path=tmp_path / "s.log")
+    errors: list[Exception] = []
+
+    def start() -> None:
+        try:
+            server.start()
+        except ServerError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while server.pid is None:  # the process is up, its /health answers 503
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    pid = server.pid
+    server.stop()  # as an interrupted run's clean-up does, from another thread
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [str(e) for e in errors] == ["llama-server was stopped while it loaded the model"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_local_provider_serves_two_runs_and_stops_its_server_after_each(
+    fake_server: Path, gguf: Path
+) -> None:
+    trades, regimes = _sample(3)
+    provider = make_provider("local", model=str(gguf), threads=1, concurrency=2)
+    assert (
+        provider.name == "local"
+        and provider.label == "tiny-model via local llama-server (1 thread)"
+    )
+    for _ in range(2):  # a new event loop each time: nothing of the first run's loop is reused
+        result = evaluate(
+            trades, provider, load_prompts(["balanced"]), regimes=regimes,
+            config=EvalConfig(concurrency=2, timeout=10, retries=0), progress=False,
+        )  # fmt: skip
+        d = result.decisions
+        assert d["error"].isna().all() and (d["decision"] == "approve").all()
+        assert (d["model_sha256"] == local_build.file_sha256(gguf)).all()
+        assert (d["server_build"] == f"llama.cpp 9 (fake0001) ({fake_server})").all()
+        assert (d["threads"] == 1).all()
+        assert json.loads(d["sampling"].iloc[0])["slots"] == 2
+        assert "**Local model:** `tiny-model`" in result.about
+        assert provider.server is None  # stopped at the end of the run

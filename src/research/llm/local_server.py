@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -259,6 +260,8 @@ class LocalServer:
         self._own_log = log_path is None
         self.log_path = Path(log_path) if log_path is not None else Path()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._guard = threading.Lock()
+        self._stopped = threading.Event()
         self.ready_s = float("nan")
 
     @property
@@ -291,6 +294,7 @@ class LocalServer:
 
         if self._proc is not None:
             return self.base_url
+        self._stopped.clear()
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             if s.connect_ex(("127.0.0.1", self.port)) == 0:
                 raise ServerError(f"--port {self.port}: something already listens on it")
@@ -299,9 +303,13 @@ class LocalServer:
             fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
             os.close(fd)
             self.log_path = Path(name)
-        with self.log_path.open("wb") as out:
+        with self.log_path.open("wb") as out, self._guard:
+            # ``stop`` from another thread (a run interrupted while the server loads) either
+            # comes first, and nothing starts, or after, and stops this process
+            if self._stopped.is_set():
+                raise ServerError("llama-server was stopped before it started")
             try:
-                self._proc = subprocess.Popen(
+                proc = subprocess.Popen(
                     self.spec.command(self.port),
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -310,11 +318,14 @@ class LocalServer:
                 )
             except OSError as exc:
                 raise ServerError(f"cannot run {self.spec.binary} ({exc.strerror or exc})") from exc
+            self._proc = proc
         health = f"http://127.0.0.1:{self.port}/health"
         deadline = start + self.ready_timeout
         with httpx.Client(timeout=2.0, trust_env=False) as client:
             while True:
-                code = self._proc.poll()
+                code = proc.poll()
+                if self._stopped.is_set():
+                    raise ServerError("llama-server was stopped while it loaded the model")
                 if code is not None:
                     self._proc = None  # its log is kept: the error names it
                     raise ServerError(
@@ -346,8 +357,11 @@ class LocalServer:
 
     def stop(self, *, keep_log: bool = False) -> None:
         """SIGTERM, then SIGKILL after ``STOP_GRACE`` seconds; the temporary log is removed
-        unless ``keep_log``."""
-        proc, self._proc = self._proc, None
+        unless ``keep_log``. Safe from another thread while ``start`` waits: the start then
+        fails, and no server is left running."""
+        with self._guard:
+            self._stopped.set()
+            proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -556,12 +556,12 @@ class LocalProvider:
                 raise self._failed
             if self._client is None:
                 server = LocalServer(self.spec)
+                self._server = server  # ``aclose`` stops it, also while it loads
                 try:
                     base = await asyncio.to_thread(server.start)
                 except Exception as exc:
                     self._failed = exc
                     raise
-                self._server = server
                 self._client = OpenAIProvider(
                     model=self.model,
                     base_url=base,
@@ -587,12 +587,16 @@ class LocalProvider:
         )
 
     async def aclose(self) -> None:
+        """Close the connections and stop the server; the provider can be used again (in
+        another event loop: the next request starts a new server)."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._lock = None  # bound to this run's event loop
+        self._failed = None
 
 
 @dataclass
