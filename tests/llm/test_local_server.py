@@ -34,8 +34,14 @@ import pytest
 from research.config import PATHS
 from research.data.loaders import load
 from research.llm.harness import EvalConfig, evaluate, journal_path, prompt_hash
-from research.llm.local_build import built_server, default_model_path, file_sha256
-from research.llm.local_server import LocalServer, ServerError, ServerSpec, find_server
+from research.llm.local_build import default_model_path, file_sha256
+from research.llm.local_server import (
+    LocalServer,
+    ServerError,
+    ServerSpec,
+    find_server,
+    server_version,
+)
 from research.llm.prompts import load_prompts
 from research.llm.providers import Message, OpenAIProvider, ReplayProvider, Reply
 from research.llm.service import TradeSet
@@ -154,7 +160,7 @@ def test_client_gets_schema_valid_decisions_one_at_a_time_with_tokens_and_a_cach
     assert (d["latency_s"] > 0).all() and (d["attempts"] == 1).all()
     assert (d["prompt_sha256"] == prompt_hash(prompts[0].text)).all()
     sampling = json.loads(d["sampling"].iloc[0])
-    assert sampling["json_schema"] is True and sampling["seed"] == 42
+    assert len(sampling["json_schema"]) == 16 and sampling["seed"] == 42  # the schema's hash
     # asked again: the cache answers, no request reaches the server
     again = evaluate(
         trades, _client(server), prompts, regimes=regimes,
@@ -211,16 +217,16 @@ def test_two_slots_answer_two_requests_at_once(server: LocalServer, trade_set: T
     assert counted.peak == 2
 
 
-def _llama_servers() -> set[int]:
-    """The pids of running llama-server processes."""
+def _servers_of(model: Path) -> set[int]:
+    """The pids of running processes serving ``model`` (a path only this test uses)."""
     found = set()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")[0]
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if cmd.endswith(b"llama-server"):
+            if str(model).encode() in cmd:
                 found.add(int(proc.name))
     return found
 
@@ -233,13 +239,19 @@ def test_cli_local_provider_records_provenance_stops_its_server_and_resumes(
     trades_file.write_text(json.dumps(raw))
     out = tmp_path / "run.parquet"
     journal = journal_path(out)
+    default = default_model_path()
+    assert default is not None
+    # the default model under a path of this test's own: its servers are told from any other
+    model = tmp_path / "models" / default.name
+    model.parent.mkdir()
+    model.symlink_to(default)
     args = [
         str(EXE), "llm", "evaluate", "--provider", "local", "--threads", "1",
+        "--model", str(model),
         "--trades", str(trades_file), "--out", str(out), "--cache", str(tmp_path / "cache"),
         "--bars", str(files[1]),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIME_LAB_LLM")}
-    before = _llama_servers()
     log = tmp_path / "first.log"
     with log.open("w") as fh:
         # a subprocess on purpose: it is interrupted (Ctrl-C) once the first reply is journaled
@@ -257,7 +269,7 @@ def test_cli_local_provider_records_provenance_stops_its_server_and_resumes(
     assert proc.returncode == 130, text
     assert "run the same command again to resume" in text
     assert "not meaningful" in text  # the default model is said to be a test model
-    assert _llama_servers() <= before, "the interrupted run left its llama-server running"
+    assert not _servers_of(model), "the interrupted run left its llama-server running"
     assert not out.exists()
     journaled = journal.read_text().count("\n")
 
@@ -266,16 +278,12 @@ def test_cli_local_provider_records_provenance_stops_its_server_and_resumes(
     second = run_cli(*args[1:], env=overlay)
     assert second.returncode == 0, second.stderr
     assert f"{journaled} resumed from an earlier run" in second.stdout
-    assert _llama_servers() <= before, "the finished run left its llama-server running"
+    assert not _servers_of(model), "the finished run left its llama-server running"
     decisions = load("llm_decisions", out)
     assert len(decisions) == 2 and not journal.exists()
     _valid(decisions)
-    model = default_model_path()
-    assert model is not None
-    assert (decisions["model_sha256"] == file_sha256(model)).all()
-    build = built_server()
-    expected_build = build.label if build is not None else ""
-    assert (decisions["server_build"] == (expected_build or decisions["server_build"])).all()
+    assert (decisions["model_sha256"] == file_sha256(default)).all()
+    assert (decisions["server_build"] == server_version(find_server())).all()
     assert decisions["server_build"].str.startswith("llama.cpp ").all()
     assert (decisions["threads"] == 1).all()
     sampling = json.loads(decisions["sampling"].iloc[0])
@@ -287,7 +295,7 @@ def test_cli_local_provider_records_provenance_stops_its_server_and_resumes(
 
     # the recorded run replays offline: the same decisions, named by its provenance
     replay = ReplayProvider(decisions, source=str(out))
-    assert str(today) in replay.label and file_sha256(model)[:16] in replay.about()
+    assert str(today) in replay.label and file_sha256(default)[:16] in replay.about()
     ours = TradeSet(trade_set.trades.head(2), trade_set.regimes.head(2), "", "vix_trend")
     again = evaluate(
         ours.trades, replay, load_prompts(["balanced"]), regimes=ours.regimes, progress=False

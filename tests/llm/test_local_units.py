@@ -159,13 +159,26 @@ def test_a_server_that_exits_or_never_gets_ready_is_a_clear_error(
 ) -> None:
     spec = ServerSpec.of(gguf, threads=1)
     monkeypatch.setenv("FAKE_LLAMA_MODE", "exit")
+    gone = LocalServer(spec)  # its own temporary log
     with pytest.raises(ServerError, match=r"exited \(code 1\) before it was ready: error: failed"):
-        LocalServer(spec, log_path=tmp_path / "exit.log").start()
+        gone.start()
+    gone.stop()  # the clean-up after the error keeps the log the error names
+    assert "failed to load model" in gone.log_path.read_text()
+    gone.log_path.unlink()
     monkeypatch.setenv("FAKE_LLAMA_MODE", "hang")
     slow = LocalServer(spec, ready_timeout=0.5, log_path=tmp_path / "hang.log")
     with pytest.raises(ServerError, match=r"not ready within 0.5 s: loading model"):
         slow.start()
     assert not slow.running() and slow.log_path.exists()  # kept for the user to read
+    # stopped before it started: it never starts
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "ok")
+    early = LocalServer(spec, log_path=tmp_path / "early.log")
+    early.stop()
+    with pytest.raises(ServerError, match="stopped before it started"):
+        early.start()
+    assert early.pid is None
+    with pytest.raises(InputError, match=r"--threads 100000 is more than this machine's"):
+        ServerSpec.of(gguf, threads=100_000)
 
 
 def _sample(n: int) -> tuple[pd.DataFrame, pd.Series]:
@@ -210,7 +223,7 @@ def test_a_recorded_run_replays_named_by_its_model_and_dates(tmp_path: Path) -> 
     assert isinstance(provider, ReplayProvider)
     assert (
         provider.label
-        == "tiny-model (run recorded 2026-12-05 to 2026-12-06, replayed from run.parquet)"
+        == f"tiny-model (run recorded 2026-12-05 to 2026-12-06, replayed from {path})"
     )
     about = provider.about()
     assert "5 replies of `tiny-model`" in about and "recorded 2026-12-05 to 2026-12-06" in about
@@ -220,10 +233,13 @@ def test_a_recorded_run_replays_named_by_its_model_and_dates(tmp_path: Path) -> 
     assert again.decisions["error"].isna().all()
     assert again.decisions["decision"].tolist() == frame["decision"].tolist()
     assert again.about == about  # the run's text names the recorded run
+    # the replay's records keep the recorded replies' provenance, not the replay's
+    for column in ("model_sha256", "server_build", "sampling", "recorded_at"):
+        assert again.decisions[column].tolist() == frame[column].tolist(), column
     # without provenance (a file of an older version): said so, still replayed
     old = frame.drop(columns=list(PROVENANCE_COLUMNS))
     plain = ReplayProvider(old, source="old.csv")
-    assert plain.label == "tiny-model (replayed from old.csv)"
+    assert plain.label == "tiny-model (recorded decisions from old.csv)"  # as earlier versions
     assert "no model provenance in the file" in plain.about()
     assert make_provider(None).name == "heuristic"
 
@@ -318,3 +334,25 @@ def test_a_local_provider_serves_two_runs_and_stops_its_server_after_each(
         assert json.loads(d["sampling"].iloc[0])["slots"] == 2
         assert "**Local model:** `tiny-model`" in result.about
         assert provider.server is None  # stopped at the end of the run
+
+
+def test_an_output_of_another_model_file_or_build_is_not_continued(
+    fake_server: Path, gguf: Path, tmp_path: Path
+) -> None:
+    from research.exceptions import OutputError
+    from research.llm.harness import existing_decisions
+
+    trades, regimes = _sample(1)
+    out = tmp_path / "run.csv"
+    prompts = load_prompts(["balanced"])
+    first = make_provider("local", model=str(gguf), threads=1)
+    evaluate(trades, first, prompts, regimes=regimes, out=out, progress=False)
+    assert len(existing_decisions(out, first, prompts)) == 1  # the same: continued
+    # a file of the same name with other bytes (a re-download, another quantisation)
+    other = tmp_path / "other" / gguf.name
+    other.parent.mkdir()
+    other.write_bytes(gguf.read_bytes() + b"more")
+    second = make_provider("local", model=str(other), threads=1)
+    assert second.label == first.label  # the label alone cannot tell them apart
+    with pytest.raises(OutputError, match=r"holds decisions with another model_sha256"):
+        existing_decisions(out, second, prompts)

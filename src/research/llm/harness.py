@@ -462,6 +462,10 @@ def _describe(values: Sequence[str] | set[str], what: str) -> str:
     return f"{what}{'s' if len(names) != 1 else ''} " + ", ".join(repr(n) for n in names)
 
 
+def _short(values: set[str]) -> str:
+    return ", ".join(v if len(v) <= 40 else v[:37] + "..." for v in sorted(values))
+
+
 def _same_source(
     where: Path,
     records: Sequence[Mapping[str, Any]],
@@ -479,6 +483,19 @@ def _same_source(
             f"{where} holds decisions from {named} ({_describe(models, 'model')}); this run "
             f"asks {provider.label}: choose another output file, or delete {where} to start over"
         )
+    mine = _provenance(provider)
+    for column in ("model_sha256", "server_build", "sampling"):
+        found = {
+            str(r[column])
+            for r in records
+            if r.get(column) not in (None, "") and r.get(column) == r.get(column)
+        }
+        if found and mine.get(column) is not None and found != {str(mine[column])}:
+            raise OutputError(
+                f"{where} holds decisions with another {column} ({_short(found)}) than this "
+                f"run's ({_short({str(mine[column])})}): choose another output file, or delete "
+                f"{where} to start over"
+            )
     if not held <= asked:
         raise OutputError(
             f"{where} holds decisions of {_describe(held, 'prompt')}; this run asks "
@@ -672,6 +689,9 @@ def _record(
         "prompt_sha256": prompt_sha256,
         "recorded_at": recorded_at,
     }
+    row_provenance = getattr(provider, "row_provenance", None)
+    if callable(row_provenance):  # a replay: the recorded reply's own
+        rec |= row_provenance(trade_id, prompt)
     if reply is not None:
         pt, ct = reply.prompt_tokens, reply.completion_tokens
         rec["prompt_tokens"], rec["completion_tokens"] = pt, ct

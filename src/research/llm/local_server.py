@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -55,6 +56,16 @@ STOP_GRACE = 10.0
 
 class ServerError(ResearchError, RuntimeError):
     """The server could not be found, started, or kept running (the message says which)."""
+
+
+def _die_with_parent() -> None:
+    """In the child before ``exec``: SIGTERM it when the thread that started it dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PDEATHSIG
 
 
 def find_server() -> Path:
@@ -183,6 +194,9 @@ class ServerSpec:
         set_(self, "model", resolve_model(self.model))
         set_(self, "threads", self.threads or min(8, os.cpu_count() or 1))
         _whole("--threads", self.threads, 1)
+        cpus = os.cpu_count() or 1
+        if self.threads > cpus:
+            raise InputError(f"--threads {self.threads} is more than this machine's {cpus} CPUs")
         _whole("--concurrency (server slots)", self.slots, 1)
         _whole("context per slot", self.ctx_per_slot, 256)
         if self.binary == Path():
@@ -262,6 +276,9 @@ class LocalServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._guard = threading.Lock()
         self._stopped = threading.Event()
+        self._failed = False
+        """A start failed: its log is kept (the error names it)."""
+        self._started_at = 0.0
         self.ready_s = float("nan")
 
     @property
@@ -282,43 +299,74 @@ class LocalServer:
         return " ".join(useful[-1].split())[:300] if useful else "(an empty log)"
 
     def start(self, log: Callable[[str], None] | None = None) -> str:
-        """Start the server and wait until it is ready; returns the base URL.
+        """``launch``, then ``wait_ready``: start the server and wait until it is ready;
+        returns the base URL.
 
         Raises
         ------
         ServerError
-            The port is taken, the server exited, or it was not ready within
-            ``ready_timeout`` (then it is stopped); the message quotes its log's last line.
+            As ``launch`` and ``wait_ready``.
         """
-        import httpx
+        self.launch()
+        return self.wait_ready(log)
 
+    def launch(self) -> None:
+        """Start the process (quickly; ``wait_ready`` waits for the model to load). Call it
+        from the thread that lives as long as the server should: on Linux the server gets
+        SIGTERM when that thread's process dies (``PR_SET_PDEATHSIG``), so a killed notebook
+        kernel or command leaves no server behind. A ``LocalServer`` starts once.
+
+        Raises
+        ------
+        ServerError
+            The port is taken, the binary does not run, or ``stop`` came first.
+        """
         if self._proc is not None:
-            return self.base_url
-        self._stopped.clear()
+            return
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             if s.connect_ex(("127.0.0.1", self.port)) == 0:
                 raise ServerError(f"--port {self.port}: something already listens on it")
-        start = time.perf_counter()
-        if self._own_log:
-            fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
-            os.close(fd)
-            self.log_path = Path(name)
-        with self.log_path.open("wb") as out, self._guard:
+        self._started_at = time.perf_counter()
+        with self._guard:
             # ``stop`` from another thread (a run interrupted while the server loads) either
             # comes first, and nothing starts, or after, and stops this process
             if self._stopped.is_set():
                 raise ServerError("llama-server was stopped before it started")
-            try:
-                proc = subprocess.Popen(
-                    self.spec.command(self.port),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,  # Ctrl-C in a terminal reaches us, not it
-                )
-            except OSError as exc:
-                raise ServerError(f"cannot run {self.spec.binary} ({exc.strerror or exc})") from exc
-            self._proc = proc
+            if self._own_log:
+                fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
+                os.close(fd)
+                self.log_path = Path(name)
+            with self.log_path.open("wb") as out:
+                try:
+                    self._proc = subprocess.Popen(
+                        self.spec.command(self.port),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,  # Ctrl-C in a terminal reaches us, not it
+                        preexec_fn=_die_with_parent,  # noqa: PLW1509
+                    )
+                except OSError as exc:
+                    self._failed = True
+                    raise ServerError(
+                        f"cannot run {self.spec.binary} ({exc.strerror or exc})"
+                    ) from exc
+
+    def wait_ready(self, log: Callable[[str], None] | None = None) -> str:
+        """Wait until ``/health`` answers 200 (safe in a worker thread); returns the base URL.
+
+        Raises
+        ------
+        ServerError
+            The server exited, was stopped, or was not ready within ``ready_timeout`` (then it
+            is stopped); the message quotes its log's last line, and the log is kept.
+        """
+        import httpx
+
+        proc = self._proc
+        if proc is None:
+            raise ServerError("llama-server was not launched (or was stopped)")
+        start = self._started_at
         health = f"http://127.0.0.1:{self.port}/health"
         deadline = start + self.ready_timeout
         with httpx.Client(timeout=2.0, trust_env=False) as client:
@@ -327,7 +375,7 @@ class LocalServer:
                 if self._stopped.is_set():
                     raise ServerError("llama-server was stopped while it loaded the model")
                 if code is not None:
-                    self._proc = None  # its log is kept: the error names it
+                    self._proc, self._failed = None, True  # the error names the kept log
                     raise ServerError(
                         f"llama-server exited (code {code}) before it was ready: "
                         f"{self._log_tail()} (log: {self.log_path})"
@@ -336,7 +384,8 @@ class LocalServer:
                     if client.get(health).status_code == 200:
                         break
                 if time.perf_counter() > deadline:
-                    self.stop(keep_log=True)
+                    self._failed = True
+                    self.stop()
                     raise ServerError(
                         f"llama-server was not ready within {self.ready_timeout:g} s: "
                         f"{self._log_tail()} (log: {self.log_path})"
@@ -357,8 +406,9 @@ class LocalServer:
 
     def stop(self, *, keep_log: bool = False) -> None:
         """SIGTERM, then SIGKILL after ``STOP_GRACE`` seconds; the temporary log is removed
-        unless ``keep_log``. Safe from another thread while ``start`` waits: the start then
-        fails, and no server is left running."""
+        unless ``keep_log`` or a start failed (its error names the log). Safe from another
+        thread while ``wait_ready`` waits: the start then fails, and no server is left
+        running; after a ``stop``, this server does not start again."""
         with self._guard:
             self._stopped.set()
             proc, self._proc = self._proc, None
@@ -371,7 +421,7 @@ class LocalServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if self._own_log and not keep_log and self.log_path != Path():
+        if self._own_log and not (keep_log or self._failed) and self.log_path != Path():
             with contextlib.suppress(OSError):
                 self.log_path.unlink()
 

@@ -381,8 +381,10 @@ class OpenAIProvider:
             "max_tokens": self.max_tokens,
             "json_mode": self.json_mode,
         }
-        if self.json_schema:
-            params["json_schema"] = True
+        if self.json_schema:  # the schema's own hash: a changed schema is asked again
+            params["json_schema"] = hashlib.sha256(
+                json.dumps(DECISION_SCHEMA, sort_keys=True).encode()
+            ).hexdigest()[:16]
         if self.seed is not None:
             params["seed"] = self.seed
         return params
@@ -504,6 +506,9 @@ class LocalProvider:
             "max_tokens": self.max_tokens,
             "seed": self.seed,
             "response_format": "json_schema",
+            "schema_sha256": hashlib.sha256(
+                json.dumps(DECISION_SCHEMA, sort_keys=True).encode()
+            ).hexdigest()[:16],
             "cache_prompt": True,
         }
 
@@ -558,7 +563,10 @@ class LocalProvider:
                 server = LocalServer(self.spec)
                 self._server = server  # ``aclose`` stops it, also while it loads
                 try:
-                    base = await asyncio.to_thread(server.start)
+                    # launched from the event loop's thread, which outlives the run; the model
+                    # loads while a worker thread waits
+                    server.launch()
+                    base = await asyncio.to_thread(server.wait_ready)
                 except Exception as exc:
                     self._failed = exc
                     raise
@@ -651,10 +659,9 @@ class ReplayProvider:
     @property
     def label(self) -> str:
         when = self.recorded
-        return (
-            f"{self.model} ({f'run recorded {when}, ' if when else ''}replayed from "
-            f"{Path(self.source).name or self.source})"
-        )
+        if when is None:  # as earlier versions named it: their outputs can be continued
+            return f"{self.model} (recorded decisions from {self.source})"
+        return f"{self.model} (run recorded {when}, replayed from {self.source})"
 
     def about(self) -> str:
         """The recorded run in one sentence: model, its file's hash, server, threads, sampling,
@@ -684,6 +691,15 @@ class ReplayProvider:
 
     def secrets(self) -> list[str]:
         return []
+
+    def row_provenance(self, trade_id: str, prompt_name: str) -> dict[str, object]:
+        """The recorded reply's own provenance (model hash, build, threads, sampling, when it
+        was recorded), for the replay's records: a replayed run keeps naming its model."""
+        row = self._rows.get((trade_id, prompt_name))
+        keys = ("model_sha256", "server_build", "threads", "sampling", "recorded_at")
+        if row is None:
+            return {}
+        return {k: row[k] for k in keys if k in row.index and pd.notna(row[k])}
 
     async def complete(
         self, messages: Sequence[Message], *, prompt_name: str, trade_id: str, timeout: float
