@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -204,17 +205,34 @@ def test_a_timeout_is_a_recorded_error_and_the_server_keeps_serving(
 
 
 def test_two_slots_answer_two_requests_at_once(server: LocalServer, trade_set: TradeSet) -> None:
-    slots = httpx.get(server.base_url.removesuffix("/v1") + "/slots").json()
-    assert len(slots) == 2
+    slots_url = server.base_url.removesuffix("/v1") + "/slots"
+    assert len(httpx.get(slots_url).json()) == 2
+    busy: list[int] = []  # slots processing at once, as the server reports them
+    done = threading.Event()
+
+    def watch() -> None:
+        with httpx.Client(timeout=5) as client:
+            while not done.is_set():
+                slots = client.get(slots_url).json()
+                busy.append(sum(bool(slot.get("is_processing")) for slot in slots))
+                time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     counted = InFlight(_client(server))
-    result = evaluate(
-        trade_set.trades.iloc[2:4], counted, load_prompts(["conservative"]),  # type: ignore[arg-type]
-        regimes=trade_set.regimes.iloc[2:4],
-        config=EvalConfig(concurrency=2, timeout=120, retries=0), progress=False,
-    )  # fmt: skip
+    try:
+        result = evaluate(
+            trade_set.trades.iloc[2:4], counted, load_prompts(["conservative"]),  # type: ignore[arg-type]
+            regimes=trade_set.regimes.iloc[2:4],
+            config=EvalConfig(concurrency=2, timeout=120, retries=0), progress=False,
+        )  # fmt: skip
+    finally:
+        done.set()
+        watcher.join(10)
     assert len(result.decisions) == 2 and result.requests == 2
     _valid(result.decisions)
-    assert counted.peak == 2
+    assert counted.peak == 2  # two requests in flight from the client
+    assert max(busy) == 2  # and the server decoding both at once
 
 
 def _servers_of(model: Path) -> set[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 import textwrap
@@ -256,7 +257,21 @@ def test_a_reply_recorded_under_another_prompt_text_is_not_replayed(tmp_path: Pa
     assert "record the run again" in errors.iloc[0]
 
 
-def test_command_line_refuses_bad_local_options_in_one_line(tmp_path: Path, gguf: Path) -> None:
+def _sample_file(folder: Path) -> Path:
+    path = folder / "trades.json"
+    path.write_text(json.dumps(json.loads((PATHS.sample / "trades.json").read_text())[:2]))
+    return path
+
+
+def _bars(folder: Path) -> Path:
+    from research.testing.bars import write_sample_period_bars
+
+    return write_sample_period_bars(folder / "bars.csv")
+
+
+def test_command_line_refuses_bad_local_options_in_one_line(
+    tmp_path: Path, gguf: Path, fake_server: Path
+) -> None:
     text = tmp_path / "notes.gguf"
     text.write_text("not a model")
     res = run_cli("llm", "serve-local", "--model", str(text))
@@ -270,6 +285,23 @@ def test_command_line_refuses_bad_local_options_in_one_line(tmp_path: Path, gguf
     )  # fmt: skip
     assert res.returncode == 1 and "x.gguf: no such file" in res.stderr
     assert not (tmp_path / "o.csv").exists()
+    # a server that cannot start: one line, its log named, no file and no journal left
+    os.environ["FAKE_LLAMA_MODE"] = "exit"
+    try:
+        res = run_cli(
+            "llm", "evaluate", "--provider", "local", "--model", str(gguf), "--trades",
+            str(_sample_file(tmp_path)), "--bars", str(_bars(tmp_path)),
+            "--out", str(tmp_path / "o.csv"), "--cache", str(tmp_path / "cache"),
+        )  # fmt: skip
+    finally:
+        del os.environ["FAKE_LLAMA_MODE"]
+    (error,) = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "exited (code 1) before it was ready: error: failed to load model" in error
+    log = re.search(r"\(log: (\S+)\)", error)
+    assert log is not None and Path(log.group(1)).exists()  # kept: the error names it
+    Path(log.group(1)).unlink()
+    assert sorted(p.name for p in tmp_path.glob("o.csv*")) == []
     out = str(tmp_path / "o.csv")
     res = run_cli(
         "llm", "evaluate", "--provider", "local", "--base-url", "http://h/v1", "--out", out

@@ -917,6 +917,8 @@ def evaluate(
         finally:
             if fh is not None:
                 fh.close()
+            if journal is not None and journal.exists() and journal.stat().st_size == 0:
+                journal.unlink()  # nothing was answered (a server that did not start)
     # every record there was (the journal's are the later), then this run's answers over them:
     # errors asked again are replaced, records this run did not ask are kept
     latest = {_key(rec): rec for rec in [*from_file, *from_journal, *new_records]}
