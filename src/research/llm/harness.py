@@ -904,7 +904,16 @@ def evaluate(
                 elif callable(progress):
                     progress(len(new_records), total)
 
-            await asyncio.gather(*(one(i, tid, p) for i, tid, p in jobs))
+            tasks = [asyncio.ensure_future(one(i, tid, p)) for i, tid, p in jobs]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                # a failure (Ctrl-C, a full disk, a server that did not start): no request
+                # starts after it, also not one already woken by a free slot
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
         finally:
             if bar is not None:
                 bar.close()
